@@ -1,0 +1,78 @@
+/*
+ * client-js: GET /api/sync/client.js
+ *
+ * Serves the browser library, compiled into this executable from
+ * js/rhtmx-sync.js at build time (tools/embed), with a strong ETag and 304
+ * revalidation, a short public cache lifetime, and the gzip copy made at build
+ * time for browsers that accept it. Needs no config and no database.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "http.h"
+
+extern const unsigned char client_js[], client_js_gz[];
+extern const unsigned long client_js_len, client_js_gz_len;
+extern const char client_js_etag[];
+
+/* 1 if an If-None-Match list contains our ETag (or is "*"). */
+static int
+etag_matches(const char *inm)
+{
+    size_t n = strlen(client_js_etag);
+    const char *p;
+
+    if (inm == NULL)
+        return 0;
+    if (strcmp(inm, "*") == 0)
+        return 1;
+    for (p = inm; (p = strstr(p, client_js_etag)) != NULL; p += n) {
+        if (p == inm || p[-1] == ' ' || p[-1] == ',' || p[-1] == '/')
+            if (p[n] == '\0' || p[n] == ',' || p[n] == ' ')
+                return 1;
+    }
+    return 0;
+}
+
+static void
+handle(struct http_req *req, void *ctx)
+{
+    const char *ae = http_env(req, "HTTP_ACCEPT_ENCODING");
+    int gz = ae != NULL && strstr(ae, "gzip") != NULL && strstr(ae, "gzip;q=0") == NULL;
+    char len[32];
+    struct sink out;
+    int head;
+
+    (void)ctx;
+    head = strcmp(req->method, "HEAD") == 0;
+    if (strcmp(req->method, "GET") != 0 && !head) {
+        http_header(req, "Allow", "GET, HEAD");
+        http_fail(req, 405, "method_not_allowed", "method %s is not allowed here (use GET)",
+                  req->method);
+        return;
+    }
+    http_header(req, "ETag", client_js_etag);
+    http_header(req, "Cache-Control", "public, max-age=300");
+    http_header(req, "Vary", "Accept-Encoding");
+    if (etag_matches(http_env(req, "HTTP_IF_NONE_MATCH"))) {
+        http_body(req, 304, NULL);
+        return;
+    }
+    if (gz)
+        http_header(req, "Content-Encoding", "gzip");
+    snprintf(len, sizeof(len), "%lu", gz ? client_js_gz_len : client_js_len);
+    http_header(req, "Content-Length", len);
+    out = http_body(req, 200, "text/javascript; charset=utf-8");
+    if (head)
+        return;
+    if (gz)
+        sink_write(&out, (const char *)client_js_gz, client_js_gz_len);
+    else
+        sink_write(&out, (const char *)client_js, client_js_len);
+}
+
+int
+main(void)
+{
+    return http_run(handle, NULL);
+}

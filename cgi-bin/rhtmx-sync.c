@@ -1,0 +1,165 @@
+/*
+ * rhtmx-sync: the operator's command-line tool.
+ *
+ *   rhtmx-sync init   [--config FILE]   create/upgrade the sync tables, install triggers
+ *   rhtmx-sync status [--config FILE]   check config and database, print versions and counts
+ *
+ * Exit status 0 when everything is in order, 1 on any problem (printed as the
+ * same one line the web executables write to the error log), 2 on bad usage.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "changelog.h"
+
+static int
+usage(void)
+{
+    fputs("usage: rhtmx-sync init|status [--config FILE]\n"
+          "  init    create or upgrade the sync tables and install the change-capture triggers\n"
+          "  status  check the config and database; print the head version and per-entity counts\n"
+          "FILE defaults to $RHTMX_SYNC_CONFIG, else rhtmx-sync.json beside this program.\n",
+          stderr);
+    return 2;
+}
+
+static long long
+count_rows(struct db *d, const struct table *t)
+{
+    struct buf sql = {0};
+    sqlite3_stmt *st = NULL;
+    long long n = -1;
+
+    buf_adds(&sql, "SELECT count(*) FROM ");
+    sql_ident(&sql, t->en->table);
+    if (sqlite3_prepare_v2(d->h, sql.p, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    buf_free(&sql);
+    return n;
+}
+
+static long long
+count_synced(struct db *d, const struct table *t)
+{
+    struct err e;
+    sqlite3_stmt *st = db_stmt(d, STMT_ENTITY_COUNT, &e);
+    long long n = -1;
+
+    if (st == NULL)
+        return -1;
+    sqlite3_bind_text(st, 1, t->en->name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return n;
+}
+
+/* Print the report; 0 if every table is installed and in step with the log. */
+static int
+report(struct db *d, const struct config *c, const struct schema *s)
+{
+    struct err e;
+    long long head = db_head(d, &e), horizon = changelog_horizon(d, &e);
+    size_t i;
+    int bad = 0;
+
+    printf("config    %s\n", c->path);
+    printf("database  %s%s\n", c->database, d->readonly ? " (read-only)" : "");
+    printf("auth      %s\n", c->auth.mode == AUTH_TOKEN ? "token" : "none (anyone can read and write)");
+    printf("head      %lld\n", head);
+    printf("horizon   %lld\n", horizon);
+    printf("\n%-20s %-20s %10s %10s  %s\n", "entity", "table", "rows", "synced", "triggers");
+    for (i = 0; i < s->ntables; i++) {
+        const struct table *t = &s->tables[i];
+        int ok = schema_installed(d, t);
+        long long rows = count_rows(d, t), synced = count_synced(d, t);
+        printf("%-20s %-20s %10lld %10lld  %s\n", t->en->name, t->en->table, rows, synced,
+               ok ? "ok" : "missing or out of date (run 'rhtmx-sync init')");
+        if (!ok)
+            bad = 1;
+        else if (rows != synced) {
+            printf("  warning: %s has %lld rows but the log knows %lld (were triggers dropped, or "
+                   "rows written with triggers disabled?)\n",
+                   t->en->name, rows, synced);
+        }
+    }
+    return bad;
+}
+
+static int
+cmd_init(struct app *app)
+{
+    struct err e;
+    int rc;
+
+    if (app_ready(app, &e) < 0)
+        return 1; /* app_ready printed the line */
+    rc = report(app->db, app->cfg, app->schema);
+    return rc ? 1 : 0;
+}
+
+/* status changes nothing: it opens the database itself instead of app_ready(). */
+static int
+cmd_status(struct app *app)
+{
+    struct config *c = NULL;
+    struct db *d = NULL;
+    struct schema *s = NULL;
+    struct err e;
+    int rc = 1;
+
+    c = config_load(app->config_path, &e);
+    if (c == NULL)
+        goto fail;
+    d = db_open(c->database, &e);
+    if (d == NULL)
+        goto fail;
+    if (!db_schema_ok(d)) {
+        err_set(&e, 500, "database", "%s: the sync tables are missing or old: run 'rhtmx-sync init'",
+                c->database);
+        goto fail;
+    }
+    s = schema_load(d, c, &e);
+    if (s == NULL)
+        goto fail;
+    rc = report(d, c, s);
+    goto out;
+fail:
+    fprintf(stderr, "rhtmx-sync: %s\n", e.msg);
+out:
+    schema_free(s);
+    db_free(d);
+    config_free(c);
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *config = NULL;
+    struct app app;
+    int i, rc;
+
+    if (argc < 2)
+        return usage();
+    for (i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            config = argv[++i];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            config = argv[i] + 9;
+        else
+            return usage();
+    }
+    app_init(&app, "rhtmx-sync", config);
+    if (strcmp(argv[1], "init") == 0)
+        rc = cmd_init(&app);
+    else if (strcmp(argv[1], "status") == 0)
+        rc = cmd_status(&app);
+    else
+        rc = usage();
+    app_close(&app);
+    return rc;
+}

@@ -1,0 +1,70 @@
+/*
+ * sync-pull: GET /api/sync/{entity}?since=V&limit=N
+ *
+ * Answers the changes to one entity after cursor V, a page at a time, as the
+ * JSON of the wire contract (docs/PROTOCOL.md). Runs as CGI or FastCGI.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "app.h"
+#include "changelog.h"
+
+enum { P_SINCE, P_LIMIT, P__COUNT };
+
+static void
+handle(struct http_req *req, void *ctx)
+{
+    struct app *app = ctx;
+    const struct table *t;
+    struct http_param params[P__COUNT] = {
+        [P_SINCE] = {"since", 0, (1LL << 62), 0},
+        [P_LIMIT] = {"limit", 1, 10000, 0},
+    };
+    long long v[P__COUNT];
+    struct pull_args a;
+    struct sink out;
+    struct err e;
+
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        app_method_not_allowed(req, "GET");
+        return;
+    }
+    if (strlen(req->query) > 1024) {
+        http_fail(req, 414, "bad_request", "query string longer than 1024 bytes");
+        return;
+    }
+    if (app_ready(app, &e) < 0) {
+        http_error(req, &e);
+        return;
+    }
+    if ((t = app_entity(app, req)) == NULL)
+        return;
+    params[P_LIMIT].max = app->cfg->pull.max_limit;
+    params[P_LIMIT].def = app->cfg->pull.default_limit;
+    if (http_query_ints(req, params, P__COUNT, v, &e) < 0) {
+        http_error(req, &e);
+        return;
+    }
+    a.entity = t->en->name;
+    a.since = v[P_SINCE];
+    a.limit = v[P_LIMIT];
+    a.owner = NULL;
+
+    http_header(req, "Cache-Control", "no-store");
+    out = http_body(req, 200, "application/json");
+    if (changelog_pull(app->db, &a, &out, &e) < 0)
+        http_error(req, &e);
+}
+
+int
+main(void)
+{
+    struct app app;
+    int rc;
+
+    app_init(&app, "sync-pull", NULL);
+    rc = http_run(handle, &app);
+    app_close(&app);
+    return rc;
+}

@@ -1,0 +1,52 @@
+/*
+ * app: what every executable holds between requests, and how it gets it.
+ *
+ * An app is the located config file, the loaded config, the open database and
+ * the checked schema. app_ready() brings it up to date before each request:
+ * the first time it loads everything (migrating our tables and installing the
+ * triggers if needed); afterwards it only checks that the config file and the
+ * database shape are unchanged, which costs a stat() and one PRAGMA. A broken
+ * config is retried on the next request, so fixing the file is enough: no
+ * restart of a FastCGI process is needed.
+ */
+#ifndef RHTMX_APP_H
+#define RHTMX_APP_H
+
+#include <sys/types.h>
+#include <time.h>
+
+#include "config.h"
+#include "db.h"
+#include "err.h"
+#include "http.h"
+#include "schema.h"
+
+struct app {
+    const char *name;  /* program name for log lines */
+    char *config_path; /* owned */
+    struct config *cfg;
+    struct db *db;
+    struct schema *schema;
+    struct timespec config_mtime;
+    off_t config_size;
+    char last_error[512]; /* last reported, so a FastCGI loop does not repeat it per request */
+};
+
+/* Set up app for program name (static string). config_path NULL: locate it
+ * (RHTMX_SYNC_CONFIG, else beside the executable). Never fails. */
+void app_init(struct app *app, const char *name, const char *config_path);
+
+/* Make app current. 0, or -1 with e set (and the one stderr line written). */
+int app_ready(struct app *app, struct err *e);
+
+/* Release everything. */
+void app_close(struct app *app);
+
+/* For a request on /api/sync/{entity}: the entity's table, or NULL after
+ * answering 404 (unknown or malformed entity) on req. */
+const struct table *app_entity(struct app *app, struct http_req *req);
+
+/* Answer a method other than those in allow ("GET" or "GET, POST") with 405. */
+void app_method_not_allowed(struct http_req *req, const char *allow);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * changelog: reading _rhtmx_sync_log, the one source of truth for what changed.
+ *
+ * A pull reads a page of the newest change of each row after a cursor, plus
+ * the cursor to use next, in one read transaction, and streams it out as the
+ * JSON answer of the wire contract. The storage behind it is the SQLite file;
+ * this interface is what a PostgreSQL backend would implement next.
+ */
+#ifndef RHTMX_CHANGELOG_H
+#define RHTMX_CHANGELOG_H
+
+#include "buf.h"
+#include "db.h"
+#include "err.h"
+
+struct pull_args {
+    const char *entity;
+    long long since; /* 0: full sync (live rows only) */
+    long long limit; /* 1..max, already bounded by the caller */
+    const char *owner; /* only rows of this owner; NULL: all rows */
+};
+
+/*
+ * Write the pull answer for a to out:
+ *   {"entity":E,"changes":[...],"has_more":B,"version":V}
+ * Nothing is written unless the read succeeds up to the first row, so on -1 the
+ * caller can still answer with e: 410 resync_required (e->version = head) when
+ * since is older than the compaction horizon, 5xx on database trouble.
+ */
+int changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, struct err *e);
+
+/* The compaction horizon (versions at or below it may be gone), or -1. */
+long long changelog_horizon(struct db *d, struct err *e);
+
+#endif

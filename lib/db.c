@@ -1,0 +1,304 @@
+/*
+ * db: see db.h.
+ *
+ * The library's tables:
+ *   _rhtmx_sync_state     key/value: 'head' (last version handed out), 'horizon'
+ *                         (versions at or below it may have been compacted away),
+ *                         'schema' (our schema version when user_version is the app's).
+ *   _rhtmx_sync_log       one row per change: entity, entity_id (the key, in its own
+ *                         SQL type), action, data (the row as JSON text), version
+ *                         (global, strictly increasing, never reused), client_id (set
+ *                         by sync-push), owner (the row's owner column), created_at.
+ *   _rhtmx_sync_context   one row: the client id of the push under way, read by the
+ *                         triggers. Set and cleared inside the push transaction, so
+ *                         no other writer ever sees it.
+ *   _rhtmx_sync_tables    which triggers are installed for which entity, with the
+ *                         column signature they were generated from.
+ *   _rhtmx_sync_mutations (client_id, mutation_id) already applied, with the answer
+ *                         given, so a retried push is answered without writing twice.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db.h"
+
+static const char *const stmt_sql[STMT__COUNT] = {
+    [STMT_HEAD] = "SELECT value FROM _rhtmx_sync_state WHERE key = 'head'",
+    [STMT_HORIZON] = "SELECT value FROM _rhtmx_sync_state WHERE key = 'horizon'",
+    /* The newest change of each row after the cursor, in version order. A row
+     * changed five times since the cursor is sent once, as it is now. At since=0
+     * (a full sync) rows whose newest change is a delete are left out. */
+    [STMT_PULL] = "SELECT l.entity_id, l.action, l.data, l.version, l.client_id"
+                  "  FROM _rhtmx_sync_log AS l"
+                  " WHERE l.entity = ?1 AND l.version > ?2"
+                  "   AND (?2 > 0 OR l.action <> 'delete')"
+                  "   AND (?4 IS NULL OR l.owner = ?4)"
+                  "   AND l.version = (SELECT max(m.version) FROM _rhtmx_sync_log AS m"
+                  "                     WHERE m.entity = l.entity AND m.entity_id = l.entity_id)"
+                  " ORDER BY l.version LIMIT ?3",
+    [STMT_SET_CLIENT] = "UPDATE _rhtmx_sync_context SET client_id = ?1 WHERE id = 1",
+    [STMT_ENTITY_COUNT] = "SELECT count(*) FROM _rhtmx_sync_log AS l"
+                          " WHERE l.entity = ?1 AND l.action <> 'delete'"
+                          "   AND l.version = (SELECT max(m.version) FROM _rhtmx_sync_log AS m"
+                          "    WHERE m.entity = l.entity AND m.entity_id = l.entity_id)",
+};
+
+/* Migration n takes the schema from version n-1 to n. */
+static const char *const migrations[DB_SCHEMA_VERSION + 1] = {
+    [1] = "CREATE TABLE IF NOT EXISTS _rhtmx_sync_state ("
+          "  key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+          "INSERT OR IGNORE INTO _rhtmx_sync_state (key, value) VALUES ('head', 0), ('horizon', 0);"
+          "CREATE TABLE IF NOT EXISTS _rhtmx_sync_log ("
+          "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+          "  entity TEXT NOT NULL,"
+          "  entity_id NOT NULL,"
+          "  action TEXT NOT NULL CHECK (action IN ('create', 'update', 'delete')),"
+          "  data TEXT,"
+          "  version INTEGER NOT NULL UNIQUE,"
+          "  client_id TEXT,"
+          "  owner,"
+          "  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')));"
+          "CREATE INDEX IF NOT EXISTS idx_sync_entity_version ON _rhtmx_sync_log (entity, version);"
+          "CREATE INDEX IF NOT EXISTS idx_sync_entity_row ON _rhtmx_sync_log (entity, entity_id, version);"
+          "CREATE TABLE IF NOT EXISTS _rhtmx_sync_context ("
+          "  id INTEGER PRIMARY KEY CHECK (id = 1), client_id TEXT);"
+          "INSERT OR IGNORE INTO _rhtmx_sync_context (id, client_id) VALUES (1, NULL);"
+          "CREATE TABLE IF NOT EXISTS _rhtmx_sync_tables ("
+          "  entity TEXT PRIMARY KEY, tbl TEXT NOT NULL, signature TEXT NOT NULL);"
+          "CREATE TABLE IF NOT EXISTS _rhtmx_sync_mutations ("
+          "  client_id TEXT NOT NULL, mutation_id TEXT NOT NULL, entity TEXT NOT NULL,"
+          "  answer TEXT NOT NULL, version INTEGER NOT NULL,"
+          "  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),"
+          "  PRIMARY KEY (client_id, mutation_id)) WITHOUT ROWID;",
+};
+
+int
+db_fail(struct db *d, struct err *e, const char *what)
+{
+    int code = d != NULL && d->h != NULL ? sqlite3_errcode(d->h) : SQLITE_ERROR;
+    const char *msg = d != NULL && d->h != NULL ? sqlite3_errmsg(d->h) : "no connection";
+
+    if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+        return err_set(e, 503, "busy", "%s: database busy: %s", what, msg);
+    return err_set(e, 500, "database", "%s: %s", what, msg);
+}
+
+static int
+db_configure(struct db *d, struct err *e)
+{
+    sqlite3_busy_timeout(d->h, DB_BUSY_TIMEOUT_MS);
+    sqlite3_extended_result_codes(d->h, 0);
+    /* WAL needs write access to switch; a read-only file keeps whatever mode it has. */
+    if (!d->readonly && db_exec(d, "PRAGMA journal_mode = WAL", e) < 0)
+        return -1;
+    return db_exec(d, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", e);
+}
+
+struct db *
+db_open(const char *path, struct err *e)
+{
+    struct db *d = NULL;
+    int rc;
+
+    if (access(path, F_OK) != 0) {
+        err_set(e, 500, "database", "database file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        err_set(e, 500, "internal", "out of memory");
+        return NULL;
+    }
+    rc = sqlite3_open_v2(path, &d->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK && access(path, W_OK) != 0)
+        rc = SQLITE_READONLY;
+    if (rc != SQLITE_OK) {
+        sqlite3_close(d->h);
+        d->h = NULL;
+        rc = sqlite3_open_v2(path, &d->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+        d->readonly = 1;
+    }
+    if (rc != SQLITE_OK) {
+        db_fail(d, e, path);
+        goto err;
+    }
+    if (db_configure(d, e) < 0)
+        goto err;
+    return d;
+err:
+    db_free(d);
+    return NULL;
+}
+
+void
+db_free(struct db *d)
+{
+    int i;
+
+    if (d == NULL)
+        return;
+    for (i = 0; i < STMT__COUNT; i++)
+        sqlite3_finalize(d->stmts[i]);
+    sqlite3_close(d->h);
+    free(d);
+}
+
+int
+db_exec(struct db *d, const char *sql, struct err *e)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(d->h, sql, NULL, NULL, &msg);
+
+    if (rc == SQLITE_OK)
+        return 0;
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        err_set(e, 503, "busy", "database busy: %s", msg ? msg : sqlite3_errstr(rc));
+    else
+        err_set(e, 500, "database", "%s", msg ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    return -1;
+}
+
+sqlite3_stmt *
+db_stmt(struct db *d, enum db_stmt id, struct err *e)
+{
+    sqlite3_stmt *st = d->stmts[id];
+
+    if (st == NULL) {
+        if (sqlite3_prepare_v3(d->h, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
+            SQLITE_OK) {
+            db_fail(d, e, "prepare");
+            return NULL;
+        }
+        d->stmts[id] = st;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return st;
+}
+
+int
+db_begin_read(struct db *d, struct err *e)
+{
+    return db_exec(d, "BEGIN", e);
+}
+
+int
+db_begin_write(struct db *d, struct err *e)
+{
+    return db_exec(d, "BEGIN IMMEDIATE", e);
+}
+
+int
+db_commit(struct db *d, struct err *e)
+{
+    return db_exec(d, "COMMIT", e);
+}
+
+void
+db_rollback(struct db *d)
+{
+    if (!sqlite3_get_autocommit(d->h))
+        sqlite3_exec(d->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+long long
+db_head(struct db *d, struct err *e)
+{
+    sqlite3_stmt *st = db_stmt(d, STMT_HEAD, e);
+    long long v;
+
+    if (st == NULL)
+        return -1;
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        db_fail(d, e, "read head version");
+        sqlite3_reset(st);
+        return -1;
+    }
+    v = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return v;
+}
+
+/* A single integer from sql, or -1. */
+static long long
+db_int(struct db *d, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+
+    if (sqlite3_prepare_v2(d->h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/*
+ * Our schema version. user_version is ours when it is 0 (a new file) or within
+ * DB_USER_VERSION_BASE's range; any other value belongs to the app (many PHP
+ * apps number their own migrations with it), and then our number lives in
+ * _rhtmx_sync_state under 'schema' and user_version is never touched.
+ */
+static int
+db_schema_version(struct db *d, int *app_owns_user_version)
+{
+    long long uv = db_int(d, "PRAGMA user_version");
+    long long v;
+
+    *app_owns_user_version = 0;
+    if (uv == 0)
+        return 0;
+    if (uv > DB_USER_VERSION_BASE && uv <= DB_USER_VERSION_BASE + 0xFFFF)
+        return (int)(uv - DB_USER_VERSION_BASE);
+    *app_owns_user_version = 1;
+    v = db_int(d, "SELECT value FROM _rhtmx_sync_state WHERE key = 'schema'");
+    return v < 0 ? 0 : (int)v;
+}
+
+int
+db_schema_ok(struct db *d)
+{
+    int app;
+    return db_schema_version(d, &app) == DB_SCHEMA_VERSION;
+}
+
+int
+db_migrate(struct db *d, struct err *e)
+{
+    char sql[160];
+    int v, app;
+
+    if (db_schema_ok(d))
+        return 0;
+    if (d->readonly)
+        return err_set(e, 500, "database", "the database is read-only and its sync tables are "
+                                           "missing or old: run 'rhtmx-sync init' as its owner");
+    if (db_begin_write(d, e) < 0)
+        return -1;
+    v = db_schema_version(d, &app); /* again, under the write lock */
+    if (v > DB_SCHEMA_VERSION) {
+        err_set(e, 500, "database", "the database has sync schema %d, newer than this build (%d)",
+                v, DB_SCHEMA_VERSION);
+        goto err;
+    }
+    for (v = v + 1; v <= DB_SCHEMA_VERSION; v++) {
+        if (db_exec(d, migrations[v], e) < 0)
+            goto err;
+    }
+    if (app)
+        snprintf(sql, sizeof(sql),
+                 "INSERT OR REPLACE INTO _rhtmx_sync_state (key, value) VALUES ('schema', %d)",
+                 DB_SCHEMA_VERSION);
+    else
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
+                 DB_USER_VERSION_BASE + DB_SCHEMA_VERSION);
+    if (db_exec(d, sql, e) < 0 || db_commit(d, e) < 0)
+        goto err;
+    return 0;
+err:
+    db_rollback(d);
+    return -1;
+}

@@ -1,0 +1,73 @@
+/*
+ * db: the SQLite connection every executable holds, and the library's own schema.
+ *
+ * A connection is opened in WAL mode with a busy timeout, so the PHP app, the
+ * sqlite3 shell and our writers can share the file. The library's own tables
+ * (_rhtmx_sync_*) are created and upgraded by numbered migrations whose number
+ * is kept in PRAGMA user_version (see db_migrate for how an app that uses
+ * user_version itself is respected). Statements on our own tables live in one
+ * table in db.c and are prepared once per connection, then reused.
+ */
+#ifndef RHTMX_DB_H
+#define RHTMX_DB_H
+
+#include <sqlite3.h>
+
+#include "err.h"
+
+#define DB_BUSY_TIMEOUT_MS 10000
+
+/* Our schema's version; the migrations in db.c go up to it. */
+#define DB_SCHEMA_VERSION 1
+/* user_version values we own: DB_USER_VERSION_BASE + schema version ("RH" << 16). */
+#define DB_USER_VERSION_BASE 0x52480000
+
+enum db_stmt {
+    STMT_HEAD,         /* head version */
+    STMT_HORIZON,      /* compaction horizon: versions at or below it may be gone */
+    STMT_PULL,         /* ?1 entity, ?2 since, ?3 limit, ?4 owner or NULL */
+    STMT_SET_CLIENT,   /* ?1 client_id (NULL clears) */
+    STMT_ENTITY_COUNT, /* ?1 entity: live rows by the log */
+    STMT__COUNT
+};
+
+struct db {
+    sqlite3 *h;
+    int readonly; /* opened read-only (file not writable): reads keep working */
+    sqlite3_stmt *stmts[STMT__COUNT];
+};
+
+/* Open the database file at path (it must exist). Returns a new db (db_free), or
+ * NULL with e set (500 "database"). A file that cannot be opened for writing is
+ * opened read-only and db->readonly is set. */
+struct db *db_open(const char *path, struct err *e);
+void db_free(struct db *d); /* NULL is harmless */
+
+/* Create or upgrade the library's tables. Needs a writable database. */
+int db_migrate(struct db *d, struct err *e);
+
+/* 1 if the library's tables are present and current. */
+int db_schema_ok(struct db *d);
+
+/* The prepared statement for id, reset and with bindings cleared. Borrowed:
+ * valid until db_free(). NULL with e set on failure. */
+sqlite3_stmt *db_stmt(struct db *d, enum db_stmt id, struct err *e);
+
+/* Run SQL without results. */
+int db_exec(struct db *d, const char *sql, struct err *e);
+
+/* Transactions: a read snapshot (BEGIN), or the write lock up front (BEGIN
+ * IMMEDIATE, waiting up to the busy timeout). */
+int db_begin_read(struct db *d, struct err *e);
+int db_begin_write(struct db *d, struct err *e);
+int db_commit(struct db *d, struct err *e);
+void db_rollback(struct db *d); /* harmless outside a transaction */
+
+/* The head version (0 for an empty log). -1 with e set on failure. */
+long long db_head(struct db *d, struct err *e);
+
+/* Fill e from the connection's last error: 503 "busy" for SQLITE_BUSY, 500
+ * "database" otherwise. Returns -1. */
+int db_fail(struct db *d, struct err *e, const char *what);
+
+#endif

@@ -1,0 +1,517 @@
+/*
+ * http: CGI/FastCGI request handling (see http.h).
+ *
+ * The two interfaces differ only in where bytes and variables come from, so a
+ * request carries an optional FCGX_Request and each primitive (env, read,
+ * write, flush) picks FastCGI streams or the process's stdio.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fcgiapp.h>
+#include <zlib.h>
+
+#include "http.h"
+#include "jsonw.h"
+
+extern char **environ;
+
+static const struct {
+    int status;
+    const char *reason;
+} statuses[] = {
+    {200, "OK"},
+    {204, "No Content"},
+    {304, "Not Modified"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {410, "Gone"},
+    {411, "Length Required"},
+    {413, "Content Too Large"},
+    {414, "URI Too Long"},
+    {415, "Unsupported Media Type"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {503, "Service Unavailable"},
+};
+
+const char *
+http_reason(int status)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+        if (statuses[i].status == status)
+            return statuses[i].reason;
+    return "Unknown";
+}
+
+int
+http_is_cgi(void)
+{
+    return FCGX_IsCGI();
+}
+
+const char *
+http_env(const struct http_req *req, const char *name)
+{
+    if (req->fcgx != NULL)
+        return FCGX_GetParam(name, req->fcgx->envp);
+    return getenv(name);
+}
+
+static void
+http_req_fill(struct http_req *req)
+{
+    const char *v;
+
+    v = http_env(req, "REQUEST_METHOD");
+    req->method = v ? v : "";
+    v = http_env(req, "PATH_INFO");
+    req->path_info = v ? v : "";
+    v = http_env(req, "QUERY_STRING");
+    req->query = v ? v : "";
+    req->status = 200;
+}
+
+void
+http_req_cgi(struct http_req *req)
+{
+    memset(req, 0, sizeof(*req));
+    http_req_fill(req);
+}
+
+void
+http_req_fcgx(struct http_req *req, FCGX_Request *r)
+{
+    memset(req, 0, sizeof(*req));
+    req->fcgx = r;
+    http_req_fill(req);
+}
+
+/* Raw bytes to the client. */
+static int
+raw_write(struct http_req *req, const char *p, size_t n)
+{
+    if (req->failed)
+        return -1;
+    while (n > 0) {
+        int chunk = n > INT_MAX ? INT_MAX : (int)n;
+        if (req->fcgx != NULL) {
+            if (FCGX_PutStr(p, chunk, req->fcgx->out) != chunk) {
+                req->failed = 1;
+                return -1;
+            }
+        } else if (fwrite(p, 1, (size_t)chunk, stdout) != (size_t)chunk) {
+            req->failed = 1;
+            return -1;
+        }
+        p += chunk;
+        n -= (size_t)chunk;
+    }
+    return 0;
+}
+
+void
+http_header(struct http_req *req, const char *name, const char *value)
+{
+    if (req->headers_sent)
+        return;
+    buf_printf(&req->headers, "%s: %s\r\n", name, value);
+}
+
+static int
+send_headers(struct http_req *req)
+{
+    char line[64];
+
+    if (req->headers_sent)
+        return 0;
+    req->headers_sent = 1;
+    snprintf(line, sizeof(line), "Status: %d %s\r\n", req->status, http_reason(req->status));
+    if (raw_write(req, line, strlen(line)) < 0)
+        return -1;
+    if (req->content_type != NULL) {
+        snprintf(line, sizeof(line), "Content-Type: %s\r\n", req->content_type);
+        if (raw_write(req, line, strlen(line)) < 0)
+            return -1;
+    }
+    if (req->headers.len > 0 && raw_write(req, req->headers.p, req->headers.len) < 0)
+        return -1;
+    return raw_write(req, "\r\n", 2);
+}
+
+/* gzip state: a deflate stream and its output buffer. */
+struct gz {
+    z_stream z;
+    unsigned char out[16384];
+};
+
+static int
+gz_pump(struct http_req *req, const char *p, size_t n, int flush)
+{
+    struct gz *g = req->gz;
+    int rc;
+
+    g->z.next_in = (unsigned char *)(uintptr_t)p;
+    g->z.avail_in = (uInt)n;
+    do {
+        g->z.next_out = g->out;
+        g->z.avail_out = sizeof(g->out);
+        rc = deflate(&g->z, flush);
+        if (rc == Z_STREAM_ERROR)
+            return -1;
+        if (raw_write(req, (const char *)g->out, sizeof(g->out) - g->z.avail_out) < 0)
+            return -1;
+    } while (g->z.avail_out == 0 || (flush == Z_FINISH && rc != Z_STREAM_END));
+    return 0;
+}
+
+static int
+body_write(void *ctx, const char *p, size_t n)
+{
+    struct http_req *req = ctx;
+
+    if (send_headers(req) < 0)
+        return -1;
+    req->body_bytes += n;
+    if (req->gz != NULL)
+        return gz_pump(req, p, n, Z_NO_FLUSH);
+    return raw_write(req, p, n);
+}
+
+struct sink
+http_body(struct http_req *req, int status, const char *content_type)
+{
+    struct sink s = {body_write, req};
+
+    if (!req->headers_sent) {
+        req->status = status;
+        req->content_type = content_type;
+    }
+    return s;
+}
+
+/* 1 if Accept-Encoding lists gzip without q=0. */
+static int
+accepts_gzip(const struct http_req *req)
+{
+    const char *ae = http_env(req, "HTTP_ACCEPT_ENCODING");
+    const char *p;
+
+    if (ae == NULL)
+        return 0;
+    for (p = ae; (p = strstr(p, "gzip")) != NULL; p += 4) {
+        const char *q = p + 4;
+        while (*q == ' ')
+            q++;
+        if (*q == ';') {
+            while (*q == ';' || *q == ' ')
+                q++;
+            if (strncmp(q, "q=0", 3) == 0 && (q[3] == '\0' || q[3] == ',' ||
+                                              (q[3] == '.' && strspn(q + 4, "0") > 0 &&
+                                               !isdigit((unsigned char)q[4 + strspn(q + 4, "0")]))))
+                return 0;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+int
+http_gzip(struct http_req *req)
+{
+    struct gz *g;
+
+    if (req->headers_sent || req->gz != NULL)
+        return req->gz != NULL;
+    http_header(req, "Vary", "Accept-Encoding");
+    if (!accepts_gzip(req))
+        return 0;
+    g = calloc(1, sizeof(*g));
+    if (g == NULL || deflateInit2(&g->z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        free(g);
+        return 0;
+    }
+    req->gz = g;
+    http_header(req, "Content-Encoding", "gzip");
+    return 1;
+}
+
+int
+http_flush(struct http_req *req)
+{
+    if (send_headers(req) < 0)
+        return -1;
+    if (req->gz != NULL && gz_pump(req, "", 0, Z_SYNC_FLUSH) < 0)
+        return -1;
+    if (req->fcgx != NULL) {
+        if (FCGX_FFlush(req->fcgx->out) < 0 || FCGX_GetError(req->fcgx->out) != 0) {
+            req->failed = 1;
+            return -1;
+        }
+    } else if (fflush(stdout) != 0) {
+        req->failed = 1;
+        return -1;
+    }
+    return req->failed ? -1 : 0;
+}
+
+void
+http_req_end(struct http_req *req)
+{
+    send_headers(req);
+    if (req->gz != NULL) {
+        struct gz *g = req->gz;
+        gz_pump(req, "", 0, Z_FINISH);
+        deflateEnd(&g->z);
+        free(g);
+        req->gz = NULL;
+    }
+    if (req->fcgx == NULL)
+        fflush(stdout);
+    buf_free(&req->headers);
+}
+
+void
+http_error(struct http_req *req, const struct err *e)
+{
+    const char *msg = e->msg;
+    struct sink s;
+
+    if (e->status >= 500)
+        fprintf(stderr, "rhtmx-sync: %s %s%s: %s\n", req->method,
+                http_env(req, "SCRIPT_NAME") ? http_env(req, "SCRIPT_NAME") : "", req->path_info,
+                e->msg);
+    if (req->headers_sent) {
+        fprintf(stderr, "rhtmx-sync: answer already started, cannot report: %s\n", e->msg);
+        req->failed = 1;
+        return;
+    }
+    if (e->status >= 500 && e->status != 501 && e->status != 503)
+        msg = strcmp(e->code, "config") == 0
+                  ? "server configuration error (details in the server's error log)"
+                  : "server error (details in the server's error log)";
+    http_header(req, "Cache-Control", "no-store");
+    s = http_body(req, e->status, "application/json");
+    jsonw_raw(&s, "{\"error\":{\"code\":");
+    jsonw_cstring(&s, e->code);
+    jsonw_raw(&s, ",\"message\":");
+    jsonw_cstring(&s, msg);
+    if (e->version > 0) {
+        jsonw_raw(&s, ",\"version\":");
+        jsonw_int(&s, e->version);
+    }
+    jsonw_raw(&s, "}}\n");
+}
+
+void
+http_fail(struct http_req *req, int status, const char *code, const char *fmt, ...)
+{
+    struct err e;
+    va_list ap;
+
+    e.status = status;
+    e.code = code;
+    e.version = 0;
+    va_start(ap, fmt);
+    vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
+    va_end(ap);
+    http_error(req, &e);
+}
+
+int
+http_path_segment(const struct http_req *req, char *out, size_t outlen)
+{
+    const char *p = req->path_info, *end;
+    const char *uri;
+    size_t n;
+
+    if (*p == '\0') {
+        uri = http_env(req, "REQUEST_URI");
+        if (uri == NULL)
+            return -1;
+        end = strchr(uri, '?');
+        if (end == NULL)
+            end = uri + strlen(uri);
+        while (end > uri && end[-1] == '/')
+            end--;
+        p = end;
+        while (p > uri && p[-1] != '/')
+            p--;
+    } else {
+        while (*p == '/')
+            p++;
+        end = strchr(p, '/');
+        if (end == NULL)
+            end = p + strlen(p);
+        else if (end[strspn(end, "/")] != '\0')
+            return -1; /* "/todos/extra" is not a route */
+    }
+    n = (size_t)(end - p);
+    if (n == 0 || n >= outlen)
+        return -1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return 0;
+}
+
+int
+http_read_body(struct http_req *req, long max, struct buf *out, struct err *e)
+{
+    const char *cl = http_env(req, "CONTENT_LENGTH");
+    char *end;
+    long long len;
+    size_t got = 0;
+
+    if (cl == NULL || *cl == '\0')
+        return err_set(e, 411, "bad_request", "a Content-Length is required");
+    errno = 0;
+    len = strtoll(cl, &end, 10);
+    if (*end != '\0' || errno != 0 || len < 0)
+        return err_set(e, 400, "bad_request", "invalid Content-Length");
+    if (len > max)
+        return err_set(e, 413, "too_large", "request body of %lld bytes is over the limit of %ld",
+                       len, max);
+    buf_reset(out);
+    buf_add(out, "", 0);
+    while (got < (size_t)len) {
+        char chunk[16384];
+        size_t want = (size_t)len - got < sizeof(chunk) ? (size_t)len - got : sizeof(chunk);
+        int n;
+        if (req->fcgx != NULL)
+            n = FCGX_GetStr(chunk, (int)want, req->fcgx->in);
+        else
+            n = (int)fread(chunk, 1, want, stdin);
+        if (n <= 0)
+            return err_set(e, 400, "bad_request", "request body ended after %zu of %lld bytes",
+                           got, len);
+        buf_add(out, chunk, (size_t)n);
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+static int
+hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+int
+http_query_str(const struct http_req *req, const char *name, char *out, size_t outlen,
+               struct err *e)
+{
+    const char *p = req->query;
+    size_t nlen = strlen(name);
+    int found = 0;
+
+    while (*p != '\0') {
+        const char *amp = strchr(p, '&');
+        const char *end = amp ? amp : p + strlen(p);
+        if ((size_t)(end - p) > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            const char *v = p + nlen + 1;
+            size_t o = 0;
+            if (found++)
+                return err_set(e, 400, "bad_request", "query parameter '%s' given twice", name);
+            for (; v < end; v++) {
+                int c = (unsigned char)*v;
+                if (c == '%') {
+                    if (end - v < 3 || hexval(v[1]) < 0 || hexval(v[2]) < 0)
+                        return err_set(e, 400, "bad_request",
+                                       "query parameter '%s' is not valid percent-encoding", name);
+                    c = hexval(v[1]) * 16 + hexval(v[2]);
+                    v += 2;
+                } else if (c == '+') {
+                    c = ' ';
+                }
+                if (c == 0 || o + 1 >= outlen)
+                    return err_set(e, 400, "bad_request", "query parameter '%s' is too long",
+                                   name);
+                out[o++] = (char)c;
+            }
+            out[o] = '\0';
+        } else if ((size_t)(end - p) == nlen && strncmp(p, name, nlen) == 0) {
+            if (found++)
+                return err_set(e, 400, "bad_request", "query parameter '%s' given twice", name);
+            out[0] = '\0';
+        }
+        p = amp ? amp + 1 : end;
+    }
+    return found ? 1 : 0;
+}
+
+int
+http_query_ints(const struct http_req *req, const struct http_param *specs, size_t n,
+                long long *values, struct err *e)
+{
+    char tmp[32], *end;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < n; i++) {
+        values[i] = specs[i].def;
+        rc = http_query_str(req, specs[i].name, tmp, sizeof(tmp), e);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            continue;
+        errno = 0;
+        if (tmp[0] < '0' || tmp[0] > '9')
+            goto bad;
+        values[i] = strtoll(tmp, &end, 10);
+        if (*end != '\0' || errno != 0)
+            goto bad;
+        if (values[i] < specs[i].min || values[i] > specs[i].max)
+            return err_set(e, 400, "bad_request", "query parameter '%s' must be within %lld..%lld",
+                           specs[i].name, specs[i].min, specs[i].max);
+    }
+    return 0;
+bad:
+    return err_set(e, 400, "bad_request", "query parameter '%s' must be a non-negative integer",
+                   specs[i].name);
+}
+
+int
+http_run(http_handler handler, void *ctx)
+{
+    FCGX_Request r;
+    struct http_req req;
+
+    if (FCGX_IsCGI()) {
+        static char outbuf[65536];
+        setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
+        http_req_cgi(&req);
+        handler(&req, ctx);
+        http_req_end(&req);
+        return 0;
+    }
+    if (FCGX_Init() != 0 || FCGX_InitRequest(&r, 0, 0) != 0) {
+        fputs("rhtmx-sync: cannot initialise FastCGI\n", stderr);
+        return 1;
+    }
+    while (FCGX_Accept_r(&r) >= 0) {
+        http_req_fcgx(&req, &r);
+        handler(&req, ctx);
+        http_req_end(&req);
+        FCGX_Finish_r(&r);
+    }
+    FCGX_Free(&r, 1);
+    return 0;
+}

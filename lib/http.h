@@ -1,0 +1,114 @@
+/*
+ * http: one request, as CGI or FastCGI, and the one way to answer it.
+ *
+ * Every executable runs under both interfaces, decided at start-up: under plain
+ * CGI the request is the process environment, stdin and stdout, and the process
+ * ends after one answer; under FastCGI (FCGX_IsCGI() false) the same handler is
+ * called in an FCGX_Accept_r loop. Handlers only see struct http_req.
+ *
+ * Answers: http_header() queues headers, http_body() returns a sink whose first
+ * write emits the status line and headers, so a handler can still turn into an
+ * error answer as long as it has not written a byte. http_error() writes the
+ * one error shape of the wire contract and logs server-side failures to stderr.
+ */
+#ifndef RHTMX_HTTP_H
+#define RHTMX_HTTP_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "err.h"
+
+struct FCGX_Request;
+
+struct http_req {
+    struct FCGX_Request *fcgx; /* NULL under plain CGI */
+    const char *method;        /* never NULL ("" when unset) */
+    const char *path_info;     /* never NULL */
+    const char *query;         /* never NULL */
+    int status;                /* of the answer under way */
+    const char *content_type;  /* of the answer under way (static string) */
+    int headers_sent;
+    int failed;                /* the peer is gone: writes are dropped */
+    struct buf headers;        /* queued "Name: value\r\n" lines */
+    size_t body_bytes;         /* written so far */
+    void *gz;                  /* gzip state while the body is compressed */
+};
+
+/* Make req describe the current CGI environment / an accepted FastCGI request.
+ * Borrowed pointers inside stay valid until http_req_end(). */
+void http_req_cgi(struct http_req *req);
+void http_req_fcgx(struct http_req *req, struct FCGX_Request *r);
+/* Finish the answer (emit headers if nothing was written, flush) and release. */
+void http_req_end(struct http_req *req);
+
+/* A request variable (HTTP_ACCEPT, CONTENT_TYPE, ...), or NULL. Borrowed. */
+const char *http_env(const struct http_req *req, const char *name);
+
+/* The first PATH_INFO segment ("/todos" -> "todos"), or, without PATH_INFO,
+ * the last path segment of REQUEST_URI. Written to out (NUL-terminated);
+ * returns 0, or -1 when it is missing or longer than outlen-1. */
+int http_path_segment(const struct http_req *req, char *out, size_t outlen);
+
+/* Queue a header for the answer. Ignored once headers are sent. Queued
+ * headers also go out with an error answer (Allow, Retry-After, ...), so queue
+ * body-specific ones (ETag) only once the body is certain. */
+void http_header(struct http_req *req, const char *name, const char *value);
+
+/* Start the body with status and content type; the returned sink writes body
+ * bytes (the headers go out before the first one). */
+struct sink http_body(struct http_req *req, int status, const char *content_type);
+
+/* Compress the rest of the body with gzip when the client accepts it. Call
+ * before the first body write; returns 1 if gzip is on. */
+int http_gzip(struct http_req *req);
+
+/* Write the body now and push it to the client (long-lived streams). -1 when
+ * the peer is gone. */
+int http_flush(struct http_req *req);
+
+/* Answer with the error shape {"error":{"code":...,"message":...}} and e's
+ * status. 5xx details go to stderr and the client gets a generic message;
+ * 4xx messages go to the client as they are. If the body had already started,
+ * the error is only logged. */
+void http_error(struct http_req *req, const struct err *e);
+
+/* The same from arguments. */
+void http_fail(struct http_req *req, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* The reason phrase for status ("Not Found"). */
+const char *http_reason(int status);
+
+/*
+ * Read the request body into out: at most max bytes, declared by
+ * CONTENT_LENGTH. 411/413/400 errors in e. Under FastCGI the web server has
+ * the body; under CGI it is stdin.
+ */
+int http_read_body(struct http_req *req, long max, struct buf *out, struct err *e);
+
+/* Query parameters, declared: name, bounds, default. */
+struct http_param {
+    const char *name;
+    long long min, max, def;
+};
+/* Parse the integer parameters of specs (n of them) from the query into
+ * values[]. Unknown parameters are ignored (cache busters are common); a
+ * declared one that is repeated, not a decimal integer, or out of bounds is a
+ * 400 naming it. */
+int http_query_ints(const struct http_req *req, const struct http_param *specs, size_t n,
+                    long long *values, struct err *e);
+/* A query parameter's percent-decoded value into out; 1 if found, 0 if absent,
+ * -1 (e set, 400) if malformed, repeated or too long. */
+int http_query_str(const struct http_req *req, const char *name, char *out, size_t outlen,
+                   struct err *e);
+
+/* Run handler for every request: once under CGI, in an accept loop under
+ * FastCGI. Returns the process exit status. */
+typedef void (*http_handler)(struct http_req *req, void *ctx);
+int http_run(http_handler handler, void *ctx);
+
+/* 1 under plain CGI. */
+int http_is_cgi(void);
+
+#endif

@@ -1,0 +1,141 @@
+/* jsonw: see jsonw.h. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "jsonw.h"
+
+int
+jsonw_raw(const struct sink *s, const char *text)
+{
+    return sink_write(s, text, strlen(text));
+}
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 if it is not valid. */
+static size_t
+utf8_seq(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+    size_t len, i;
+    unsigned cp;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, cp = c & 0x07;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    for (i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+int
+jsonw_string(const struct sink *s, const char *p, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    char out[512];
+    size_t o = 0, i = 0;
+
+    out[o++] = '"';
+    while (i < n) {
+        unsigned char c = u[i];
+        size_t len;
+
+        if (o > sizeof(out) - 16) {
+            if (sink_write(s, out, o) < 0)
+                return -1;
+            o = 0;
+        }
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+            i++;
+        } else if (c < 0x20) {
+            static const char esc[] = "btn\0fr";
+            if (c >= '\b' && c <= '\r' && esc[c - '\b'] != '\0') {
+                out[o++] = '\\';
+                out[o++] = esc[c - '\b'];
+            } else {
+                o += (size_t)snprintf(out + o, 7, "\\u%04x", c);
+            }
+            i++;
+        } else if ((len = utf8_seq(u + i, n - i)) == 0) {
+            memcpy(out + o, "\xEF\xBF\xBD", 3); /* U+FFFD for a broken byte */
+            o += 3;
+            i++;
+        } else {
+            memcpy(out + o, p + i, len);
+            o += len;
+            i += len;
+        }
+    }
+    out[o++] = '"';
+    return sink_write(s, out, o);
+}
+
+int
+jsonw_cstring(const struct sink *s, const char *text)
+{
+    if (text == NULL)
+        return jsonw_raw(s, "null");
+    return jsonw_string(s, text, strlen(text));
+}
+
+int
+jsonw_int(const struct sink *s, long long v)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof(tmp), "%lld", v);
+    return sink_write(s, tmp, (size_t)n);
+}
+
+int
+jsonw_column(const struct sink *s, sqlite3_stmt *st, int col)
+{
+    char tmp[40];
+    const unsigned char *b;
+    double d;
+    int i, n;
+
+    switch (sqlite3_column_type(st, col)) {
+    case SQLITE_INTEGER:
+        return jsonw_int(s, sqlite3_column_int64(st, col));
+    case SQLITE_FLOAT:
+        d = sqlite3_column_double(st, col);
+        if (!isfinite(d))
+            return jsonw_raw(s, "null");
+        n = snprintf(tmp, sizeof(tmp), "%.17g", d);
+        return sink_write(s, tmp, (size_t)n);
+    case SQLITE_TEXT:
+        return jsonw_string(s, (const char *)sqlite3_column_text(st, col),
+                            (size_t)sqlite3_column_bytes(st, col));
+    case SQLITE_BLOB:
+        b = sqlite3_column_blob(st, col);
+        n = sqlite3_column_bytes(st, col);
+        if (sink_write(s, "\"", 1) < 0)
+            return -1;
+        for (i = 0; i < n; i++) {
+            snprintf(tmp, sizeof(tmp), "%02X", b[i]);
+            if (sink_write(s, tmp, 2) < 0)
+                return -1;
+        }
+        return sink_write(s, "\"", 1);
+    default:
+        return jsonw_raw(s, "null");
+    }
+}

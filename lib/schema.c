@@ -1,0 +1,514 @@
+/*
+ * schema: table introspection and change-capture triggers (see schema.h).
+ *
+ * Trigger shape, for entity E on table T with key K and columns c1..cn:
+ *
+ *   _rhtmx_sync_E_insert  AFTER INSERT             -> one 'create' with NEW as JSON
+ *   _rhtmx_sync_E_update  AFTER UPDATE, K kept,
+ *                         some column differs      -> one 'update' with NEW as JSON
+ *   _rhtmx_sync_E_rekey   AFTER UPDATE, K changed  -> 'delete' of OLD.K, 'create' of NEW
+ *   _rhtmx_sync_E_delete  AFTER DELETE             -> one 'delete' (a tombstone, no data)
+ *
+ * Each entry takes the next version from _rhtmx_sync_state('head') inside the
+ * writer's own transaction, so versions are strictly increasing across all
+ * entities and writers and a rolled-back write leaves no trace. The pushing
+ * client's id comes from _rhtmx_sync_context (NULL for everyone else).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "schema.h"
+
+/* Bumped whenever the generated trigger text changes, so old triggers are rebuilt. */
+#define TRIGGER_TEMPLATE "t1"
+/* json_object() takes at most 127 arguments by default: 60 columns per call. */
+#define JSON_CHUNK 60
+
+void
+sql_ident(struct buf *b, const char *name)
+{
+    buf_add(b, "\"", 1);
+    for (; *name; name++) {
+        if (*name == '"')
+            buf_add(b, "\"", 1);
+        buf_add(b, name, 1);
+    }
+    buf_add(b, "\"", 1);
+}
+
+void
+sql_literal(struct buf *b, const char *text)
+{
+    buf_add(b, "'", 1);
+    for (; *text; text++) {
+        if (*text == '\'')
+            buf_add(b, "'", 1);
+        buf_add(b, text, 1);
+    }
+    buf_add(b, "'", 1);
+}
+
+long
+table_column(const struct table *t, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < t->ncols; i++)
+        if (strcmp(t->cols[i].name, name) == 0)
+            return (long)i;
+    return -1;
+}
+
+static void
+table_clear(struct table *t)
+{
+    size_t i;
+
+    for (i = 0; i < t->ncols; i++) {
+        free(t->cols[i].name);
+        free(t->cols[i].type);
+    }
+    free(t->cols);
+    free(t->signature);
+}
+
+void
+schema_free(struct schema *s)
+{
+    size_t i;
+
+    if (s == NULL)
+        return;
+    for (i = 0; i < s->ntables; i++)
+        table_clear(&s->tables[i]);
+    free(s->tables);
+    free(s);
+}
+
+static long long
+schema_cookie(struct db *d)
+{
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+
+    if (sqlite3_prepare_v2(d->h, "PRAGMA schema_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+int
+schema_stale(struct db *d, const struct schema *s)
+{
+    return schema_cookie(d) != s->cookie;
+}
+
+/* Read PRAGMA table_info(T) into t. 0 rows means the table does not exist. */
+static int
+table_read(struct db *d, struct table *t, struct err *e)
+{
+    sqlite3_stmt *st = NULL;
+    size_t cap = 0;
+    int rc;
+
+    if (sqlite3_prepare_v2(d->h, "SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk"
+                                 "  FROM pragma_table_info(?1) ORDER BY cid",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(d, e, "read table_info");
+    sqlite3_bind_text(st, 1, t->en->table, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct column *c;
+        if (t->ncols == cap) {
+            cap = cap ? cap * 2 : 8;
+            t->cols = realloc(t->cols, cap * sizeof(*t->cols));
+        }
+        c = &t->cols[t->ncols++];
+        c->name = strdup((const char *)sqlite3_column_text(st, 0));
+        c->type = strdup(sqlite3_column_text(st, 1) ? (const char *)sqlite3_column_text(st, 1) : "");
+        c->notnull = sqlite3_column_int(st, 2);
+        c->has_default = sqlite3_column_int(st, 3);
+        c->pk = sqlite3_column_int(st, 4);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(d, e, "read table_info");
+    return 0;
+}
+
+static int
+table_check(const struct config *c, struct table *t, struct err *e)
+{
+    const struct entity *en = t->en;
+    long k;
+    size_t i, npk = 0;
+    struct buf sig = {0};
+
+    if (t->ncols == 0)
+        return err_set(e, 500, "config", "%s: entity '%s': table '%s' does not exist in %s",
+                       c->path, en->name, en->table, c->database);
+    k = table_column(t, en->key);
+    if (k < 0)
+        return err_set(e, 500, "config", "%s: entity '%s': table '%s' has no key column '%s'",
+                       c->path, en->name, en->table, en->key);
+    t->key = (size_t)k;
+    t->owner = -1;
+    if (en->owner_column != NULL) {
+        t->owner = table_column(t, en->owner_column);
+        if (t->owner < 0)
+            return err_set(e, 500, "config",
+                           "%s: entity '%s': table '%s' has no owner column '%s'", c->path,
+                           en->name, en->table, en->owner_column);
+    }
+    for (i = 0; i < t->ncols; i++) {
+        if (t->cols[i].pk)
+            npk++;
+        if (strchr(t->cols[i].name, '"') != NULL || strchr(t->cols[i].name, '\\') != NULL)
+            return err_set(e, 500, "config",
+                           "%s: entity '%s': column name '%s' (quote or backslash) is not "
+                           "supported",
+                           c->path, en->name, t->cols[i].name);
+    }
+    t->rowid_key = npk == 1 && t->cols[t->key].pk == 1 &&
+                   strcasecmp(t->cols[t->key].type, "INTEGER") == 0;
+    /* The signature covers everything the trigger text depends on. */
+    buf_printf(&sig, "%s|%s|%s|%s", TRIGGER_TEMPLATE, en->table, en->key,
+               en->owner_column ? en->owner_column : "");
+    for (i = 0; i < t->ncols; i++)
+        buf_printf(&sig, "|%s", t->cols[i].name);
+    t->signature = sig.p;
+    return 0;
+}
+
+struct schema *
+schema_load(struct db *d, const struct config *c, struct err *e)
+{
+    struct schema *s = calloc(1, sizeof(*s));
+    size_t i;
+
+    if (s == NULL) {
+        err_set(e, 500, "internal", "out of memory");
+        return NULL;
+    }
+    s->cookie = schema_cookie(d);
+    s->tables = calloc(c->nentities, sizeof(*s->tables));
+    s->ntables = c->nentities;
+    for (i = 0; i < c->nentities; i++) {
+        s->tables[i].en = &c->entities[i];
+        if (table_read(d, &s->tables[i], e) < 0 || table_check(c, &s->tables[i], e) < 0)
+            goto err;
+    }
+    return s;
+err:
+    schema_free(s);
+    return NULL;
+}
+
+const struct table *
+schema_table(const struct schema *s, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < s->ntables; i++)
+        if (strcmp(s->tables[i].en->name, name) == 0)
+            return &s->tables[i];
+    return NULL;
+}
+
+/* One column's value for JSON: blobs become hex text (JSON has no bytes). */
+static void
+json_value(struct buf *b, const char *row, const char *col)
+{
+    buf_printf(b, "CASE typeof(%s.", row);
+    sql_ident(b, col);
+    buf_printf(b, ") WHEN 'blob' THEN hex(%s.", row);
+    sql_ident(b, col);
+    buf_printf(b, ") ELSE %s.", row);
+    sql_ident(b, col);
+    buf_adds(b, " END");
+}
+
+/* The row `row` (NEW, OLD, or a table alias) as a JSON object expression. */
+static void
+json_row(struct buf *b, const struct table *t, const char *row)
+{
+    size_t i, start;
+
+    /* First chunk in json_object(), later chunks added with json_insert(). */
+    for (start = JSON_CHUNK; start < t->ncols; start += JSON_CHUNK)
+        buf_adds(b, "json_insert(");
+    buf_adds(b, "json_object(");
+    for (i = 0; i < t->ncols; i++) {
+        if (i > 0 && i % JSON_CHUNK == 0)
+            buf_adds(b, "), ");
+        else if (i > 0)
+            buf_adds(b, ", ");
+        if (i < JSON_CHUNK) {
+            sql_literal(b, t->cols[i].name);
+        } else {
+            buf_adds(b, "'$.\"");
+            for (const char *p = t->cols[i].name; *p; p++)
+                buf_add(b, p, 1 + (*p == '\''));
+            buf_adds(b, "\"'");
+        }
+        buf_adds(b, ", ");
+        json_value(b, row, t->cols[i].name);
+    }
+    buf_adds(b, ")");
+}
+
+static void
+trigger_name(struct buf *b, const struct table *t, const char *what)
+{
+    buf_printf(b, "\"_rhtmx_sync_%s_%s\"", t->en->name, what);
+}
+
+/* One log append for `row`: bump head, insert the entry with the new head. */
+static void
+log_append(struct buf *b, const struct table *t, const char *action, const char *row, int data)
+{
+    buf_adds(b, "UPDATE _rhtmx_sync_state SET value = value + 1 WHERE key = 'head';\n"
+                "INSERT INTO _rhtmx_sync_log (entity, entity_id, action, data, version, "
+                "client_id, owner) VALUES (");
+    sql_literal(b, t->en->name);
+    buf_printf(b, ", %s.", row);
+    sql_ident(b, t->cols[t->key].name);
+    buf_printf(b, ", '%s', ", action);
+    if (data)
+        json_row(b, t, row);
+    else
+        buf_adds(b, "NULL");
+    buf_adds(b, ", (SELECT value FROM _rhtmx_sync_state WHERE key = 'head'), "
+                "(SELECT client_id FROM _rhtmx_sync_context WHERE id = 1), ");
+    if (t->owner >= 0) {
+        buf_printf(b, "%s.", row);
+        sql_ident(b, t->cols[t->owner].name);
+    } else {
+        buf_adds(b, "NULL");
+    }
+    buf_adds(b, ");\n");
+}
+
+static void
+triggers_sql(struct buf *b, const struct table *t)
+{
+    const char *key = t->cols[t->key].name;
+    size_t i;
+
+    static const char *const kinds[] = {"insert", "update", "rekey", "delete"};
+    for (i = 0; i < 4; i++) {
+        buf_adds(b, "DROP TRIGGER IF EXISTS ");
+        trigger_name(b, t, kinds[i]);
+        buf_adds(b, ";\n");
+    }
+
+    buf_adds(b, "CREATE TRIGGER ");
+    trigger_name(b, t, "insert");
+    buf_adds(b, " AFTER INSERT ON ");
+    sql_ident(b, t->en->table);
+    buf_adds(b, " BEGIN\n");
+    log_append(b, t, "create", "NEW", 1);
+    buf_adds(b, "END;\n");
+
+    /* An UPDATE that changes nothing (common in form handlers) logs nothing. */
+    buf_adds(b, "CREATE TRIGGER ");
+    trigger_name(b, t, "update");
+    buf_adds(b, " AFTER UPDATE ON ");
+    sql_ident(b, t->en->table);
+    buf_adds(b, " WHEN OLD.");
+    sql_ident(b, key);
+    buf_adds(b, " IS NEW.");
+    sql_ident(b, key);
+    buf_adds(b, " AND (");
+    for (i = 0; i < t->ncols; i++) {
+        if (i > 0)
+            buf_adds(b, " OR ");
+        buf_adds(b, "OLD.");
+        sql_ident(b, t->cols[i].name);
+        buf_adds(b, " IS NOT NEW.");
+        sql_ident(b, t->cols[i].name);
+    }
+    buf_adds(b, ") BEGIN\n");
+    log_append(b, t, "update", "NEW", 1);
+    buf_adds(b, "END;\n");
+
+    buf_adds(b, "CREATE TRIGGER ");
+    trigger_name(b, t, "rekey");
+    buf_adds(b, " AFTER UPDATE ON ");
+    sql_ident(b, t->en->table);
+    buf_adds(b, " WHEN OLD.");
+    sql_ident(b, key);
+    buf_adds(b, " IS NOT NEW.");
+    sql_ident(b, key);
+    buf_adds(b, " BEGIN\n");
+    log_append(b, t, "delete", "OLD", 0);
+    log_append(b, t, "create", "NEW", 1);
+    buf_adds(b, "END;\n");
+
+    buf_adds(b, "CREATE TRIGGER ");
+    trigger_name(b, t, "delete");
+    buf_adds(b, " AFTER DELETE ON ");
+    sql_ident(b, t->en->table);
+    buf_adds(b, " BEGIN\n");
+    log_append(b, t, "delete", "OLD", 0);
+    buf_adds(b, "END;\n");
+}
+
+/*
+ * One log entry per row of the table, versions after the head in key order:
+ * 'create' for rows the log has never seen (first install), or 'update' for
+ * every row (the columns changed, so every client's copy lacks something).
+ */
+static void
+backfill_sql(struct buf *b, const struct table *t, int first)
+{
+    const char *key = t->cols[t->key].name;
+
+    buf_adds(b, "INSERT INTO _rhtmx_sync_log (entity, entity_id, action, data, version, owner)"
+                " SELECT ");
+    sql_literal(b, t->en->name);
+    buf_adds(b, ", r.");
+    sql_ident(b, key);
+    buf_printf(b, ", '%s', ", first ? "create" : "update");
+    json_row(b, t, "r");
+    buf_adds(b, ", (SELECT value FROM _rhtmx_sync_state WHERE key = 'head') + "
+                "row_number() OVER (ORDER BY r.");
+    sql_ident(b, key);
+    buf_adds(b, "), ");
+    if (t->owner >= 0) {
+        buf_adds(b, "r.");
+        sql_ident(b, t->cols[t->owner].name);
+    } else {
+        buf_adds(b, "NULL");
+    }
+    buf_adds(b, " FROM ");
+    sql_ident(b, t->en->table);
+    buf_adds(b, " AS r");
+    if (first) {
+        buf_adds(b, " WHERE NOT EXISTS (SELECT 1 FROM _rhtmx_sync_log AS l WHERE l.entity = ");
+        sql_literal(b, t->en->name);
+        buf_adds(b, " AND l.entity_id = r.");
+        sql_ident(b, key);
+        buf_adds(b, ")");
+    }
+    buf_adds(b, " ORDER BY r.");
+    sql_ident(b, key);
+    buf_adds(b, ";\nUPDATE _rhtmx_sync_state SET value = max(value, (SELECT coalesce(max(version), 0)"
+                " FROM _rhtmx_sync_log)) WHERE key = 'head';\n");
+}
+
+/* The stored signature for t, or NULL (new string). */
+static char *
+stored_signature(struct db *d, const struct table *t)
+{
+    sqlite3_stmt *st = NULL;
+    char *sig = NULL;
+
+    if (sqlite3_prepare_v2(d->h, "SELECT signature FROM _rhtmx_sync_tables WHERE entity = ?1", -1,
+                           &st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_text(st, 1, t->en->name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        sig = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return sig;
+}
+
+/* Number of our four triggers present on t's table. */
+static int
+trigger_count(struct db *d, const struct table *t)
+{
+    sqlite3_stmt *st = NULL;
+    char prefix[100];
+    int n = 0;
+
+    snprintf(prefix, sizeof(prefix), "_rhtmx_sync_%s_", t->en->name);
+    if (sqlite3_prepare_v2(d->h,
+                           "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"
+                           " AND tbl_name = ?1 AND name IN (?2 || 'insert', ?2 || 'update',"
+                           " ?2 || 'rekey', ?2 || 'delete')",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, t->en->table, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, prefix, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+int
+schema_installed(struct db *d, const struct table *t)
+{
+    char *sig = stored_signature(d, t);
+    int ok = sig != NULL && strcmp(sig, t->signature) == 0 && trigger_count(d, t) == 4;
+
+    free(sig);
+    return ok;
+}
+
+static int
+install_one(struct db *d, const struct table *t, struct err *e)
+{
+    struct buf sql = {0};
+    char *sig = stored_signature(d, t);
+    int rc;
+
+    triggers_sql(&sql, t);
+    /* First sight of the table (or of this entity name): log rows not yet in the
+     * log. Columns changed: log every row again so clients get the new shape. */
+    if (sig == NULL || strncmp(sig, TRIGGER_TEMPLATE "|", sizeof(TRIGGER_TEMPLATE)) != 0)
+        backfill_sql(&sql, t, 1);
+    else if (strcmp(sig, t->signature) != 0)
+        backfill_sql(&sql, t, 0);
+    buf_adds(&sql, "INSERT OR REPLACE INTO _rhtmx_sync_tables (entity, tbl, signature) VALUES (");
+    sql_literal(&sql, t->en->name);
+    buf_adds(&sql, ", ");
+    sql_literal(&sql, t->en->table);
+    buf_adds(&sql, ", ");
+    sql_literal(&sql, t->signature);
+    buf_adds(&sql, ");\n");
+    rc = db_exec(d, sql.p, e);
+    buf_free(&sql);
+    free(sig);
+    return rc;
+}
+
+int
+schema_install(struct db *d, struct schema *s, int *changed, struct err *e)
+{
+    size_t i;
+    int n = 0, need = 0;
+
+    for (i = 0; i < s->ntables && !need; i++)
+        need = !schema_installed(d, &s->tables[i]);
+    if (changed != NULL)
+        *changed = 0;
+    if (!need)
+        return 0;
+    if (d->readonly)
+        return err_set(e, 500, "database",
+                       "the database is read-only and its sync triggers are missing or old: run "
+                       "'rhtmx-sync init' as its owner");
+    if (db_begin_write(d, e) < 0)
+        return -1;
+    for (i = 0; i < s->ntables; i++) {
+        if (schema_installed(d, &s->tables[i]))
+            continue; /* someone else installed it while we waited for the lock */
+        if (install_one(d, &s->tables[i], e) < 0)
+            goto err;
+        n++;
+    }
+    if (db_commit(d, e) < 0)
+        goto err;
+    s->cookie = schema_cookie(d); /* our own CREATE TRIGGERs moved it */
+    if (changed != NULL)
+        *changed = n;
+    return 0;
+err:
+    db_rollback(d);
+    return -1;
+}

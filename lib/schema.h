@@ -1,0 +1,74 @@
+/*
+ * schema: what the configured tables look like, and the triggers that capture
+ * every write to them.
+ *
+ * schema_load reads PRAGMA table_info for each configured entity and checks the
+ * configuration against it (table, key column, owner column). schema_install
+ * then makes sure each table carries our AFTER INSERT/UPDATE/DELETE triggers,
+ * generated from those columns, which append the row as JSON to
+ * _rhtmx_sync_log. Installing is idempotent: a table whose triggers match its
+ * columns is left alone; a table that gained or lost a column gets new
+ * triggers and one 'update' log entry per row (so clients learn the new column);
+ * a table seen for the first time gets one 'create' per existing row, so rows
+ * that predate the triggers sync like any other.
+ */
+#ifndef RHTMX_SCHEMA_H
+#define RHTMX_SCHEMA_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "db.h"
+
+struct column {
+    char *name;
+    char *type; /* declared type, as written ("" when none) */
+    int notnull;
+    int has_default;
+    int pk; /* position in the primary key, 0 if not part of it */
+};
+
+struct table {
+    const struct entity *en; /* borrowed from the config */
+    struct column *cols;
+    size_t ncols;
+    size_t key;       /* index of the key column in cols */
+    long owner;       /* index of the owner column, or -1 */
+    int rowid_key;    /* the key is an INTEGER PRIMARY KEY: SQLite can assign it */
+    char *signature;  /* what the triggers are generated from */
+};
+
+struct schema {
+    struct table *tables; /* parallel to config->entities */
+    size_t ntables;
+    long long cookie; /* PRAGMA schema_version when loaded */
+};
+
+/* Read and check every configured table. Returns a new schema (schema_free) or
+ * NULL with e set to 500 "config" naming the config file and the problem. */
+struct schema *schema_load(struct db *d, const struct config *c, struct err *e);
+void schema_free(struct schema *s); /* NULL is harmless */
+
+/* The table of entity name, or NULL. Borrowed. */
+const struct table *schema_table(const struct schema *s, const char *name);
+
+/* 1 if the database changed shape since s was loaded (PRAGMA schema_version). */
+int schema_stale(struct db *d, const struct schema *s);
+
+/* Install or rebuild triggers where needed, in one write transaction.
+ * *changed (may be NULL) is set to the number of tables whose triggers were
+ * (re)installed. */
+int schema_install(struct db *d, struct schema *s, int *changed, struct err *e);
+
+/* 1 if t's triggers are installed and match its columns, 0 if not. */
+int schema_installed(struct db *d, const struct table *t);
+
+/* Index of column name in t, or -1. */
+long table_column(const struct table *t, const char *name);
+
+/* Append "name" quoted as an SQL identifier / string literal to b. */
+struct buf;
+void sql_ident(struct buf *b, const char *name);
+void sql_literal(struct buf *b, const char *text);
+
+#endif
