@@ -1,0 +1,233 @@
+// Shared helpers for the cgi and server tests: real binaries, real SQLite files
+// made with the real sqlite3 shell, real web servers on loopback ports.
+//
+// Every process a helper starts is stopped by the same helper, by pid; a
+// sanitizer report on any executable's stderr fails the test that ran it.
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import assert from 'node:assert/strict';
+
+export const BIN = process.env.RHTMX_BIN ?? path.resolve('build/cgi-bin');
+export const SOURCE = process.env.RHTMX_SOURCE ?? path.resolve('.');
+export const SHARED = process.env.RHTMX_SHARED ?? path.resolve('../shared');
+const TMP = process.env.RHTMX_TEST_TMP ?? '/tmp/rhtmx-test';
+
+export const bin = (name) => path.join(BIN, name);
+
+/** A fresh, empty folder for one test. */
+export function tmpdir(tag = 't') {
+  fs.mkdirSync(TMP, { recursive: true });
+  return fs.mkdtempSync(path.join(TMP, `${tag}-`));
+}
+
+/** Run SQL with the sqlite3 shell (the way a PHP developer or an operator would). */
+export function sql(db, statements, { json = false } = {}) {
+  const args = json ? ['-json', db] : ['-batch', db];
+  const out = execFileSync('sqlite3', [...args], { input: statements, encoding: 'utf8' });
+  return json ? (out.trim() ? JSON.parse(out) : []) : out;
+}
+
+/**
+ * A database and a config file in a fresh folder.
+ * schema: SQL run first; config: object merged over the defaults.
+ */
+export function makeApp({ schema = DEFAULT_SCHEMA, config = {}, tag = 'app' } = {}) {
+  const dir = tmpdir(tag);
+  const db = path.join(dir, 'app.db');
+  sql(db, schema);
+  const cfg = { database: 'app.db', entities: ['todos'], auth: { mode: 'none' }, ...config };
+  const configPath = path.join(dir, 'rhtmx-sync.json');
+  fs.writeFileSync(configPath, JSON.stringify(cfg, null, 2));
+  return { dir, db, config: configPath, cfg };
+}
+
+export const DEFAULT_SCHEMA = `
+CREATE TABLE todos (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0);
+`;
+
+/** Fail when an executable's stderr carries a sanitizer report. */
+export function assertSanitizerClean(stderr, what) {
+  assert.ok(!/ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer/.test(stderr),
+    `${what}: sanitizer report:\n${stderr}`);
+}
+
+/** Parse a CGI response ("Status: ...\r\nHeaders\r\n\r\nbody"). */
+export function parseCgi(buf) {
+  const text = buf.toString('latin1');
+  const end = text.indexOf('\r\n\r\n');
+  assert.ok(end >= 0, `no header/body separator in CGI output: ${JSON.stringify(text.slice(0, 200))}`);
+  const headers = {};
+  let status = 200;
+  for (const line of text.slice(0, end).split('\r\n')) {
+    const i = line.indexOf(':');
+    const name = line.slice(0, i).toLowerCase();
+    const value = line.slice(i + 1).trim();
+    if (name === 'status') status = parseInt(value, 10);
+    else headers[name] = headers[name] ? `${headers[name]}, ${value}` : value;
+  }
+  const body = buf.subarray(Buffer.byteLength(text.slice(0, end + 4), 'latin1'));
+  return { status, headers, body, text: () => body.toString('utf8'), json: () => JSON.parse(body.toString('utf8')) };
+}
+
+/**
+ * Run an executable once as plain CGI.
+ * opts: config (path), method, path (PATH_INFO), query, body (string|Buffer),
+ * headers ({'Content-Type': ...} become HTTP_* / CONTENT_TYPE), env (extra).
+ */
+export function runCgi(prog, opts = {}) {
+  const body = opts.body === undefined ? null : Buffer.from(opts.body);
+  const env = {
+    PATH: process.env.PATH,
+    ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? '',
+    UBSAN_OPTIONS: process.env.UBSAN_OPTIONS ?? '',
+    GATEWAY_INTERFACE: 'CGI/1.1',
+    SERVER_PROTOCOL: 'HTTP/1.1',
+    REQUEST_METHOD: opts.method ?? 'GET',
+    PATH_INFO: opts.path ?? '',
+    QUERY_STRING: opts.query ?? '',
+    SCRIPT_NAME: `/api/sync`,
+    REMOTE_ADDR: '127.0.0.1',
+    ...(opts.config ? { RHTMX_SYNC_CONFIG: opts.config } : {}),
+    ...(body ? { CONTENT_LENGTH: String(body.length) } : {}),
+  };
+  for (const [k, v] of Object.entries(opts.headers ?? {})) {
+    const name = k.toUpperCase().replace(/-/g, '_');
+    if (name === 'CONTENT_TYPE' || name === 'CONTENT_LENGTH') env[name] = v;
+    else env[`HTTP_${name}`] = v;
+  }
+  Object.assign(env, opts.env ?? {});
+  const wrapper = process.env.RHTMX_CGI_WRAPPER ? process.env.RHTMX_CGI_WRAPPER.split(' ') : [];
+  const argv = [...wrapper, bin(prog)];
+  const r = spawnSync(argv[0], argv.slice(1), { env, input: body ?? '', maxBuffer: 256 << 20, timeout: 60_000 });
+  const stderr = r.stderr.toString();
+  assertSanitizerClean(stderr, prog);
+  assert.equal(r.status, 0, `${prog} exited with ${r.status} (signal ${r.signal}); stderr:\n${stderr}`);
+  return { ...parseCgi(r.stdout), stderr };
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Wait until something listens on port. */
+export async function waitForPort(port, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const ok = await new Promise((resolve) => {
+      const c = net.connect(port, '127.0.0.1', () => { c.destroy(); resolve(true); });
+      c.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Pids of the processes whose parent is pid. */
+export function childrenOf(pid) {
+  const out = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = parseInt(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1], 10);
+      if (ppid === pid) out.push(parseInt(d, 10));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+
+/** Stop pid with SIGTERM (SIGKILL after ms), and wait for it and the given pids to be gone. */
+export async function stopPid(pid, { also = [], ms = 5000 } = {}) {
+  const all = [pid, ...also];
+  for (const p of all) { try { process.kill(p, 'SIGTERM'); } catch { /* gone */ } }
+  const deadline = Date.now() + ms;
+  while (all.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  const stuck = all.filter(alive);
+  for (const p of stuck) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
+  return stuck;
+}
+
+/**
+ * Start a real lighttpd on a free loopback port serving the four executables
+ * the way lighttpd/rhtmx-sync.conf does (FastCGI by default, or mod_cgi with
+ * cgi: true). Returns { url, port, dir, stop(), errorLog() }. stop() kills it by
+ * pid and fails if any FastCGI child outlives it.
+ */
+export async function startLighttpd(app, { cgi = false, extra = '', docroot = null, env = {} } = {}) {
+  const port = await freePort();
+  const dir = tmpdir('lighttpd');
+  const www = docroot ?? path.join(dir, 'www');
+  fs.mkdirSync(www, { recursive: true });
+  const confPath = path.join(dir, 'lighttpd.conf');
+  const environment = { RHTMX_SYNC_CONFIG: app.config, ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? '', ...env };
+  const envConf = Object.entries(environment).map(([k, v]) => `"${k}" => "${v}"`).join(', ');
+  const fcgi = (prog, procs = 1) => `( "${prog}" => ( "bin-path" => "${bin(prog)}", "socket" => "${dir}/${prog}.sock",
+      "max-procs" => ${procs}, "check-local" => "disable", "bin-environment" => ( ${envConf} ) ) )`;
+  const route = (prefix, prog) => cgi
+    ? `alias.url += ( "${prefix}" => "${bin(prog)}" )\n  cgi.assign = ( "" => "" )`
+    : `fastcgi.server = ( "${prefix}" => ${fcgi(prog)} )`;
+  fs.writeFileSync(confPath, `
+server.document-root = "${www}"
+server.bind = "127.0.0.1"
+server.port = ${port}
+server.errorlog = "${dir}/error.log"
+server.modules += ( "mod_alias", "mod_setenv", "mod_fastcgi", "mod_cgi" )
+server.stream-response-body = 2
+server.max-connections = 4096
+server.max-fds = 8192
+mimetype.assign = ( ".html" => "text/html", ".js" => "text/javascript", ".css" => "text/css" )
+${cgi ? `cgi.x-sendfile = "disable"\nsetenv.add-environment = ( ${envConf} )` : ''}
+$HTTP["url"] == "/api/sync/client.js" {
+  ${route('/api/sync/client.js', 'client-js')}
+}
+else $HTTP["url"] =~ "^/api/sync/events" {
+  ${route('/api/sync/events', 'sync-events')}
+}
+else $HTTP["url"] =~ "^/api/sync/" {
+  $HTTP["request-method"] == "POST" {
+    ${route('/api/sync', 'sync-push')}
+  }
+  else {
+    ${route('/api/sync', 'sync-pull')}
+  }
+}
+${extra}
+`);
+  const proc = spawn('/usr/sbin/lighttpd', ['-D', '-f', confPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  proc.stdout.on('data', (d) => { output += d; });
+  proc.stderr.on('data', (d) => { output += d; });
+  try {
+    await waitForPort(port);
+  } catch (e) {
+    proc.kill('SIGKILL');
+    throw new Error(`${e.message}\n${output}\n${readIf(path.join(dir, 'error.log'))}`);
+  }
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    url, port, dir, pid: proc.pid,
+    errorLog: () => readIf(path.join(dir, 'error.log')),
+    async stop() {
+      const kids = childrenOf(proc.pid);
+      const stuck = await stopPid(proc.pid, { also: kids });
+      assert.deepEqual(stuck, [], `processes outlived lighttpd: ${stuck.join(', ')}`);
+      assertSanitizerClean(readIf(path.join(dir, 'error.log')), 'lighttpd children');
+    },
+  };
+}
+
+function readIf(p) { try { return fs.readFileSync(p, 'utf8'); } catch { return ''; } }
