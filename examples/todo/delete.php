@@ -1,0 +1,14 @@
+<?php
+/* POST id: deletes a todo, answers with the list. */
+require __DIR__ . '/lib.php';
+todo_require_post();
+$db = todo_db();
+$id = todo_post_id();
+if ($id === null) {
+    todo_reply($db, 400, 'bad id');
+    exit;
+}
+$st = $db->prepare('DELETE FROM todos WHERE id = :id');
+$st->bindValue(':id', $id, SQLITE3_INTEGER);
+$st->execute();
+todo_reply($db);

@@ -1,0 +1,8 @@
+-- The example's one table. rhtmx-sync's triggers (installed by `rhtmx-sync init`) record
+-- every write to it, whoever makes it: these PHP pages, sync-push, or sqlite3 at a shell.
+PRAGMA journal_mode = WAL;
+CREATE TABLE IF NOT EXISTS todos (
+  id    INTEGER PRIMARY KEY,
+  title TEXT    NOT NULL CHECK (length(title) BETWEEN 1 AND 200),
+  done  INTEGER NOT NULL DEFAULT 0 CHECK (done IN (0, 1))
+);

@@ -1,0 +1,1473 @@
+/*
+ * rhtmx-sync.js: offline-first sync between an htmx page and the rhtmx-sync server.
+ *
+ * One <script src="/api/sync/client.js" data-sync-entities="todos"> tag is the whole set-up.
+ * The library keeps one IndexedDB database (a store per entity, `_meta` for cursors and
+ * identity, `_pending` for queued offline mutations), pulls changes in pages, listens to one
+ * event stream per browser (the tab holding the leader lock opens it, the others hear about
+ * changes over a BroadcastChannel), fires `rhtmx:{entity}:changed` on document.body, turns
+ * htmx form posts into queued mutations while the network is off, renders the affected
+ * regions from IndexedDB through a page-provided <template>, and pushes the queue in order,
+ * exactly once, when the network returns. docs/CLIENT.md is the user's manual; the wire
+ * details are docs/PROTOCOL.md.
+ *
+ * Plain ES2018, no dependencies. Everything lives in this closure; the only globals are
+ * window.RhtmxSync and the <rhtmx-sync-status> custom element.
+ */
+(function () {
+  'use strict';
+
+  if (window.RhtmxSync && window.RhtmxSync.version) return; /* loaded twice: keep the first */
+
+  var VERSION = '0.1.0';
+  var script = document.currentScript || document.querySelector('script[data-sync-entities]');
+
+  /* ------------------------------------------------------------------ configuration */
+
+  /* Reads the configuration from the script tag's data-* attributes; see docs/CLIENT.md. */
+  function readConfig(el) {
+    var d = (el && el.dataset) || {};
+    var entities = String(d.syncEntities || '').split(',').map(function (s) {
+      var parts = s.trim().split(':');
+      return { name: parts[0].trim(), key: (parts[1] || 'id').trim() };
+    }).filter(function (e) { return /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(e.name); });
+    var base = d.syncBase;
+    if (!base && el && el.src) {
+      var u = new URL(el.src, location.href);
+      base = u.pathname.replace(/\/client\.js$/, '');
+      if (u.origin !== location.origin) base = u.origin + base;
+    }
+    return {
+      entities: entities,
+      base: (base || '/api/sync').replace(/\/$/, ''),
+      strategy: d.conflictStrategy || 'last-write-wins',
+      debug: d.debug === '' || d.debug === 'true',
+      dbName: d.syncDb || 'rhtmx-sync',
+      pageSize: clampInt(d.syncPageSize, 500, 1, 10000),
+      eventsMode: /^(auto|stream|poll|off)$/.test(d.syncEvents || '') ? d.syncEvents : 'auto',
+      streamTimeout: clampInt(d.syncStreamTimeout, 5000, 500, 120000),
+      offlineForms: d.syncOfflineForms !== 'false',
+      persist: d.syncPersist === 'true',
+      style: d.syncStyle !== 'false',
+      quotaWarn: 0.9
+    };
+  }
+
+  function clampInt(v, dflt, lo, hi) {
+    var n = parseInt(v, 10);
+    if (!isFinite(n)) return dflt;
+    return Math.min(hi, Math.max(lo, n));
+  }
+
+  var cfg = readConfig(script);
+  var entityByName = {};
+  cfg.entities.forEach(function (e) { entityByName[e.name] = e; });
+
+  function log() {
+    if (!cfg.debug) return;
+    var a = ['[rhtmx-sync]'].concat([].slice.call(arguments));
+    console.debug.apply(console, a);
+  }
+  function warn() {
+    var a = ['[rhtmx-sync]'].concat([].slice.call(arguments));
+    console.warn.apply(console, a);
+  }
+
+  /* ------------------------------------------------------------------ small helpers */
+
+  function rand(n) {
+    var a = new Uint8Array(n);
+    crypto.getRandomValues(a);
+    return Array.prototype.map.call(a, function (b) { return ('0' + b.toString(16)).slice(-2); }).join('');
+  }
+  var seqCounter = 0;
+  /* Sortable unique ids: time in base 36, a per-tab counter, randomness. */
+  function uid(prefix) {
+    seqCounter = (seqCounter + 1) % 1296;
+    return prefix + Date.now().toString(36) + ('0' + seqCounter.toString(36)).slice(-2) + '-' + rand(3);
+  }
+  function isTmp(id) { return typeof id === 'string' && id.indexOf('tmp-') === 0; }
+  /* Keys from the DOM are strings; integer-looking ones are the integer keys they name. */
+  function normId(v) {
+    if (typeof v === 'string' && /^-?(0|[1-9][0-9]{0,14})$/.test(v)) return Number(v);
+    return v;
+  }
+  function idKey(id) { return typeof id + ':' + String(id); }
+  function truthy(v) { return !(v === undefined || v === null || v === false || v === 0 || v === '' || v === '0' || v === 'false'); }
+  function sleep(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
+  function backoffDelay(n) {
+    var ms = Math.min(30000, 1000 * Math.pow(2, Math.max(0, n)));
+    return Math.round(ms * (0.5 + Math.random() * 0.5));
+  }
+  function whenBody(fn) {
+    if (document.body) fn();
+    else document.addEventListener('DOMContentLoaded', fn, { once: true });
+  }
+
+  /* A promise-returning lock shared by the tabs of this browser (Web Locks), or by this tab
+   * only where the browser has none. */
+  var localLocks = {};
+  function withLock(name, fn) {
+    var full = 'rhtmx-sync:' + cfg.dbName + ':' + name;
+    if (navigator.locks && navigator.locks.request) return navigator.locks.request(full, fn);
+    var prev = localLocks[full] || Promise.resolve();
+    var next = prev.then(fn, fn);
+    localLocks[full] = next.catch(function () {});
+    return next;
+  }
+
+  /* ------------------------------------------------------------------ IndexedDB */
+
+  function reqP(req) {
+    return new Promise(function (resolve, reject) {
+      req.onsuccess = function () { resolve(req.result); };
+      req.onerror = function () { reject(req.error); };
+    });
+  }
+  function txDone(tx) {
+    return new Promise(function (resolve, reject) {
+      tx.oncomplete = function () { resolve(); };
+      tx.onerror = function () { reject(tx.error); };
+      tx.onabort = function () { reject(tx.error || new DOMException('transaction aborted', 'AbortError')); };
+    });
+  }
+
+  var dbPromise = null;
+
+  function schemaMatches(db) {
+    var names = db.objectStoreNames;
+    if (!names.contains('_meta') || !names.contains('_pending')) return false;
+    var tx = null;
+    try {
+      for (var i = 0; i < cfg.entities.length; i++) {
+        var e = cfg.entities[i];
+        if (!names.contains(e.name)) return false;
+        tx = tx || db.transaction(cfg.entities.map(function (x) { return x.name; }), 'readonly');
+        if (tx.objectStore(e.name).keyPath !== e.key) return false;
+      }
+    } catch (err) { return false; }
+    return true;
+  }
+
+  function rawOpen(version) {
+    return new Promise(function (resolve, reject) {
+      var req = version ? indexedDB.open(cfg.dbName, version) : indexedDB.open(cfg.dbName);
+      req.onupgradeneeded = function () { upgrade(req.result, req.transaction); };
+      req.onsuccess = function () { resolve(req.result); };
+      req.onerror = function () { reject(req.error); };
+      req.onblocked = function () { log('database upgrade waits for other tabs to close it'); };
+    });
+  }
+
+  /* Creates what the configured entity list needs. Stores of entities no longer listed are
+   * kept: another page of the same origin may still list them. A store whose key changed is
+   * rebuilt and its cursor dropped, so it is pulled again from 0. */
+  function upgrade(db, tx) {
+    if (!db.objectStoreNames.contains('_meta')) db.createObjectStore('_meta', { keyPath: 'key' });
+    if (!db.objectStoreNames.contains('_pending')) db.createObjectStore('_pending', { keyPath: 'seq', autoIncrement: true });
+    var meta = tx.objectStore('_meta');
+    cfg.entities.forEach(function (e) {
+      if (db.objectStoreNames.contains(e.name) && tx.objectStore(e.name).keyPath !== e.key) {
+        db.deleteObjectStore(e.name);
+        meta.delete('cursor:' + e.name);
+        meta.delete('synced:' + e.name);
+      }
+      if (!db.objectStoreNames.contains(e.name)) db.createObjectStore(e.name, { keyPath: e.key });
+    });
+    meta.put({ key: 'schema', value: cfg.entities.map(function (e) { return e.name + ':' + e.key; }).sort().join(',') });
+  }
+
+  /* Opens the database, upgrading it when the entity list differs from its stores. */
+  function getDb() {
+    if (dbPromise) return dbPromise;
+    dbPromise = (async function () {
+      for (var attempt = 0; attempt < 5; attempt++) {
+        var db = await rawOpen();
+        if (!schemaMatches(db)) {
+          var v = db.version + 1;
+          db.close();
+          try { db = await rawOpen(v); } catch (err) {
+            if (err && err.name === 'VersionError') continue; /* another tab upgraded first */
+            throw err;
+          }
+          if (!schemaMatches(db)) { db.close(); continue; }
+        }
+        db.onversionchange = function () {
+          /* Another tab needs a newer schema: step aside and reopen on next use. */
+          db.close();
+          dbPromise = null;
+        };
+        return db;
+      }
+      throw new Error('could not open IndexedDB database ' + cfg.dbName);
+    })();
+    dbPromise.catch(function () { dbPromise = null; });
+    return dbPromise;
+  }
+
+  /* Runs fn(tx) in one transaction; resolves with fn's result once the transaction commits.
+   * fn may await IndexedDB requests only. A full disk is reported, then rethrown. */
+  async function withTx(stores, mode, fn) {
+    var db = await getDb();
+    var tx;
+    try {
+      tx = db.transaction(stores, mode);
+    } catch (err) {
+      if (err.name !== 'InvalidStateError') throw err;
+      dbPromise = null; /* closed under us by a schema upgrade in another tab */
+      db = await getDb();
+      tx = db.transaction(stores, mode);
+    }
+    var done = txDone(tx);
+    var result;
+    try {
+      result = await fn(tx);
+    } catch (err) {
+      try { tx.abort(); } catch (e) { /* already finished */ }
+      done.catch(function () {});
+      if (isQuotaError(err)) quotaExceeded(err);
+      throw err;
+    }
+    try { await done; } catch (err) {
+      if (isQuotaError(err)) quotaExceeded(err);
+      throw err;
+    }
+    return result;
+  }
+
+  function metaGet(tx, key) {
+    return reqP(tx.objectStore('_meta').get(key)).then(function (r) { return r ? r.value : undefined; });
+  }
+  function metaPut(tx, key, value) { return reqP(tx.objectStore('_meta').put({ key: key, value: value })); }
+
+  /* ------------------------------------------------------------------ state */
+
+  var st = {
+    clientId: null,
+    ready: false,
+    leader: false,
+    reachable: true,          /* false after a network failure until a request succeeds */
+    cursors: {},              /* entity -> pull cursor (mirror of _meta) */
+    pendingBy: {},            /* entity -> queued mutation count (mirror of _pending) */
+    tmpIds: {},               /* idKey of tmp ids with queued mutations */
+    idMap: {},                /* tmp id -> real id, for stale DOM */
+    busy: 0,                  /* pulls/pushes in flight */
+    progress: null,           /* { entity, loaded, fraction } */
+    live: 'off',              /* stream | poll | connecting | off (this browser's event stream) */
+    error: null,              /* last failure message, cleared by the next success */
+    problem: null,            /* last conflict/rejection/quota message shown to the user */
+    conflicts: 0,
+    rejected: 0,
+    quota: null               /* { usage, quota, low, full } */
+  };
+  var listeners = {};
+  var channel = null;
+
+  function emit(type, detail) {
+    (listeners[type] || []).slice().forEach(function (fn) {
+      try { fn(detail); } catch (err) { warn('listener for', type, 'failed:', err); }
+    });
+  }
+  function broadcast(msg) {
+    if (!channel) return;
+    try { channel.postMessage(msg); } catch (err) { log('broadcast failed', err); }
+  }
+  function netOnline() { return navigator.onLine !== false && st.reachable; }
+  function pendingTotal() {
+    var n = 0;
+    Object.keys(st.pendingBy).forEach(function (k) { n += st.pendingBy[k]; });
+    return n;
+  }
+
+  function statusSnapshot() {
+    var state;
+    if (!netOnline()) state = 'offline';
+    else if (st.busy > 0 || st.progress) state = 'syncing';
+    else if (st.error) state = 'error';
+    else state = 'online';
+    return {
+      state: state,
+      online: netOnline(),
+      live: st.live,
+      leader: st.leader,
+      pending: pendingTotal(),
+      progress: st.progress,
+      error: st.error,
+      problem: st.problem,
+      conflicts: st.conflicts,
+      rejected: st.rejected,
+      quota: st.quota,
+      clientId: st.clientId
+    };
+  }
+
+  var statusQueued = false;
+  function statusChanged() {
+    if (statusQueued) return;
+    statusQueued = true;
+    Promise.resolve().then(function () {
+      statusQueued = false;
+      var s = statusSnapshot();
+      var els = document.querySelectorAll('rhtmx-sync-status');
+      for (var i = 0; i < els.length; i++) if (els[i].update) els[i].update(s);
+      emit('status', s);
+    });
+  }
+
+  /* ------------------------------------------------------------------ DOM events + regions */
+
+  /* Tells the page that records of `entity` changed: a bubbling CustomEvent on document.body,
+   * listeners registered with RhtmxSync.on('changed'), the other tabs (unless this message
+   * came from one), and the regions rendered from IndexedDB. */
+  function notifyChanged(entity, ids, source, fromTab, force) {
+    if (!ids || (!ids.length && !force)) return;
+    var detail = { entity: entity, ids: ids, source: source };
+    whenBody(function () {
+      document.body.dispatchEvent(new CustomEvent('rhtmx:' + entity + ':changed', { bubbles: true, detail: detail }));
+      document.body.dispatchEvent(new CustomEvent('rhtmx:changed', { bubbles: true, detail: detail }));
+      if (shouldRenderLocal(entity)) renderRegions(entity);
+    });
+    emit('changed', detail);
+    if (!fromTab) broadcast({ type: 'changed', entity: entity, ids: ids, source: source, force: !!force });
+  }
+
+  /* Regions are rendered from IndexedDB while the server cannot render them correctly: when
+   * offline, and while the entity has queued mutations the server has not seen yet. */
+  function shouldRenderLocal(entity) {
+    return !netOnline() || (st.pendingBy[entity] || 0) > 0;
+  }
+
+  var renderQueued = {};
+  function renderRegions(entity) {
+    if (renderQueued[entity]) return;
+    renderQueued[entity] = true;
+    setTimeout(function () {
+      renderQueued[entity] = false;
+      var els = document.querySelectorAll('[data-sync-render]');
+      for (var i = 0; i < els.length; i++) {
+        if (els[i].getAttribute('data-sync-render') === entity) renderRegion(els[i]).catch(function (err) { warn('render failed:', err); });
+      }
+    }, 0);
+  }
+
+  /* Replaces the region's children with one instance of its template per record. */
+  async function renderRegion(el) {
+    var entity = el.getAttribute('data-sync-render');
+    var ent = entityByName[entity];
+    if (!ent) return;
+    var sel = el.getAttribute('data-sync-template');
+    var tpl = sel ? document.querySelector(sel) : el.querySelector('template');
+    if (!tpl || !tpl.content) { warn('region for', entity, 'has no <template> (data-sync-template)'); return; }
+    await readyPromise;
+    var rows = await listRecords(entity);
+    var sortField = el.getAttribute('data-sync-sort') || ent.key;
+    var desc = /^-/.test(sortField);
+    sortField = sortField.replace(/^-/, '');
+    rows.sort(function (a, b) {
+      var c = compareValues(a[sortField], b[sortField]);
+      if (c === 0) c = compareValues(a[ent.key], b[ent.key]);
+      return desc ? -c : c;
+    });
+    var pendingIds = await pendingIdSet(entity);
+    var frag = document.createDocumentFragment();
+    rows.forEach(function (rec) { frag.appendChild(instantiate(tpl, rec, pendingIds[idKey(rec[ent.key])])); });
+    el.replaceChildren(frag);
+    el.setAttribute('data-sync-rendered', 'local');
+    if (window.htmx && window.htmx.process) window.htmx.process(el);
+    el.dispatchEvent(new CustomEvent('rhtmx:rendered', { bubbles: true, detail: { entity: entity, count: rows.length } }));
+  }
+
+  /* Numbers sort before strings (server keys before temporary ones), then natural order. */
+  function compareValues(a, b) {
+    var ta = typeof a, tb = typeof b;
+    if (a === b) return 0;
+    if (a === undefined || a === null) return -1;
+    if (b === undefined || b === null) return 1;
+    if (ta === 'number' && tb !== 'number') return -1;
+    if (tb === 'number' && ta !== 'number') return 1;
+    return a < b ? -1 : 1;
+  }
+
+  /* Fills a template with a record. Supported: {{field}} and {{!field}} (1 when the field is
+   * falsy, else 0) in text and attribute values; data-sync-if / data-sync-unless="field"
+   * (keep the element only when truthy / falsy); data-sync-checked="field"; data-sync-class=
+   * "class:field ...". Values go in through textContent/setAttribute, never as HTML. */
+  function instantiate(tpl, rec, pending) {
+    var frag = tpl.content.cloneNode(true);
+    function fill(s) {
+      return s.replace(/\{\{\s*(!?)([A-Za-z0-9_]+)\s*\}\}/g, function (m, neg, f) {
+        if (neg) return truthy(rec[f]) ? '0' : '1';
+        var v = rec[f];
+        return v === undefined || v === null ? '' : String(v);
+      });
+    }
+    var walker = document.createTreeWalker(frag, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT);
+    var remove = [];
+    var node;
+    while ((node = walker.nextNode())) {
+      if (node.nodeType === 3) {
+        if (node.nodeValue.indexOf('{{') >= 0) node.nodeValue = fill(node.nodeValue);
+        continue;
+      }
+      for (var i = 0; i < node.attributes.length; i++) {
+        var at = node.attributes[i];
+        if (at.value.indexOf('{{') >= 0) node.setAttribute(at.name, fill(at.value));
+      }
+      var cond = node.getAttribute('data-sync-if');
+      if (cond && !truthy(rec[cond])) remove.push(node);
+      cond = node.getAttribute('data-sync-unless');
+      if (cond && truthy(rec[cond])) remove.push(node);
+      cond = node.getAttribute('data-sync-checked');
+      if (cond) { if (truthy(rec[cond])) node.setAttribute('checked', ''); else node.removeAttribute('checked'); }
+      cond = node.getAttribute('data-sync-class');
+      if (cond) cond.split(/\s+/).forEach(function (pair) {
+        var p = pair.split(':');
+        if (p.length === 2 && truthy(rec[p[1]])) node.classList.add(p[0]);
+      });
+    }
+    remove.forEach(function (n) { if (n.parentNode) n.parentNode.removeChild(n); });
+    if (pending) {
+      for (var c = frag.firstElementChild; c; c = c.nextElementSibling) c.setAttribute('data-sync-pending', '');
+    }
+    return frag;
+  }
+
+  /* ------------------------------------------------------------------ local records */
+
+  function entityOrThrow(entity) {
+    var e = entityByName[entity];
+    if (!e) throw new Error('rhtmx-sync: entity "' + entity + '" is not in data-sync-entities');
+    return e;
+  }
+
+  async function getRecord(entity, id) {
+    entityOrThrow(entity);
+    id = resolveId(normId(id));
+    return withTx([entity], 'readonly', function (tx) { return reqP(tx.objectStore(entity).get(id)); });
+  }
+
+  async function listRecords(entity) {
+    entityOrThrow(entity);
+    return withTx([entity], 'readonly', function (tx) { return reqP(tx.objectStore(entity).getAll()); });
+  }
+
+  async function pendingAll() {
+    return withTx(['_pending'], 'readonly', function (tx) { return reqP(tx.objectStore('_pending').getAll()); });
+  }
+
+  async function pendingIdSet(entity) {
+    var set = {};
+    (await pendingAll()).forEach(function (p) { if (p.entity === entity) set[idKey(p.id)] = true; });
+    return set;
+  }
+
+  /* Re-reads the queue into st.pendingBy / st.tmpIds. */
+  async function refreshPending() {
+    var all = await pendingAll();
+    var by = {};
+    var tmps = {};
+    cfg.entities.forEach(function (e) { by[e.name] = 0; });
+    all.forEach(function (p) {
+      by[p.entity] = (by[p.entity] || 0) + 1;
+      if (isTmp(p.id)) tmps[p.entity + '|' + p.id] = true;
+    });
+    st.pendingBy = by;
+    st.tmpIds = tmps;
+    statusChanged();
+    return all.length;
+  }
+
+  function resolveId(id) {
+    while (isTmp(id) && st.idMap[id] !== undefined) id = st.idMap[id];
+    return id;
+  }
+
+  /* Replays queued mutations on top of a base row (null = absent); returns the local row. */
+  function replay(base, muts, key, id) {
+    var rec = base ? Object.assign({}, base) : null;
+    muts.forEach(function (p) {
+      if (p.action === 'delete') rec = null;
+      else rec = Object.assign({}, rec || {}, p.data || {});
+      if (rec) rec[key] = id;
+    });
+    return rec;
+  }
+
+  /* Records one local mutation: the entity store and the queue change in one transaction.
+   * Returns { id, record }. */
+  async function mutateLocal(entity, action, id, data) {
+    var ent = entityOrThrow(entity);
+    if (action !== 'create' && action !== 'update' && action !== 'delete') throw new Error('bad action ' + action);
+    if (action === 'create' && (id === undefined || id === null || id === '')) id = uid('tmp-');
+    if (id === undefined || id === null || id === '') throw new Error('rhtmx-sync: ' + action + ' needs an id');
+    id = resolveId(normId(id));
+    var clean = {};
+    Object.keys(data || {}).forEach(function (k) { if (k !== ent.key) clean[k] = data[k]; });
+    var out = await withTx([entity, '_pending', '_meta'], 'readwrite', async function (tx) {
+      var store = tx.objectStore(entity);
+      var before = (await reqP(store.get(id))) || null;
+      var cursor = (await metaGet(tx, 'cursor:' + entity)) || 0;
+      var rec = replay(before, [{ action: action, data: clean }], ent.key, id);
+      if (rec) store.put(rec); else store.delete(id);
+      tx.objectStore('_pending').add({
+        entity: entity, id: id, action: action,
+        data: action === 'delete' ? null : clean,
+        client_version: cursor,
+        mutation_id: uid('m-'),
+        before: before,
+        at: Date.now()
+      });
+      return { id: id, record: rec };
+    });
+    await refreshPending();
+    broadcast({ type: 'pending' });
+    notifyChanged(entity, [id], 'local');
+    scheduleFlush(0);
+    return out;
+  }
+
+  /* ------------------------------------------------------------------ HTTP */
+
+  function HttpError(status, body, retryAfter) {
+    var msg = body && body.error && body.error.message ? body.error.message : 'HTTP ' + status;
+    var e = new Error(msg);
+    e.status = status;
+    e.code = body && body.error ? body.error.code : undefined;
+    e.body = body;
+    e.retryAfter = retryAfter;
+    return e;
+  }
+
+  /* fetch + JSON. Network failures mark the server unreachable (and reject); HTTP errors
+   * reject with HttpError carrying status, code and body. */
+  async function requestJson(url, opts) {
+    var res;
+    try {
+      res = await fetch(url, Object.assign({ cache: 'no-store', credentials: 'same-origin' }, opts || {}));
+    } catch (err) {
+      if (st.reachable) { st.reachable = false; statusChanged(); log('server unreachable:', err && err.message); }
+      err.network = true;
+      throw err;
+    }
+    if (!st.reachable) { st.reachable = true; statusChanged(); onBackOnline('reachable'); }
+    var text = await res.text();
+    var body = null;
+    try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
+    if (!res.ok) {
+      var ra = parseInt(res.headers.get('Retry-After') || '', 10);
+      throw HttpError(res.status, body, isFinite(ra) ? ra * 1000 : undefined);
+    }
+    if (body === null || typeof body !== 'object') throw HttpError(res.status, { error: { code: 'bad_response', message: 'response is not JSON' } });
+    return body;
+  }
+
+  /* ------------------------------------------------------------------ pull */
+
+  var pullState = {};   /* entity -> { running: Promise, again: bool, target: version, retry } */
+
+  /* Applies one page of server changes (and the new cursor) in one transaction, keeping
+   * queued local mutations on top. Returns the ids that changed for someone else's reason. */
+  async function applyServerPage(entity, changes, cursor, reset, done) {
+    var ent = entityByName[entity];
+    return withTx([entity, '_pending', '_meta'], 'readwrite', async function (tx) {
+      var store = tx.objectStore(entity);
+      var pstore = tx.objectStore('_pending');
+      var pending = (await reqP(pstore.getAll())).filter(function (p) { return p.entity === entity; });
+      var groups = {};
+      pending.forEach(function (p) { (groups[idKey(p.id)] = groups[idKey(p.id)] || []).push(p); });
+      var changed = [];
+      if (reset) {
+        store.clear();
+        /* The local view of records with queued mutations survives a full resync. */
+        Object.keys(groups).forEach(function (k) {
+          var g = groups[k];
+          var rec = replay(g[0].before, g, ent.key, g[0].id);
+          if (rec) store.put(rec);
+        });
+      }
+      changes.forEach(function (c) {
+        if (!c || c.id === undefined || c.id === null) return;
+        var id = c.id;
+        var base = null;
+        if (c.action !== 'delete') {
+          base = Object.assign({}, c.data || {});
+          base[ent.key] = id;
+        }
+        var g = groups[idKey(id)];
+        var rec = base;
+        if (g) {
+          g[0].before = base; /* a rejection now restores the newest server row */
+          pstore.put(g[0]);
+          rec = replay(base, g, ent.key, id);
+        }
+        if (rec) store.put(rec); else store.delete(id);
+        if (!(c.client_id && c.client_id === st.clientId)) changed.push(id);
+      });
+      await metaPut(tx, 'cursor:' + entity, cursor);
+      if (done) await metaPut(tx, 'synced:' + entity, true);
+      if (reset) await metaPut(tx, 'synced:' + entity, false);
+      return changed;
+    });
+  }
+
+  /* Pulls `entity` until the server has no more, page by page. Serialised per entity across
+   * tabs. A 410 clears the store and starts again from 0. */
+  async function pullEntity(entity) {
+    return withLock('pull:' + entity, async function () {
+      var cursor = await withTx(['_meta'], 'readonly', function (tx) { return metaGet(tx, 'cursor:' + entity); });
+      cursor = cursor || 0;
+      var start = cursor;
+      var loaded = 0;
+      var allChanged = [];
+      var resyncs = 0;
+      var didReset = false;
+      st.busy++;
+      statusChanged();
+      try {
+        for (;;) {
+          var url = cfg.base + '/' + encodeURIComponent(entity) + '?since=' + cursor + '&limit=' + cfg.pageSize;
+          var body;
+          try {
+            body = await requestJson(url, { headers: { Accept: 'application/json' } });
+          } catch (err) {
+            if (err.status === 410 && resyncs < 3) {
+              resyncs++;
+              log(entity, 'cursor', cursor, 'is older than the server log: full resync');
+              cursor = 0;
+              start = 0;
+              continue;
+            }
+            throw err;
+          }
+          if (!Array.isArray(body.changes) || typeof body.version !== 'number') throw new Error('malformed pull answer for ' + entity);
+          var reset = cursor === 0;
+          var more = body.has_more === true;
+          if (more && body.version <= cursor && body.changes.length === 0) throw new Error('pull of ' + entity + ' made no progress');
+          var ids = await applyServerPage(entity, body.changes, body.version, reset, !more);
+          allChanged = allChanged.concat(ids);
+          loaded += body.changes.length;
+          cursor = body.version;
+          st.cursors[entity] = cursor;
+          if (more || st.progress) {
+            var ps = pullState[entity];
+            var target = ps && ps.target > start ? ps.target : 0;
+            st.progress = {
+              entity: entity, loaded: loaded,
+              fraction: target ? Math.min(1, (cursor - start) / (target - start)) : null
+            };
+            broadcast({ type: 'progress', progress: st.progress });
+            statusChanged();
+          }
+          if (reset) didReset = true;
+          if (!more) break;
+        }
+        st.error = null;
+      } finally {
+        st.busy--;
+        if (st.progress && st.progress.entity === entity) {
+          st.progress = null;
+          broadcast({ type: 'progress', progress: null });
+        }
+        statusChanged();
+      }
+      /* After a reset, rows may have vanished without a change naming them: say so anyway. */
+      if (allChanged.length || didReset) notifyChanged(entity, allChanged, didReset ? 'resync' : 'server', false, didReset);
+      if (loaded > 200) checkQuota();
+      return loaded;
+    });
+  }
+
+  /* Schedules a pull; concurrent requests for the same entity coalesce into one more run.
+   * Failures retry with backoff while the page is online. */
+  function schedulePull(entity, target) {
+    var ps = pullState[entity] = pullState[entity] || { running: null, again: false, target: 0, failures: 0, timer: null };
+    if (target && target > ps.target) ps.target = target;
+    if (ps.running) { ps.again = true; return ps.running; }
+    if (ps.timer) { clearTimeout(ps.timer); ps.timer = null; }
+    ps.running = (async function () {
+      do {
+        ps.again = false;
+        try {
+          await pullEntity(entity);
+          ps.failures = 0;
+        } catch (err) {
+          ps.failures++;
+          noteError('pull ' + entity, err);
+          if (netOnline() || err.status) {
+            ps.timer = setTimeout(function () { ps.timer = null; schedulePull(entity); }, backoffDelay(ps.failures - 1));
+          }
+          break;
+        }
+      } while (ps.again);
+      ps.running = null;
+    })();
+    return ps.running;
+  }
+
+  function pullAll() {
+    return Promise.all(cfg.entities.map(function (e) { return schedulePull(e.name); }));
+  }
+
+  function noteError(what, err) {
+    if (err && err.network) { log(what, 'failed: network'); statusChanged(); return; }
+    st.error = what + ': ' + (err && err.message ? err.message : String(err));
+    warn(st.error);
+    statusChanged();
+  }
+
+  /* ------------------------------------------------------------------ push */
+
+  var flushState = { running: null, again: false, timer: null, failures: 0, batchLimit: 100 };
+
+  function scheduleFlush(delay) {
+    if (flushState.timer) clearTimeout(flushState.timer);
+    flushState.timer = setTimeout(function () { flushState.timer = null; flush(); }, delay || 0);
+  }
+
+  /* Pushes the queue, oldest first, one entity batch at a time, under a lock shared by the
+   * tabs so each mutation is sent by one tab, in order. The server deduplicates
+   * (client_id, mutation_id), so a batch resent after a lost answer is applied once. */
+  function flush() {
+    if (flushState.running) { flushState.again = true; return flushState.running; }
+    if (!st.ready || !netOnline()) return Promise.resolve();
+    flushState.running = withLock('push', async function () {
+      do {
+        flushState.again = false;
+        for (;;) {
+          if (!netOnline()) return;
+          var all = (await pendingAll()).sort(function (a, b) { return a.seq - b.seq; });
+          if (!all.length) return;
+          var batch = takeBatch(all);
+          var ok = await pushBatch(batch);
+          if (!ok) return;
+        }
+      } while (flushState.again);
+    }).catch(function (err) { noteError('push', err); }).then(function () {
+      flushState.running = null;
+      refreshPending();
+    });
+    return flushState.running;
+  }
+
+  /* The longest run of same-entity mutations from the head of the queue that never refers to
+   * a temporary id created earlier in the same run (its real id is only known afterwards). */
+  function takeBatch(all) {
+    var entity = all[0].entity;
+    var batch = [];
+    var createdHere = {};
+    for (var i = 0; i < all.length && batch.length < flushState.batchLimit; i++) {
+      var p = all[i];
+      if (p.entity !== entity) break;
+      if (isTmp(p.id) && createdHere[p.id]) break;
+      if (p.action === 'create' && isTmp(p.id)) createdHere[p.id] = true;
+      batch.push(p);
+    }
+    return batch;
+  }
+
+  /* Sends one batch and applies the answer. Returns true to go on with the queue. */
+  async function pushBatch(batch) {
+    var entity = batch[0].entity;
+    var body = {
+      client_id: st.clientId,
+      changes: batch.map(function (p) {
+        var c = { mutation_id: p.mutation_id, id: p.id, action: p.action, client_version: p.client_version || 0 };
+        if (p.action !== 'delete') c.data = p.data || {};
+        return c;
+      })
+    };
+    st.busy++;
+    statusChanged();
+    var answer;
+    try {
+      answer = await requestJson(cfg.base + '/' + encodeURIComponent(entity), {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify(body)
+      });
+    } catch (err) {
+      return handlePushError(batch, err);
+    } finally {
+      st.busy--;
+      statusChanged();
+    }
+    if (!Array.isArray(answer.applied) && !Array.isArray(answer.rejected) && !Array.isArray(answer.conflicts)) {
+      return handlePushError(batch, new Error('malformed push answer'));
+    }
+    flushState.failures = 0;
+    flushState.batchLimit = 100;
+    st.error = null;
+    await applyPushAnswer(entity, batch, answer);
+    return true;
+  }
+
+  async function handlePushError(batch, err) {
+    if (err.network) { scheduleFlush(backoffDelay(flushState.failures++)); return false; }
+    var s = err.status || 0;
+    if ((s === 400 || s === 413 || s === 415) && batch.length > 1) {
+      /* Find the one change the server cannot take: retry one by one. */
+      flushState.batchLimit = 1;
+      return true;
+    }
+    if (s === 400 || s === 404 || s === 413 || s === 415) {
+      /* This change can never be accepted as sent: drop it, and say so. */
+      await applyPushAnswer(batch[0].entity, batch, {
+        applied: [], conflicts: [],
+        rejected: batch.map(function (p) {
+          return { mutation_id: p.mutation_id, id: p.id, code: err.code || 'bad_change', reason: err.message };
+        })
+      });
+      return true;
+    }
+    noteError('push ' + batch[0].entity, err);
+    scheduleFlush(err.retryAfter || backoffDelay(flushState.failures++));
+    return false;
+  }
+
+  /* Applies a push answer: temporary ids become real ones (store, queue, DOM), conflicts
+   * take the decided row, rejected changes are undone locally, and the batch leaves the
+   * queue, all in one transaction. Then the page hears about it. */
+  async function applyPushAnswer(entity, batch, answer) {
+    var ent = entityByName[entity];
+    var ids = answer.ids && typeof answer.ids === 'object' ? answer.ids : {};
+    var conflicts = Array.isArray(answer.conflicts) ? answer.conflicts : [];
+    var rejected = Array.isArray(answer.rejected) ? answer.rejected : [];
+    var byMutation = {};
+    batch.forEach(function (p) { byMutation[p.mutation_id] = p; });
+    var changed = [];
+    var problems = [];
+
+    await withTx([entity, '_pending', '_meta'], 'readwrite', async function (tx) {
+      var store = tx.objectStore(entity);
+      var pstore = tx.objectStore('_pending');
+      var inBatch = {};
+      batch.forEach(function (p) { inBatch[p.seq] = true; pstore.delete(p.seq); });
+      var rest = (await reqP(pstore.getAll())).filter(function (p) { return !inBatch[p.seq] && p.entity === entity; });
+
+      /* 1. temporary ids -> real ids */
+      var idmap = (await metaGet(tx, 'idmap')) || {};
+      for (var tmp in ids) {
+        if (!Object.prototype.hasOwnProperty.call(ids, tmp)) continue;
+        var real = ids[tmp];
+        idmap[tmp] = real;
+        st.idMap[tmp] = real;
+        var rec = await reqP(store.get(tmp));
+        store.delete(tmp);
+        if (rec) { rec[ent.key] = real; store.put(rec); }
+        rest.forEach(function (p) {
+          if (p.id === tmp) { p.id = real; if (p.before) p.before[ent.key] = real; pstore.put(p); }
+        });
+        changed.push(tmp, real);
+      }
+      await metaPut(tx, 'idmap', idmap);
+
+      function restOf(id) { return rest.filter(function (p) { return p.id === id; }); }
+      function realId(id) { return ids[id] !== undefined ? ids[id] : id; }
+
+      /* 2. conflicts: the decided row, with still-queued mutations on top */
+      conflicts.forEach(function (c) {
+        var p = byMutation[c.mutation_id];
+        var id = realId(p ? p.id : c.id);
+        st.conflicts++;
+        problems.push({ kind: 'conflict', entity: entity, id: id, mutation: p || null, detail: c });
+        if (c.decision === 'client' || !c.server || typeof c.server !== 'object') return;
+        var base = Object.assign({}, c.server);
+        base[ent.key] = id;
+        var later = restOf(id);
+        if (later.length) { later[0].before = base; pstore.put(later[0]); }
+        var recN = replay(base, later, ent.key, id);
+        if (recN) store.put(recN); else store.delete(id);
+        changed.push(id);
+      });
+
+      /* 3. rejections: restore the row as it was before the change, replay what follows */
+      for (var i = 0; i < rejected.length; i++) {
+        var r = rejected[i];
+        var pr = byMutation[r.mutation_id];
+        st.rejected++;
+        problems.push({ kind: 'rejected', entity: entity, id: pr ? realId(pr.id) : r.id, mutation: pr || null, detail: r });
+        if (!pr) continue;
+        var rid = realId(pr.id);
+        var base2 = pr.before ? Object.assign({}, pr.before) : null;
+        if (base2) base2[ent.key] = rid;
+        var later2 = batch.filter(function (q) { return q.seq > pr.seq && realId(q.id) === rid && !rejected.some(function (x) { return x.mutation_id === q.mutation_id; }); })
+          .concat(restOf(rid));
+        var recR = replay(base2, later2, ent.key, rid);
+        if (recR) store.put(recR); else store.delete(rid);
+        changed.push(rid);
+      }
+    });
+
+    batch.forEach(function (p) { changed.push(ids[p.id] !== undefined ? ids[p.id] : p.id); });
+    await refreshPending();
+    broadcast({ type: 'pending' });
+    if (Object.keys(ids).length) broadcast({ type: 'idmap', ids: ids });
+    rewriteDomIds(ids);
+    problems.forEach(surfaceProblem);
+    var seen = {};
+    notifyChanged(entity, changed.filter(function (id) { var k = idKey(id); if (seen[k]) return false; seen[k] = true; return true; }), 'push');
+  }
+
+  /* Elements rendered with a temporary id (data-sync-id, hidden inputs) get the real one. */
+  function rewriteDomIds(ids) {
+    Object.keys(ids).forEach(function (tmp) {
+      var real = String(ids[tmp]);
+      var els = document.querySelectorAll('[data-sync-id="' + CSS.escape(tmp) + '"]');
+      for (var i = 0; i < els.length; i++) els[i].setAttribute('data-sync-id', real);
+      var inputs = document.querySelectorAll('input[value="' + CSS.escape(tmp) + '"]');
+      for (var j = 0; j < inputs.length; j++) inputs[j].value = real;
+    });
+  }
+
+  /* Conflicts and rejections are never silent: a DOM event, an API event, the status element
+   * and the console all say what happened. */
+  function surfaceProblem(p, fromTab) {
+    var d = p.detail || {};
+    var msg;
+    if (p.kind === 'conflict') {
+      msg = 'Conflict on ' + p.entity + ' ' + p.id + ': ' + (d.decision === 'client' ? 'your change was kept'
+        : d.decision === 'merged' ? 'changes were merged' : 'the server version was kept') +
+        (d.strategy ? ' (' + d.strategy + ')' : '');
+    } else {
+      msg = 'Change to ' + p.entity + ' ' + p.id + ' was rejected: ' + (d.reason || d.code || 'not allowed');
+    }
+    p.message = msg;
+    st.problem = { kind: p.kind, message: msg, at: Date.now() };
+    if (p.kind === 'rejected') warn(msg); else log(msg);
+    whenBody(function () {
+      document.body.dispatchEvent(new CustomEvent('rhtmx:sync:' + p.kind, { bubbles: true, detail: p }));
+    });
+    emit(p.kind, p);
+    statusChanged();
+    if (!fromTab) broadcast({ type: 'problem', problem: p });
+  }
+
+  /* ------------------------------------------------------------------ events (leader only) */
+
+  var ev = { es: null, mode: cfg.eventsMode === 'poll' ? 'poll' : 'stream', lastId: 0, failures: 0, timer: null, openTimer: null, opened: false, catchUp: false };
+
+  function setLive(live) {
+    if (st.live === live) return;
+    st.live = live;
+    broadcast({ type: 'live', live: live });
+    statusChanged();
+  }
+
+  function closeEvents() {
+    if (ev.openTimer) { clearTimeout(ev.openTimer); ev.openTimer = null; }
+    if (ev.timer) { clearTimeout(ev.timer); ev.timer = null; }
+    if (ev.es) { ev.es.onopen = ev.es.onmessage = ev.es.onerror = null; ev.es.close(); ev.es = null; }
+  }
+
+  function reconnectEvents(delay) {
+    closeEvents();
+    if (!st.leader || cfg.eventsMode === 'off') return;
+    setLive(netOnline() ? 'connecting' : 'off');
+    ev.timer = setTimeout(function () { ev.timer = null; openEvents(); }, delay);
+  }
+
+  function minCursor() {
+    var m = null;
+    cfg.entities.forEach(function (e) {
+      var c = st.cursors[e.name] || 0;
+      if (m === null || c < m) m = c;
+    });
+    return m || 0;
+  }
+
+  /* Opens the one event stream of this browser. `since` is the newest event seen, never less
+   * than what every entity has pulled; the browser's own reconnects add Last-Event-ID. */
+  function openEvents() {
+    closeEvents();
+    if (!st.leader || cfg.eventsMode === 'off' || !cfg.entities.length) return;
+    if (navigator.onLine === false) { setLive('off'); return; }
+    var since = Math.max(ev.lastId, minCursor());
+    var url = cfg.base + '/events?entities=' + cfg.entities.map(function (e) { return encodeURIComponent(e.name); }).join(',') +
+      '&since=' + since + (ev.mode === 'poll' ? '&mode=poll' : '');
+    log('event stream', ev.mode, 'since', since);
+    var es = new EventSource(url);
+    ev.es = es;
+    ev.opened = false;
+    setLive('connecting');
+    if (ev.mode === 'stream' && cfg.eventsMode === 'auto') {
+      /* No headers within the timeout: something on the path buffers the stream. */
+      ev.openTimer = setTimeout(function () {
+        ev.openTimer = null;
+        if (ev.es === es && !ev.opened) {
+          warn('event stream sent nothing in', cfg.streamTimeout, 'ms: switching to poll mode');
+          ev.mode = 'poll';
+          reconnectEvents(0);
+        }
+      }, cfg.streamTimeout);
+    }
+    es.onopen = function () {
+      if (ev.es !== es) return;
+      ev.opened = true;
+      if (ev.openTimer) { clearTimeout(ev.openTimer); ev.openTimer = null; }
+      ev.failures = 0;
+      if (!st.reachable) { st.reachable = true; onBackOnline('events'); }
+      setLive(ev.mode);
+      if (ev.catchUp) { ev.catchUp = false; pullAll(); scheduleFlush(0); }
+    };
+    es.onmessage = function (e) { if (ev.es === es) onEvent(e); };
+    es.addEventListener('resync', function (e) {
+      if (ev.es !== es) return;
+      var v = 0;
+      try { v = JSON.parse(e.data).version || 0; } catch (err) { /* keep 0 */ }
+      log('server asks for a full resync; resume at', v);
+      closeEvents();
+      fullResync().then(function () { ev.lastId = v; reconnectEvents(0); }, function (err) {
+        noteError('resync', err);
+        reconnectEvents(backoffDelay(ev.failures++));
+      });
+    });
+    es.addEventListener('bye', function (e) {
+      if (ev.es !== es) return;
+      try { var v = JSON.parse(e.data).version; if (v > ev.lastId) ev.lastId = v; } catch (err) { /* keep */ }
+      reconnectEvents(0);
+    });
+    es.onerror = function () {
+      if (ev.es !== es) return;
+      if (ev.mode === 'poll' && ev.opened) {
+        /* A poll answer ended, as it should: ask again at once. */
+        reconnectEvents(0);
+        return;
+      }
+      if (es.readyState === EventSource.CLOSED || !ev.opened || ev.failures > 0) {
+        /* A non-200 answer (which stops EventSource for good), or no connection at all:
+         * our own reconnect, with backoff. */
+        ev.failures++;
+        ev.catchUp = true;
+        var d = backoffDelay(ev.failures - 1);
+        log('event stream failed; retry in', d, 'ms');
+        reconnectEvents(d);
+        return;
+      }
+      /* An open stream broke: EventSource reconnects by itself with Last-Event-ID. */
+      ev.failures++;
+      ev.opened = false;
+      ev.catchUp = true;
+      setLive('connecting');
+    };
+  }
+
+  function onEvent(e) {
+    var data;
+    try { data = JSON.parse(e.data); } catch (err) { log('bad event', e.data); return; }
+    var v = Number(e.lastEventId || data.version || 0);
+    if (v > ev.lastId) ev.lastId = v;
+    if (!data || !entityByName[data.entity]) return;
+    if (data.client_id && data.client_id === st.clientId) {
+      log('own echo', data.entity, data.id, 'v' + v);
+      return; /* we pushed it; the local record is already what the server has */
+    }
+    if ((st.cursors[data.entity] || 0) >= v) return; /* already pulled */
+    schedulePull(data.entity, v);
+  }
+
+  /* Everything from 0: after a resync event, or on request. */
+  async function fullResync() {
+    await withTx(['_meta'], 'readwrite', async function (tx) {
+      cfg.entities.forEach(function (e) { metaPut(tx, 'cursor:' + e.name, 0); st.cursors[e.name] = 0; });
+    });
+    await pullAll();
+  }
+
+  /* ------------------------------------------------------------------ leadership */
+
+  function becomeLeader() {
+    st.leader = true;
+    log('this tab leads (opens the event stream)');
+    broadcast({ type: 'leader' });
+    statusChanged();
+    readyPromise.then(function () { openEvents(); });
+  }
+
+  /* The tab that holds the lock leads until it goes away; the browser then hands the lock to
+   * the next waiting tab. Without Web Locks every tab leads for itself. */
+  function electLeader() {
+    if (cfg.eventsMode === 'off') return;
+    if (!(navigator.locks && navigator.locks.request)) { becomeLeader(); return; }
+    navigator.locks.request('rhtmx-sync:' + cfg.dbName + ':leader', function () {
+      becomeLeader();
+      return new Promise(function () { /* held for the life of this tab */ });
+    }).catch(function (err) { warn('leader election failed:', err); becomeLeader(); });
+  }
+
+  function onChannelMessage(e) {
+    var m = e.data || {};
+    switch (m.type) {
+    case 'changed':
+      if (entityByName[m.entity]) notifyChanged(m.entity, m.ids || [], m.source, true, m.force);
+      break;
+    case 'pending':
+      refreshPending().then(function () {
+        cfg.entities.forEach(function (ent) { if (shouldRenderLocal(ent.name)) renderRegions(ent.name); });
+      });
+      break;
+    case 'idmap':
+      Object.keys(m.ids || {}).forEach(function (k) { st.idMap[k] = m.ids[k]; });
+      rewriteDomIds(m.ids || {});
+      break;
+    case 'live':
+      if (!st.leader) { st.live = m.live; statusChanged(); }
+      break;
+    case 'progress':
+      if (!st.leader) { st.progress = m.progress; statusChanged(); }
+      break;
+    case 'problem':
+      if (m.problem) surfaceProblem(m.problem, true);
+      break;
+    case 'hello':
+      if (st.leader) broadcast({ type: 'live', live: st.live });
+      break;
+    }
+  }
+
+  /* ------------------------------------------------------------------ network state */
+
+  function onBackOnline(why) {
+    log('back online (' + why + ')');
+    statusChanged();
+    if (!st.ready) return;
+    scheduleFlush(0);
+    pullAll();
+    if (st.leader && (!ev.es || !ev.opened)) { ev.failures = 0; reconnectEvents(0); }
+    cfg.entities.forEach(function (e) { if (shouldRenderLocal(e.name)) renderRegions(e.name); });
+  }
+
+  window.addEventListener('online', function () { st.reachable = true; onBackOnline('online'); });
+  window.addEventListener('offline', function () {
+    log('offline');
+    closeEvents();
+    setLive('off');
+    statusChanged();
+    cfg.entities.forEach(function (e) { renderRegions(e.name); });
+  });
+
+  /* ------------------------------------------------------------------ storage quota */
+
+  function isQuotaError(err) { return !!err && (err.name === 'QuotaExceededError' || /quota/i.test(err.message || '')); }
+
+  function quotaExceeded(err) {
+    st.quota = Object.assign({}, st.quota || {}, { full: true, low: true });
+    st.problem = { kind: 'quota', message: 'Storage is full: changes cannot be saved on this device', at: Date.now() };
+    warn(st.problem.message, err);
+    whenBody(function () {
+      document.body.dispatchEvent(new CustomEvent('rhtmx:sync:quota', { bubbles: true, detail: { full: true, error: String(err) } }));
+    });
+    emit('quota', st.quota);
+    statusChanged();
+  }
+
+  /* Asks the browser how much of its quota is used; reports when it is nearly gone. */
+  async function checkQuota() {
+    if (!(navigator.storage && navigator.storage.estimate)) return null;
+    try {
+      var q = await navigator.storage.estimate();
+      var low = !!q.quota && q.usage / q.quota >= cfg.quotaWarn;
+      st.quota = { usage: q.usage, quota: q.quota, low: low, full: !!(st.quota && st.quota.full) };
+      if (low) {
+        st.problem = { kind: 'quota', message: 'Storage is almost full (' + Math.round(100 * q.usage / q.quota) + '% used)', at: Date.now() };
+        warn(st.problem.message);
+        whenBody(function () {
+          document.body.dispatchEvent(new CustomEvent('rhtmx:sync:quota', { bubbles: true, detail: st.quota }));
+        });
+        emit('quota', st.quota);
+      }
+      statusChanged();
+      return st.quota;
+    } catch (err) {
+      log('storage estimate failed', err);
+      return null;
+    }
+  }
+
+  /* ------------------------------------------------------------------ htmx integration */
+
+  /* What an htmx request would write, or null: the entity and action come from
+   * data-sync-entity / data-sync-action / data-sync-id on the element or an ancestor, or
+   * from a REST-style path (/todos, /todos/5, /todos/5/delete). */
+  function describeRequest(d) {
+    var elt = d.elt;
+    var holder = elt && elt.closest ? elt.closest('[data-sync-entity]') : null;
+    var entity, action, id;
+    if (holder) {
+      entity = holder.getAttribute('data-sync-entity');
+      action = holder.getAttribute('data-sync-action');
+      id = holder.getAttribute('data-sync-id');
+    } else {
+      var segs = new URL(d.path || '', location.href).pathname.split('/').filter(Boolean);
+      for (var i = 0; i < segs.length; i++) {
+        var name = segs[i].replace(/\.php$/, '');
+        if (entityByName[name]) {
+          entity = name;
+          if (segs[i + 1] && segs[i + 1] !== 'delete') id = decodeURIComponent(segs[i + 1]);
+          if (segs[i + 1] === 'delete' || segs[i + 2] === 'delete') action = 'delete';
+          break;
+        }
+      }
+    }
+    var ent = entityByName[entity];
+    if (!ent) return null;
+    var verb = String(d.verb || 'post').toLowerCase();
+    if (verb === 'get') return null;
+    var form = elt.form || (elt.closest && elt.closest('form')) || elt;
+    var exclude = ((holder && holder.getAttribute('data-sync-exclude')) || '').split(',').map(function (s) { return s.trim(); });
+    var data = {};
+    var entries = [];
+    if (d.formData && d.formData.entries) entries = Array.from(d.formData.entries());
+    else if (d.parameters) {
+      var params = d.parameters;
+      if (params.entries) entries = Array.from(params.entries());
+      else Object.keys(params).forEach(function (k) { entries.push([k, params[k]]); });
+    }
+    entries.forEach(function (kv) {
+      var k = kv[0], v = kv[1];
+      if (typeof v !== 'string') return;            /* files stay online-only */
+      if (k.charAt(0) === '_' || exclude.indexOf(k) >= 0) return;
+      if (k === ent.key) { if (id === undefined || id === null || id === '') id = v; return; }
+      data[k] = coerce(form, k, v);
+    });
+    if (!action) {
+      if (verb === 'delete') action = 'delete';
+      else if (verb === 'post' && (id === undefined || id === null || id === '')) action = 'create';
+      else action = 'update';
+    }
+    if (action !== 'create' && (id === undefined || id === null || id === '')) return null;
+    return { entity: entity, action: action, id: id === '' ? undefined : id, data: data, form: form };
+  }
+
+  /* Hidden, number, checkbox, radio, select and range values that look like numbers are
+   * numbers (so "0" stays falsy); text a person typed stays text. */
+  function coerce(form, name, v) {
+    var el = form && form.elements ? form.elements[name] : null;
+    if (el && el.length !== undefined && !el.tagName) el = el[0];
+    var type = el ? (el.getAttribute('data-sync-type') || el.type || el.tagName.toLowerCase()) : 'hidden';
+    if (type === 'string' || type === 'text' || type === 'textarea' || type === 'search' || type === 'email') return v;
+    if (/^-?(0|[1-9][0-9]{0,14})(\.[0-9]+)?$/.test(v)) return Number(v);
+    return v;
+  }
+
+  /* True when this write must go through the queue: offline, or the server has not yet seen
+   * earlier queued writes of the entity (order), or the record only has a temporary id. */
+  function mustQueue(m) {
+    if (!netOnline()) return true;
+    if ((st.pendingBy[m.entity] || 0) > 0) return true;
+    var id = m.id === undefined ? undefined : resolveId(normId(m.id));
+    if (isTmp(id)) return true;
+    return false;
+  }
+
+  function onConfigRequest(evt) {
+    var d = evt.detail || {};
+    var elt = d.elt;
+    if (!elt || !elt.getAttribute) return;
+    var verb = String(d.verb || '').toLowerCase();
+    var region = elt.getAttribute('data-sync-render');
+    if (verb === 'get' && region && entityByName[region]) {
+      if (shouldRenderLocal(region)) {
+        evt.preventDefault();
+        renderRegion(elt).catch(function (err) { warn('render failed:', err); });
+      }
+      return;
+    }
+    if (!cfg.offlineForms || verb === 'get') return;
+    var m;
+    try { m = describeRequest(d); } catch (err) { warn('cannot read form:', err); return; }
+    if (!m || !mustQueue(m)) return;
+    evt.preventDefault();
+    log('queued', m.action, m.entity, m.id === undefined ? '(new)' : m.id, m.data);
+    mutateLocal(m.entity, m.action, m.id, m.data).then(function (r) {
+      if (m.action === 'create' && m.form && m.form.reset && m.form.getAttribute('data-sync-reset') !== 'false') m.form.reset();
+      elt.dispatchEvent(new CustomEvent('rhtmx:sync:queued', { bubbles: true, detail: { entity: m.entity, action: m.action, id: r.id, record: r.record } }));
+    }, function (err) {
+      warn('could not queue the change:', err);
+      st.problem = { kind: 'error', message: 'Could not save the change on this device: ' + (err.message || err), at: Date.now() };
+      statusChanged();
+      elt.dispatchEvent(new CustomEvent('rhtmx:sync:error', { bubbles: true, detail: { error: err } }));
+    });
+  }
+  document.addEventListener('htmx:configRequest', onConfigRequest);
+
+  /* ------------------------------------------------------------------ status element */
+
+  var STYLE = [
+    'rhtmx-sync-status{display:inline-flex;align-items:center;gap:.4em;font:13px/1.4 system-ui,sans-serif;padding:.2em .6em;border-radius:1em;background:#eef2f5;color:#223}',
+    'rhtmx-sync-status .rhtmx-sync-dot{width:.6em;height:.6em;border-radius:50%;background:#2a9d4b}',
+    'rhtmx-sync-status[state=offline] .rhtmx-sync-dot{background:#999}',
+    'rhtmx-sync-status[state=offline]{background:#f3e9d2}',
+    'rhtmx-sync-status[state=syncing] .rhtmx-sync-dot{background:#2b6cb0}',
+    'rhtmx-sync-status[state=error] .rhtmx-sync-dot{background:#c53030}',
+    'rhtmx-sync-status progress{width:5em;height:.6em}',
+    'rhtmx-sync-status [hidden]{display:none}',
+    'rhtmx-sync-status .rhtmx-sync-pending{font-weight:600}',
+    'rhtmx-sync-status .rhtmx-sync-problem{color:#9b2c2c;max-width:24em;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}',
+    'rhtmx-sync-status .rhtmx-sync-dismiss{border:0;background:none;cursor:pointer;color:inherit;padding:0 .2em}',
+    '[data-sync-pending]{opacity:.75}'
+  ].join('\n');
+
+  function installStyle() {
+    if (!cfg.style || document.getElementById('rhtmx-sync-style')) return;
+    var s = document.createElement('style');
+    s.id = 'rhtmx-sync-style';
+    s.textContent = STYLE;
+    (document.head || document.documentElement).insertBefore(s, (document.head || document.documentElement).firstChild);
+  }
+
+  var LABELS = { online: 'Online', offline: 'Offline', syncing: 'Syncing', error: 'Sync error' };
+
+  if (window.customElements && !customElements.get('rhtmx-sync-status')) {
+    customElements.define('rhtmx-sync-status', class extends HTMLElement {
+      connectedCallback() {
+        if (!this._built) {
+          this._built = true;
+          this.setAttribute('role', 'status');
+          this.setAttribute('aria-live', 'polite');
+          this.innerHTML = '<span class="rhtmx-sync-dot"></span><span class="rhtmx-sync-label"></span>' +
+            '<progress class="rhtmx-sync-progress" max="1" hidden></progress>' +
+            '<span class="rhtmx-sync-pending" hidden></span>' +
+            '<span class="rhtmx-sync-problem" hidden></span>' +
+            '<button type="button" class="rhtmx-sync-dismiss" title="Dismiss" hidden>&times;</button>';
+          var self = this;
+          this.querySelector('.rhtmx-sync-dismiss').addEventListener('click', function () {
+            st.problem = null;
+            statusChanged();
+            self.update(statusSnapshot());
+          });
+        }
+        this.update(statusSnapshot());
+      }
+      update(s) {
+        if (!this._built) return;
+        this.setAttribute('state', s.state);
+        this.setAttribute('live', s.live);
+        this.setAttribute('pending', String(s.pending));
+        var label = LABELS[s.state] || s.state;
+        if (s.state === 'syncing' && s.progress) label += ' ' + s.progress.entity + '\u2026 ' + s.progress.loaded + ' rows';
+        if (s.state === 'online' && s.live === 'poll') label += ' (polling)';
+        if (s.state === 'error' && s.error) label += ': ' + s.error;
+        this.querySelector('.rhtmx-sync-label').textContent = label;
+        var bar = this.querySelector('.rhtmx-sync-progress');
+        bar.hidden = s.state !== 'syncing';
+        if (s.progress && s.progress.fraction !== null && s.progress.fraction !== undefined) bar.value = s.progress.fraction;
+        else bar.removeAttribute('value'); /* indeterminate */
+        var pend = this.querySelector('.rhtmx-sync-pending');
+        pend.hidden = !s.pending;
+        pend.textContent = s.pending + ' pending';
+        var prob = this.querySelector('.rhtmx-sync-problem');
+        prob.hidden = !s.problem;
+        prob.textContent = s.problem ? s.problem.message : '';
+        prob.title = prob.textContent;
+        this.querySelector('.rhtmx-sync-dismiss').hidden = !s.problem;
+      }
+    });
+  }
+
+  /* ------------------------------------------------------------------ start */
+
+  var readyResolve, readyReject;
+  var readyPromise = new Promise(function (res, rej) { readyResolve = res; readyReject = rej; });
+  readyPromise.catch(function () {});
+
+  async function start() {
+    if (!cfg.entities.length) throw new Error('data-sync-entities lists no valid entity');
+    if (!window.indexedDB) throw new Error('this browser has no IndexedDB');
+    whenBody(installStyle);
+    var info = await withTx(['_meta', '_pending'], 'readwrite', async function (tx) {
+      var id = await metaGet(tx, 'client_id');
+      if (!id) { id = 'c-' + rand(8); await metaPut(tx, 'client_id', id); }
+      var cursors = {};
+      for (var i = 0; i < cfg.entities.length; i++) {
+        cursors[cfg.entities[i].name] = (await metaGet(tx, 'cursor:' + cfg.entities[i].name)) || 0;
+      }
+      var idmap = (await metaGet(tx, 'idmap')) || {};
+      return { clientId: id, cursors: cursors, idmap: idmap };
+    });
+    st.clientId = info.clientId;
+    st.cursors = info.cursors;
+    st.idMap = info.idmap;
+    ev.lastId = minCursor();
+    await refreshPending();
+    if ('BroadcastChannel' in window) {
+      channel = new BroadcastChannel('rhtmx-sync:' + cfg.dbName);
+      channel.onmessage = onChannelMessage;
+      broadcast({ type: 'hello' });
+    }
+    if (cfg.persist && navigator.storage && navigator.storage.persist) navigator.storage.persist().catch(function () {});
+    st.ready = true;
+    readyResolve(api);
+    log('ready; client', st.clientId, 'entities', cfg.entities.map(function (e) { return e.name; }).join(','));
+    electLeader();
+    cfg.entities.forEach(function (e) { if (shouldRenderLocal(e.name)) renderRegions(e.name); });
+    if (netOnline()) {
+      scheduleFlush(0);
+      pullAll();
+    }
+    checkQuota();
+    statusChanged();
+  }
+
+  /* ------------------------------------------------------------------ public API */
+
+  var api = {
+    version: VERSION,
+    config: cfg,
+    ready: readyPromise,
+    get clientId() { return st.clientId; },
+    get isLeader() { return st.leader; },
+    /* One record, or undefined. */
+    get: function (entity, id) { return getRecord(entity, id); },
+    /* All records of an entity (unsorted), as stored locally. */
+    list: function (entity) { return listRecords(entity); },
+    /* Creates (no key, or a tmp- key) or updates (partial fields) a record, locally at once
+     * and on the server when online. Resolves with the stored record. */
+    put: async function (entity, record) {
+      var ent = entityOrThrow(entity);
+      await readyPromise;
+      var id = record ? record[ent.key] : undefined;
+      var data = Object.assign({}, record || {});
+      var exists = id !== undefined && id !== null && !!(await getRecord(entity, id));
+      var r = await mutateLocal(entity, exists ? 'update' : 'create', id, data);
+      return r.record;
+    },
+    delete: async function (entity, id) {
+      await readyPromise;
+      await mutateLocal(entity, 'delete', id, null);
+    },
+    pendingCount: async function (entity) {
+      await readyPromise;
+      await refreshPending();
+      return entity ? (st.pendingBy[entity] || 0) : pendingTotal();
+    },
+    /* Pull every entity and push the queue now. */
+    sync: async function () {
+      await readyPromise;
+      await Promise.all([pullAll(), flush()]);
+    },
+    /* Re-render the data-sync-render regions of an entity from IndexedDB. */
+    render: function (entity) {
+      var els = document.querySelectorAll('[data-sync-render="' + CSS.escape(entity) + '"]');
+      return Promise.all(Array.prototype.map.call(els, renderRegion));
+    },
+    status: function () { return statusSnapshot(); },
+    checkQuota: checkQuota,
+    /* on('status'|'changed'|'conflict'|'rejected'|'quota', fn) -> unsubscribe function */
+    on: function (type, fn) {
+      (listeners[type] = listeners[type] || []).push(fn);
+      if (type === 'status') { try { fn(statusSnapshot()); } catch (e) { warn(e); } }
+      return function () {
+        listeners[type] = (listeners[type] || []).filter(function (f) { return f !== fn; });
+      };
+    },
+    _debug: { state: st, events: ev, cfg: cfg }
+  };
+  window.RhtmxSync = api;
+
+  start().catch(function (err) {
+    st.error = 'start failed: ' + (err && err.message ? err.message : err);
+    warn(st.error);
+    statusChanged();
+    readyReject(err);
+  });
+})();
