@@ -1,0 +1,180 @@
+/* Change capture: triggers, backfill, versions, rebuild on new columns, migrations. */
+#include "buf.h"
+#include "fixture.h"
+
+#define CFG "{\"database\":\"x\",\"entities\":[\"todos\",{\"name\":\"notes\",\"key\":\"uuid\"}],\"auth\":{\"mode\":\"none\"}}"
+#define SCHEMA                                                                                     \
+    "CREATE TABLE todos (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER DEFAULT 0);"   \
+    "INSERT INTO todos (title) VALUES ('one'), ('two'), ('three');"                                \
+    "CREATE TABLE notes (uuid TEXT PRIMARY KEY, body TEXT);"
+
+static long long
+log_count(struct fixture *f)
+{
+    return fx_int(f, "SELECT count(*) FROM _rhtmx_sync_log");
+}
+
+int
+main(void)
+{
+    struct fixture f;
+    struct err e;
+    char s[4096];
+    int changed = -1;
+
+    CHECK(fx_open(&f, SCHEMA, CFG) == 0);
+
+    /* Rows that predate the triggers are in the log once, as creates, in key order. */
+    CHECK_INT(log_count(&f), 3);
+    CHECK_INT(fx_int(&f, "SELECT count(*) FROM _rhtmx_sync_log WHERE action = 'create'"), 3);
+    CHECK_INT(db_head(f.db, &e), 3);
+    CHECK_INT(fx_int(&f, "SELECT version FROM _rhtmx_sync_log WHERE entity_id = 3"), 3);
+    CHECK_INT(fx_int(&f, "SELECT typeof(entity_id) = 'integer' FROM _rhtmx_sync_log LIMIT 1"), 1);
+    CHECK_STR(fx_text(&f, "SELECT data FROM _rhtmx_sync_log WHERE entity_id = 2", s, sizeof(s)),
+              "{\"id\":2,\"title\":\"two\",\"done\":0}");
+
+    /* Installing again changes nothing. */
+    CHECK(schema_install(f.db, f.schema, &changed, &e) == 0);
+    CHECK_INT(changed, 0);
+    CHECK_INT(log_count(&f), 3);
+
+    /* A plain INSERT, as the PHP app or the sqlite3 shell would do it. */
+    CHECK(fx_exec(&f, "INSERT INTO todos (title) VALUES ('it''s \"quoted\"')") == SQLITE_OK);
+    CHECK_INT(db_head(f.db, &e), 4);
+    CHECK_STR(fx_text(&f, "SELECT data FROM _rhtmx_sync_log WHERE version = 4", s, sizeof(s)),
+              "{\"id\":4,\"title\":\"it's \\\"quoted\\\"\",\"done\":0}");
+    CHECK(fx_int(&f, "SELECT client_id IS NULL FROM _rhtmx_sync_log WHERE version = 4") == 1);
+
+    /* An UPDATE that changes nothing logs nothing; a real one logs the new row. */
+    CHECK(fx_exec(&f, "UPDATE todos SET done = 0 WHERE id = 1") == SQLITE_OK);
+    CHECK_INT(log_count(&f), 4);
+    CHECK(fx_exec(&f, "UPDATE todos SET done = 1 WHERE id = 1") == SQLITE_OK);
+    CHECK_STR(fx_text(&f, "SELECT action || ' ' || data FROM _rhtmx_sync_log WHERE version = 5", s,
+                      sizeof(s)),
+              "update {\"id\":1,\"title\":\"one\",\"done\":1}");
+
+    /* Changing the key is a delete of the old key and a create of the new one. */
+    CHECK(fx_exec(&f, "UPDATE todos SET id = 100 WHERE id = 2") == SQLITE_OK);
+    CHECK_STR(fx_text(&f, "SELECT group_concat(action || ':' || entity_id, ',') FROM (SELECT * "
+                          "FROM _rhtmx_sync_log WHERE version > 5 ORDER BY version)",
+                      s, sizeof(s)),
+              "delete:2,create:100");
+
+    /* DELETE leaves a tombstone without data. */
+    CHECK(fx_exec(&f, "DELETE FROM todos WHERE id = 3") == SQLITE_OK);
+    CHECK_INT(fx_int(&f, "SELECT data IS NULL FROM _rhtmx_sync_log WHERE action = 'delete' AND "
+                         "entity_id = 3"),
+              1);
+
+    /* A rolled-back write leaves no trace and does not burn a version. */
+    {
+        long long head = db_head(f.db, &e);
+        CHECK(fx_exec(&f, "BEGIN; INSERT INTO todos (title) VALUES ('ghost'); ROLLBACK") ==
+              SQLITE_OK);
+        CHECK_INT(db_head(f.db, &e), head);
+        CHECK_INT(fx_int(&f, "SELECT count(*) FROM _rhtmx_sync_log WHERE data LIKE '%ghost%'"), 0);
+    }
+
+    /* Text keys stay text; versions are global across entities. */
+    CHECK(fx_exec(&f, "INSERT INTO notes VALUES ('a-1', 'hello')") == SQLITE_OK);
+    CHECK_INT(fx_int(&f, "SELECT typeof(entity_id) = 'text' FROM _rhtmx_sync_log WHERE entity = "
+                         "'notes'"),
+              1);
+    CHECK_INT(fx_int(&f, "SELECT count(*) = count(DISTINCT version) AND max(version) = (SELECT "
+                         "value FROM _rhtmx_sync_state WHERE key = 'head') FROM _rhtmx_sync_log"),
+              1);
+    CHECK_INT(fx_int(&f, "SELECT count(*) FROM (SELECT version, lag(version) OVER (ORDER BY id) "
+                         "AS prev FROM _rhtmx_sync_log) WHERE prev >= version"),
+              0);
+
+    /* A table that gains a column: the schema is stale, triggers are rebuilt, and
+     * every row is logged again with the new column. */
+    CHECK(fx_exec(&f, "ALTER TABLE todos ADD COLUMN due TEXT") == SQLITE_OK);
+    CHECK(schema_stale(f.db, f.schema));
+    schema_free(f.schema);
+    f.schema = schema_load(f.db, f.cfg, &e);
+    CHECK(f.schema != NULL);
+    {
+        long long before = log_count(&f), rows = fx_int(&f, "SELECT count(*) FROM todos");
+        CHECK(schema_install(f.db, f.schema, &changed, &e) == 0);
+        CHECK_INT(changed, 1);
+        CHECK_INT(log_count(&f), before + rows);
+        CHECK(!schema_stale(f.db, f.schema));
+    }
+    CHECK(fx_exec(&f, "UPDATE todos SET due = '2026-12-01' WHERE id = 1") == SQLITE_OK);
+    CHECK_STR(fx_text(&f, "SELECT data FROM _rhtmx_sync_log ORDER BY version DESC LIMIT 1", s,
+                      sizeof(s)),
+              "{\"id\":1,\"title\":\"one\",\"done\":1,\"due\":\"2026-12-01\"}");
+
+    /* Someone dropped a trigger: no longer installed; install restores it. */
+    CHECK(fx_exec(&f, "DROP TRIGGER _rhtmx_sync_todos_insert") == SQLITE_OK);
+    CHECK(!schema_installed(f.db, &f.schema->tables[0]));
+    CHECK(schema_install(f.db, f.schema, &changed, &e) == 0);
+    CHECK_INT(changed, 1);
+    CHECK(schema_installed(f.db, &f.schema->tables[0]));
+
+    /* Our migration number lives in user_version. */
+    CHECK_INT(fx_int(&f, "PRAGMA user_version"), DB_USER_VERSION_BASE + DB_SCHEMA_VERSION);
+    CHECK_STR(fx_text(&f, "PRAGMA journal_mode", s, sizeof(s)), "wal");
+    fx_close(&f);
+
+    /* An app that numbers its own migrations with user_version keeps its number. */
+    CHECK(fx_open(&f, "PRAGMA user_version = 7;" SCHEMA, CFG) == 0);
+    CHECK_INT(fx_int(&f, "PRAGMA user_version"), 7);
+    CHECK_INT(fx_int(&f, "SELECT value FROM _rhtmx_sync_state WHERE key = 'schema'"),
+              DB_SCHEMA_VERSION);
+    CHECK(db_schema_ok(f.db));
+    CHECK(db_migrate(f.db, &e) == 0);
+    fx_close(&f);
+
+    /* Wide tables (more columns than one json_object() call takes). */
+    {
+        struct buf sql = {0};
+        int i;
+        buf_adds(&sql, "CREATE TABLE wide (id INTEGER PRIMARY KEY");
+        for (i = 1; i <= 130; i++)
+            buf_printf(&sql, ", c%d INTEGER DEFAULT %d", i, i);
+        buf_adds(&sql, "); INSERT INTO wide (id) VALUES (1);");
+        CHECK(fx_open(&f, sql.p,
+                      "{\"database\":\"x\",\"entities\":[\"wide\"],\"auth\":{\"mode\":\"none\"}}") ==
+              0);
+        CHECK_INT(fx_int(&f, "SELECT count(*) FROM json_each((SELECT data FROM _rhtmx_sync_log))"),
+                  131);
+        CHECK_INT(fx_int(&f, "SELECT json_extract(data, '$.c130') FROM _rhtmx_sync_log"), 130);
+        fx_close(&f);
+        buf_free(&sql);
+    }
+
+    /* Config problems found against the database name the config file. */
+    {
+        static const struct {
+            int line;
+            const char *cfg, *want;
+        } bad[] = {
+            {__LINE__, "{\"database\":\"x\",\"entities\":[\"nope\"],\"auth\":{\"mode\":\"none\"}}",
+             "test.json: entity 'nope': table 'nope' does not exist"},
+            {__LINE__,
+             "{\"database\":\"x\",\"entities\":[{\"name\":\"todos\",\"key\":\"uuid\"}],\"auth\":{"
+             "\"mode\":\"none\"}}",
+             "test.json: entity 'todos': table 'todos' has no key column 'uuid'"},
+            {__LINE__,
+             "{\"database\":\"x\",\"entities\":[{\"name\":\"todos\",\"owner_column\":\"uid\"}],"
+             "\"auth\":{\"mode\":\"none\"}}",
+             "has no owner column 'uid'"},
+        };
+        size_t i;
+        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            struct schema *sc;
+            struct config *c;
+            CHECK(fx_open(&f, SCHEMA, CFG) == 0);
+            c = config_parse("test.json", bad[i].cfg, strlen(bad[i].cfg), &e);
+            sc = c ? schema_load(f.db, c, &e) : NULL;
+            CHECK_AT(bad[i].line, sc == NULL && strstr(e.msg, bad[i].want) != NULL, "got: %s",
+                     e.msg);
+            schema_free(sc);
+            config_free(c);
+            fx_close(&f);
+        }
+    }
+    return check_done("test-capture");
+}
