@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -290,7 +291,8 @@ http_error(struct http_req *req, const struct err *e)
     const char *msg = e->msg;
     struct sink s;
 
-    if (e->status >= 500)
+    /* Config problems were already logged, once, by app_ready(). */
+    if (e->status >= 500 && strcmp(e->code, "config") != 0)
         fprintf(stderr, "rhtmx-sync: %s %s%s: %s\n", req->method,
                 http_env(req, "SCRIPT_NAME") ? http_env(req, "SCRIPT_NAME") : "", req->path_info,
                 e->msg);
@@ -488,6 +490,30 @@ bad:
                    specs[i].name);
 }
 
+/* SIGTERM/SIGINT/SIGUSR1 under FastCGI: finish the request under way, then leave
+ * the accept loop so the process exits normally (and LeakSanitizer gets to look). */
+static void
+on_shutdown(int sig)
+{
+    (void)sig;
+    FCGX_ShutdownPending();
+}
+
+static void
+install_shutdown_handlers(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_shutdown;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: a blocked accept() returns EINTR */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a gone client is a failed write, not a dead process */
+}
+
 int
 http_run(http_handler handler, void *ctx)
 {
@@ -502,6 +528,7 @@ http_run(http_handler handler, void *ctx)
         http_req_end(&req);
         return 0;
     }
+    install_shutdown_handlers();
     if (FCGX_Init() != 0 || FCGX_InitRequest(&r, 0, 0) != 0) {
         fputs("rhtmx-sync: cannot initialise FastCGI\n", stderr);
         return 1;

@@ -14,7 +14,7 @@ export const SOURCE = process.env.RHTMX_SOURCE ?? path.resolve('.');
 export const SHARED = process.env.RHTMX_SHARED ?? path.resolve('../shared');
 const TMP = process.env.RHTMX_TEST_TMP ?? '/tmp/rhtmx-test';
 
-export const bin = (name) => path.join(BIN, name);
+export const bin = (name) => (path.isAbsolute(name) ? name : path.join(BIN, name));
 
 /** A fresh, empty folder for one test. */
 export function tmpdir(tag = 't') {

@@ -1,0 +1,224 @@
+// Shared by the browser tests: the example app behind lighttpd (examples/todo/serve.sh), a
+// headless Debian Chromium driven by playwright-core, and small helpers to read the page and
+// the database.
+//
+// Environment: RHTMX_BIN (or RHTMX_BIN_DIR) the folder with the built executables (default
+// build/cgi-bin); RHTMX_ARTIFACTS where screenshots and failing servers' logs go (default
+// $RHTMX_BUILD/browser-artifacts, else build/browser-artifacts); RHTMX_SKIP_EXIT, when set,
+// the exit status that tells CTest a prerequisite is missing (the test is skipped).
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.resolve(here, '../..');
+export const BIN = path.resolve(process.env.RHTMX_BIN_DIR || process.env.RHTMX_BIN || path.join(ROOT, 'build/cgi-bin'));
+export const ARTIFACTS = path.resolve(process.env.RHTMX_ARTIFACTS ||
+  (process.env.RHTMX_BUILD ? path.join(process.env.RHTMX_BUILD, 'browser-artifacts') : path.join(ROOT, 'build/browser-artifacts')));
+const SERVE = path.join(ROOT, 'examples/todo/serve.sh');
+export const CHROMIUM = process.env.RHTMX_CHROMIUM || '/usr/bin/chromium';
+
+const require = createRequire(import.meta.url);
+
+/* Why the browser tests cannot run here, or null. */
+export function missingPrerequisite() {
+  for (const exe of ['sync-pull', 'sync-push', 'sync-events', 'client-js', 'rhtmx-sync']) {
+    if (!fs.existsSync(path.join(BIN, exe))) return `no ${exe} in ${BIN} (build first)`;
+  }
+  if (!fs.existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
+  for (const tool of ['lighttpd', 'php-cgi', 'sqlite3']) {
+    try { execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }); } catch { return `${tool} is not installed`; }
+  }
+  try { require.resolve('playwright-core'); } catch { return 'playwright-core is not installed (npm ci)'; }
+  if (!fs.existsSync(path.join(ROOT, 'node_modules/htmx.org/dist/htmx.min.js'))) return 'htmx.org is not installed (npm ci)';
+  return null;
+}
+
+/* Exits with RHTMX_SKIP_EXIT (CTest's skip code) when something the tests need is missing;
+ * otherwise returns the `skip` option for node:test (false when all is there). */
+export function prerequisites() {
+  const why = missingPrerequisite();
+  if (why && process.env.RHTMX_SKIP_EXIT) {
+    console.log(`SKIP browser tests: ${why}`);
+    process.exit(Number(process.env.RHTMX_SKIP_EXIT));
+  }
+  return why || false;
+}
+
+const servers = new Set();
+
+/* Starts the example on a free loopback port with a fresh database. Resolves with
+ * { url, dir, db, stop(), sql(q), ... }. Servers still running at exit are stopped. */
+export function startServer(opts = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rhtmx-browser-'));
+  const args = ['start', '--dir', dir, '--port', '0', '--bin-dir', BIN];
+  if (opts.strategy) args.push('--strategy', opts.strategy);
+  if (opts.seed !== undefined) args.push('--seed', String(opts.seed));
+  if (opts.eventsMode) args.push('--events-mode', opts.eventsMode);
+  if (opts.debug) args.push('--debug');
+  const url = execFileSync('bash', [SERVE, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  const srv = {
+    url,
+    origin: url.replace(/\/$/, ''),
+    dir,
+    db: path.join(dir, 'todo.db'),
+    sql: (q) => sql(path.join(dir, 'todo.db'), q),
+    stop({ keep } = {}) {
+      if (!servers.has(srv)) return;
+      servers.delete(srv);
+      try { execFileSync('bash', [SERVE, 'stop', '--dir', dir], { stdio: 'ignore' }); } catch { /* already gone */ }
+      if (keep) {
+        const dest = path.join(ARTIFACTS, 'logs', path.basename(dir));
+        fs.mkdirSync(dest, { recursive: true });
+        for (const f of ['lighttpd-error.log', 'access.log', 'init.log', 'rhtmx-sync.json', 'lighttpd.conf']) {
+          try { fs.copyFileSync(path.join(dir, f), path.join(dest, f)); } catch { /* not written */ }
+        }
+        console.log(`server logs kept in ${dest}`);
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  servers.add(srv);
+  return srv;
+}
+
+function stopAll() { for (const s of [...servers]) s.stop(); }
+process.on('exit', stopAll);
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { stopAll(); process.exit(130); });
+
+/* Runs one SQL statement with the sqlite3 shell (another writer, like a person at a shell);
+ * returns the rows as objects. */
+export function sql(db, q) {
+  const out = execFileSync('sqlite3', ['-json', '-cmd', '.timeout 5000', db, q], { encoding: 'utf8' }).trim();
+  return out ? JSON.parse(out) : [];
+}
+
+/* What sync-push and sync-events can do in this build: { push, events } (false = 501). */
+export async function serverFeatures(srv) {
+  const push = await fetch(`${srv.origin}/api/sync/todos`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ client_id: 'probe', changes: [] }),
+  });
+  await push.text();
+  const ctl = new AbortController();
+  const t = setTimeout(() => ctl.abort(), 3000);
+  let eventsStatus = 0;
+  try {
+    const ev = await fetch(`${srv.origin}/api/sync/events?entities=todos&since=0&mode=poll`, { signal: ctl.signal });
+    eventsStatus = ev.status;
+    ctl.abort();
+  } catch { eventsStatus = eventsStatus || -1; } finally { clearTimeout(t); }
+  return { push: push.status !== 501, events: eventsStatus !== 501 };
+}
+
+let chromiumModule = null;
+/* Debian's Chromium, headless. Playwright gives each launch a fresh temporary profile (its
+ * own --user-data-dir), removed when the browser closes. */
+export async function launchBrowser() {
+  chromiumModule = chromiumModule || require('playwright-core').chromium;
+  return chromiumModule.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/* Opens the app in a new page of `context`, waits until the library is ready and (unless
+ * told not to) its first pull is done. Console errors are collected on page.logs. */
+export async function openApp(context, srv, { waitSynced = true, path: p = '/' } = {}) {
+  const page = await context.newPage();
+  page.logs = [];
+  page.on('console', (m) => page.logs.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => page.logs.push(`pageerror: ${e.message}`));
+  await page.goto(srv.origin + p);
+  await page.waitForFunction(() => window.RhtmxSync && window.RhtmxSync.clientId);
+  if (waitSynced) await waitIdle(page);
+  return page;
+}
+
+/* Waits until the page's status is online (not syncing) with nothing pending. */
+export async function waitIdle(page, timeout = 15000) {
+  await page.waitForFunction(() => {
+    const s = window.RhtmxSync.status();
+    return s.state === 'online' && s.pending === 0;
+  }, null, { timeout });
+}
+
+/* The todos the page shows: [{ id, title, done, pending }] in list order. */
+export function shownTodos(page) {
+  return page.$$eval('#todo-list li.todo', (lis) => lis.map((li) => ({
+    id: li.getAttribute('data-sync-id'),
+    title: li.querySelector('.title').textContent.trim(),
+    done: li.getAttribute('data-done') === '1',
+    pending: li.hasAttribute('data-sync-pending'),
+  })));
+}
+
+export async function titles(page) { return (await shownTodos(page)).map((t) => t.title); }
+
+/* Polls fn until it returns a truthy value (returned) or the timeout passes (throws with
+ * the last value, for the assertion message). */
+export async function eventually(fn, { timeout = 15000, interval = 100, what = 'condition' } = {}) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+/* The database's todos as the page would list them. */
+export function dbTodos(srv) {
+  return srv.sql('SELECT id, title, done FROM todos ORDER BY id')
+    .map((r) => ({ id: String(r.id), title: r.title, done: r.done === 1 }));
+}
+
+/* True once the page lists exactly the database's todos, with nothing pending. */
+export async function matchesDb(page, srv) {
+  const shown = (await shownTodos(page)).map(({ id, title, done }) => ({ id, title, done }));
+  return JSON.stringify(shown) === JSON.stringify(dbTodos(srv));
+}
+
+export async function screenshot(page, name) {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const file = path.join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+/* Adds a todo through the page's form (htmx), as a person would. */
+export async function addTodo(page, title) {
+  await page.fill('#add-form input[name=title]', title);
+  await page.click('#add-form button');
+}
+
+export async function toggleTodo(page, title) {
+  await page.locator('#todo-list li.todo', { has: page.locator('.title', { hasText: title }) }).locator('button.check').click();
+}
+
+export async function deleteTodo(page, title) {
+  await page.locator('#todo-list li.todo', { has: page.locator('.title', { hasText: title }) }).locator('button.remove').click();
+}
+
+/* Records the requests a context makes to a path prefix: [{ url, method, page, at }]. */
+export function recordRequests(context, prefix) {
+  const list = [];
+  context.on('request', (req) => {
+    const u = new URL(req.url());
+    if (u.pathname.startsWith(prefix)) {
+      list.push({ url: req.url(), path: u.pathname, search: u.search, method: req.method(), page: req.frame()?.page(), at: Date.now(), headers: req.headers() });
+    }
+  });
+  return list;
+}
+
+/* Dumps page logs when a test failed, to make CI output useful. */
+export function dumpLogs(label, page) {
+  if (page && page.logs && page.logs.length) console.log(`--- ${label} console ---\n${page.logs.join('\n')}`);
+}

@@ -1,0 +1,144 @@
+// sync-pull run as plain CGI: one request per process, the way mod_cgi runs it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { makeApp, runCgi, sql } from '../harness/rhtmx.mjs';
+
+const pull = (app, query = '', opts = {}) =>
+  runCgi('sync-pull', { config: app.config, path: '/todos', query, ...opts });
+
+test('a row inserted with the sqlite3 shell shows up in the next pull', () => {
+  const app = makeApp();
+  const first = pull(app, 'since=0');
+  assert.equal(first.status, 200);
+  assert.equal(first.headers['content-type'], 'application/json');
+  assert.deepEqual(first.json(), { entity: 'todos', changes: [], has_more: false, version: 0 });
+
+  sql(app.db, "INSERT INTO todos (title) VALUES ('from the shell');");
+  const next = pull(app, `since=${first.json().version}`);
+  assert.deepEqual(next.json(), {
+    entity: 'todos', has_more: false, version: 1,
+    changes: [{ id: 1, action: 'create', version: 1, data: { id: 1, title: 'from the shell', done: 0 } }],
+  });
+});
+
+test('rows that existed before the triggers sync completely at since=0', () => {
+  const app = makeApp({
+    schema: `CREATE TABLE todos (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1234)
+             INSERT INTO todos (title) SELECT 'row ' || i FROM n;`,
+  });
+  const seen = new Map();
+  let since = 0, pages = 0;
+  for (;;) {
+    const r = pull(app, `since=${since}&limit=500`).json();
+    for (const c of r.changes) seen.set(c.id, c.data.title);
+    pages++;
+    since = r.version;
+    if (!r.has_more) break;
+  }
+  assert.equal(pages, 3);
+  assert.equal(seen.size, 1234);
+  assert.equal(seen.get(1234), 'row 1234');
+  assert.equal(since, 1234);
+});
+
+test('deletes reach incremental pulls but not full syncs', () => {
+  const app = makeApp();
+  sql(app.db, "INSERT INTO todos (title) VALUES ('a'), ('b');");
+  const v = pull(app, 'since=0').json().version;
+  sql(app.db, 'DELETE FROM todos WHERE id = 1;');
+  assert.deepEqual(pull(app, `since=${v}`).json().changes, [{ id: 1, action: 'delete', version: 3 }]);
+  assert.deepEqual(pull(app, 'since=0').json().changes.map((c) => c.id), [2]);
+});
+
+test('errors have the contract shape and status', () => {
+  const app = makeApp();
+  const cases = [
+    [{ path: '/nope' }, 404, 'not_found', /unknown entity 'nope'/],
+    [{ path: '', env: { REQUEST_URI: '/api/sync/' } }, 404, 'not_found', /unknown entity 'sync'/],
+    [{ path: '/todos/1' }, 404, 'not_found', /no entity/],
+    [{ query: 'since=abc' }, 400, 'bad_request', /'since' must be a non-negative integer/],
+    [{ query: 'since=-1' }, 400, 'bad_request', /'since'/],
+    [{ query: 'since=1&since=2' }, 400, 'bad_request', /given twice/],
+    [{ query: 'limit=0' }, 400, 'bad_request', /'limit' must be within 1..1000/],
+    [{ query: 'limit=1001' }, 400, 'bad_request', /'limit'/],
+    [{ query: 'since=99999999999999999999999' }, 400, 'bad_request', /'since'/],
+    [{ query: 'x='.padEnd(2000, 'y') }, 414, 'bad_request', /longer than 1024/],
+    [{ method: 'POST' }, 405, 'method_not_allowed', /POST is not allowed/],
+    [{ method: 'DELETE' }, 405, 'method_not_allowed', /DELETE/],
+  ];
+  for (const [opts, status, code, msg] of cases) {
+    const r = pull(app, opts.query ?? '', opts);
+    assert.equal(r.status, status, JSON.stringify(opts));
+    const body = r.json();
+    assert.deepEqual(Object.keys(body), ['error']);
+    assert.equal(body.error.code, code);
+    assert.match(body.error.message, msg);
+  }
+  assert.equal(pull(app, '', { method: 'PUT' }).headers.allow, 'GET');
+});
+
+test('unknown query parameters (cache busters) are ignored', () => {
+  const app = makeApp();
+  assert.equal(pull(app, '_=1700000000&since=0').status, 200);
+});
+
+test('the entity comes from REQUEST_URI when the server sets no PATH_INFO', () => {
+  const app = makeApp();
+  sql(app.db, "INSERT INTO todos (title) VALUES ('x');");
+  const r = runCgi('sync-pull', { config: app.config, path: '', env: { REQUEST_URI: '/api/sync/todos?since=0' }, query: 'since=0' });
+  assert.equal(r.json().changes.length, 1);
+});
+
+test('every config mistake is one stderr line naming the file, and a 500 in the error shape', () => {
+  const app = makeApp();
+  const cases = [
+    ['{"database": "app.db", "entities": ["todos"]', /invalid JSON/],
+    ['{"database": "app.db", "entities": ["todos"], "auth": {"mode": "none"}, "extra": 1}', /unknown key 'extra'/],
+    ['{"database": "app.db", "entities": ["ghosts"], "auth": {"mode": "none"}}', /entity 'ghosts': table 'ghosts' does not exist/],
+    ['{"database": "app.db", "entities": [{"name": "todos", "key": "uuid"}], "auth": {"mode": "none"}}', /has no key column 'uuid'/],
+    ['{"database": "app.db", "entities": [{"name": "todos", "strategy": "newest"}], "auth": {"mode": "none"}}', /unknown strategy 'newest'/],
+    ['{"database": "missing.db", "entities": ["todos"], "auth": {"mode": "none"}}', /missing\.db/],
+  ];
+  for (const [text, msg] of cases) {
+    fs.writeFileSync(app.config, text);
+    const r = pull(app, 'since=0');
+    assert.equal(r.status, 500);
+    assert.equal(r.json().error.code, 'config');
+    assert.doesNotMatch(r.json().error.message, /rhtmx-sync\.json/, 'details stay in the log');
+    const lines = r.stderr.trim().split('\n').filter((l) => !/warning/.test(l));
+    assert.equal(lines.length, 1, r.stderr);
+    assert.ok(lines[0].includes(app.config), lines[0]);
+    assert.match(lines[0], msg);
+  }
+  const r = runCgi('sync-pull', { config: path.join(app.dir, 'nope.json'), path: '/todos' });
+  assert.equal(r.status, 500);
+  assert.match(r.stderr, /nope\.json: cannot open config file/);
+});
+
+test('the config is found beside the executable when RHTMX_SYNC_CONFIG is unset', () => {
+  const app = makeApp();
+  // Copy the binary next to a config file, as a customer uploads both into cgi-bin.
+  const exe = path.join(app.dir, 'sync-pull');
+  fs.copyFileSync(path.join(process.env.RHTMX_BIN, 'sync-pull'), exe);
+  fs.chmodSync(exe, 0o755);
+  sql(app.db, "INSERT INTO todos (title) VALUES ('beside');");
+  const r = runCgi(exe, { path: '/todos', query: 'since=0' });
+  assert.equal(r.status, 200, r.text());
+  assert.equal(r.json().changes[0].data.title, 'beside');
+});
+
+test('a large pull streams a complete, valid answer', () => {
+  const app = makeApp({
+    schema: `CREATE TABLE todos (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+             INSERT INTO todos (title) SELECT printf('%.*c', 2000, 'x') || i FROM n;`,
+  });
+  const r = pull(app, 'since=0&limit=1000');
+  assert.ok(r.body.length > 2_000_000);
+  const body = r.json();
+  assert.equal(body.changes.length, 1000);
+  assert.equal(body.has_more, false);
+});
