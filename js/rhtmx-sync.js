@@ -693,7 +693,7 @@
         } catch (err) {
           ps.failures++;
           noteError('pull ' + entity, err);
-          if (netOnline() || err.status) {
+          if (navigator.onLine !== false || err.status) {
             ps.timer = setTimeout(function () { ps.timer = null; schedulePull(entity); }, backoffDelay(ps.failures - 1));
           }
           break;
@@ -729,12 +729,13 @@
    * (client_id, mutation_id), so a batch resent after a lost answer is applied once. */
   function flush() {
     if (flushState.running) { flushState.again = true; return flushState.running; }
-    if (!st.ready || !netOnline()) return Promise.resolve();
+    /* Not netOnline(): after a network failure this is also the probe that finds the server. */
+    if (!st.ready || navigator.onLine === false) return Promise.resolve();
     flushState.running = withLock('push', async function () {
       do {
         flushState.again = false;
         for (;;) {
-          if (!netOnline()) return;
+          if (navigator.onLine === false) return;
           var all = (await pendingAll()).sort(function (a, b) { return a.seq - b.seq; });
           if (!all.length) return;
           var batch = takeBatch(all);
@@ -1130,7 +1131,10 @@
     log('back online (' + why + ')');
     statusChanged();
     if (!st.ready) return;
-    scheduleFlush(0);
+    /* A push that is backing off keeps its timer: one request succeeding (say a pull) does
+     * not prove the push will, and resetting here would make the two chase each other. */
+    if (why === 'online') flushState.failures = 0;
+    if (!(flushState.timer && flushState.failures > 0)) scheduleFlush(0);
     pullAll();
     if (st.leader && (!ev.es || !ev.opened)) { ev.failures = 0; reconnectEvents(0); }
     cfg.entities.forEach(function (e) { if (shouldRenderLocal(e.name)) renderRegions(e.name); });

@@ -15,6 +15,7 @@ header('Cache-Control: no-store');
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>Todos · rhtmx-sync</title>
+  <link rel="icon" href="data:,">
   <link rel="stylesheet" href="/style.css">
   <script src="/vendor/htmx.min.js"></script>
   <script src="/api/sync/client.js"

@@ -81,6 +81,16 @@ free_port() {
   die "no free port found"
 }
 
+# http_ok PORT: true when lighttpd serves a static file there (all backends have started).
+http_ok() {
+  local line
+  exec 3<>"/dev/tcp/127.0.0.1/$1" 2>/dev/null || return 1
+  printf 'GET /style.css HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+  IFS= read -r -t 2 line <&3 || line=""
+  exec 3<&- 3>&-
+  [[ "$line" == "HTTP/1."?" 200"* ]]
+}
+
 do_stop() {
   [ -f "$pidfile" ] || return 0
   local pid kids k
@@ -109,6 +119,7 @@ do_start() {
   local htmx="$root/node_modules/htmx.org/dist/htmx.min.js"
   [ -f "$htmx" ] || die "missing $htmx (run npm install in $root)"
 
+  bindir=$(cd "$bindir" && pwd)
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   pidfile="$dir/lighttpd.pid"
@@ -206,7 +217,7 @@ EOF
       rm -f "$pidfile"
       die "lighttpd exited at start: $(tail -n 20 "$dir/lighttpd-error.log" "$dir/lighttpd.out" 2>/dev/null)"
     fi
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    if http_ok "$port" && alive "$pid"; then
       echo "$port" >"$dir/port"
       echo "http://127.0.0.1:$port/"
       return 0

@@ -22,13 +22,14 @@ test('offline writes through htmx forms', { skip, timeout: 120000 }, async (t) =
     srv.stop({ keep: failed });
   });
   const before = h.dbTodos(srv);
+  const guard = (fn) => async (st) => { try { await fn(st); } catch (err) { failed = true; throw err; } };
 
   try {
     pageA = await h.openApp(ctxA, srv);
     pageB = await h.openApp(ctxB, srv);
     assert.ok(await h.matchesDb(pageA, srv), 'A starts with the server list');
 
-    await t.test('with the network off, add/complete/delete show at once and wait in _pending', async () => {
+    await t.test('with the network off, add/complete/delete show at once and wait in _pending', guard(async () => {
       await ctxA.setOffline(true);
       await pageA.waitForSelector('rhtmx-sync-status[state=offline]');
       await h.addTodo(pageA, 'buy milk');
@@ -55,10 +56,10 @@ test('offline writes through htmx forms', { skip, timeout: 120000 }, async (t) =
       assert.match(await pageA.textContent('rhtmx-sync-status'), /Offline.*5 pending/s);
       assert.deepEqual(h.dbTodos(srv), before, 'nothing reached the server while offline');
       await h.screenshot(pageA, 'offline-with-pending');
-    });
+    }));
 
     await t.test('back online: pushed exactly once, in order; ids rewritten; the other browser converges',
-      { skip: !feats.push && 'sync-push answers 501 in this build' }, async () => {
+      { skip: !feats.push && 'sync-push answers 501 in this build' }, guard(async () => {
         const pushes = h.recordRequests(ctxA, '/api/sync/');
         const clientId = await pageA.evaluate(() => RhtmxSync.clientId);
         await ctxA.setOffline(false);
@@ -91,6 +92,6 @@ test('offline writes through htmx forms', { skip, timeout: 120000 }, async (t) =
           await pageB.reload();
           await h.eventually(() => h.matchesDb(pageB, srv), { what: 'B to converge after reload (no live events in this build)' });
         }
-      });
+      }));
   } catch (err) { failed = true; throw err; }
 });
