@@ -220,12 +220,14 @@ ${extra}
   const url = `http://127.0.0.1:${port}`;
   return {
     url, port, dir, pid: proc.pid,
-    errorLog: () => readIf(path.join(dir, 'error.log')),
+    // FastCGI children inherit lighttpd's stderr (our pipe); CGI stderr goes to error.log.
+    errorLog: () => readIf(path.join(dir, 'error.log')) + output,
     async stop() {
       const kids = childrenOf(proc.pid);
       const stuck = await stopPid(proc.pid, { also: kids });
       assert.deepEqual(stuck, [], `processes outlived lighttpd: ${stuck.join(', ')}`);
-      assertSanitizerClean(readIf(path.join(dir, 'error.log')), 'lighttpd children');
+      await new Promise((r) => setTimeout(r, 50)); // let the pipes drain
+      assertSanitizerClean(readIf(path.join(dir, 'error.log')) + output, 'lighttpd children');
     },
   };
 }
