@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing (Debian 12), builds everything
+# with AddressSanitizer + UndefinedBehaviorSanitizer, and runs every test.
+#
+#   scripts/test.sh                 everything
+#   scripts/test.sh -L unit         one label (unit, cgi, server, browser, fuzz, bench)
+#   scripts/test.sh -R pull         tests whose name matches
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+
+need_apt "${BUILD_PKGS[@]}" lighttpd php-cgi php-sqlite3 apache2 libapache2-mod-fcgid \
+         chromium fonts-dejavu-core clang valgrind
+need_npm
+
+BUILD=${BUILD:-build-test}
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DRHTMX_SANITIZE=ON -DRHTMX_WERROR=ON >/dev/null
+cmake --build "$BUILD" -j"$(nproc)"
+ctest --test-dir "$BUILD" --output-on-failure --timeout 900 -j2 "$@"
