@@ -30,8 +30,10 @@ static const char *const stmt_sql[STMT__COUNT] = {
     [STMT_HORIZON] = "SELECT value FROM _rhtmx_sync_state WHERE key = 'horizon'",
     /* The newest change of each row after the cursor, in version order. A row
      * changed five times since the cursor is sent once, as it is now. At since=0
-     * (a full sync) rows whose newest change is a delete are left out. */
-    [STMT_PULL] = "SELECT l.entity_id, l.action, l.data, l.version, l.client_id"
+     * (a full sync) rows whose newest change is a delete are left out and every
+     * row is a 'create': the client starts from nothing. */
+    [STMT_PULL] = "SELECT l.entity_id, CASE WHEN ?2 = 0 THEN 'create' ELSE l.action END,"
+                  "       l.data, l.version, l.client_id"
                   "  FROM _rhtmx_sync_log AS l"
                   " WHERE l.entity = ?1 AND l.version > ?2"
                   "   AND (?2 > 0 OR l.action <> 'delete')"
