@@ -188,7 +188,7 @@ export async function matchesDb(page, srv) {
 export async function screenshot(page, name) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   const file = path.join(ARTIFACTS, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
+  await page.screenshot({ path: file }); // the viewport: a person's first look
   return file;
 }
 
