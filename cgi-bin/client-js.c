@@ -37,8 +37,7 @@ etag_matches(const char *inm)
 static void
 handle(struct http_req *req, void *ctx)
 {
-    const char *ae = http_env(req, "HTTP_ACCEPT_ENCODING");
-    int gz = ae != NULL && strstr(ae, "gzip") != NULL && strstr(ae, "gzip;q=0") == NULL;
+    int gz = http_accepts_gzip(req);
     char len[32];
     struct sink out;
     int head;

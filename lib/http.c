@@ -204,28 +204,21 @@ http_body(struct http_req *req, int status, const char *content_type)
     return s;
 }
 
-/* 1 if Accept-Encoding lists gzip without q=0. */
-static int
-accepts_gzip(const struct http_req *req)
+int
+http_accepts_gzip(const struct http_req *req)
 {
     const char *ae = http_env(req, "HTTP_ACCEPT_ENCODING");
-    const char *p;
+    const char *p, *q;
 
-    if (ae == NULL)
-        return 0;
-    for (p = ae; (p = strstr(p, "gzip")) != NULL; p += 4) {
-        const char *q = p + 4;
-        while (*q == ' ')
-            q++;
-        if (*q == ';') {
-            while (*q == ';' || *q == ' ')
-                q++;
-            if (strncmp(q, "q=0", 3) == 0 && (q[3] == '\0' || q[3] == ',' ||
-                                              (q[3] == '.' && strspn(q + 4, "0") > 0 &&
-                                               !isdigit((unsigned char)q[4 + strspn(q + 4, "0")]))))
-                return 0;
-        }
-        return 1;
+    for (p = ae; p != NULL && (p = strstr(p, "gzip")) != NULL; p += 4) {
+        if (p > ae && p[-1] != ' ' && p[-1] != ',')
+            continue; /* "x-gzip" and the like */
+        q = p + 4 + strspn(p + 4, " ");
+        if (*q != ';')
+            return 1;
+        q += 1 + strspn(q + 1, " ");
+        /* "gzip;q=0", "gzip;q=0.0", "gzip;q=0.000" refuse it. */
+        return !(strncmp(q, "q=0", 3) == 0 && strspn(q + 3, ".0") == strcspn(q + 3, ", "));
     }
     return 0;
 }
@@ -238,7 +231,7 @@ http_gzip(struct http_req *req)
     if (req->headers_sent || req->gz != NULL)
         return req->gz != NULL;
     http_header(req, "Vary", "Accept-Encoding");
-    if (!accepts_gzip(req))
+    if (!http_accepts_gzip(req))
         return 0;
     g = calloc(1, sizeof(*g));
     if (g == NULL || deflateInit2(&g->z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {

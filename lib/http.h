@@ -59,6 +59,9 @@ void http_header(struct http_req *req, const char *name, const char *value);
  * bytes (the headers go out before the first one). */
 struct sink http_body(struct http_req *req, int status, const char *content_type);
 
+/* 1 if the client's Accept-Encoding takes gzip (and does not refuse it with q=0). */
+int http_accepts_gzip(const struct http_req *req);
+
 /* Compress the rest of the body with gzip when the client accepts it. Call
  * before the first body write; returns 1 if gzip is on. */
 int http_gzip(struct http_req *req);
