@@ -73,7 +73,7 @@ free_port() {
   local p
   for ((i = 0; i < 50; i++)); do
     p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+    if ! { (exec 3<>"/dev/tcp/127.0.0.1/$p"); } 2>/dev/null; then
       echo "$p"
       return
     fi
@@ -84,7 +84,7 @@ free_port() {
 # http_ok PORT: true when lighttpd serves a static file there (all backends have started).
 http_ok() {
   local line
-  exec 3<>"/dev/tcp/127.0.0.1/$1" 2>/dev/null || return 1
+  { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
   printf 'GET /style.css HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
   IFS= read -r -t 2 line <&3 || line=""
   exec 3<&- 3>&-

@@ -8,6 +8,7 @@
 // the exit status that tells CTest a prerequisite is missing (the test is skipped).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -129,12 +130,12 @@ export async function launchBrowser() {
 
 /* Opens the app in a new page of `context`, waits until the library is ready and (unless
  * told not to) its first pull is done. Console errors are collected on page.logs. */
-export async function openApp(context, srv, { waitSynced = true, path: p = '/' } = {}) {
+export async function openApp(context, srv, { waitSynced = true, path: p = '/', origin = srv.origin } = {}) {
   const page = await context.newPage();
   page.logs = [];
   page.on('console', (m) => page.logs.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => page.logs.push(`pageerror: ${e.message}`));
-  await page.goto(srv.origin + p);
+  await page.goto(origin + p);
   await page.waitForFunction(() => window.RhtmxSync && window.RhtmxSync.clientId);
   if (waitSynced) await waitIdle(page);
   return page;
@@ -221,4 +222,27 @@ export function recordRequests(context, prefix) {
 /* Dumps page logs when a test failed, to make CI output useful. */
 export function dumpLogs(label, page) {
   if (page && page.logs && page.logs.length) console.log(`--- ${label} console ---\n${page.logs.join('\n')}`);
+}
+
+/* A plain HTTP proxy on a loopback port in front of the example, for tests that need to see
+ * or shape what really crosses the wire (Playwright's request routing does not show headers
+ * that Chromium adds late, such as Last-Event-ID). intercept(req, res) returns true when it
+ * answered itself. Resolves with { origin, close() }. */
+export async function startProxy(srv, intercept) {
+  const port = Number(new URL(srv.origin).port);
+  const server = http.createServer((req, res) => {
+    if (intercept && intercept(req, res)) return;
+    const up = http.request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+      res.writeHead(ur.statusCode, ur.headers);
+      ur.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    res.on('close', () => up.destroy());
+    req.pipe(up);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    origin: `http://127.0.0.1:${server.address().port}`,
+    close: () => { server.closeAllConnections(); server.close(); },
+  };
 }
