@@ -610,10 +610,12 @@
     });
   }
 
-  /* Pulls `entity` until the server has no more, page by page. Serialised per entity across
-   * tabs. A 410 clears the store and starts again from 0. */
+  /* Pulls `entity` until the server has no more, page by page. A 410 clears the store and
+   * starts again from 0. Pulls and pushes take the same lock, shared by the tabs: an answer
+   * to a pull that was in flight while a push was answered would be older than what the
+   * push wrote locally, and must not be applied over it. */
   async function pullEntity(entity) {
-    return withLock('pull:' + entity, async function () {
+    return withLock('sync', async function () {
       var cursor = await withTx(['_meta'], 'readonly', function (tx) { return metaGet(tx, 'cursor:' + entity); });
       cursor = cursor || 0;
       var start = cursor;
@@ -731,7 +733,7 @@
     if (flushState.running) { flushState.again = true; return flushState.running; }
     /* Not netOnline(): after a network failure this is also the probe that finds the server. */
     if (!st.ready || navigator.onLine === false) return Promise.resolve();
-    flushState.running = withLock('push', async function () {
+    flushState.running = withLock('sync', async function () {
       do {
         flushState.again = false;
         for (;;) {
