@@ -3,11 +3,16 @@
  *
  * Answers the changes to one entity after cursor V, a page at a time, as the
  * JSON of the wire contract (docs/PROTOCOL.md). Runs as CGI or FastCGI.
+ *
+ * Order matters: the request's size limits (http_run), the config, then who
+ * is asking (401 before anything is read), then the entity (404), whether the
+ * token may see it (403), and for per-user entities only the caller's rows.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "app.h"
+#include "auth.h"
 #include "changelog.h"
 
 enum { P_SINCE, P_LIMIT, P__COUNT };
@@ -22,6 +27,7 @@ handle(struct http_req *req, void *ctx)
         [P_LIMIT] = {"limit", 1, 10000, 0},
     };
     long long v[P__COUNT];
+    struct identity who;
     struct pull_args a;
     struct sink out;
     struct err e;
@@ -30,16 +36,17 @@ handle(struct http_req *req, void *ctx)
         app_method_not_allowed(req, "GET");
         return;
     }
-    if (strlen(req->query) > 1024) {
-        http_fail(req, 414, "bad_request", "query string longer than 1024 bytes");
-        return;
-    }
-    if (app_ready(app, &e) < 0) {
+    if (app_ready(app, &e) < 0 || auth_request(app->cfg, req, &who, &e) < 0) {
         http_error(req, &e);
         return;
     }
     if ((t = app_entity(app, req)) == NULL)
         return;
+    if (auth_entity_allowed(&who, t->en->name, &e) < 0 ||
+        auth_owner(&who, t->en, &a.owner, &e) < 0) {
+        http_error(req, &e);
+        return;
+    }
     params[P_LIMIT].max = app->cfg->pull.max_limit;
     params[P_LIMIT].def = app->cfg->pull.default_limit;
     if (http_query_ints(req, params, P__COUNT, v, &e) < 0) {
@@ -49,7 +56,6 @@ handle(struct http_req *req, void *ctx)
     a.entity = t->en->name;
     a.since = v[P_SINCE];
     a.limit = v[P_LIMIT];
-    a.owner = NULL;
 
     http_header(req, "Cache-Control", "no-store");
     out = http_body(req, 200, "application/json");

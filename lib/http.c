@@ -14,6 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <fcgiapp.h>
 #include <zlib.h>
@@ -42,6 +47,7 @@ static const struct {
     {413, "Content Too Large"},
     {414, "URI Too Long"},
     {415, "Unsupported Media Type"},
+    {431, "Request Header Fields Too Large"},
     {500, "Internal Server Error"},
     {501, "Not Implemented"},
     {503, "Service Unavailable"},
@@ -362,39 +368,161 @@ http_path_segment(const struct http_req *req, char *out, size_t outlen)
     return 0;
 }
 
+static unsigned body_first_s = HTTP_BODY_FIRST_S, body_max_s = HTTP_BODY_MAX_S;
+
+void
+http_body_timeouts(unsigned first_s, unsigned max_s)
+{
+    body_first_s = first_s;
+    body_max_s = max_s;
+}
+
+static long long
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Up to n body bytes from stdin, waiting until deadline (ms). Bytes read, 0 at
+ * the end of input, -1 on error, -2 when the deadline passed. */
+static long
+cgi_read(char *p, size_t n, long long deadline)
+{
+    for (;;) {
+        struct pollfd pfd = {STDIN_FILENO, POLLIN, 0};
+        long long left = deadline - now_ms();
+        ssize_t k;
+        int r;
+
+        if (left <= 0)
+            return -2;
+        r = poll(&pfd, 1, left > 1000 ? 1000 : (int)left);
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (r <= 0)
+            continue;
+        k = read(STDIN_FILENO, p, n);
+        if (k < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        return (long)k;
+    }
+}
+
+/* The same from the FastCGI stream: each blocking read of the socket is bounded
+ * by a receive timeout, so a stalled web server cannot hold the process. */
+static long
+fcgx_read(struct http_req *req, char *p, size_t n, long long deadline)
+{
+    long long left = deadline - now_ms();
+    struct timeval tv;
+    int k, err;
+
+    if (left <= 0)
+        return -2;
+    tv.tv_sec = (time_t)(left / 1000);
+    tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+    if (req->fcgx->ipcFd >= 0)
+        setsockopt(req->fcgx->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    k = FCGX_GetStr(p, (int)n, req->fcgx->in);
+    if (k > 0)
+        return k;
+    err = FCGX_GetError(req->fcgx->in);
+    if (err == EAGAIN || err == EWOULDBLOCK || now_ms() >= deadline)
+        return -2;
+    return err != 0 ? -1 : 0;
+}
+
 int
 http_read_body(struct http_req *req, long max, struct buf *out, struct err *e)
 {
     const char *cl = http_env(req, "CONTENT_LENGTH");
     char *end;
-    long long len;
+    long long len, start, deadline;
     size_t got = 0;
+    int rc = -1;
 
     if (cl == NULL || *cl == '\0')
         return err_set(e, 411, "bad_request", "a Content-Length is required");
     errno = 0;
     len = strtoll(cl, &end, 10);
-    if (*end != '\0' || errno != 0 || len < 0)
+    if (*end != '\0' || errno != 0 || len < 0 || cl[0] < '0' || cl[0] > '9')
         return err_set(e, 400, "bad_request", "invalid Content-Length");
     if (len > max)
         return err_set(e, 413, "too_large", "request body of %lld bytes is over the limit of %ld",
                        len, max);
     buf_reset(out);
     buf_add(out, "", 0);
+    start = now_ms();
+    deadline = start + (long long)body_first_s * 1000;
     while (got < (size_t)len) {
         char chunk[16384];
         size_t want = (size_t)len - got < sizeof(chunk) ? (size_t)len - got : sizeof(chunk);
-        int n;
-        if (req->fcgx != NULL)
-            n = FCGX_GetStr(chunk, (int)want, req->fcgx->in);
-        else
-            n = (int)fread(chunk, 1, want, stdin);
-        if (n <= 0)
-            return err_set(e, 400, "bad_request", "request body ended after %zu of %lld bytes",
-                           got, len);
+        long n;
+
+        if (deadline > start + (long long)body_max_s * 1000)
+            deadline = start + (long long)body_max_s * 1000;
+        n = req->fcgx != NULL ? fcgx_read(req, chunk, want, deadline)
+                              : cgi_read(chunk, want, deadline);
+        if (n == -2) {
+            err_set(e, 408, "bad_request",
+                    "request body too slow: %zu of %lld bytes after %lld seconds", got, len,
+                    (now_ms() - start + 500) / 1000);
+            goto out;
+        }
+        if (n <= 0) {
+            err_set(e, 400, "bad_request", "request body ended after %zu of %lld bytes", got,
+                    len);
+            goto out;
+        }
         buf_add(out, chunk, (size_t)n);
         got += (size_t)n;
+        deadline += (long long)n * 1000 / HTTP_BODY_MIN_RATE;
     }
+    rc = 0;
+out:
+    if (req->fcgx != NULL && req->fcgx->ipcFd >= 0) {
+        struct timeval none = {0, 0};
+        setsockopt(req->fcgx->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+    }
+    return rc;
+}
+
+/* One limit of http_req_check: 0, or -1 with e set. */
+static int
+check_len(const char *v, size_t max, int status, const char *what, struct err *e)
+{
+    if (v != NULL && strlen(v) > max)
+        return err_set(e, status, "bad_request", "%s longer than %zu bytes", what, max);
+    return 0;
+}
+
+int
+http_req_check(const struct http_req *req, struct err *e)
+{
+    char **env = req->fcgx != NULL ? req->fcgx->envp : environ;
+    size_t total = 0;
+
+    if (check_len(req->query, HTTP_MAX_QUERY, 414, "query string", e) < 0 ||
+        check_len(req->path_info, HTTP_MAX_PATH, 414, "path", e) < 0 ||
+        check_len(http_env(req, "REQUEST_URI"), HTTP_MAX_URI, 414, "request URI", e) < 0)
+        return -1;
+    for (; env != NULL && *env != NULL; env++) {
+        const char *eq;
+        size_t n;
+        if (strncmp(*env, "HTTP_", 5) != 0 || (eq = strchr(*env, '=')) == NULL)
+            continue;
+        n = strlen(eq + 1);
+        total += n;
+        if (n > HTTP_MAX_HEADER)
+            return err_set(e, 431, "bad_request", "request header %.*s longer than %d bytes",
+                           (int)(eq - *env > 64 ? 64 : eq - *env), *env, HTTP_MAX_HEADER);
+    }
+    if (total > HTTP_MAX_HEADERS)
+        return err_set(e, 431, "bad_request", "request headers longer than %d bytes in all",
+                       HTTP_MAX_HEADERS);
     return 0;
 }
 
@@ -507,6 +635,18 @@ install_shutdown_handlers(void)
     signal(SIGPIPE, SIG_IGN); /* a gone client is a failed write, not a dead process */
 }
 
+/* One request: the limits first, then the handler. */
+static void
+serve(struct http_req *req, http_handler handler, void *ctx)
+{
+    struct err e;
+
+    if (http_req_check(req, &e) < 0)
+        http_error(req, &e);
+    else
+        handler(req, ctx);
+}
+
 int
 http_run(http_handler handler, void *ctx)
 {
@@ -517,7 +657,7 @@ http_run(http_handler handler, void *ctx)
         static char outbuf[65536];
         setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
         http_req_cgi(&req);
-        handler(&req, ctx);
+        serve(&req, handler, ctx);
         http_req_end(&req);
         return 0;
     }
@@ -528,7 +668,7 @@ http_run(http_handler handler, void *ctx)
     }
     while (FCGX_Accept_r(&r) >= 0) {
         http_req_fcgx(&req, &r);
-        handler(&req, ctx);
+        serve(&req, handler, ctx);
         http_req_end(&req);
         FCGX_Finish_r(&r);
     }

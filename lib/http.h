@@ -87,8 +87,35 @@ const char *http_reason(int status);
  * Read the request body into out: at most max bytes, declared by
  * CONTENT_LENGTH. 411/413/400 errors in e. Under FastCGI the web server has
  * the body; under CGI it is stdin.
+ *
+ * A body that arrives too slowly is cut off with 408: the reader allows
+ * HTTP_BODY_FIRST_S seconds, one more per HTTP_BODY_MIN_RATE bytes received
+ * (the rule of Apache's mod_reqtimeout), and never more than HTTP_BODY_MAX_S
+ * in all. Waiting uses poll() on stdin under CGI and a socket receive timeout
+ * under FastCGI (no signals, so it is safe in threaded programs). A body that
+ * ends early is a 400.
  */
 int http_read_body(struct http_req *req, long max, struct buf *out, struct err *e);
+
+#define HTTP_BODY_FIRST_S 20
+#define HTTP_BODY_MIN_RATE 500
+#define HTTP_BODY_MAX_S 300
+/* Change the two times above for this process (tests). */
+void http_body_timeouts(unsigned first_s, unsigned max_s);
+
+/*
+ * Limits every request must meet before a handler sees it (http_run checks
+ * them; a program with its own accept loop calls http_req_check): query
+ * string, PATH_INFO and REQUEST_URI lengths (414), each request header and
+ * all of them together (431). Web servers have their own, usually larger,
+ * limits (Apache LimitRequestFieldSize 8190, lighttpd 64 KB for all headers).
+ */
+#define HTTP_MAX_QUERY 1024
+#define HTTP_MAX_PATH 1024
+#define HTTP_MAX_URI 4096
+#define HTTP_MAX_HEADER 8192
+#define HTTP_MAX_HEADERS 65536
+int http_req_check(const struct http_req *req, struct err *e);
 
 /* Query parameters, declared: name, bounds, default. */
 struct http_param {
