@@ -1,0 +1,59 @@
+/*
+ * push: applying one batch of client changes to an entity, exactly once.
+ *
+ * A batch (the body of POST /api/sync/{entity}, docs/PROTOCOL.md) is checked
+ * whole before anything is touched: a body that is not JSON, not the shape,
+ * or has more changes than allowed is refused and nothing changes. Then the
+ * batch runs in one write transaction (BEGIN IMMEDIATE with the busy timeout):
+ *
+ *   - the pushing client's id goes into _rhtmx_sync_context, so the capture
+ *     triggers stamp it on every log row the batch causes (and it is cleared
+ *     again before COMMIT, so no other writer ever sees it);
+ *   - each change runs inside its own SAVEPOINT: a change that can never apply
+ *     (unknown column, constraint failure, unknown id) is rolled back alone
+ *     and answered in "rejected"; the rest of the batch still applies;
+ *   - a change whose row changed on the server after its client_version is a
+ *     conflict, decided by the entity's strategy (conflict.h);
+ *   - each change's outcome is stored in _rhtmx_sync_mutations under
+ *     (client_id, mutation_id), in the same transaction, so a retried batch
+ *     writes nothing again and gets the same answer.
+ *
+ * The writes are ordinary INSERT/UPDATE/DELETE statements on the entity's
+ * table; the change log is filled by the same triggers as any other writer's.
+ */
+#ifndef RHTMX_PUSH_H
+#define RHTMX_PUSH_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "db.h"
+#include "err.h"
+#include "resolver.h"
+#include "schema.h"
+
+/* JSON nesting a push body may have: body, changes, change, data, a value. */
+#define PUSH_MAX_DEPTH 8
+
+struct push_opts {
+    int max_changes;                 /* more changes than this: 413 */
+    const struct resolver *resolver; /* for strategy "custom"; NULL: none available */
+    long long now_ms;                /* when the push arrived, server clock (ms since
+                                        1970); 0: read the clock now */
+};
+
+/*
+ * Apply the batch in body (n bytes) to table t and write the JSON answer
+ *   {"version":V,"applied":[...],"ids":{...},"conflicts":[...],"rejected":[...]}
+ * to out (appended). Returns 0, or -1 with e set and nothing changed: 400
+ * bad_request (malformed), 413 too_large (too many changes), 500 config
+ * (custom strategy without a resolver), 500 internal (the resolver failed),
+ * 503 busy, 500 database.
+ */
+int push_batch(struct db *d, const struct table *t, const struct push_opts *o, const char *body,
+               size_t n, struct buf *out, struct err *e);
+
+/* Milliseconds since 1970 by the server's clock. */
+long long push_now_ms(void);
+
+#endif

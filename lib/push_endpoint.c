@@ -1,0 +1,134 @@
+/* push_endpoint: the push request, from method to answer (see push_endpoint.h). */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "push.h"
+#include "push_endpoint.h"
+
+void
+push_endpoint_init(struct push_endpoint *ep, const char *name, const char *config_path)
+{
+    memset(ep, 0, sizeof(*ep));
+    app_init(&ep->app, name, config_path);
+}
+
+int
+push_endpoint_set_resolver(struct push_endpoint *ep, rhtmx_resolver_fn fn, void *ctx)
+{
+    struct resolver *r = resolver_new(fn, ctx);
+
+    if (r == NULL)
+        return -1;
+    resolver_free(ep->linked);
+    ep->linked = r;
+    return 0;
+}
+
+void
+push_endpoint_close(struct push_endpoint *ep)
+{
+    resolver_free(ep->linked);
+    resolver_free(ep->loaded);
+    app_close(&ep->app);
+    memset(ep, 0, sizeof(*ep));
+}
+
+/* 1 if the Content-Type is application/json, with or without parameters. */
+static int
+is_json(const char *ct)
+{
+    static const char want[] = "application/json";
+
+    if (ct == NULL)
+        return 0;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    if (strncasecmp(ct, want, sizeof(want) - 1) != 0)
+        return 0;
+    ct += sizeof(want) - 1;
+    return *ct == '\0' || *ct == ';' || *ct == ' ' || *ct == '\t';
+}
+
+/* The resolver for table t: the registered one, else the configured shared
+ * object (loaded now if it is not yet, or if the config names another). */
+static int
+resolver_for(struct push_endpoint *ep, const struct table *t, const struct resolver **out,
+             struct err *e)
+{
+    const struct config *c = ep->app.cfg;
+
+    *out = NULL;
+    if (t->en->strategy != STRATEGY_CUSTOM)
+        return 0;
+    if (ep->linked != NULL) {
+        *out = ep->linked;
+        return 0;
+    }
+    if (c->push.resolver == NULL)
+        return 0; /* push_batch answers the 500 naming the entity */
+    if (!resolver_is(ep->loaded, c->push.resolver, c->push.resolver_symbol)) {
+        resolver_free(ep->loaded);
+        ep->loaded = resolver_load(c->push.resolver, c->push.resolver_symbol, e);
+        if (ep->loaded == NULL) {
+            char m[sizeof(e->msg)];
+            snprintf(m, sizeof(m), "%s", e->msg);
+            return err_set(e, 500, "config", "%s: %s", c->path, m);
+        }
+    }
+    *out = ep->loaded;
+    return 0;
+}
+
+static void
+fail(struct http_req *req, struct err *e)
+{
+    if (e->status == 503) {
+        /* SQLite's words ("database is locked") are for the log, not the client. */
+        fprintf(stderr, "rhtmx-sync: %s %s: %s\n", req->method, req->path_info, e->msg);
+        snprintf(e->msg, sizeof(e->msg), "the database is busy: retry shortly");
+        http_header(req, "Retry-After", "1");
+    }
+    http_error(req, e);
+}
+
+void
+push_endpoint_serve(struct http_req *req, void *ctx)
+{
+    struct push_endpoint *ep = ctx;
+    struct push_opts o = {0};
+    const struct table *t;
+    struct buf body = {0}, answer = {0};
+    struct sink s;
+    struct err e;
+
+    o.now_ms = push_now_ms(); /* arrival, before any waiting: the LWW clock */
+    if (strcmp(req->method, "POST") != 0) {
+        app_method_not_allowed(req, "POST");
+        return;
+    }
+    if (app_ready(&ep->app, &e) < 0) {
+        fail(req, &e);
+        return;
+    }
+    if ((t = app_entity(&ep->app, req)) == NULL)
+        return;
+    if (!is_json(http_env(req, "CONTENT_TYPE"))) {
+        http_fail(req, 415, "unsupported_media_type",
+                  "a push must be sent as Content-Type: application/json");
+        return;
+    }
+    o.max_changes = ep->app.cfg->push.max_changes;
+    if (resolver_for(ep, t, &o.resolver, &e) < 0 ||
+        http_read_body(req, ep->app.cfg->push.max_body_bytes, &body, &e) < 0 ||
+        push_batch(ep->app.db, t, &o, body.p ? body.p : "", body.len, &answer, &e) < 0) {
+        fail(req, &e);
+        goto out;
+    }
+    http_header(req, "Cache-Control", "no-store");
+    s = http_body(req, 200, "application/json");
+    sink_write(&s, answer.p, answer.len);
+out:
+    buf_free(&body);
+    buf_free(&answer);
+}
