@@ -623,8 +623,6 @@
       var allChanged = [];
       var resyncs = 0;
       var didReset = false;
-      st.busy++;
-      statusChanged();
       try {
         for (;;) {
           var url = cfg.base + '/' + encodeURIComponent(entity) + '?since=' + cursor + '&limit=' + cfg.pageSize;
@@ -665,7 +663,6 @@
         }
         st.error = null;
       } finally {
-        st.busy--;
         if (st.progress && st.progress.entity === entity) {
           st.progress = null;
           broadcast({ type: 'progress', progress: null });
@@ -686,6 +683,9 @@
     if (target && target > ps.target) ps.target = target;
     if (ps.running) { ps.again = true; return ps.running; }
     if (ps.timer) { clearTimeout(ps.timer); ps.timer = null; }
+    /* busy from the moment a pull is due, so "online" never shows before the catch-up. */
+    st.busy++;
+    statusChanged();
     ps.running = (async function () {
       do {
         ps.again = false;
@@ -702,6 +702,8 @@
         }
       } while (ps.again);
       ps.running = null;
+      st.busy--;
+      statusChanged();
     })();
     return ps.running;
   }

@@ -87,13 +87,13 @@ test('IndexedDB schema upgrade when the entity list changes', { skip, timeout: 6
       };
     }));
     await page.goto(`${env.srv.origin}/one.html`);
-    await page.waitForFunction(() => window.RhtmxSync && RhtmxSync.clientId);
+    await h.appReady(page);
     await h.eventually(async () => (await page.evaluate(() => RhtmxSync.list('todos'))).length === 3, { what: 'todos pulled' });
     const s1 = await schema();
     assert.deepEqual(s1.stores, ['_meta', '_pending', 'todos']);
     const pullsBefore = pulls.length;
     await page.goto(`${env.srv.origin}/two.html`);
-    await page.waitForFunction(() => window.RhtmxSync && RhtmxSync.clientId);
+    await h.appReady(page);
     const s2 = await schema();
     assert.deepEqual(s2.stores, ['_meta', '_pending', 'notes', 'todos']);
     assert.ok(s2.version > s1.version, 'the database version went up');

@@ -136,9 +136,15 @@ export async function openApp(context, srv, { waitSynced = true, path: p = '/', 
   page.on('console', (m) => page.logs.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => page.logs.push(`pageerror: ${e.message}`));
   await page.goto(origin + p);
-  await page.waitForFunction(() => window.RhtmxSync && window.RhtmxSync.clientId);
+  await appReady(page);
   if (waitSynced) await waitIdle(page);
   return page;
+}
+
+/* Waits until the library on the page has opened IndexedDB and started its first pull. */
+export async function appReady(page) {
+  await page.waitForFunction(() => window.RhtmxSync);
+  await page.evaluate(() => window.RhtmxSync.ready.then(() => true));
 }
 
 /* Waits until the page's status is online (not syncing) with nothing pending. */

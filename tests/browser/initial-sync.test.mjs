@@ -51,7 +51,7 @@ test('paged initial sync, then incremental pulls', { skip, timeout: 120000 }, as
     srv.sql("INSERT INTO todos (title) VALUES ('one more')");
     const n = pulls.length;
     await page.reload();
-    await page.waitForFunction(() => window.RhtmxSync && RhtmxSync.clientId);
+    await h.appReady(page);
     await h.waitIdle(page);
     const after = pulls.slice(n).map((r) => Number(new URL(r.url).searchParams.get('since')));
     assert.ok(after.length >= 1 && after.every((s) => s > 0), `incremental: ${after}`);

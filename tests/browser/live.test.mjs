@@ -52,6 +52,6 @@ test('live updates between browsers', { skip, timeout: 120000 }, async (t) => {
     const stored = await pageB.evaluate(() => RhtmxSync.list('todos'));
     assert.deepEqual(stored.map((r) => r.title).sort(), h.dbTodos(srv).map((r) => r.title).sort(), 'IndexedDB follows too');
     assert.equal(await pageB.evaluate(() => window.__sameDocument), true, 'B was not reloaded');
-    await h.screenshot(pageB, 'online');
+    await h.screenshot(pageB, 'online-live');
   }));
 });

@@ -28,6 +28,8 @@ test('offline writes through htmx forms', { skip, timeout: 120000 }, async (t) =
     pageA = await h.openApp(ctxA, srv);
     pageB = await h.openApp(ctxB, srv);
     assert.ok(await h.matchesDb(pageA, srv), 'A starts with the server list');
+    assert.equal(await pageA.getAttribute('rhtmx-sync-status', 'state'), 'online');
+    await h.screenshot(pageA, 'online');
 
     await t.test('with the network off, add/complete/delete show at once and wait in _pending', guard(async () => {
       await ctxA.setOffline(true);

@@ -32,7 +32,7 @@ test('offline changes survive a reload', { skip, timeout: 120000 }, async (t) =>
     await ctx.route('**/api/sync/todos', (route) => (route.request().method() === 'POST' ? route.abort('internetdisconnected') : route.continue()));
     await ctx.setOffline(false);
     await page.reload();
-    await page.waitForFunction(() => window.RhtmxSync && RhtmxSync.clientId);
+    await h.appReady(page);
     await page.waitForSelector('#todo-list li[data-sync-pending] >> text=survives reload', { timeout: 10000 });
     const shown = Object.fromEntries((await h.shownTodos(page)).map((x) => [x.title, x]));
     assert.equal(shown['Watch it sync'].done, true);

@@ -110,7 +110,7 @@ test('410 resync_required: the entity is pulled again from 0', { skip, timeout: 
     // (As compaction past the retention horizon would: the row's whole history goes.)
     srv.sql('DELETE FROM todos WHERE id = 1; DELETE FROM _rhtmx_sync_log WHERE entity_id = 1;');
     await env.page.reload();
-    await env.page.waitForFunction(() => window.RhtmxSync && RhtmxSync.clientId);
+    await h.appReady(env.page);
     await h.eventually(() => answered410 && pulls.some((r, i) => i > 0 && /since=0/.test(r.search)), { what: 'a pull from 0 after the 410' });
     await h.waitIdle(env.page);
     await h.eventually(async () => !(await env.page.evaluate(() => RhtmxSync.get('todos', 1))), { what: 'row 1 to leave IndexedDB' });
