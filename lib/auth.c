@@ -504,6 +504,7 @@ secret_get(const struct config *cfg, unsigned char *key, size_t *len, struct err
         if (rc == 0) {
             memcpy(key, secret.key, secret.len);
             *len = secret.len;
+            last_logged[0] = '\0'; /* fixed: report the next problem again */
         }
     }
     pthread_mutex_unlock(&lock);
