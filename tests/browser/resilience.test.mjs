@@ -95,6 +95,11 @@ test('410 resync_required: the entity is pulled again from 0', { skip, timeout: 
   const { ctx, srv } = env;
   await env.guard(async () => {
     env.page = await h.openApp(ctx, srv);
+    // Leave the app while the server's log moves on without it.
+    await env.page.goto('about:blank');
+    // A row vanishes without a tombstone the client could see: only a full resync notices.
+    // (As compaction past the retention horizon would: the row's whole history goes.)
+    srv.sql('DELETE FROM todos WHERE id = 1; DELETE FROM _rhtmx_sync_log WHERE entity_id = 1;');
     const pulls = h.recordRequests(ctx, '/api/sync/todos');
     let answered410 = false;
     await ctx.route('**/api/sync/todos?*', (route) => {
@@ -106,10 +111,7 @@ test('410 resync_required: the entity is pulled again from 0', { skip, timeout: 
       }
       return route.continue();
     });
-    // A row vanishes without a tombstone the client could see: only a full resync notices.
-    // (As compaction past the retention horizon would: the row's whole history goes.)
-    srv.sql('DELETE FROM todos WHERE id = 1; DELETE FROM _rhtmx_sync_log WHERE entity_id = 1;');
-    await env.page.reload();
+    await env.page.goto(srv.origin + '/');
     await h.appReady(env.page);
     await h.eventually(() => answered410 && pulls.some((r, i) => i > 0 && /since=0/.test(r.search)), { what: 'a pull from 0 after the 410' });
     await h.waitIdle(env.page);
