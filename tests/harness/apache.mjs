@@ -352,6 +352,23 @@ export function openStream(url, { headers = {} } = {}) {
   };
 }
 
+/** Server-Sent Events text -> [{event, id, data}] (comments and retry: dropped). */
+export function parseSse(text) {
+  const out = [];
+  for (const block of text.split('\n\n')) {
+    const e = { event: 'message', id: undefined, data: undefined };
+    let any = false;
+    for (const line of block.split('\n')) {
+      const m = line.match(/^(event|id|data): ?(.*)$/);
+      if (!m) continue;
+      any = true;
+      e[m[1]] = m[1] === 'data' && e.data !== undefined ? `${e.data}\n${m[2]}` : m[2];
+    }
+    if (any && e.data !== undefined) out.push(e);
+  }
+  return out;
+}
+
 const NOT_IMPLEMENTED = (prog) => `${prog} answers 501 not_implemented in this build (its issue has not landed): skipped`;
 
 /** Skip t when a program is still the 501 placeholder; true if skipped. */
@@ -432,7 +449,7 @@ export async function checkPush(t, url, app) {
     method: 'POST', headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ client_id: 'c-deploy', changes }),
   });
-  sql(app.db, "INSERT INTO todos (id, title) VALUES (100, 'server row');");
+  sql(app.db, "INSERT INTO todos (id, title) VALUES (100000, 'server row');");
   const first = await push([{ mutation_id: 'm-1', id: 'tmp-1', action: 'create', data: { title: 'from browser' }, client_version: 0 }]);
   if (await skipIf501(t, first, 'sync-push')) return;
   assert.equal(first.status, 200, first.text());
@@ -443,21 +460,21 @@ export async function checkPush(t, url, app) {
   const v = answer.version;
   const second = await push([
     { mutation_id: 'm-2', id: newId, action: 'update', data: { done: 1 }, client_version: v },
-    { mutation_id: 'm-3', id: 100, action: 'delete', client_version: v },
+    { mutation_id: 'm-3', id: 100000, action: 'delete', client_version: v },
   ]);
   assert.equal(second.status, 200, second.text());
-  assert.deepEqual(second.json().applied, [newId, 100]);
+  assert.deepEqual(second.json().applied, [newId, 100000]);
   // A retry of the same batch changes nothing and gets the same answer.
   const retry = await push([
     { mutation_id: 'm-2', id: newId, action: 'update', data: { done: 1 }, client_version: v },
-    { mutation_id: 'm-3', id: 100, action: 'delete', client_version: v },
+    { mutation_id: 'm-3', id: 100000, action: 'delete', client_version: v },
   ]);
-  assert.deepEqual(retry.json().applied, [newId, 100]);
-  assert.deepEqual(sql(app.db, `SELECT id, title, done FROM todos WHERE id IN (${newId}, 100);`, { json: true }),
+  assert.deepEqual(retry.json().applied, [newId, 100000]);
+  assert.deepEqual(sql(app.db, `SELECT id, title, done FROM todos WHERE id IN (${newId}, 100000);`, { json: true }),
     [{ id: newId, title: 'from browser', done: 1 }]);
   const pulled = (await request(`${url}/api/sync/todos?since=${v}`)).json();
   assert.deepEqual(pulled.changes.map((c) => [c.id, c.action, c.client_id]),
-    [[newId, 'update', 'c-deploy'], [100, 'delete', 'c-deploy']]);
+    [[newId, 'update', 'c-deploy'], [100000, 'delete', 'c-deploy']]);
   // Bad input is 400 and changes nothing.
   const bad = await request(`${url}/api/sync/todos`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"changes": 5' });
   assert.equal(bad.status, 400);
@@ -482,8 +499,8 @@ export async function checkEventsPoll(t, url, app) {
   while (!s.ended() && Date.now() - started < 10_000) await sleep(20);
   assert.ok(s.ended(), 'a poll answer ends once it has sent its events');
   assert.ok(Date.now() - started < 10_000, 'the poll answer did not wait out its timer once it had news');
-  const ids = [...s.text().matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
-  assert.deepEqual(ids, [head + 1]);
+  const ids = parseSse(s.text()).filter((e) => e.event === 'message').map((e) => Number(e.id));
+  assert.deepEqual(ids, [head + 1], s.text());
   s.close();
 }
 
@@ -505,7 +522,7 @@ export async function checkEventsStream(t, url, app) {
     for (let i = 1; i <= 3; i++) {
       const t0 = Date.now();
       sql(app.db, `INSERT INTO todos (title) VALUES ('live ${i}');`);
-      await s.waitFor(new RegExp(`^id: ${head + i}$`, 'm'), 5_000);
+      await s.waitFor(new RegExp(`(^|\n)id: ${head + i}\ndata: [^\n]*"entity":"todos"`), 5_000);
       assert.ok(Date.now() - t0 < 3000, `event ${i} took ${Date.now() - t0} ms`);
     }
     assert.ok(!s.ended(), 'a streaming response stays open between events');
