@@ -5,6 +5,7 @@
 // sanitizer report on any executable's stderr fails the test that ran it.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import assert from 'node:assert/strict';
@@ -233,3 +234,78 @@ ${extra}
 }
 
 function readIf(p) { try { return fs.readFileSync(p, 'utf8'); } catch { return ''; } }
+
+/**
+ * Open a Server-Sent Events response (GET url) and parse it as it arrives.
+ * Resolves once the status and headers are in: { status, headers, items, take(), ended, close() }.
+ * items: every block so far, in order, each { comments: [...], event, id, data, retry, t }
+ *   (event is 'message' when a block has data but no event field; t = ms since open).
+ * take(pred, ms): the first item after the previous take() for which pred(item) holds;
+ *   rejects when the response ends or ms pass first.
+ * ended: a promise resolving when the response is over (either side).
+ */
+export function openEvents(url, { headers = {}, agent = false } = {}) {
+  return new Promise((resolve, reject) => {
+    const start = Date.now();
+    const req = http.get(url, { headers, agent }, (res) => {
+      const items = [];
+      let pending = '';
+      let done = false;
+      let next = 0;
+      const waiters = new Set();
+      const wake = () => { for (const w of waiters) w(); };
+      const block = (text) => {
+        const item = { comments: [], t: Date.now() - start };
+        const data = [];
+        for (const line of text.split('\n')) {
+          if (line.startsWith(':')) { item.comments.push(line.slice(1).trim()); continue; }
+          const i = line.indexOf(':');
+          const field = i < 0 ? line : line.slice(0, i);
+          const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+          if (field === 'data') data.push(value);
+          else if (field === 'event' || field === 'id' || field === 'retry') item[field] = value;
+        }
+        if (data.length) {
+          item.data = data.join('\n');
+          item.event ??= 'message';
+        }
+        items.push(item);
+      };
+      res.setEncoding('utf8');
+      res.on('data', (d) => {
+        pending += d.replace(/\r\n?/g, '\n');
+        let i;
+        while ((i = pending.indexOf('\n\n')) >= 0) {
+          block(pending.slice(0, i));
+          pending = pending.slice(i + 2);
+        }
+        wake();
+      });
+      const finish = () => { done = true; wake(); };
+      res.on('end', finish);
+      res.on('close', finish);
+      res.on('error', finish);
+      const ended = new Promise((r) => { if (done) r(); else waiters.add(() => { if (done) r(); }); });
+      resolve({
+        status: res.statusCode, headers: res.headers, items, ended,
+        isDone: () => done,
+        take(pred, ms = 10_000) {
+          return new Promise((ok, fail) => {
+            const check = () => {
+              for (; next < items.length; next++) {
+                if (pred(items[next])) { cleanup(); ok(items[next++]); return; }
+              }
+              if (done) { cleanup(); fail(new Error(`response ended first; got ${JSON.stringify(items)}`)); }
+            };
+            const timer = setTimeout(() => { cleanup(); fail(new Error(`nothing matched within ${ms} ms; got ${JSON.stringify(items)}`)); }, ms);
+            const cleanup = () => { clearTimeout(timer); waiters.delete(check); };
+            waiters.add(check);
+            check();
+          });
+        },
+        close() { req.destroy(); res.destroy(); },
+      });
+    });
+    req.on('error', reject);
+  });
+}

@@ -1,0 +1,147 @@
+/*
+ * sync-events: GET /api/sync/events?entities=a,b&since=V[&mode=poll]
+ *
+ * Tells open pages, within milliseconds, that data changed: a Server-Sent
+ * Events stream (or one poll) per request, fed by one watcher per process
+ * (docs/PROTOCOL.md, docs/EVENTS.md). Under FastCGI one process serves many
+ * streams at once, a thread each (fcgi_pool.h); under plain CGI it answers one
+ * request and exits.
+ *
+ * What the threads share lives in `g`, under g.mu: the app (configuration,
+ * schema), the hub of the configured database, and the hang-up watcher. A
+ * request holds g.mu only while it checks its input; the answer itself runs
+ * without it.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "app.h"
+#include "auth.h"
+#include "events.h"
+#include "fcgi_pool.h"
+#include "hangup.h"
+#include "hub.h"
+
+#define MAX_RETIRED 16
+#define THREADS_OVER_CAP 16 /* threads beyond max_streams, to answer 503s and short requests */
+
+static struct {
+    pthread_mutex_t mu;
+    struct app app;
+    struct hub *hub;                  /* of app.cfg->database */
+    struct hub *retired[MAX_RETIRED]; /* hubs of a database the config no longer names */
+    size_t nretired;
+    struct hangup *hangup;
+    int stopping;
+} g = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* The hub for the configured database, made or replaced as needed (under g.mu).
+ * NULL with e set on failure. */
+static struct hub *
+current_hub(struct err *e)
+{
+    const char *path = g.app.cfg->database;
+    size_t i;
+
+    /* Free retired hubs whose streams have all ended. */
+    for (i = 0; i < g.nretired;) {
+        if (hub_streams(g.retired[i]) == 0) {
+            hub_free(g.retired[i]);
+            g.retired[i] = g.retired[--g.nretired];
+        } else {
+            i++;
+        }
+    }
+    if (g.hub != NULL && strcmp(hub_path(g.hub), path) == 0)
+        return g.hub;
+    if (g.hub != NULL) {
+        if (g.nretired == MAX_RETIRED) {
+            err_set(e, 503, "busy", "the database changed too often: try again later");
+            return NULL;
+        }
+        hub_stop(g.hub); /* its streams end with "bye" and reconnect to the new one */
+        g.retired[g.nretired++] = g.hub;
+        g.hub = NULL;
+    }
+    g.hub = hub_new(path, 0, e);
+    return g.hub;
+}
+
+static void
+handle(struct http_req *req, void *ctx)
+{
+    struct events_params p;
+    struct identity who;
+    struct hub *h = NULL;
+    struct err e;
+
+    (void)ctx;
+    memset(&p, 0, sizeof(p));
+    if (strcmp(req->method, "GET") != 0) {
+        app_method_not_allowed(req, "GET");
+        return;
+    }
+    pthread_mutex_lock(&g.mu);
+    if (g.stopping) {
+        err_set(&e, 503, "busy", "the event server is shutting down");
+        goto fail;
+    }
+    if (app_ready(&g.app, &e) < 0 || auth_request(g.app.cfg, req, &who, &e) < 0 ||
+        events_parse(req, g.app.cfg, &who, &p, &e) < 0)
+        goto fail;
+    if ((h = current_hub(&e)) == NULL)
+        goto fail;
+    if (g.hangup == NULL && (g.hangup = hangup_new(&e)) == NULL)
+        fprintf(stderr, "sync-events: %s (clients that leave are noticed at the next heartbeat)\n",
+                e.msg);
+    pthread_mutex_unlock(&g.mu);
+    events_serve(h, g.hangup, &p, req);
+    events_params_clear(&p);
+    return;
+fail:
+    pthread_mutex_unlock(&g.mu);
+    events_params_clear(&p);
+    if (e.status == 503)
+        http_header(req, "Retry-After", "5");
+    http_error(req, &e);
+}
+
+static void
+on_stop(void *ctx)
+{
+    size_t i;
+
+    (void)ctx;
+    pthread_mutex_lock(&g.mu);
+    g.stopping = 1;
+    if (g.hub != NULL)
+        hub_stop(g.hub);
+    for (i = 0; i < g.nretired; i++)
+        hub_stop(g.retired[i]);
+    pthread_mutex_unlock(&g.mu);
+}
+
+int
+main(void)
+{
+    struct fcgi_pool_opts o = {0};
+    struct err e;
+    size_t i;
+    int rc, max_streams = 2000;
+
+    app_init(&g.app, "sync-events", NULL);
+    /* The thread ceiling follows the stream cap of the configuration at start. */
+    if (app_ready(&g.app, &e) == 0)
+        max_streams = g.app.cfg->events.max_streams;
+    o.max_threads = (size_t)max_streams + THREADS_OVER_CAP;
+    o.on_stop = on_stop;
+    rc = fcgi_pool_run(handle, NULL, &o);
+
+    hub_free(g.hub);
+    for (i = 0; i < g.nretired; i++)
+        hub_free(g.retired[i]);
+    hangup_free(g.hangup);
+    app_close(&g.app);
+    return rc;
+}

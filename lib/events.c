@@ -1,0 +1,388 @@
+/*
+ * events: see events.h.
+ *
+ * Timing of one answer (all on CLOCK_MONOTONIC):
+ *   - heartbeat: a comment whenever nothing was written for events.heartbeat
+ *     seconds (15 by default, well inside mod_fcgid's 40 s FcgidIOTimeout);
+ *   - lifetime: the answer ends with "bye" between 90% and 100% of
+ *     events.lifetime (240 s by default, under FcgidBusyTimeout's 300 s); the
+ *     spread keeps browsers that connected together from reconnecting together;
+ *   - poll: the answer ends with "bye" right after the first events, or after
+ *     events.poll_wait seconds without any.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "events.h"
+
+#define EVENTS_CHUNK 65536 /* bytes of events per write */
+#define RETRY_AFTER_MIN 5  /* a busy answer's Retry-After: 5..14 s */
+#define RETRY_AFTER_SPREAD 10
+
+/* ------------------------------------------------------------------ input */
+
+/* Strict decimal 0..2^62, or -1. */
+static long long
+parse_version(const char *s)
+{
+    long long v = 0;
+
+    if (*s == '\0' || strlen(s) > 19)
+        return -1;
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return v <= (1LL << 62) ? v : -1;
+}
+
+/* Add entity en with its owner rule for who (once). */
+static int
+add_entity(struct events_params *p, const struct identity *who, const struct entity *en,
+           struct err *e)
+{
+    struct hub_filter *f = &p->filter;
+    const char *owner = NULL;
+    char **n, **o;
+    size_t i;
+
+    for (i = 0; i < f->n; i++)
+        if (strcmp(f->entities[i], en->name) == 0)
+            return 0;
+    if (auth_owner(who, en, &owner, e) < 0)
+        return -1;
+    n = realloc(f->entities, (f->n + 1) * sizeof(*n));
+    if (n != NULL)
+        f->entities = n;
+    o = realloc(f->owners, (f->n + 1) * sizeof(*o));
+    if (o != NULL)
+        f->owners = o;
+    if (n == NULL || o == NULL)
+        return err_set(e, 500, "internal", "out of memory");
+    n[f->n] = strdup(en->name);
+    o[f->n] = owner != NULL ? strdup(owner) : NULL;
+    if (n[f->n] == NULL || (owner != NULL && o[f->n] == NULL)) {
+        free(n[f->n]);
+        free(o[f->n]);
+        return err_set(e, 500, "internal", "out of memory");
+    }
+    f->n++;
+    return 0;
+}
+
+/* The entities of ?entities=a,b (list, modified), or every one who may see. */
+static int
+parse_entities(char *list, const struct config *cfg, const struct identity *who,
+               struct events_params *p, struct err *e)
+{
+    const struct entity *en;
+    size_t i;
+    int restricted;
+
+    if (list != NULL) {
+        char *save = NULL, *name;
+        for (name = strtok_r(list, ",", &save); name != NULL; name = strtok_r(NULL, ",", &save)) {
+            if (!config_valid_name(name) || (en = config_entity(cfg, name)) == NULL)
+                return err_set(e, 404, "not_found", "unknown entity '%.64s'", name);
+            if (auth_entity_allowed(who, name, e) < 0 || add_entity(p, who, en, e) < 0)
+                return -1;
+        }
+        if (p->filter.n > 0)
+            return 0;
+    }
+    /* Everything: an explicit list when the token or an owner rule narrows it. */
+    restricted = who->nentities >= 0;
+    for (i = 0; i < cfg->nentities; i++)
+        restricted |= cfg->entities[i].owner_column != NULL;
+    if (!restricted)
+        return 0;
+    for (i = 0; i < cfg->nentities; i++) {
+        struct err ignored;
+        en = &cfg->entities[i];
+        if (auth_entity_allowed(who, en->name, &ignored) < 0)
+            continue;
+        if (add_entity(p, who, en, e) < 0)
+            return -1;
+    }
+    if (p->filter.n == 0)
+        return err_set(e, 403, "forbidden", "the token allows none of the synced entities");
+    return 0;
+}
+
+int
+events_parse(const struct http_req *req, const struct config *cfg, const struct identity *who,
+             struct events_params *p, struct err *e)
+{
+    static const struct http_param params[] = {{"since", 0, 1LL << 62, -1}};
+    char list[1024], mode[16];
+    const char *lei;
+    long long since;
+    int rc;
+
+    memset(p, 0, sizeof(*p));
+    p->heartbeat = cfg->events.heartbeat;
+    p->lifetime = cfg->events.lifetime;
+    p->poll_wait = cfg->events.poll_wait;
+    p->max_streams = cfg->events.max_streams;
+    p->retry_ms = cfg->events.retry_ms;
+    p->expires = who->exp;
+
+    rc = http_query_str(req, "entities", list, sizeof(list), e);
+    if (rc < 0 || parse_entities(rc > 0 ? list : NULL, cfg, who, p, e) < 0)
+        return -1;
+
+    if (http_query_ints(req, params, 1, &since, e) < 0)
+        return -1;
+    p->cursor = since;
+    lei = http_env(req, "HTTP_LAST_EVENT_ID");
+    if (lei != NULL && *lei != '\0') {
+        p->cursor = parse_version(lei);
+        if (p->cursor < 0)
+            return err_set(e, 400, "bad_request", "Last-Event-ID must be a version number");
+    }
+
+    rc = http_query_str(req, "mode", mode, sizeof(mode), e);
+    if (rc < 0)
+        return -1;
+    if (rc > 0 && strcmp(mode, "poll") != 0 && strcmp(mode, "stream") != 0)
+        return err_set(e, 400, "bad_request", "query parameter 'mode' must be poll or stream");
+    /* The server's "poll" and a client's mode=poll always win; then an explicit
+     * stream; by default plain CGI polls (a process per open stream is what
+     * shared hosts limit first) and FastCGI streams. */
+    if (cfg->events.mode == EVENTS_POLL || (rc > 0 && strcmp(mode, "poll") == 0))
+        p->poll = 1;
+    else if (cfg->events.mode == EVENTS_STREAM || rc > 0)
+        p->poll = 0;
+    else
+        p->poll = http_is_cgi();
+    return 0;
+}
+
+void
+events_params_clear(struct events_params *p)
+{
+    size_t i;
+
+    for (i = 0; i < p->filter.n; i++) {
+        free(p->filter.entities[i]);
+        if (p->filter.owners != NULL)
+            free(p->filter.owners[i]);
+    }
+    free(p->filter.entities);
+    free(p->filter.owners);
+    memset(p, 0, sizeof(*p));
+}
+
+/* ------------------------------------------------------------------ output */
+
+static struct timespec
+now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t;
+}
+
+static struct timespec
+after(struct timespec t, long long ms)
+{
+    t.tv_sec += (time_t)(ms / 1000);
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+static int
+before(struct timespec a, struct timespec b)
+{
+    return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
+}
+
+/* A small spread for timers and Retry-After: 0..n-1. Not for secrets. */
+static unsigned
+spread(unsigned n)
+{
+    struct timespec t = now();
+    unsigned long x = (unsigned long)t.tv_nsec * 2654435761u ^ (unsigned long)t.tv_sec ^
+                      (unsigned long)(size_t)&t;
+    return n ? (unsigned)(x % n) : 0;
+}
+
+/* Write b to the client and push it out; b is emptied. -1 when the peer is gone. */
+static int
+emit(struct http_req *req, const struct sink *out, struct buf *b)
+{
+    int rc = 0;
+
+    if (b->len > 0)
+        rc = sink_write(out, b->p, b->len);
+    if (rc == 0)
+        rc = http_flush(req);
+    if (b->cap > 16384)
+        buf_free(b); /* an idle stream keeps no big buffer */
+    else
+        buf_reset(b);
+    return rc;
+}
+
+static void
+bye(struct buf *b, long long cursor)
+{
+    buf_printf(b, "event: bye\nid: %lld\ndata: {\"version\":%lld}\n\n", cursor, cursor);
+}
+
+static void
+resync(struct buf *b, long long version)
+{
+    buf_printf(b, "event: resync\ndata: {\"version\":%lld}\n\n", version);
+}
+
+struct gone_ctx {
+    struct hub *h;
+    struct hub_stream *s;
+};
+
+static void
+on_hangup(void *ctx)
+{
+    struct gone_ctx *g = ctx;
+    hub_gone(g->h, g->s);
+}
+
+static void
+busy(struct http_req *req, const struct err *e)
+{
+    char secs[16];
+
+    snprintf(secs, sizeof(secs), "%u", RETRY_AFTER_MIN + spread(RETRY_AFTER_SPREAD));
+    http_header(req, "Retry-After", secs);
+    http_error(req, e);
+}
+
+void
+events_serve(struct hub *h, struct hangup *hu, const struct events_params *p,
+             struct http_req *req)
+{
+    struct hub_stream s;
+    struct gone_ctx g = {h, &s};
+    struct buf b = {0};
+    struct sink out;
+    struct err e;
+    struct timespec t, end, poll_end, beat;
+    long long head, horizon, v;
+    unsigned long reg = 0;
+    int fd;
+
+    memset(&s, 0, sizeof(s));
+    s.filter = p->filter; /* borrowed from p for the answer's life */
+    if (hub_join(h, &s, p->max_streams, &e) < 0) {
+        busy(req, &e);
+        return;
+    }
+    if (hub_state(h, &head, &horizon, &e) < 0) {
+        if (e.status == 503)
+            busy(req, &e);
+        else
+            http_error(req, &e);
+        goto leave;
+    }
+
+    http_header(req, "Cache-Control", "no-cache, no-transform");
+    http_header(req, "X-Accel-Buffering", "no");
+    out = http_body(req, 200, "text/event-stream");
+    buf_printf(&b, "retry: %d\n\n: rhtmx-sync %s\n\n", p->retry_ms, p->poll ? "poll" : "stream");
+    if (emit(req, &out, &b) < 0)
+        goto leave;
+
+    if (p->cursor < 0) {
+        s.cursor = head; /* no cursor: live changes from now on */
+    } else if (p->cursor > head || p->cursor < horizon) {
+        /* Newer than the head: the database is not the one the client synced
+         * with (restored, replaced). Older than the horizon: the log no
+         * longer holds every change after it. Either way: start over. */
+        resync(&b, head);
+        emit(req, &out, &b);
+        goto leave;
+    } else {
+        s.cursor = p->cursor;
+    }
+
+    fd = req->fcgx != NULL ? req->fcgx->ipcFd : STDOUT_FILENO;
+    reg = hangup_add(hu, fd, on_hangup, &g);
+
+    t = now();
+    end = after(t, (long long)p->lifetime * 1000 - (long long)spread((unsigned)p->lifetime * 100 + 1));
+    if (p->expires > 0) {
+        /* A stream ends with its token; the reconnect then needs a fresh one. */
+        long long left = (p->expires - (long long)time(NULL)) * 1000;
+        struct timespec x = after(t, left > 0 ? left : 0);
+        if (before(x, end))
+            end = x;
+    }
+    poll_end = after(t, (long long)p->poll_wait * 1000);
+    beat = after(t, (long long)p->heartbeat * 1000);
+    for (;;) {
+        struct timespec deadline = beat;
+        enum hub_next r;
+
+        if (before(end, deadline))
+            deadline = end;
+        if (p->poll && before(poll_end, deadline))
+            deadline = poll_end;
+        r = hub_next(h, &s, &b, EVENTS_CHUNK, &deadline, &v, &e);
+        t = now();
+        switch (r) {
+        case HUB_EVENTS:
+            if (p->poll)
+                bye(&b, s.cursor);
+            if (emit(req, &out, &b) < 0 || p->poll)
+                goto done;
+            beat = after(t, (long long)p->heartbeat * 1000);
+            break;
+        case HUB_GONE: /* probe: a write fails if the peer is really gone */
+        case HUB_TIMEOUT:
+            if (r == HUB_TIMEOUT && !before(t, end))
+                goto say_bye;
+            if (r == HUB_TIMEOUT && p->poll && !before(t, poll_end))
+                goto say_bye;
+            if (r == HUB_GONE || !before(t, beat)) {
+                buf_adds(&b, ": keep-alive\n\n");
+                if (emit(req, &out, &b) < 0)
+                    goto done;
+                beat = after(t, (long long)p->heartbeat * 1000);
+            }
+            break;
+        case HUB_STOP:
+            goto say_bye;
+        case HUB_RESYNC:
+            buf_reset(&b);
+            resync(&b, v);
+            emit(req, &out, &b);
+            goto done;
+        case HUB_ERROR:
+            /* The client reconnects after retry: a natural back-off. */
+            fprintf(stderr, "rhtmx-sync: events: %s\n", e.msg);
+            goto done;
+        }
+        if (!before(t, end))
+            goto say_bye;
+    }
+say_bye:
+    bye(&b, s.cursor);
+    emit(req, &out, &b);
+done:
+    hangup_del(hu, reg);
+leave:
+    hub_leave(h, &s);
+    buf_free(&b);
+}

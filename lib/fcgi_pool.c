@@ -1,0 +1,356 @@
+/*
+ * fcgi_pool: see fcgi_pool.h.
+ *
+ * Thread accounting, all under pool.mu: nthreads counts the request threads,
+ * idle those waiting for (or inside) the accept. A thread that accepted a
+ * request starts a new one if it was the last idle thread; a thread that
+ * finished its request ends if enough others are idle. A thread whose
+ * connection the web server keeps open (FCGI_KEEP_CONN) waits on that
+ * connection for its next request instead and is not idle.
+ *
+ * Stopping: the signal thread (the caller's, under FastCGI) sets stopping and
+ * interrupts every thread blocked in FCGX_Accept_r with SIGUSR2, whose handler
+ * does nothing but makes accept() fail with EINTR (FCGI_FAIL_ACCEPT_ON_INTR).
+ * It repeats that until no thread is left, since a signal that arrives just
+ * before a thread enters accept() is lost.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "fcgi_pool.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define STACK_SIZE (1024 * 1024) /* ASan's redzones make frames several times larger */
+#else
+#define STACK_SIZE (256 * 1024)
+#endif
+#define SEND_TIMEOUT_S 20 /* a web server that takes no bytes for this long is gone */
+
+struct worker {
+    pthread_t tid;
+    int in_accept;
+    struct worker *prev, *next;
+};
+
+static struct pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cond; /* nthreads went down */
+    pthread_mutex_t accept_mu;
+    pthread_attr_t attr;
+    size_t nthreads, idle, max, spare;
+    int stopping;
+    struct worker *workers;
+    http_handler handler;
+    void *ctx;
+} pool = {
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .cond = PTHREAD_COND_INITIALIZER,
+    .accept_mu = PTHREAD_MUTEX_INITIALIZER,
+};
+
+size_t
+fcgi_pool_stack_size(void)
+{
+    return STACK_SIZE;
+}
+
+static void
+on_usr2(int sig)
+{
+    (void)sig; /* only there to interrupt accept() */
+}
+
+/* The signals that stop the process; blocked in every thread and taken with sigwait. */
+static void
+stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1);
+}
+
+static void
+setup_signals(sigset_t *set)
+{
+    struct sigaction sa;
+
+    stop_signals(set);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    sa.sa_handler = on_usr2; /* no SA_RESTART: accept() must fail with EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR2, &sa, NULL);
+}
+
+static void *worker_main(void *arg);
+
+/* One request: http.h's limits first, then the handler. */
+static void
+serve(struct http_req *req)
+{
+    struct err e;
+
+    if (http_req_check(req, &e) < 0)
+        http_error(req, &e);
+    else
+        pool.handler(req, pool.ctx);
+}
+
+/* Start one more idle thread (under mu). */
+static void
+spawn(struct pool *p)
+{
+    struct worker *w = calloc(1, sizeof(*w));
+
+    if (w == NULL)
+        return;
+    p->nthreads++;
+    p->idle++;
+    w->next = p->workers;
+    if (p->workers != NULL)
+        p->workers->prev = w;
+    p->workers = w;
+    if (pthread_create(&w->tid, &p->attr, worker_main, w) != 0) {
+        p->nthreads--;
+        p->idle--;
+        p->workers = w->next;
+        if (w->next != NULL)
+            w->next->prev = NULL;
+        free(w);
+        fprintf(stderr, "rhtmx-sync: cannot start a request thread (%zu running)\n", p->nthreads);
+    }
+}
+
+/* 1 if errno from a failed accept is worth waiting out. */
+static int
+transient(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM || err == EAGAIN ||
+           err == ECONNABORTED || err == EPROTO;
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct pool *p = &pool;
+    FCGX_Request r;
+    struct http_req req;
+    int idle = 1; /* spawn() counted this thread as idle */
+
+    FCGX_InitRequest(&r, 0, FCGI_FAIL_ACCEPT_ON_INTR);
+    pthread_mutex_lock(&p->mu);
+    while (!p->stopping) {
+        int kept = r.ipcFd >= 0, rc, err;
+
+        pthread_mutex_unlock(&p->mu);
+        if (!kept)
+            pthread_mutex_lock(&p->accept_mu);
+        pthread_mutex_lock(&p->mu);
+        if (p->stopping) {
+            if (!kept)
+                pthread_mutex_unlock(&p->accept_mu);
+            break;
+        }
+        w->in_accept = 1;
+        pthread_mutex_unlock(&p->mu);
+
+        rc = FCGX_Accept_r(&r);
+        err = errno;
+
+        pthread_mutex_lock(&p->mu);
+        w->in_accept = 0;
+        if (!kept)
+            pthread_mutex_unlock(&p->accept_mu);
+        if (rc < 0) {
+            if (p->stopping)
+                break;
+            if (!idle) {
+                idle = 1; /* the kept connection ended: back to accepting */
+                p->idle++;
+            }
+            if (err == EINTR)
+                continue;
+            if (transient(err)) {
+                static time_t last;
+                time_t now = time(NULL);
+                if (now != last)
+                    fprintf(stderr, "rhtmx-sync: accept: %s (retrying)\n", strerror(err));
+                last = now;
+                pthread_mutex_unlock(&p->mu);
+                usleep(100 * 1000);
+                pthread_mutex_lock(&p->mu);
+                continue;
+            }
+            fprintf(stderr, "rhtmx-sync: accept: %s: stopping\n", strerror(err));
+            kill(getpid(), SIGTERM);
+            break;
+        }
+        if (idle) {
+            idle = 0;
+            p->idle--;
+        }
+        if (p->idle == 0 && p->nthreads < p->max)
+            spawn(p);
+        pthread_mutex_unlock(&p->mu);
+
+        {
+            struct timeval tv = {SEND_TIMEOUT_S, 0};
+            setsockopt(r.ipcFd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        }
+        http_req_fcgx(&req, &r);
+        serve(&req);
+        http_req_end(&req);
+        FCGX_Finish_r(&r);
+
+        pthread_mutex_lock(&p->mu);
+        if (r.ipcFd >= 0)
+            continue; /* kept: the next request comes on this connection */
+        if (p->idle >= p->spare)
+            break; /* enough threads wait already */
+        idle = 1;
+        p->idle++;
+    }
+    /* Leaving, with mu held. */
+    if (idle)
+        p->idle--;
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        p->workers = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    p->nthreads--;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+    FCGX_Free(&r, 1);
+    free(w);
+    return NULL;
+}
+
+/* Under FastCGI: threads until a stop signal. */
+static int
+run_fcgi(const struct fcgi_pool_opts *o)
+{
+    struct pool *p = &pool;
+    sigset_t set;
+    int sig = 0;
+
+    setup_signals(&set);
+    if (FCGX_Init() != 0) {
+        fputs("rhtmx-sync: cannot initialise FastCGI\n", stderr);
+        return 1;
+    }
+    pthread_attr_init(&p->attr);
+    pthread_attr_setstacksize(&p->attr, STACK_SIZE);
+    pthread_attr_setdetachstate(&p->attr, PTHREAD_CREATE_DETACHED);
+    pthread_mutex_lock(&p->mu);
+    spawn(p);
+    if (p->nthreads == 0) {
+        pthread_mutex_unlock(&p->mu);
+        return 1;
+    }
+    pthread_mutex_unlock(&p->mu);
+
+    while (sigwait(&set, &sig) != 0)
+        ;
+    if (o->on_stop != NULL)
+        o->on_stop(p->ctx);
+
+    pthread_mutex_lock(&p->mu);
+    p->stopping = 1;
+    while (p->nthreads > 0) {
+        struct timespec ts;
+        struct worker *w;
+        for (w = p->workers; w != NULL; w = w->next)
+            if (w->in_accept)
+                pthread_kill(w->tid, SIGUSR2);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&p->cond, &p->mu, &ts);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+/* Under CGI: the signal thread stops the one handler. */
+static struct {
+    pthread_t tid;
+    sigset_t set;
+    int done;
+    const struct fcgi_pool_opts *o;
+} cgi_sig;
+
+static void *
+cgi_signal_main(void *arg)
+{
+    int sig;
+
+    (void)arg;
+    for (;;) {
+        if (sigwait(&cgi_sig.set, &sig) != 0)
+            continue;
+        pthread_mutex_lock(&pool.mu);
+        if (cgi_sig.done) {
+            pthread_mutex_unlock(&pool.mu);
+            return NULL;
+        }
+        pthread_mutex_unlock(&pool.mu);
+        if (cgi_sig.o->on_stop != NULL)
+            cgi_sig.o->on_stop(pool.ctx);
+    }
+}
+
+static int
+run_cgi(const struct fcgi_pool_opts *o)
+{
+    static char outbuf[65536];
+    struct http_req req;
+    int have_thread;
+
+    setup_signals(&cgi_sig.set);
+    cgi_sig.o = o;
+    have_thread = pthread_create(&cgi_sig.tid, NULL, cgi_signal_main, NULL) == 0;
+    setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
+    http_req_cgi(&req);
+    serve(&req);
+    http_req_end(&req);
+    if (have_thread) {
+        pthread_mutex_lock(&pool.mu);
+        cgi_sig.done = 1;
+        pthread_mutex_unlock(&pool.mu);
+        pthread_kill(cgi_sig.tid, SIGUSR1);
+        pthread_join(cgi_sig.tid, NULL);
+    }
+    return 0;
+}
+
+int
+fcgi_pool_run(http_handler handler, void *ctx, const struct fcgi_pool_opts *o)
+{
+    pool.handler = handler;
+    pool.ctx = ctx;
+    pool.max = o->max_threads ? o->max_threads : 1024;
+    pool.spare = o->spare ? o->spare : 4;
+    if (FCGX_IsCGI())
+        return run_cgi(o);
+    return run_fcgi(o);
+}

@@ -1,0 +1,753 @@
+/*
+ * hub: see hub.h.
+ *
+ * The feeder's schedule: after the watch reports a change it reads at once,
+ * then again after 1, 4, 16, 64 and 256 ms (a commit whose bytes were written
+ * but not yet published when the first read ran is seen by one of these), then
+ * it sleeps until the next change or the safety poll (every few seconds, or
+ * every second where inotify is unavailable), which also notices a database
+ * file that was replaced.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "db.h"
+#include "hub.h"
+#include "jsonw.h"
+#include "watch.h"
+
+#define FEED_BATCH 512   /* rows per feeder read */
+#define REPLAY_BATCH 256 /* rows per replay read */
+#define SAFETY_MS 5000   /* safety poll with inotify */
+#define BLIND_MS 1000    /* poll interval without inotify */
+static const int recheck_ms[] = {1, 4, 16, 64, 256};
+#define NRECHECK ((int)(sizeof(recheck_ms) / sizeof(recheck_ms[0])))
+
+/* The SQL of this module. Columns of ROWS are what format_event reads. */
+enum { Q_STATE, Q_ROWS, Q__COUNT };
+static const char *const query_sql[Q__COUNT] = {
+    [Q_STATE] = "SELECT (SELECT value FROM _rhtmx_sync_state WHERE key = 'head'),"
+                "       (SELECT value FROM _rhtmx_sync_state WHERE key = 'horizon')",
+    [Q_ROWS] = "SELECT entity, entity_id, action, version, client_id, owner"
+               "  FROM _rhtmx_sync_log WHERE version > ?1 AND version <= ?2"
+               " ORDER BY version LIMIT ?3",
+};
+
+/* A connection with this module's statements. */
+struct conn {
+    struct db *db;
+    sqlite3_stmt *q[Q__COUNT];
+};
+
+/* One change in the ring: its SSE text, and what filters look at. */
+struct ev {
+    long long version;
+    const char *entity; /* inside mem */
+    const char *owner;  /* inside mem, or NULL */
+    const char *text;   /* inside mem */
+    size_t len;
+    char *mem;
+};
+
+struct hub {
+    char *path;
+    pthread_mutex_t mu;
+    struct ev *ring; /* circular: count entries from first */
+    size_t cap, first, count;
+    long long base, head, horizon;
+    unsigned long gen; /* bumped when the database was replaced or rewound */
+    int stopping;
+    size_t nstreams;
+    struct hub_stream *streams;
+
+    struct watch *watch;
+    pthread_t feeder;
+    int feeder_started;
+    struct conn feed; /* the feeder thread's */
+
+    pthread_mutex_t replay_mu;
+    struct conn replay; /* under replay_mu */
+};
+
+/* ------------------------------------------------------------------ connections */
+
+static void
+conn_close(struct conn *c)
+{
+    int i;
+
+    for (i = 0; i < Q__COUNT; i++) {
+        sqlite3_finalize(c->q[i]);
+        c->q[i] = NULL;
+    }
+    db_free(c->db);
+    c->db = NULL;
+}
+
+static int
+conn_open(struct conn *c, const char *path, struct err *e)
+{
+    int i;
+
+    memset(c, 0, sizeof(*c));
+    c->db = db_open(path, e);
+    if (c->db == NULL)
+        return -1;
+    for (i = 0; i < Q__COUNT; i++) {
+        if (sqlite3_prepare_v3(c->db->h, query_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->q[i],
+                               NULL) != SQLITE_OK) {
+            db_fail(c->db, e, "prepare (are the sync tables installed?)");
+            conn_close(c);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Head and horizon inside the caller's transaction. */
+static int
+conn_state(struct conn *c, long long *head, long long *horizon, struct err *e)
+{
+    sqlite3_stmt *st = c->q[Q_STATE];
+    int rc = sqlite3_step(st);
+
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return db_fail(c->db, e, "read head");
+    }
+    *head = sqlite3_column_int64(st, 0);
+    *horizon = sqlite3_column_int64(st, 1);
+    sqlite3_reset(st);
+    return 0;
+}
+
+/* Append the SSE event of the current ROWS row to b:
+ *   id: 47
+ *   data: {"entity":"users","action":"update","id":1,"version":47[,"client_id":"c"]} */
+static void
+format_event(struct buf *b, sqlite3_stmt *st)
+{
+    struct sink s = buf_sink(b);
+    long long v = sqlite3_column_int64(st, 3);
+
+    buf_printf(b, "id: %lld\ndata: {\"entity\":", v);
+    jsonw_column(&s, st, 0);
+    jsonw_raw(&s, ",\"action\":");
+    jsonw_column(&s, st, 2);
+    jsonw_raw(&s, ",\"id\":");
+    jsonw_column(&s, st, 1);
+    buf_printf(b, ",\"version\":%lld", v);
+    if (sqlite3_column_type(st, 4) == SQLITE_TEXT) {
+        jsonw_raw(&s, ",\"client_id\":");
+        jsonw_column(&s, st, 4);
+    }
+    jsonw_raw(&s, "}\n\n");
+}
+
+static const char *
+column_text(sqlite3_stmt *st, int col)
+{
+    return sqlite3_column_type(st, col) == SQLITE_NULL ? NULL
+                                                         : (const char *)sqlite3_column_text(st, col);
+}
+
+/* ------------------------------------------------------------------ filters */
+
+int
+hub_filter_match(const struct hub_filter *f, const char *entity, const char *owner)
+{
+    size_t i;
+
+    if (f->n == 0)
+        return 1;
+    for (i = 0; i < f->n; i++) {
+        if (strcmp(f->entities[i], entity) != 0)
+            continue;
+        if (f->owners == NULL || f->owners[i] == NULL)
+            return 1;
+        return owner != NULL && strcmp(owner, f->owners[i]) == 0;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ the ring */
+
+static struct ev *
+ring_at(struct hub *h, size_t i)
+{
+    return &h->ring[(h->first + i) % h->cap];
+}
+
+static void
+ring_clear(struct hub *h)
+{
+    while (h->count > 0) {
+        free(ring_at(h, 0)->mem);
+        h->first = (h->first + 1) % h->cap;
+        h->count--;
+    }
+    h->first = 0;
+}
+
+/* Append ev (taking its memory). The oldest entry makes room when full. */
+static void
+ring_push(struct hub *h, struct ev *ev)
+{
+    if (h->count == h->cap) {
+        struct ev *old = ring_at(h, 0);
+        h->base = old->version;
+        free(old->mem);
+        h->first = (h->first + 1) % h->cap;
+        h->count--;
+    }
+    *ring_at(h, h->count) = *ev;
+    h->count++;
+}
+
+/* Index of the first entry with version > v (count if none). */
+static size_t
+ring_find(struct hub *h, long long v)
+{
+    size_t lo = 0, hi = h->count;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ring_at(h, mid)->version <= v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Copy what s wants after its cursor into out (under mu). */
+static void
+ring_take(struct hub *h, struct hub_stream *s, struct buf *out, size_t max)
+{
+    size_t i;
+
+    for (i = ring_find(h, s->cursor); i < h->count; i++) {
+        struct ev *e = ring_at(h, i);
+        s->cursor = e->version;
+        if (hub_filter_match(&s->filter, e->entity, e->owner)) {
+            buf_add(out, e->text, e->len);
+            if (out->len >= max)
+                return;
+        }
+    }
+    if (s->cursor < h->head)
+        s->cursor = h->head;
+}
+
+/* After new entries: wake the waiting streams that want one of them, and move
+ * the cursor of the others past them (under mu). */
+static void
+notify(struct hub *h)
+{
+    struct hub_stream *s;
+    size_t i;
+
+    for (s = h->streams; s != NULL; s = s->next) {
+        int want = 0;
+        if (!s->waiting || s->gen != h->gen)
+            continue;
+        for (i = ring_find(h, s->cursor); i < h->count && !want; i++) {
+            struct ev *e = ring_at(h, i);
+            want = hub_filter_match(&s->filter, e->entity, e->owner);
+        }
+        if (want)
+            pthread_cond_signal(&s->cond);
+        else if (s->cursor < h->head)
+            s->cursor = h->head;
+    }
+}
+
+static void
+wake_all(struct hub *h)
+{
+    struct hub_stream *s;
+
+    for (s = h->streams; s != NULL; s = s->next)
+        pthread_cond_signal(&s->cond);
+}
+
+/* ------------------------------------------------------------------ the feeder */
+
+/* The database was replaced or rewound (head went back): every cursor is
+ * meaningless now. Streams get HUB_RESYNC through the generation change. */
+static void
+feed_reset(struct hub *h, long long head, long long horizon)
+{
+    pthread_mutex_lock(&h->mu);
+    ring_clear(h);
+    h->base = h->head = head;
+    h->horizon = horizon;
+    h->gen++;
+    wake_all(h);
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* A replaced database file: reopen both connections on the new file. -1 if
+ * it cannot be opened yet (mid-replacement: the next poll tries again). */
+static int
+feed_reopen(struct hub *h)
+{
+    struct conn fresh, old;
+    struct err e;
+
+    if (conn_open(&fresh, h->path, &e) < 0)
+        return -1;
+    old = h->feed;
+    h->feed = fresh;
+    conn_close(&old);
+    pthread_mutex_lock(&h->replay_mu);
+    conn_close(&h->replay);
+    if (conn_open(&h->replay, h->path, &e) < 0)
+        fprintf(stderr, "rhtmx-sync: events: reopen %s: %s\n", h->path, e.msg);
+    pthread_mutex_unlock(&h->replay_mu);
+    watch_rearm(h->watch);
+    fprintf(stderr, "rhtmx-sync: events: %s was replaced; streams resync\n", h->path);
+    return 0;
+}
+
+/* Read the rows after h->head into the ring, in batches. Returns -1 on
+ * database trouble (logged; the next wake-up tries again). */
+static int
+feed(struct hub *h)
+{
+    struct conn *c = &h->feed;
+    sqlite3_stmt *st;
+    struct err e;
+    int replaced = watch_replaced(h->watch);
+
+    if (replaced && feed_reopen(h) < 0)
+        return -1;
+    for (;;) {
+        long long head, horizon, last = h->head;
+        struct ev *batch = NULL;
+        size_t n = 0, i;
+        int rc;
+
+        if (c->db == NULL || db_begin_read(c->db, &e) < 0)
+            return -1;
+        if (conn_state(c, &head, &horizon, &e) < 0)
+            goto err;
+        if (replaced || head < h->head) {
+            db_rollback(c->db);
+            feed_reset(h, head, horizon);
+            return 0;
+        }
+        if (head == h->head) {
+            db_rollback(c->db);
+            if (horizon != h->horizon) {
+                pthread_mutex_lock(&h->mu);
+                h->horizon = horizon;
+                pthread_mutex_unlock(&h->mu);
+            }
+            return 0;
+        }
+        st = c->q[Q_ROWS];
+        sqlite3_bind_int64(st, 1, h->head);
+        sqlite3_bind_int64(st, 2, head);
+        sqlite3_bind_int64(st, 3, FEED_BATCH);
+        batch = calloc(FEED_BATCH, sizeof(*batch));
+        if (batch == NULL)
+            abort();
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            struct buf b = {0};
+            struct ev *ev = &batch[n++];
+            const char *entity = column_text(st, 0), *owner = column_text(st, 5);
+            size_t elen = strlen(entity ? entity : ""), olen = owner ? strlen(owner) : 0;
+
+            format_event(&b, st);
+            ev->version = last = sqlite3_column_int64(st, 3);
+            ev->len = b.len;
+            ev->mem = malloc(b.len + 1 + elen + 1 + olen + 1);
+            if (ev->mem == NULL)
+                abort();
+            memcpy(ev->mem, b.p, b.len + 1);
+            ev->text = ev->mem;
+            memcpy(ev->mem + b.len + 1, entity ? entity : "", elen + 1);
+            ev->entity = ev->mem + b.len + 1;
+            if (owner != NULL) {
+                memcpy(ev->mem + b.len + 1 + elen + 1, owner, olen + 1);
+                ev->owner = ev->mem + b.len + 1 + elen + 1;
+            }
+            buf_free(&b);
+        }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        db_rollback(c->db);
+        if (rc != SQLITE_DONE) {
+            for (i = 0; i < n; i++)
+                free(batch[i].mem);
+            free(batch);
+            db_fail(c->db, &e, "read new changes");
+            fprintf(stderr, "rhtmx-sync: events: %s\n", e.msg);
+            return -1;
+        }
+        pthread_mutex_lock(&h->mu);
+        for (i = 0; i < n; i++)
+            ring_push(h, &batch[i]);
+        /* A full batch stops at its last row; otherwise everything up to head
+         * was read (versions in between were compacted away). */
+        h->head = n == FEED_BATCH ? last : head;
+        h->horizon = horizon;
+        notify(h);
+        pthread_mutex_unlock(&h->mu);
+        free(batch);
+        if (n < FEED_BATCH)
+            return 0;
+    }
+err:
+    db_rollback(c->db);
+    fprintf(stderr, "rhtmx-sync: events: %s\n", e.msg);
+    return -1;
+}
+
+static void *
+feeder_main(void *arg)
+{
+    struct hub *h = arg;
+    int recheck = NRECHECK; /* NRECHECK: no recheck pending */
+
+    for (;;) {
+        int timeout = recheck < NRECHECK ? recheck_ms[recheck]
+                                         : watch_active(h->watch) ? SAFETY_MS : BLIND_MS;
+        int r = watch_wait(h->watch, timeout);
+        int stop;
+
+        pthread_mutex_lock(&h->mu);
+        stop = h->stopping;
+        pthread_mutex_unlock(&h->mu);
+        if (stop)
+            break;
+        if (r & WATCH_CHANGED)
+            recheck = 0;
+        else if (r == WATCH_TIMEOUT && recheck < NRECHECK)
+            recheck++;
+        if (r == WATCH_WOKEN)
+            continue;
+        feed(h);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ public */
+
+struct hub *
+hub_new(const char *path, size_t ring, struct err *e)
+{
+    struct hub *h = calloc(1, sizeof(*h));
+    long long head, horizon;
+
+    if (h == NULL) {
+        err_set(e, 500, "internal", "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_mutex_init(&h->replay_mu, NULL);
+    h->cap = ring ? ring : HUB_RING_DEFAULT;
+    h->ring = calloc(h->cap, sizeof(*h->ring));
+    h->path = strdup(path);
+    if (h->ring == NULL || h->path == NULL) {
+        err_set(e, 500, "internal", "out of memory");
+        goto err;
+    }
+    /* The watch first: a commit between reading the head and arming it would
+     * otherwise wait for the safety poll. */
+    h->watch = watch_new(path, e);
+    if (h->watch == NULL)
+        goto err;
+    if (!watch_active(h->watch))
+        fprintf(stderr,
+                "rhtmx-sync: events: cannot watch %s with inotify (no inotify, or the per-user "
+                "limit fs.inotify.max_user_instances is reached); polling it every %d ms\n",
+                path, BLIND_MS);
+    if (conn_open(&h->feed, path, e) < 0 || conn_open(&h->replay, path, e) < 0)
+        goto err;
+    if (db_begin_read(h->feed.db, e) < 0)
+        goto err;
+    if (conn_state(&h->feed, &head, &horizon, e) < 0) {
+        db_rollback(h->feed.db);
+        goto err;
+    }
+    db_rollback(h->feed.db);
+    h->base = h->head = head;
+    h->horizon = horizon;
+    if (pthread_create(&h->feeder, NULL, feeder_main, h) != 0) {
+        err_set(e, 500, "internal", "cannot start the events feeder thread");
+        goto err;
+    }
+    h->feeder_started = 1;
+    return h;
+err:
+    hub_free(h);
+    return NULL;
+}
+
+void
+hub_free(struct hub *h)
+{
+    if (h == NULL)
+        return;
+    if (h->feeder_started) {
+        pthread_mutex_lock(&h->mu);
+        h->stopping = 1;
+        pthread_mutex_unlock(&h->mu);
+        watch_wake(h->watch);
+        pthread_join(h->feeder, NULL);
+    }
+    if (h->ring != NULL)
+        ring_clear(h);
+    free(h->ring);
+    conn_close(&h->feed);
+    conn_close(&h->replay);
+    watch_free(h->watch);
+    pthread_mutex_destroy(&h->mu);
+    pthread_mutex_destroy(&h->replay_mu);
+    free(h->path);
+    free(h);
+}
+
+const char *
+hub_path(const struct hub *h)
+{
+    return h->path;
+}
+
+int
+hub_watching(const struct hub *h)
+{
+    return watch_active(h->watch);
+}
+
+void
+hub_stop(struct hub *h)
+{
+    pthread_mutex_lock(&h->mu);
+    h->stopping = 1;
+    wake_all(h);
+    pthread_mutex_unlock(&h->mu);
+    watch_wake(h->watch);
+}
+
+int
+hub_state(struct hub *h, long long *head, long long *horizon, struct err *e)
+{
+    int rc = -1;
+
+    pthread_mutex_lock(&h->replay_mu);
+    if (h->replay.db == NULL)
+        err_set(e, 500, "database", "%s: not open", h->path);
+    else if (db_begin_read(h->replay.db, e) == 0) {
+        rc = conn_state(&h->replay, head, horizon, e);
+        db_rollback(h->replay.db);
+    }
+    pthread_mutex_unlock(&h->replay_mu);
+    return rc;
+}
+
+int
+hub_join(struct hub *h, struct hub_stream *s, int max_streams, struct err *e)
+{
+    pthread_condattr_t ca;
+
+    pthread_mutex_lock(&h->mu);
+    if (h->stopping) {
+        pthread_mutex_unlock(&h->mu);
+        return err_set(e, 503, "busy", "the event server is shutting down");
+    }
+    if (max_streams > 0 && h->nstreams >= (size_t)max_streams) {
+        pthread_mutex_unlock(&h->mu);
+        return err_set(e, 503, "busy", "too many open event streams (%d): try again later",
+                       max_streams);
+    }
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    s->gen = h->gen;
+    s->waiting = s->gone = 0;
+    s->prev = NULL;
+    s->next = h->streams;
+    if (h->streams != NULL)
+        h->streams->prev = s;
+    h->streams = s;
+    h->nstreams++;
+    pthread_mutex_unlock(&h->mu);
+    return 0;
+}
+
+void
+hub_leave(struct hub *h, struct hub_stream *s)
+{
+    pthread_mutex_lock(&h->mu);
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        h->streams = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    h->nstreams--;
+    pthread_mutex_unlock(&h->mu);
+    pthread_cond_destroy(&s->cond);
+}
+
+size_t
+hub_streams(struct hub *h)
+{
+    size_t n;
+
+    pthread_mutex_lock(&h->mu);
+    n = h->nstreams;
+    pthread_mutex_unlock(&h->mu);
+    return n;
+}
+
+void
+hub_gone(struct hub *h, struct hub_stream *s)
+{
+    pthread_mutex_lock(&h->mu);
+    s->gone = 1;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&h->mu);
+}
+
+void
+hub_bounds(struct hub *h, long long *base, long long *head)
+{
+    pthread_mutex_lock(&h->mu);
+    *base = h->base;
+    *head = h->head;
+    pthread_mutex_unlock(&h->mu);
+}
+
+/*
+ * Read the changes in (s->cursor, bound] from the database into out (called
+ * without mu; s is not waiting, so nobody else touches its cursor). Returns
+ * HUB_EVENTS (out may still be empty if the filter wanted nothing: the cursor
+ * moved anyway), HUB_RESYNC or HUB_ERROR.
+ */
+static enum hub_next
+replay(struct hub *h, struct hub_stream *s, long long bound, struct buf *out, size_t max,
+       long long *version, struct err *e)
+{
+    struct conn *c = &h->replay;
+    enum hub_next res = HUB_ERROR;
+    long long cursor = s->cursor, head, horizon;
+    sqlite3_stmt *st;
+    int rc, n = 0;
+
+    pthread_mutex_lock(&h->replay_mu);
+    if (c->db == NULL) {
+        err_set(e, 500, "database", "%s: not open", h->path);
+        goto out;
+    }
+    if (db_begin_read(c->db, e) < 0)
+        goto out;
+    if (conn_state(c, &head, &horizon, e) < 0)
+        goto done;
+    if (cursor < horizon) {
+        *version = head;
+        res = HUB_RESYNC;
+        goto done;
+    }
+    st = c->q[Q_ROWS];
+    sqlite3_bind_int64(st, 1, cursor);
+    sqlite3_bind_int64(st, 2, bound);
+    sqlite3_bind_int64(st, 3, REPLAY_BATCH);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        n++;
+        cursor = sqlite3_column_int64(st, 3);
+        if (hub_filter_match(&s->filter, (const char *)sqlite3_column_text(st, 0),
+                             column_text(st, 5))) {
+            format_event(out, st);
+            if (out->len >= max)
+                break;
+        }
+    }
+    if (rc == SQLITE_DONE && n < REPLAY_BATCH)
+        cursor = bound; /* all of (cursor, bound] was read */
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        db_fail(c->db, e, "replay changes");
+        goto done;
+    }
+    res = HUB_EVENTS;
+done:
+    db_rollback(c->db);
+out:
+    pthread_mutex_unlock(&h->replay_mu);
+    if (res == HUB_EVENTS) {
+        pthread_mutex_lock(&h->mu);
+        s->cursor = cursor;
+        pthread_mutex_unlock(&h->mu);
+    }
+    return res;
+}
+
+enum hub_next
+hub_next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max,
+         const struct timespec *deadline, long long *version, struct err *e)
+{
+    int timed_out = 0;
+
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        if (h->stopping) {
+            pthread_mutex_unlock(&h->mu);
+            return HUB_STOP;
+        }
+        if (s->gen != h->gen) {
+            *version = h->head;
+            pthread_mutex_unlock(&h->mu);
+            return HUB_RESYNC;
+        }
+        if (s->gone) {
+            s->gone = 0;
+            pthread_mutex_unlock(&h->mu);
+            return HUB_GONE;
+        }
+        if (s->cursor < h->horizon) {
+            *version = h->head;
+            pthread_mutex_unlock(&h->mu);
+            return HUB_RESYNC;
+        }
+        if (s->cursor < h->base) {
+            long long bound = h->base;
+            enum hub_next r;
+            pthread_mutex_unlock(&h->mu);
+            r = replay(h, s, bound, out, max, version, e);
+            if (r != HUB_EVENTS || out->len > 0)
+                return r;
+            pthread_mutex_lock(&h->mu);
+            continue;
+        }
+        if (h->head > s->cursor) {
+            ring_take(h, s, out, max);
+            if (out->len > 0) {
+                pthread_mutex_unlock(&h->mu);
+                return HUB_EVENTS;
+            }
+            continue;
+        }
+        if (timed_out) {
+            pthread_mutex_unlock(&h->mu);
+            return HUB_TIMEOUT;
+        }
+        s->waiting = 1;
+        if (deadline == NULL)
+            pthread_cond_wait(&s->cond, &h->mu);
+        else if (pthread_cond_timedwait(&s->cond, &h->mu, deadline) == ETIMEDOUT)
+            timed_out = 1;
+        s->waiting = 0;
+    }
+}

@@ -1,0 +1,114 @@
+/*
+ * hub: the recent changes of one database, shared by every event stream of a
+ * process.
+ *
+ * One feeder thread per hub waits on a watch (watch.h) and, when the database
+ * may have changed, reads the new rows of _rhtmx_sync_log once (version > the
+ * last it saw) and appends them, already formatted as SSE events, to an
+ * in-memory ring. Each open stream (struct hub_stream) keeps its own cursor and
+ * takes from the ring what its filter wants; the feeder wakes only the streams
+ * that have something new, and moves the cursor of a waiting stream past
+ * changes its filter does not want, so an idle stream costs nothing.
+ *
+ * The ring holds every log row with version in (base, head]. A stream whose
+ * cursor is older than base (it resumed from an old Last-Event-ID, or fell
+ * behind while the ring turned over) reads that gap from the database on the
+ * hub's replay connection, bounded by base, and then continues from the ring:
+ * the hand-over neither skips nor repeats a version.
+ *
+ * Locking: one mutex guards the ring, the stream list and every registered
+ * stream's cursor and flags; each stream waits on its own condition variable
+ * under it. The replay connection has its own mutex, never held together with
+ * the ring's.
+ */
+#ifndef RHTMX_HUB_H
+#define RHTMX_HUB_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "buf.h"
+#include "err.h"
+
+struct hub;
+
+/* What a stream wants: every change (n = 0), or the changes of n entities,
+ * each with its owner rule. */
+struct hub_filter {
+    size_t n;
+    char **entities; /* n entity names */
+    /* The owner hook: n values, or NULL for none. A NULL entry: every row of
+     * that entity. Otherwise only rows whose owner column, as text, equals it
+     * (rows without an owner belong to nobody, as in auth.h). */
+    char **owners;
+};
+
+/* 1 if a change of entity, whose row has owner (NULL: none), passes f. */
+int hub_filter_match(const struct hub_filter *f, const char *entity, const char *owner);
+
+/* One open stream. The caller owns the memory and fills filter and cursor
+ * before hub_join; between hub_join and hub_leave the hub owns the rest and
+ * the cursor may only be read by the stream's own thread. */
+struct hub_stream {
+    struct hub_filter filter;
+    long long cursor; /* every version up to it was handled (sent or filtered out) */
+
+    /* private */
+    pthread_cond_t cond;
+    struct hub_stream *prev, *next;
+    unsigned long gen;
+    int waiting, gone;
+};
+
+/* Open the database at path for reading, read its head and start the feeder.
+ * ring: how many changes the ring holds (0: HUB_RING_DEFAULT). Returns a new
+ * hub (hub_free) or NULL with e set. */
+#define HUB_RING_DEFAULT 4096
+struct hub *hub_new(const char *path, size_t ring, struct err *e);
+
+/* Stop the feeder and release everything. No stream may be joined (call
+ * hub_stop and wait for the streams to leave first). NULL is harmless. */
+void hub_free(struct hub *h);
+
+/* The database path the hub was opened with. Borrowed. */
+const char *hub_path(const struct hub *h);
+
+/* End every stream on purpose (hub_next returns HUB_STOP) and refuse new ones. */
+void hub_stop(struct hub *h);
+
+/* 1 if inotify watches the database (0: only the safety poll sees commits). */
+int hub_watching(const struct hub *h);
+
+/* The database's head and compaction horizon now, read fresh from the file. */
+int hub_state(struct hub *h, long long *head, long long *horizon, struct err *e);
+
+/* Register s. -1 with e set to 503 busy when max_streams streams are open or
+ * the hub is stopping. */
+int hub_join(struct hub *h, struct hub_stream *s, int max_streams, struct err *e);
+/* Unregister s (it must have joined). */
+void hub_leave(struct hub *h, struct hub_stream *s);
+/* The number of joined streams. */
+size_t hub_streams(struct hub *h);
+
+/* The peer of s hung up (called from another thread): wake s with HUB_GONE. */
+void hub_gone(struct hub *h, struct hub_stream *s);
+
+enum hub_next {
+    HUB_EVENTS,  /* out has events, cursor moved past them */
+    HUB_TIMEOUT, /* the deadline passed with nothing to send */
+    HUB_GONE,    /* hub_gone() was called: check the connection */
+    HUB_STOP,    /* hub_stop(): end the stream on purpose */
+    HUB_RESYNC,  /* the cursor cannot be resumed: *version is the head to resync to */
+    HUB_ERROR,   /* database trouble, e set */
+};
+
+/* Wait for what s should do next, until deadline (CLOCK_MONOTONIC; NULL: no
+ * limit). Events are appended to out, roughly at most max bytes per call. */
+enum hub_next hub_next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max,
+                       const struct timespec *deadline, long long *version, struct err *e);
+
+/* Testing aid: the ring's bounds (versions in (base, head] are held). */
+void hub_bounds(struct hub *h, long long *base, long long *head);
+
+#endif
