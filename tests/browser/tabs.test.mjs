@@ -52,6 +52,25 @@ test('two tabs, one event stream', { skip, timeout: 120000 }, async (t) => {
       assert.ok(newStreams.length <= 1, 'no extra streams were opened for it');
     }));
 
+  await t.test('offline writes from both tabs are pushed once each',
+    { skip: !feats.push && 'sync-push answers 501 in this build' }, guard(async () => {
+      await ctx.setOffline(true);
+      await tab1.waitForSelector('rhtmx-sync-status[state=offline]');
+      await tab2.waitForSelector('rhtmx-sync-status[state=offline]');
+      await h.addTodo(tab1, 'from tab 1');
+      await h.addTodo(tab2, 'from tab 2');
+      // One queue per browser: each tab shows both pending writes.
+      await tab1.waitForSelector('#todo-list li[data-sync-pending] >> text=from tab 2');
+      await tab2.waitForSelector('#todo-list li[data-sync-pending] >> text=from tab 1');
+      await ctx.setOffline(false);
+      await h.waitIdle(tab1, 20000);
+      await h.waitIdle(tab2, 20000);
+      const db = h.dbTodos(srv).map((x) => x.title);
+      assert.equal(db.filter((x) => x === 'from tab 1').length, 1);
+      assert.equal(db.filter((x) => x === 'from tab 2').length, 1);
+      await h.eventually(async () => (await h.matchesDb(tab1, srv)) && h.matchesDb(tab2, srv), { what: 'both tabs to show the server' });
+    }));
+
   await t.test('closing the leader hands the stream to the other tab', guard(async () => {
     const leader = (await tab1.evaluate(() => RhtmxSync.isLeader)) ? tab1 : tab2;
     const other = leader === tab1 ? tab2 : tab1;
