@@ -58,6 +58,8 @@ handle(struct http_req *req, void *ctx)
     a.limit = v[P_LIMIT];
 
     http_header(req, "Cache-Control", "no-store");
+    /* Pages compress about tenfold; a small answer is not worth a gzip header. */
+    http_gzip_over(req, (size_t)app->cfg->pull.gzip_min_bytes);
     out = http_body(req, 200, "application/json");
     if (changelog_pull(app->db, &a, &out, &e) < 0)
         http_error(req, &e);

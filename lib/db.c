@@ -31,15 +31,21 @@ static const char *const stmt_sql[STMT__COUNT] = {
     /* The newest change of each row after the cursor, in version order. A row
      * changed five times since the cursor is sent once, as it is now. At since=0
      * (a full sync) rows whose newest change is a delete are left out and every
-     * row is a 'create': the client starts from nothing. */
+     * row is a 'create': the client starts from nothing.
+     * "Newest" is an anti-join (no later entry for the same row) rather than a
+     * correlated max(): the planner keeps one cursor on idx_sync_entity_row and
+     * stops at the first later entry, which makes a 1,000-row page about a
+     * fifth cheaper (bench/README.md). */
     [STMT_PULL] = "SELECT l.entity_id, CASE WHEN ?2 = 0 THEN 'create' ELSE l.action END,"
                   "       l.data, l.version, l.client_id"
                   "  FROM _rhtmx_sync_log AS l"
+                  "  LEFT JOIN _rhtmx_sync_log AS m"
+                  "    ON m.entity = l.entity AND m.entity_id = l.entity_id"
+                  "   AND m.version > l.version"
                   " WHERE l.entity = ?1 AND l.version > ?2"
                   "   AND (?2 > 0 OR l.action <> 'delete')"
                   "   AND (?4 IS NULL OR l.owner = ?4)"
-                  "   AND l.version = (SELECT max(m.version) FROM _rhtmx_sync_log AS m"
-                  "                     WHERE m.entity = l.entity AND m.entity_id = l.entity_id)"
+                  "   AND m.version IS NULL"
                   " ORDER BY l.version LIMIT ?3",
     [STMT_SET_CLIENT] = "UPDATE _rhtmx_sync_context SET client_id = ?1 WHERE id = 1",
     [STMT_ENTITY_COUNT] = "SELECT count(*) FROM _rhtmx_sync_log AS l"

@@ -33,6 +33,9 @@ struct http_req {
     struct buf headers;        /* queued "Name: value\r\n" lines */
     size_t body_bytes;         /* written so far */
     void *gz;                  /* gzip state while the body is compressed */
+    int gz_pending;            /* http_gzip_over(): deciding, body held in gz_held */
+    size_t gz_min;             /* ... until it is longer than this */
+    struct buf gz_held;
 };
 
 /* Make req describe the current CGI environment / an accepted FastCGI request.
@@ -65,6 +68,12 @@ int http_accepts_gzip(const struct http_req *req);
 /* Compress the rest of the body with gzip when the client accepts it. Call
  * before the first body write; returns 1 if gzip is on. */
 int http_gzip(struct http_req *req);
+
+/* The same, only for a body longer than min_bytes: the first min_bytes are
+ * held back (headers too) until the body outgrows them, then everything is
+ * compressed; a body that ends (or is flushed) within them goes out as it is.
+ * Vary: Accept-Encoding either way. Returns 1 if gzip may be used. */
+int http_gzip_over(struct http_req *req, size_t min_bytes);
 
 /* Write the body now and push it to the client (long-lived streams). -1 when
  * the peer is gone. */

@@ -96,12 +96,30 @@ jsonw_cstring(const struct sink *s, const char *text)
     return jsonw_string(s, text, strlen(text));
 }
 
+/* Decimal digits of v, right-aligned in tmp[0..32); returns where they start.
+ * By hand rather than snprintf: a pull writes two integers per change, and
+ * snprintf was a tenth of the time of a 1,000-change page. */
+static char *
+jsonw_digits(char tmp[32], long long v)
+{
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    char *p = tmp + 32;
+
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    return p;
+}
+
 int
 jsonw_int(const struct sink *s, long long v)
 {
     char tmp[32];
-    int n = snprintf(tmp, sizeof(tmp), "%lld", v);
-    return sink_write(s, tmp, (size_t)n);
+    char *p = jsonw_digits(tmp, v);
+    return sink_write(s, p, (size_t)(tmp + 32 - p));
 }
 
 int

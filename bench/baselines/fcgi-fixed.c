@@ -1,0 +1,59 @@
+/*
+ * fcgi-fixed: the ceiling of the FastCGI path.
+ *
+ * A minimal libfcgi responder that answers every request with one fixed JSON
+ * body, read once at start-up from the file named by BENCH_BODY_FILE (the
+ * benchmark writes there the exact bytes sync-pull answers, so both send the
+ * same response through the same web server). No database, no parsing: what
+ * is left is libfcgi and the web server, which is what sync-pull is measured
+ * against.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <fcgiapp.h>
+
+/* The whole file at path into *out (malloc'd, caller frees); its size, or -1. */
+static long
+slurp(const char *path, char **out)
+{
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    long n = -1;
+
+    *out = NULL;
+    if (f == NULL)
+        return -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (*out = malloc((size_t)n + 1)) != NULL && fread(*out, 1, (size_t)n, f) == (size_t)n) {
+        fclose(f);
+        return n;
+    }
+    fclose(f);
+    free(*out);
+    *out = NULL;
+    return -1;
+}
+
+int
+main(void)
+{
+    FCGX_Request r;
+    char *body = NULL;
+    long n = slurp(getenv("BENCH_BODY_FILE"), &body);
+
+    if (n < 0) {
+        fputs("fcgi-fixed: cannot read BENCH_BODY_FILE\n", stderr);
+        return 1;
+    }
+    if (FCGX_Init() != 0 || FCGX_InitRequest(&r, 0, 0) != 0)
+        return 1;
+    while (FCGX_Accept_r(&r) >= 0) {
+        FCGX_FPrintF(r.out, "Status: 200 OK\r\nContent-Type: application/json\r\n"
+                            "Cache-Control: no-store\r\n\r\n");
+        FCGX_PutStr(body, (int)n, r.out);
+        FCGX_Finish_r(&r);
+    }
+    FCGX_Free(&r, 1);
+    free(body);
+    return 0;
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+// The benchmark suite: every target of issue 8 as a ratio against a baseline measured side
+// by side in the same run, with the figures behind it. See bench/README.md.
+//
+//   node bench/run.mjs [--smoke] [--only pull,cgi,push,browser,events] [--json FILE]
+//
+// Environment: RHTMX_BIN (the executables; bench/run-all.sh points it at a Release build
+// without sanitizers), BENCH_BASELINES (bench-fcgi-fixed, bench-cgi-fixed).
+// --smoke: tiny sizes and sub-second loads; checks that each benchmark runs and yields
+// figures (the `bench` CTest label), never how fast. Exits 77 when a tool it needs (wrk,
+// php-cgi, lighttpd, sqlite3) is missing, so CTest reports a skip rather than a failure.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { SMOKE, BASELINES, bin, fmt, haveWrk } from './common.mjs';
+
+const arg = (name) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : null;
+};
+const only = arg('--only') ? arg('--only').split(',') : null;
+const wanted = (name) => !only || only.includes(name);
+
+function missing() {
+  for (const tool of ['lighttpd', 'php-cgi', 'sqlite3']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`], { stdio: 'ignore' }).status !== 0) return tool;
+  }
+  if (!haveWrk()) return 'wrk';
+  for (const f of [bin('sync-pull'), bin('rhtmx-sync'), path.join(BASELINES, 'bench-fcgi-fixed'), path.join(BASELINES, 'bench-cgi-fixed')]) {
+    if (!fs.existsSync(f)) return f;
+  }
+  return null;
+}
+
+function machine() {
+  const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) || [])[1] ?? 'unknown CPU';
+  return `${os.cpus().length} cores (nproc ${spawnSync('nproc').stdout.toString().trim()}), ${cpu}, ${os.type()} ${os.release()}`;
+}
+
+function table(rows) {
+  const lines = [
+    '| target | goal | measured | met | figures |',
+    '|---|---|---|---|---|',
+  ];
+  for (const r of rows) {
+    const goal = r.goal === undefined ? '' : `${r.cmp} ${r.goal}${r.unit ?? '×'}`;
+    const measured = r.ratio === null || r.ratio === undefined ? 'n/a' : `${fmt(r.ratio, 2)}${r.unit ?? '×'}`;
+    const met = r.met === null ? (r.note ?? 'not run') : r.met ? 'yes' : '**no**';
+    lines.push(`| ${r.name} | ${goal} | ${measured} | ${met} | ${r.figures ?? ''} |`);
+  }
+  return lines.join('\n');
+}
+
+async function main() {
+  const why = missing();
+  if (why) {
+    console.log(`SKIP benchmarks: ${why} is missing`);
+    process.exit(SMOKE ? 77 : 1);
+  }
+  const suites = [
+    ['pull', () => import('./pull.mjs').then((m) => m.benchPull())],
+    ['cgi', () => import('./cgi.mjs').then((m) => m.benchCgi())],
+    ['push', () => import('./push.mjs').then((m) => m.benchPush())],
+    ['events', () => import('./events.mjs').then((m) => m.benchEvents())],
+    ['browser', () => import('./browser.mjs').then((m) => m.benchBrowser())],
+  ];
+  const rows = [];
+  let failed = false;
+  const t0 = Date.now();
+  for (const [name, run] of suites) {
+    if (!wanted(name)) continue;
+    const t = Date.now();
+    process.stderr.write(`bench: ${name}...\n`);
+    try {
+      const got = await run();
+      rows.push(...got);
+      for (const r of got) process.stderr.write(`  ${r.name}: ${r.ratio === null || r.ratio === undefined ? r.note : fmt(r.ratio, 2)} (${r.figures ?? ''})\n`);
+    } catch (err) {
+      failed = true;
+      rows.push({ name: `${name}: FAILED`, ratio: null, met: null, note: 'failed', figures: String(err.message).split('\n')[0] });
+      process.stderr.write(`bench: ${name} failed: ${err.stack}\n`);
+    }
+    process.stderr.write(`bench: ${name} took ${((Date.now() - t) / 1000).toFixed(1)} s\n`);
+  }
+  console.log(`\nrhtmx-sync benchmarks${SMOKE ? ' (SMOKE: tiny sizes, figures meaningless)' : ''}, ${new Date().toISOString().slice(0, 10)}`);
+  console.log(`machine: ${machine()}`);
+  console.log(`total time: ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
+  console.log(table(rows));
+  const out = arg('--json');
+  if (out) fs.writeFileSync(out, JSON.stringify({ machine: machine(), smoke: SMOKE, rows }, null, 2));
+  if (SMOKE) {
+    // The smoke run asserts that every benchmark ran and produced figures; never timings.
+    const empty = rows.filter((r) => r.met !== null && !(Number.isFinite(r.ratio) && r.ratio > 0));
+    if (failed || empty.length) {
+      console.log(`\nsmoke: ${failed ? 'a benchmark failed' : `no figures for ${empty.map((r) => r.name).join(', ')}`}`);
+      process.exit(1);
+    }
+  }
+  process.exit(failed ? 1 : 0);
+}
+
+main().catch((err) => { console.error(err); process.exit(1); });
