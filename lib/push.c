@@ -21,6 +21,7 @@
  * (the INSERT/UPDATE ones per set of columns). They do not outlive the batch,
  * because app_ready() may reopen the connection between requests.
  */
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -110,6 +111,7 @@ struct push {
     } dyn[DYN_CACHE];
     size_t ndyn;
     struct json_object *tmpmap; /* temporary id -> real key, for this batch */
+    char *mkey;                 /* the client's key in _rhtmx_sync_mutations */
 };
 
 long long
@@ -579,6 +581,7 @@ push_close(struct push *p)
         free(p->dyn[i].sql);
     }
     json_object_put(p->tmpmap);
+    free(p->mkey);
     memset(p, 0, sizeof(*p));
 }
 
@@ -916,7 +919,7 @@ tmp_lookup(struct push *p, const char *tmp, struct json_object **key, struct err
     st = ps(p, PS_MUT_TMP, e);
     if (st == NULL)
         return -1;
-    sqlite3_bind_text(st, 1, p->b->client_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, p->mkey, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, p->t->en->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, tmp, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
@@ -970,14 +973,42 @@ change_fields(const struct push *p, const struct change *c, struct json_object *
     return NULL;
 }
 
-/* Check what a custom resolver asked to write: known columns, storable values. */
+/* 1 if v, a column value, is the owner value as text (42 and "42" are "42"). */
+static int
+owner_is(struct json_object *v, const char *owner)
+{
+    char tmp[32];
+
+    if (json_object_is_type(v, json_type_string))
+        return (size_t)json_object_get_string_len(v) == strlen(owner) &&
+               strcmp(json_object_get_string(v), owner) == 0;
+    if (json_object_is_type(v, json_type_int)) {
+        snprintf(tmp, sizeof(tmp), "%" PRId64, json_object_get_int64(v));
+        return strcmp(tmp, owner) == 0;
+    }
+    return 0;
+}
+
+/* The owner column's name when this push must keep to the caller's rows, else NULL. */
+static const char *
+owner_column(const struct push *p)
+{
+    return p->t->owner >= 0 && p->o->owner != NULL ? p->t->cols[p->t->owner].name : NULL;
+}
+
+/* Check what a custom resolver asked to write: known columns, storable values,
+ * and no handing the row to another owner. */
 static int
 check_write(const struct push *p, struct json_object *w, struct err *e)
 {
-    const char *why;
+    const char *why, *ocol = owner_column(p);
+    struct json_object *ov;
 
     if (w == NULL)
         return 0;
+    if (ocol != NULL && json_object_object_get_ex(w, ocol, &ov) && !owner_is(ov, p->o->owner))
+        return err_set(e, 500, "internal", "custom resolver for %s changed the owner column '%s'",
+                       p->t->en->name, ocol);
     json_object_object_foreach(w, f, v)
     {
         if (table_column(p->t, f) < 0)
@@ -1010,8 +1041,8 @@ static struct json_object *
 change_run(struct push *p, const struct change *c, struct err *e)
 {
     const struct table *t = p->t;
-    const char *keyname = t->cols[t->key].name, *tmp = NULL, *why;
-    struct json_object *rec = NULL, *key = NULL, *fields = NULL, *dk = NULL;
+    const char *keyname = t->cols[t->key].name, *tmp = NULL, *why, *ocol = owner_column(p);
+    struct json_object *rec = NULL, *key = NULL, *fields = NULL, *dk = NULL, *ov;
     struct json_object *server = NULL, *base = NULL, *after = NULL, *stored = NULL, *cf;
     struct conflict_result res = {0};
     struct rhtmx_conflict x;
@@ -1068,11 +1099,24 @@ change_run(struct push *p, const struct change *c, struct err *e)
     }
     if ((rec = change_fields(p, c, &fields)) != NULL)
         goto done;
+    if (ocol != NULL && json_object_object_get_ex(fields, ocol, &ov) &&
+        !owner_is(ov, p->o->owner)) {
+        rec = rec_rejected(c, "forbidden", "%s.%s is the owner: it must be your own user id",
+                           t->en->name, ocol);
+        goto done;
+    }
 
     if (key != NULL && row_load(p, key, &server, &kval, e) < 0)
         goto fatal;
+    if (server != NULL && ocol != NULL &&
+        (!json_object_object_get_ex(server, ocol, &ov) || !owner_is(ov, p->o->owner))) {
+        rec = rec_rejected(c, "forbidden", "this %s belongs to another user", t->en->name);
+        goto done;
+    }
     if (server == NULL) {
         if (c->action == ACT_CREATE) {
+            if (ocol != NULL && !json_object_object_get_ex(fields, ocol, NULL))
+                json_object_object_add(fields, ocol, json_object_new_string(p->o->owner));
             rc = row_insert(p, key, fields, &stored, &r, e);
             if (rc < 0)
                 goto fatal;
@@ -1185,7 +1229,7 @@ mutation_get(struct push *p, const struct change *c, struct json_object **rec, l
     *rec = NULL;
     if (st == NULL)
         return -1;
-    sqlite3_bind_text(st, 1, p->b->client_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, p->mkey, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, c->mutation_id, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -1217,7 +1261,7 @@ mutation_put(struct push *p, const struct change *c, struct json_object *rec, lo
 
     if (st == NULL)
         return -1;
-    sqlite3_bind_text(st, 1, p->b->client_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, p->mkey, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, c->mutation_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, p->t->en->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4,
@@ -1328,6 +1372,18 @@ push_batch(struct db *d, const struct table *t, const struct push_opts *o, const
     p.b = &b;
     p.now_ms = o->now_ms > 0 ? o->now_ms : push_now_ms();
     p.tmpmap = json_object_new_object();
+    if (o->user != NULL) {
+        size_t len = strlen(o->user) + strlen(b.client_id) + 2;
+        p.mkey = malloc(len);
+        if (p.mkey != NULL)
+            snprintf(p.mkey, len, "%s/%s", o->user, b.client_id);
+    } else {
+        p.mkey = strdup(b.client_id);
+    }
+    if (p.mkey == NULL) {
+        err_set(e, 500, "internal", "out of memory");
+        goto out;
+    }
 
     if (db_begin_write(d, e) < 0)
         goto out;

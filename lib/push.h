@@ -16,7 +16,12 @@
  *     conflict, decided by the entity's strategy (conflict.h);
  *   - each change's outcome is stored in _rhtmx_sync_mutations under
  *     (client_id, mutation_id), in the same transaction, so a retried batch
- *     writes nothing again and gets the same answer.
+ *     writes nothing again and gets the same answer (with a signed-in user,
+ *     the stored client_id is "user/client_id": one user cannot replay or
+ *     read another's mutations by picking the same client_id);
+ *   - for an entity with owner_column, a change may only touch the caller's
+ *     rows: a create gets the owner filled in, anything else that would
+ *     touch or hand over another owner's row is rejected as "forbidden".
  *
  * The writes are ordinary INSERT/UPDATE/DELETE statements on the entity's
  * table; the change log is filled by the same triggers as any other writer's.
@@ -40,6 +45,12 @@ struct push_opts {
     const struct resolver *resolver; /* for strategy "custom"; NULL: none available */
     long long now_ms;                /* when the push arrived, server clock (ms since
                                         1970); 0: read the clock now */
+    const char *user;                /* the authenticated user (token "sub"), or NULL
+                                        when anonymous: mutation ids and temporary
+                                        ids are kept apart per user */
+    const char *owner;               /* for an entity with owner_column: the value every
+                                        row it touches must have (auth_owner()), as
+                                        text; NULL: rows are shared */
 };
 
 /*

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth.h"
 #include "push.h"
 #include "push_endpoint.h"
 
@@ -81,8 +82,15 @@ resolver_for(struct push_endpoint *ep, const struct table *t, const struct resol
 }
 
 static void
-fail(struct http_req *req, struct err *e)
+fail(struct push_endpoint *ep, struct http_req *req, struct err *e)
 {
+    /* http_error() leaves config errors to app_ready(), which logged its own;
+     * ours (the resolver) are logged here, once per distinct message. */
+    if (e->status == 500 && strcmp(e->code, "config") == 0 &&
+        strcmp(ep->last_config_error, e->msg) != 0) {
+        fprintf(stderr, "%s: %s\n", ep->app.name, e->msg);
+        snprintf(ep->last_config_error, sizeof(ep->last_config_error), "%s", e->msg);
+    }
     if (e->status == 503) {
         /* SQLite's words ("database is locked") are for the log, not the client. */
         fprintf(stderr, "rhtmx-sync: %s %s: %s\n", req->method, req->path_info, e->msg);
@@ -97,6 +105,7 @@ push_endpoint_serve(struct http_req *req, void *ctx)
 {
     struct push_endpoint *ep = ctx;
     struct push_opts o = {0};
+    struct identity who;
     const struct table *t;
     struct buf body = {0}, answer = {0};
     struct sink s;
@@ -107,12 +116,18 @@ push_endpoint_serve(struct http_req *req, void *ctx)
         app_method_not_allowed(req, "POST");
         return;
     }
-    if (app_ready(&ep->app, &e) < 0) {
-        fail(req, &e);
+    if (app_ready(&ep->app, &e) < 0 || auth_request(ep->app.cfg, req, &who, &e) < 0) {
+        http_error(req, &e);
         return;
     }
     if ((t = app_entity(&ep->app, req)) == NULL)
         return;
+    if (auth_entity_allowed(&who, t->en->name, &e) < 0 ||
+        auth_origin_ok(ep->app.cfg, req, &e) < 0 || auth_owner(&who, t->en, &o.owner, &e) < 0) {
+        http_error(req, &e);
+        return;
+    }
+    o.user = who.anonymous ? NULL : who.sub;
     if (!is_json(http_env(req, "CONTENT_TYPE"))) {
         http_fail(req, 415, "unsupported_media_type",
                   "a push must be sent as Content-Type: application/json");
@@ -122,7 +137,7 @@ push_endpoint_serve(struct http_req *req, void *ctx)
     if (resolver_for(ep, t, &o.resolver, &e) < 0 ||
         http_read_body(req, ep->app.cfg->push.max_body_bytes, &body, &e) < 0 ||
         push_batch(ep->app.db, t, &o, body.p ? body.p : "", body.len, &answer, &e) < 0) {
-        fail(req, &e);
+        fail(ep, req, &e);
         goto out;
     }
     http_header(req, "Cache-Control", "no-store");

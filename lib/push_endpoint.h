@@ -22,8 +22,10 @@
  * shared object named by the config's push.resolver (loaded on first use,
  * reloaded when the config names another one).
  *
- * Checks, in order: method (405, Allow: POST), configuration (500), entity
- * (404), Content-Type application/json (415), body size against
+ * Checks, in order: method (405, Allow: POST), configuration (500), who is
+ * asking (401, auth.h), entity (404), whether the token may touch it and the
+ * request is not cross-site (403), Content-Type application/json (415), body
+ * size against
  * push.max_body_bytes (413; 411 without a Content-Length), then the batch
  * (400 malformed, 413 more than push.max_changes changes). 503 busy carries
  * Retry-After; the details of any 5xx go to stderr only.
@@ -39,6 +41,7 @@ struct push_endpoint {
     struct app app;
     struct resolver *linked; /* registered by the program, or NULL */
     struct resolver *loaded; /* from push.resolver, or NULL */
+    char last_config_error[512];
 };
 
 /* Set up ep for program name (static string); config_path NULL: locate it. */

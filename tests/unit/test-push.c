@@ -5,12 +5,14 @@
 
 #define CFG                                                                                        \
     "{\"database\":\"x\",\"entities\":[\"todos\",\"tags\",{\"name\":\"notes\","                    \
-    "\"offline_writes\":false}],\"auth\":{\"mode\":\"none\"}}"
+    "\"offline_writes\":false},{\"name\":\"mine\",\"owner_column\":\"user_id\"}],"                 \
+    "\"auth\":{\"mode\":\"none\"}}"
 #define SCHEMA                                                                                     \
     "CREATE TABLE todos (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL "      \
     "DEFAULT 0, slug TEXT UNIQUE);"                                                                \
     "CREATE TABLE tags (id TEXT PRIMARY KEY, label TEXT);"                                         \
-    "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);"
+    "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);"                                      \
+    "CREATE TABLE mine (id INTEGER PRIMARY KEY, user_id INTEGER, body TEXT);"
 
 static struct fixture f;
 
@@ -635,6 +637,78 @@ test_values(void)
     json_object_put(a);
 }
 
+/* Per-user entities and per-user mutation ids (what push_endpoint passes in
+ * from the token). */
+static void
+test_owner(void)
+{
+    struct push_opts u42 = {.max_changes = 10, .user = "42", .owner = "42"};
+    struct push_opts u43 = {.max_changes = 10, .user = "43", .owner = "43"};
+    struct json_object *a;
+    struct err e;
+    char buf[200];
+
+    fx_exec(&f, "INSERT INTO mine (id, user_id, body) VALUES (7, 7, 'not yours')");
+    a = push_at(__LINE__, "mine",
+                "{\"client_id\":\"c\",\"changes\":["
+                "{\"mutation_id\":\"o1\",\"id\":\"tmp-1\",\"action\":\"create\",\"data\":{\"body\":"
+                "\"mine\"},\"client_version\":0},"
+                "{\"mutation_id\":\"o2\",\"action\":\"create\",\"data\":{\"body\":\"x\",\"user_"
+                "id\":7},\"client_version\":0},"
+                "{\"mutation_id\":\"o3\",\"id\":7,\"action\":\"update\",\"data\":{\"body\":\"x\"},"
+                "\"client_version\":99},"
+                "{\"mutation_id\":\"o4\",\"id\":7,\"action\":\"delete\",\"client_version\":99},"
+                "{\"mutation_id\":\"o5\",\"id\":7,\"action\":\"create\",\"data\":{\"body\":\"x\"},"
+                "\"client_version\":99},"
+                "{\"mutation_id\":\"o6\",\"id\":\"tmp-1\",\"action\":\"update\",\"data\":{\"user_"
+                "id\":7},\"client_version\":99},"
+                "{\"mutation_id\":\"o7\",\"id\":\"tmp-1\",\"action\":\"update\",\"data\":{\"user_"
+                "id\":\"42\",\"body\":\"still mine\"},\"client_version\":99}"
+                "]}",
+                &u42, NULL, &e);
+    CHECK_INT(len(a, "applied"), 2);
+    CHECK_INT(len(a, "rejected"), 5);
+    for (size_t i = 0; i < 5; i++) {
+        char path[32];
+        snprintf(path, sizeof(path), "rejected.%zu.code", i);
+        CHECK_STR(str(a, path), "forbidden");
+    }
+    CHECK_STR(str(a, "rejected.1.reason"), "this mine belongs to another user");
+    json_object_put(a);
+    /* the create got the caller as owner, in the column's own type */
+    CHECK_STR(fx_text(&f,
+                      "SELECT group_concat(id || ':' || typeof(user_id) || user_id || ':' || "
+                      "body, ' ') FROM mine",
+                      buf, sizeof(buf)),
+              "7:integer7:not yours 8:integer42:still mine");
+    /* the log knows the owner, so pulls can filter on it */
+    CHECK_INT(
+        fx_int(&f, "SELECT count(*) FROM _rhtmx_sync_log WHERE entity = 'mine' AND owner = 42"), 2);
+
+    /* Another user with the same client_id and mutation id is not a replay of
+     * user 42's batch (and cannot read its answer), nor can it use its temporary ids. */
+    a = push_at(__LINE__, "mine",
+                "{\"client_id\":\"c\",\"changes\":["
+                "{\"mutation_id\":\"o1\",\"id\":\"tmp-1\",\"action\":\"create\",\"data\":{\"body\":"
+                "\"43's\"},\"client_version\":0}]}",
+                &u43, NULL, &e);
+    CHECK_STR(json(a, "applied"), "[9]");
+    CHECK_STR(json(a, "ids"), "{\"tmp-1\":9}");
+    json_object_put(a);
+    a = push_at(__LINE__, "mine",
+                "{\"client_id\":\"c\",\"changes\":["
+                "{\"mutation_id\":\"o9\",\"id\":\"tmp-1\",\"action\":\"update\",\"data\":{\"body\":"
+                "\"43 again\"},\"client_version\":0}]}",
+                &u43, NULL, &e);
+    CHECK_STR(json(a, "applied"), "[9]");
+    json_object_put(a);
+    CHECK_STR(fx_text(&f, "SELECT body FROM mine WHERE id = 8", buf, sizeof(buf)), "still mine");
+    /* the log's client_id stays what the client sent (it recognises its echoes by it) */
+    CHECK_INT(fx_int(&f, "SELECT count(*) FROM _rhtmx_sync_log WHERE entity = 'mine' AND "
+                         "client_id = 'c'"),
+              4);
+}
+
 int
 main(void)
 {
@@ -645,6 +719,7 @@ main(void)
     test_conflicts();
     test_malformed();
     test_values();
+    test_owner();
     fx_close(&f);
     return check_done("test-push");
 }
