@@ -219,7 +219,7 @@ export function recordRequests(context, prefix) {
   context.on('request', (req) => {
     const u = new URL(req.url());
     if (u.pathname.startsWith(prefix)) {
-      list.push({ url: req.url(), path: u.pathname, search: u.search, method: req.method(), page: req.frame()?.page(), at: Date.now(), headers: req.headers() });
+      list.push({ url: req.url(), path: u.pathname, search: u.search, method: req.method(), page: req.frame()?.page(), at: Date.now(), headers: req.headers(), body: req.postData() });
     }
   });
   return list;
