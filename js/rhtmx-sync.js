@@ -48,6 +48,7 @@
       streamTimeout: clampInt(d.syncStreamTimeout, 5000, 500, 120000),
       offlineForms: d.syncOfflineForms !== 'false',
       persist: d.syncPersist === 'true',
+      token: d.syncToken || null,
       style: d.syncStyle !== 'false',
       quotaWarn: 0.9
     };
@@ -542,8 +543,10 @@
    * reject with HttpError carrying status, code and body. */
   async function requestJson(url, opts) {
     var res;
+    opts = Object.assign({ cache: 'no-store', credentials: 'same-origin' }, opts || {});
+    if (cfg.token) opts.headers = Object.assign({ Authorization: 'Bearer ' + cfg.token }, opts.headers || {});
     try {
-      res = await fetch(url, Object.assign({ cache: 'no-store', credentials: 'same-origin' }, opts || {}));
+      res = await fetch(url, opts);
     } catch (err) {
       if (st.reachable) { st.reachable = false; statusChanged(); log('server unreachable:', err && err.message); }
       err.network = true;
@@ -553,12 +556,30 @@
     var text = await res.text();
     var body = null;
     try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
+    if (res.status === 401 || res.status === 403) unauthorized(res.status, body);
+    else if (res.ok) lastAuthStatus = 0;
     if (!res.ok) {
       var ra = parseInt(res.headers.get('Retry-After') || '', 10);
       throw HttpError(res.status, body, isFinite(ra) ? ra * 1000 : undefined);
     }
     if (body === null || typeof body !== 'object') throw HttpError(res.status, { error: { code: 'bad_response', message: 'response is not JSON' } });
     return body;
+  }
+
+  /* The server refused who we are (401) or what we asked (403): the page may want to log in
+   * again or hand us a fresh token (RhtmxSync.setToken). Reported once per status. */
+  var lastAuthStatus = 0;
+  function unauthorized(status, body) {
+    if (lastAuthStatus === status) return;
+    lastAuthStatus = status;
+    var msg = body && body.error && body.error.message ? body.error.message : 'HTTP ' + status;
+    st.problem = { kind: 'auth', message: (status === 401 ? 'Not signed in: ' : 'Not allowed: ') + msg, at: Date.now() };
+    warn(st.problem.message);
+    whenBody(function () {
+      document.body.dispatchEvent(new CustomEvent('rhtmx:sync:unauthorized', { bubbles: true, detail: { status: status, error: body && body.error } }));
+    });
+    emit('unauthorized', { status: status, error: body && body.error });
+    statusChanged();
   }
 
   /* ------------------------------------------------------------------ pull */
@@ -1459,8 +1480,15 @@
       return Promise.all(Array.prototype.map.call(els, renderRegion));
     },
     status: function () { return statusSnapshot(); },
+    /* A new token for pulls and pushes (Authorization: Bearer). The event stream cannot send
+     * headers: it authenticates with the cookie the server config names. */
+    setToken: function (token) {
+      cfg.token = token || null;
+      lastAuthStatus = 0;
+      if (st.ready) { pullAll(); scheduleFlush(0); }
+    },
     checkQuota: checkQuota,
-    /* on('status'|'changed'|'conflict'|'rejected'|'quota', fn) -> unsubscribe function */
+    /* on('status'|'changed'|'conflict'|'rejected'|'quota'|'unauthorized', fn) -> unsubscribe */
     on: function (type, fn) {
       (listeners[type] = listeners[type] || []).push(fn);
       if (type === 'status') { try { fn(statusSnapshot()); } catch (e) { warn(e); } }

@@ -140,3 +140,34 @@ test('storage quota: a full disk is reported, not swallowed', { skip, timeout: 6
     assert.equal(await page.evaluate(() => RhtmxSync.pendingCount()), 0);
   });
 });
+
+test('tokens: Authorization: Bearer on pulls, 401 surfaced, setToken', { skip, timeout: 60000 }, async (t) => {
+  const env = await setup(t);
+  await env.guard(async () => {
+    const page = env.page = await env.ctx.newPage();
+    await env.ctx.route(`${env.srv.origin}/token.html`, (r) => r.fulfill({ contentType: 'text/html',
+      body: `<!doctype html><meta charset=utf-8><title>x</title><script>window.__auth = [];
+        document.addEventListener('rhtmx:sync:unauthorized', (e) => window.__auth.push(e.detail));</script>
+        <script src="/api/sync/client.js" data-sync-entities="todos" data-sync-token="old-token"
+          data-sync-events="off"></script><body><rhtmx-sync-status></rhtmx-sync-status></body>` }));
+    const seen = [];
+    await env.ctx.route('**/api/sync/todos?*', (route) => {
+      const auth = route.request().headers().authorization;
+      seen.push(auth);
+      if (auth !== 'Bearer new-token') {
+        return route.fulfill({ status: 401, contentType: 'application/json', headers: { 'WWW-Authenticate': 'Bearer realm="rhtmx-sync"' },
+          body: '{"error":{"code":"unauthorized","message":"token expired"}}' });
+      }
+      return route.continue();
+    });
+    await page.goto(`${env.srv.origin}/token.html`);
+    await h.appReady(page);
+    await page.waitForFunction(() => window.__auth.length > 0);
+    assert.equal(seen[0], 'Bearer old-token');
+    assert.equal(await page.evaluate(() => window.__auth[0].status), 401);
+    assert.match(await page.textContent('rhtmx-sync-status'), /Not signed in: token expired/);
+    await page.evaluate(() => RhtmxSync.setToken('new-token'));
+    await h.eventually(async () => (await page.evaluate(() => RhtmxSync.list('todos'))).length === 3, { what: 'a pull with the new token' });
+    assert.ok(seen.includes('Bearer new-token'));
+  });
+});
