@@ -896,9 +896,10 @@
         var id = realId(p ? p.id : c.id);
         st.conflicts++;
         problems.push({ kind: 'conflict', entity: entity, id: id, mutation: p || null, detail: c });
-        if (c.decision === 'client' || !c.server || typeof c.server !== 'object') return;
-        var base = Object.assign({}, c.server);
-        base[ent.key] = id;
+        if (c.decision === 'client') return;
+        /* No server row: the server kept the record deleted. */
+        var base = c.server && typeof c.server === 'object' ? Object.assign({}, c.server) : null;
+        if (base) base[ent.key] = id;
         var later = restOf(id);
         if (later.length) { later[0].before = base; pstore.put(later[0]); }
         var recN = replay(base, later, ent.key, id);
