@@ -915,7 +915,8 @@
         problems.push({ kind: 'rejected', entity: entity, id: pr ? realId(pr.id) : r.id, mutation: pr || null, detail: r });
         if (!pr) continue;
         var rid = realId(pr.id);
-        var base2 = pr.before ? Object.assign({}, pr.before) : null;
+        /* not_found: the server has no such row (deleted meanwhile): neither do we. */
+        var base2 = pr.before && r.code !== 'not_found' ? Object.assign({}, pr.before) : null;
         if (base2) base2[ent.key] = rid;
         var later2 = batch.filter(function (q) { return q.seq > pr.seq && realId(q.id) === rid && !rejected.some(function (x) { return x.mutation_id === q.mutation_id; }); })
           .concat(restOf(rid));
