@@ -2,11 +2,13 @@
  * hub: see hub.h.
  *
  * The feeder's schedule: after the watch reports a change it reads at once,
- * then again after 1, 4, 16, 64 and 256 ms (a commit whose bytes were written
- * but not yet published when the first read ran is seen by one of these), then
- * it sleeps until the next change or the safety poll (every few seconds, or
- * every second where inotify is unavailable), which also notices a database
- * file that was replaced.
+ * then again after 1, 2, 4, ... 1024 ms (about 2 s in all). A writer makes its
+ * commit visible only after it wrote the WAL frames (the inotify event) and,
+ * with synchronous=FULL (the sqlite3 shell's default), after an fsync that can
+ * take tens or hundreds of milliseconds; one of these reads sees it. Then the
+ * feeder sleeps until the next change or the safety poll (every few seconds,
+ * or every second where inotify is unavailable), which also notices a
+ * database file that was replaced.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -25,7 +27,7 @@
 #define REPLAY_BATCH 256 /* rows per replay read */
 #define SAFETY_MS 5000   /* safety poll with inotify */
 #define BLIND_MS 1000    /* poll interval without inotify */
-static const int recheck_ms[] = {1, 4, 16, 64, 256};
+static const int recheck_ms[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
 #define NRECHECK ((int)(sizeof(recheck_ms) / sizeof(recheck_ms[0])))
 
 /* The SQL of this module. Columns of ROWS are what format_event reads. */
@@ -292,24 +294,27 @@ feed_reset(struct hub *h, long long head, long long horizon)
     pthread_mutex_unlock(&h->mu);
 }
 
-/* A replaced database file: reopen both connections on the new file. -1 if
- * it cannot be opened yet (mid-replacement: the next poll tries again). */
+/* A replaced database file: reopen both connections on the new file. The old
+ * ones are closed first, so their -wal file (which the new file's connections
+ * would otherwise take for theirs) is checkpointed and removed if they were
+ * the last users. -1 if the new file cannot be opened yet (mid-replacement:
+ * the next poll tries again). */
 static int
 feed_reopen(struct hub *h)
 {
-    struct conn fresh, old;
     struct err e;
+    int rc = -1;
 
-    if (conn_open(&fresh, h->path, &e) < 0)
-        return -1;
-    old = h->feed;
-    h->feed = fresh;
-    conn_close(&old);
+    conn_close(&h->feed);
     pthread_mutex_lock(&h->replay_mu);
     conn_close(&h->replay);
-    if (conn_open(&h->replay, h->path, &e) < 0)
-        fprintf(stderr, "rhtmx-sync: events: reopen %s: %s\n", h->path, e.msg);
+    if (conn_open(&h->feed, h->path, &e) == 0 && conn_open(&h->replay, h->path, &e) == 0)
+        rc = 0;
+    else
+        conn_close(&h->feed);
     pthread_mutex_unlock(&h->replay_mu);
+    if (rc < 0)
+        return -1;
     watch_rearm(h->watch);
     fprintf(stderr, "rhtmx-sync: events: %s was replaced; streams resync\n", h->path);
     return 0;
@@ -323,7 +328,7 @@ feed(struct hub *h)
     struct conn *c = &h->feed;
     sqlite3_stmt *st;
     struct err e;
-    int replaced = watch_replaced(h->watch);
+    int replaced = watch_replaced(h->watch) || c->db == NULL;
 
     if (replaced && feed_reopen(h) < 0)
         return -1;
@@ -337,7 +342,7 @@ feed(struct hub *h)
             return -1;
         if (conn_state(c, &head, &horizon, &e) < 0)
             goto err;
-        if (replaced || head < h->head) {
+    if (replaced || head < h->head) {
             db_rollback(c->db);
             feed_reset(h, head, horizon);
             return 0;

@@ -292,3 +292,26 @@ test('1,000 concurrent streams in one sync-events process all get a commit', asy
     await srv.stop();
   }
 });
+
+test('plain CGI under lighttpd (mod_cgi): poll answers, woken by a commit', async () => {
+  const app = makeApp({ config: { events: { poll_wait: 20, heartbeat: 5 } } });
+  sql(app.db, "INSERT INTO todos (title) VALUES ('seed');");
+  const srv = await startLighttpd(app, { cgi: true });
+  try {
+    const a = await stream(srv, 'since=0'); // no mode: under CGI the server polls
+    await a.ended;
+    assert.ok(a.items.some((i) => i.comments.includes('rhtmx-sync poll')));
+    assert.deepEqual(versions(a), [1]);
+    const bye = a.items[a.items.length - 1];
+    assert.equal(bye.event, 'bye');
+    const b = await stream(srv, '', { 'Last-Event-ID': bye.id });
+    const t0 = Date.now();
+    sql(app.db, "INSERT INTO todos (title) VALUES ('news');");
+    await b.ended;
+    assert.ok(Date.now() - t0 < 15_000, 'the commit ended the poll before poll_wait (20 s)');
+    assert.deepEqual(versions(b), [2]);
+    assert.equal(b.items[b.items.length - 1].event, 'bye');
+  } finally {
+    await srv.stop();
+  }
+});
