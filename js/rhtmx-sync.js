@@ -896,9 +896,16 @@
         var id = realId(p ? p.id : c.id);
         st.conflicts++;
         problems.push({ kind: 'conflict', entity: entity, id: id, mutation: p || null, detail: c });
-        if (c.decision === 'client') return;
-        /* No server row: the server kept the record deleted. */
-        var base = c.server && typeof c.server === 'object' ? Object.assign({}, c.server) : null;
+        var base;
+        if (c.decision === 'client') {
+          /* The client's change was written over the server's row: that row plus our fields
+           * (whether `server` is the row before or after the write, this is the result). */
+          if (!c.server || typeof c.server !== 'object' || !p || p.action === 'delete') return;
+          base = Object.assign({}, c.server, p.data || {});
+        } else {
+          /* No server row: the server kept the record deleted. */
+          base = c.server && typeof c.server === 'object' ? Object.assign({}, c.server) : null;
+        }
         if (base) base[ent.key] = id;
         var later = restOf(id);
         if (later.length) { later[0].before = base; pstore.put(later[0]); }

@@ -32,19 +32,23 @@ test('rejected changes are undone and surfaced', { skip, timeout: 120000 }, asyn
     await page.evaluate(() => RhtmxSync.put('todos', { title: 'x'.repeat(300), done: 0 }));
     await page.evaluate(() => RhtmxSync.put('todos', { id: 2, done: 7 }));
     await page.evaluate(() => RhtmxSync.put('todos', { title: 'a good one', done: 0 }));
-    assert.equal(await page.evaluate(() => RhtmxSync.pendingCount()), 3);
+    // And one for a row that is deleted on the server meanwhile.
+    await page.evaluate(() => RhtmxSync.put('todos', { id: 3, done: 1 }));
+    srv.sql('DELETE FROM todos WHERE id = 3');
+    assert.equal(await page.evaluate(() => RhtmxSync.pendingCount()), 4);
     await ctx.setOffline(false);
     await h.waitIdle(page, 20000);
 
     const rejected = await page.evaluate(() => window.__rejected);
-    assert.equal(rejected.length, 2, JSON.stringify(rejected));
-    assert.ok(rejected.every((r) => r.detail.code === 'constraint'), 'reported with the server\'s code');
+    assert.equal(rejected.length, 3, JSON.stringify(rejected));
+    assert.deepEqual(rejected.map((r) => r.detail.code), ['constraint', 'constraint', 'not_found'], 'reported with the server\'s codes');
     assert.ok(rejected.every((r) => r.detail.reason), 'and its reason');
     assert.match(await page.textContent('rhtmx-sync-status'), /was rejected/);
 
     const db = h.dbTodos(srv);
-    assert.deepEqual(db.slice(0, before.length), before, 'the server rows are unchanged');
-    assert.deepEqual(db.slice(before.length).map((x) => x.title), ['a good one'], 'the valid change went through');
+    assert.deepEqual(db.slice(0, 2), before.slice(0, 2), 'the server rows are unchanged');
+    assert.deepEqual(db.slice(2).map((x) => x.title), ['a good one'], 'the valid change went through');
+    assert.equal(await page.evaluate(() => RhtmxSync.get('todos', 3)), undefined, 'the row deleted on the server is gone here too');
     const two = await page.evaluate(() => RhtmxSync.get('todos', 2));
     assert.equal(two.done, 0, 'the rejected update was undone locally');
     const all = await page.evaluate(() => RhtmxSync.list('todos'));
