@@ -1,11 +1,12 @@
 /*
  * push: one batch of client changes, applied exactly once (see push.h).
  *
- * Reading order: batch_parse() declares the body's shape and refuses anything
- * else before the database is touched; push_batch() runs the transaction;
- * change_run() is one change: find its key, check its columns, then insert,
- * update or delete, going through conflict_resolve() when the row changed on
- * the server after the change's client_version.
+ * Reading order: push_body_parse() (push_body.c) declares the body's shape and
+ * refuses anything else before the database is touched; push_batch() runs the
+ * transaction; change_run() is one change: find its key, check its columns,
+ * then insert, update or delete, going through conflict_resolve() when the row
+ * changed on the server after the change's client_version. Values move between
+ * JSON and SQLite through sqljson.c.
  *
  * Outcomes. Each change ends as one record, the JSON object stored in
  * _rhtmx_sync_mutations.answer:
@@ -35,29 +36,11 @@
 #include "conflict.h"
 #include "jsonr.h"
 #include "push.h"
+#include "push_body.h"
+#include "sqljson.h"
 
-#define TOKEN_MAX 64      /* client_id and mutation_id length */
-#define ID_MAX_BYTES 1024 /* a string id */
-#define DYN_CACHE 16      /* INSERT/UPDATE statements kept per batch */
+#define DYN_CACHE 16 /* INSERT/UPDATE statements kept per batch */
 #define TMP_PREFIX "tmp-"
-
-enum action { ACT_CREATE, ACT_UPDATE, ACT_DELETE };
-static const char *const action_names[] = {"create", "update", "delete"};
-
-struct change {
-    const char *mutation_id; /* borrowed from the parsed body */
-    struct json_object *id;  /* borrowed; NULL when absent or null */
-    enum action action;
-    struct json_object *data; /* borrowed; NULL when absent, null, or a delete */
-    long long client_version;
-};
-
-struct batch {
-    struct json_object *root; /* owns everything the changes point into */
-    const char *client_id;
-    struct change *changes;
-    size_t n;
-};
 
 enum pstmt {
     PS_SAVEPOINT,
@@ -102,7 +85,7 @@ struct push {
     struct db *d;
     const struct table *t;
     const struct push_opts *o;
-    const struct batch *b;
+    const struct push_body *b;
     long long now_ms;
     sqlite3_stmt *st[PS__COUNT];
     struct {
@@ -121,346 +104,6 @@ push_now_ms(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- The body ---- */
-
-/* 1 if s (len bytes) is 1..64 of [A-Za-z0-9_.:-]. */
-static int
-valid_token(const char *s, size_t len)
-{
-    size_t i;
-
-    if (len == 0 || len > TOKEN_MAX)
-        return 0;
-    for (i = 0; i < len; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == ':' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
-/* An integer that json-c read as larger than int64 (it keeps those as uint64). */
-static int
-int_overflows(struct json_object *v)
-{
-    return json_object_get_int64(v) == INT64_MAX && json_object_get_uint64(v) > INT64_MAX;
-}
-
-/* Every member of obj must be one of allowed (NULL-terminated). */
-static int
-only_keys(struct json_object *obj, const char *const *allowed, const char *where, struct err *e)
-{
-    size_t i;
-
-    json_object_object_foreach(obj, k, v)
-    {
-        (void)v;
-        for (i = 0; allowed[i] != NULL; i++)
-            if (strcmp(k, allowed[i]) == 0)
-                break;
-        if (allowed[i] == NULL)
-            return err_set(e, 400, "bad_request", "%s: unknown member '%.64s'", where, k);
-    }
-    return 0;
-}
-
-static int
-parse_change(struct json_object *v, size_t i, struct change *c, struct json_object *seen,
-             struct err *e)
-{
-    static const char *const keys[] = {"mutation_id",    "id", "action", "data",
-                                       "client_version", NULL};
-    struct json_object *m, *a, *cv, *id = NULL, *data = NULL;
-    char where[48];
-    size_t k;
-
-    snprintf(where, sizeof(where), "changes[%zu]", i);
-    if (!json_object_is_type(v, json_type_object))
-        return err_set(e, 400, "bad_request", "%s must be an object", where);
-    if (only_keys(v, keys, where, e) < 0)
-        return -1;
-
-    if (!json_object_object_get_ex(v, "mutation_id", &m) ||
-        !json_object_is_type(m, json_type_string) ||
-        !valid_token(json_object_get_string(m), (size_t)json_object_get_string_len(m)))
-        return err_set(e, 400, "bad_request",
-                       "%s.mutation_id must be a string of 1 to 64 of A-Z a-z 0-9 _ . : -", where);
-    c->mutation_id = json_object_get_string(m);
-    if (json_object_object_get_ex(seen, c->mutation_id, NULL))
-        return err_set(e, 400, "bad_request", "%s.mutation_id '%s' appears twice in the batch",
-                       where, c->mutation_id);
-    json_object_object_add(seen, c->mutation_id, NULL);
-
-    if (!json_object_object_get_ex(v, "action", &a) || !json_object_is_type(a, json_type_string))
-        goto bad_action;
-    for (k = 0; k < 3; k++)
-        if (strcmp(json_object_get_string(a), action_names[k]) == 0)
-            break;
-    if (k == 3)
-        goto bad_action;
-    c->action = (enum action)k;
-
-    if (!json_object_object_get_ex(v, "client_version", &cv) ||
-        !json_object_is_type(cv, json_type_int) || json_object_get_int64(cv) < 0 ||
-        int_overflows(cv))
-        return err_set(e, 400, "bad_request", "%s.client_version must be an integer >= 0", where);
-    c->client_version = json_object_get_int64(cv);
-
-    json_object_object_get_ex(v, "id", &id);
-    if (id != NULL) {
-        if (json_object_is_type(id, json_type_int)) {
-            if (int_overflows(id))
-                return err_set(e, 400, "bad_request", "%s.id is out of range", where);
-        } else if (!json_object_is_type(id, json_type_string) ||
-                   json_object_get_string_len(id) == 0 ||
-                   json_object_get_string_len(id) > ID_MAX_BYTES) {
-            return err_set(e, 400, "bad_request",
-                           "%s.id must be an integer or a string of 1 to %d bytes", where,
-                           ID_MAX_BYTES);
-        }
-    } else if (c->action != ACT_CREATE) {
-        return err_set(e, 400, "bad_request", "%s: an %s needs an id", where,
-                       action_names[c->action]);
-    }
-    c->id = id;
-
-    json_object_object_get_ex(v, "data", &data);
-    if (c->action == ACT_DELETE) {
-        /* A delete's data (a client may send the last row it had) is not used. */
-        if (data != NULL && !json_object_is_type(data, json_type_object))
-            return err_set(e, 400, "bad_request", "%s.data must be an object", where);
-        c->data = NULL;
-    } else {
-        if (data == NULL || !json_object_is_type(data, json_type_object))
-            return err_set(e, 400, "bad_request", "%s: a %s needs data, an object of columns",
-                           where, action_names[c->action]);
-        c->data = data;
-    }
-    return 0;
-bad_action:
-    return err_set(e, 400, "bad_request", "%s.action must be \"create\", \"update\" or \"delete\"",
-                   where);
-}
-
-/* Parse and check the whole body into b (batch_free). Nothing is looked up. */
-static int
-batch_parse(struct batch *b, const char *body, size_t n, int max_changes, struct err *e)
-{
-    static const char *const keys[] = {"client_id", "changes", NULL};
-    struct json_object *cid, *arr, *seen = NULL;
-    size_t i;
-    int rc = -1;
-
-    memset(b, 0, sizeof(*b));
-    b->root = jsonr_parse(body, n, PUSH_MAX_DEPTH, e);
-    if (b->root == NULL)
-        return -1;
-    if (!json_object_is_type(b->root, json_type_object))
-        return err_set(e, 400, "bad_request",
-                       "the body must be an object: {\"client_id\": ..., \"changes\": [...]}");
-    if (only_keys(b->root, keys, "the body", e) < 0)
-        return -1;
-    if (!json_object_object_get_ex(b->root, "client_id", &cid) ||
-        !json_object_is_type(cid, json_type_string) ||
-        !valid_token(json_object_get_string(cid), (size_t)json_object_get_string_len(cid)))
-        return err_set(e, 400, "bad_request",
-                       "client_id must be a string of 1 to 64 of A-Z a-z 0-9 _ . : -");
-    b->client_id = json_object_get_string(cid);
-    if (!json_object_object_get_ex(b->root, "changes", &arr) ||
-        !json_object_is_type(arr, json_type_array))
-        return err_set(e, 400, "bad_request", "changes must be a list of changes");
-    b->n = json_object_array_length(arr);
-    if (b->n > (size_t)max_changes)
-        return err_set(e, 413, "too_large", "%zu changes in one push is over the limit of %d", b->n,
-                       max_changes);
-    b->changes = calloc(b->n ? b->n : 1, sizeof(*b->changes));
-    seen = json_object_new_object();
-    if (b->changes == NULL || seen == NULL) {
-        err_set(e, 500, "internal", "out of memory");
-        goto out;
-    }
-    for (i = 0; i < b->n; i++)
-        if (parse_change(json_object_array_get_idx(arr, i), i, &b->changes[i], seen, e) < 0)
-            goto out;
-    rc = 0;
-out:
-    json_object_put(seen);
-    return rc;
-}
-
-static void
-batch_free(struct batch *b)
-{
-    free(b->changes);
-    json_object_put(b->root);
-    memset(b, 0, sizeof(*b));
-}
-
-/* ---- Values: JSON <-> SQLite ---- */
-
-/* 1 if needle occurs in hay, ignoring ASCII case. */
-static int
-has_word(const char *hay, const char *needle)
-{
-    size_t n = strlen(needle), i;
-
-    for (; *hay != '\0'; hay++) {
-        for (i = 0; i < n; i++) {
-            char h = hay[i], c = needle[i];
-            if (h >= 'a' && h <= 'z')
-                h = (char)(h - 'a' + 'A');
-            if (h != c)
-                break;
-        }
-        if (i == n)
-            return 1;
-    }
-    return 0;
-}
-
-/* SQLite's column affinity from a declared type: 'I'nteger, 'T'ext, 'B'lob, 'R'eal, 'N'umeric. */
-static char
-affinity(const char *type)
-{
-    if (has_word(type, "INT"))
-        return 'I';
-    if (has_word(type, "CHAR") || has_word(type, "CLOB") || has_word(type, "TEXT"))
-        return 'T';
-    if (type[0] == '\0' || has_word(type, "BLOB"))
-        return 'B';
-    if (has_word(type, "REAL") || has_word(type, "FLOA") || has_word(type, "DOUB"))
-        return 'R';
-    return 'N';
-}
-
-/* Why v cannot be a column value, or NULL if it can. */
-static const char *
-value_problem(struct json_object *v)
-{
-    switch (json_object_get_type(v)) {
-    case json_type_null:
-    case json_type_boolean:
-    case json_type_string:
-        return NULL;
-    case json_type_int:
-        return int_overflows(v) ? "integer out of range" : NULL;
-    case json_type_double:
-        return isfinite(json_object_get_double(v)) ? NULL : "number out of range";
-    default:
-        return "must be a string, number, boolean or null";
-    }
-}
-
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Bind v (already checked by value_problem) to parameter i. A hex string for a
- * column declared BLOB goes back in as bytes, the way pulls sent it out. */
-static int
-bind_json(sqlite3_stmt *st, int i, struct json_object *v, const struct column *col)
-{
-    const char *s;
-    size_t len, k;
-    unsigned char *bytes;
-    int rc;
-
-    switch (json_object_get_type(v)) {
-    case json_type_null:
-        return sqlite3_bind_null(st, i);
-    case json_type_boolean:
-        return sqlite3_bind_int(st, i, json_object_get_boolean(v) ? 1 : 0);
-    case json_type_int:
-        return sqlite3_bind_int64(st, i, json_object_get_int64(v));
-    case json_type_double:
-        return sqlite3_bind_double(st, i, json_object_get_double(v));
-    default:
-        break;
-    }
-    s = json_object_get_string(v);
-    len = (size_t)json_object_get_string_len(v);
-    if (col != NULL && col->type[0] != '\0' && affinity(col->type) == 'B' && len % 2 == 0) {
-        for (k = 0; k < len && hexval(s[k]) >= 0; k++)
-            ;
-        if (k == len) {
-            bytes = malloc(len / 2 + 1);
-            if (bytes == NULL)
-                return SQLITE_NOMEM;
-            for (k = 0; k < len / 2; k++)
-                bytes[k] = (unsigned char)(hexval(s[2 * k]) * 16 + hexval(s[2 * k + 1]));
-            rc = sqlite3_bind_blob(st, i, bytes, (int)(len / 2), free);
-            return rc;
-        }
-    }
-    return sqlite3_bind_text(st, i, s, (int)len, SQLITE_TRANSIENT);
-}
-
-/* A real as JSON, in the shortest form that reads back the same. */
-static struct json_object *
-double_json(double d)
-{
-    char tmp[40];
-    int prec;
-
-    if (!isfinite(d))
-        return NULL;
-    for (prec = 15; prec < 17; prec++) {
-        snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
-        if (strtod(tmp, NULL) == d)
-            break;
-    }
-    snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
-    if (strpbrk(tmp, ".eE") == NULL)
-        strcat(tmp, ".0"); /* stays a real, as SQLite's json_object() writes it */
-    return json_object_new_double_s(d, tmp);
-}
-
-/* An SQLite value as JSON, in the form the capture triggers log it: integers,
- * reals, text, blobs as upper-case hex, NULL as JSON null (a NULL pointer). */
-static struct json_object *
-value_json(sqlite3_value *v)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    const unsigned char *b;
-    struct json_object *o;
-    char *s;
-    int n, k;
-
-    switch (sqlite3_value_type(v)) {
-    case SQLITE_INTEGER:
-        return json_object_new_int64(sqlite3_value_int64(v));
-    case SQLITE_FLOAT:
-        return double_json(sqlite3_value_double(v));
-    case SQLITE_TEXT:
-        return json_object_new_string_len((const char *)sqlite3_value_text(v),
-                                          sqlite3_value_bytes(v));
-    case SQLITE_BLOB:
-        b = sqlite3_value_blob(v);
-        n = sqlite3_value_bytes(v);
-        s = malloc((size_t)n * 2 + 1);
-        if (s == NULL)
-            return NULL;
-        for (k = 0; k < n; k++) {
-            s[2 * k] = hex[b[k] >> 4];
-            s[2 * k + 1] = hex[b[k] & 15];
-        }
-        o = json_object_new_string_len(s, n * 2);
-        free(s);
-        return o;
-    default:
-        return NULL;
-    }
 }
 
 /* "2026-01-02T03:04:05.678Z" (the log's created_at) as ms since 1970; 0 if unreadable. */
@@ -636,13 +279,13 @@ row_load(struct push *p, struct json_object *key, struct json_object **row, sqli
         *kval = NULL;
     if (st == NULL)
         return -1;
-    bind_json(st, 1, key, NULL);
+    sqljson_bind(st, 1, key, NULL);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         *row = json_object_new_object();
         for (i = 0; i < t->ncols; i++)
             json_object_object_add(*row, t->cols[i].name,
-                                   value_json(sqlite3_column_value(st, (int)i)));
+                                   sqljson_value(sqlite3_column_value(st, (int)i)));
         if (kval != NULL)
             *kval = sqlite3_value_dup(sqlite3_column_value(st, (int)t->key));
     }
@@ -799,9 +442,9 @@ row_insert(struct push *p, struct json_object *key, struct json_object *fields,
         return -1;
     i = 1;
     if (key != NULL)
-        bind_json(st, i++, key, &t->cols[t->key]);
+        sqljson_bind(st, i++, key, &t->cols[t->key]);
     json_object_object_foreach(fields, f2, v2)
-        bind_json(st, i++, v2, &t->cols[table_column(t, f2)]);
+        sqljson_bind(st, i++, v2, &t->cols[table_column(t, f2)]);
     rc = step_write(p, st, owned, r, "push: insert", e);
     if (rc != 0)
         return rc;
@@ -844,7 +487,7 @@ row_update(struct push *p, sqlite3_value *kval, struct json_object *fields, stru
         return -1;
     i = 1;
     json_object_object_foreach(fields, f2, v2)
-        bind_json(st, i++, v2, &t->cols[table_column(t, f2)]);
+        sqljson_bind(st, i++, v2, &t->cols[table_column(t, f2)]);
     sqlite3_bind_value(st, i, kval);
     return step_write(p, st, owned, r, "push: update", e);
 }
@@ -872,11 +515,11 @@ rec_new(struct json_object *id, int applied)
     return rec;
 }
 
-static struct json_object *rec_rejected(const struct change *c, const char *code, const char *fmt,
-                                        ...) __attribute__((format(printf, 3, 4)));
+static struct json_object *rec_rejected(const struct push_change *c, const char *code,
+                                        const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static struct json_object *
-rec_rejected(const struct change *c, const char *code, const char *fmt, ...)
+rec_rejected(const struct push_change *c, const char *code, const char *fmt, ...)
 {
     struct json_object *rec = rec_new(c->id, 0), *r = json_object_new_object();
     char reason[400];
@@ -924,7 +567,7 @@ tmp_lookup(struct push *p, const char *tmp, struct json_object **key, struct err
     sqlite3_bind_text(st, 3, tmp, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
-        *key = value_json(sqlite3_column_value(st, 0));
+        *key = sqljson_value(sqlite3_column_value(st, 0));
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return db_fail(p->d, e, "push: look up a temporary id");
@@ -935,7 +578,7 @@ tmp_lookup(struct push *p, const char *tmp, struct json_object **key, struct err
 static const char *
 key_problem(const struct table *t, struct json_object *key)
 {
-    char a = affinity(t->cols[t->key].type);
+    char a = sqljson_affinity(t->cols[t->key].type);
 
     if (a == 'I' && !json_object_is_type(key, json_type_int))
         return t->rowid_key ? "the id must be an integer (or, for a create, a temporary id "
@@ -949,7 +592,7 @@ key_problem(const struct table *t, struct json_object *key)
 /* The columns of data to write, without the key: a new object in *fields, or
  * a rejection record. */
 static struct json_object *
-change_fields(const struct push *p, const struct change *c, struct json_object **fields)
+change_fields(const struct push *p, const struct push_change *c, struct json_object **fields)
 {
     const struct table *t = p->t;
     const char *why;
@@ -966,7 +609,7 @@ change_fields(const struct push *p, const struct change *c, struct json_object *
                                 t->en->name);
         if ((size_t)col == t->key)
             continue;
-        if ((why = value_problem(v)) != NULL)
+        if ((why = sqljson_problem(v)) != NULL)
             return rec_rejected(c, "bad_change", "column '%s': %s", f, why);
         json_object_object_add(*fields, f, json_object_get(v));
     }
@@ -1014,7 +657,7 @@ check_write(const struct push *p, struct json_object *w, struct err *e)
         if (table_column(p->t, f) < 0)
             return err_set(e, 500, "internal", "custom resolver for %s wrote unknown column '%s'",
                            p->t->en->name, f);
-        if ((why = value_problem(v)) != NULL)
+        if ((why = sqljson_problem(v)) != NULL)
             return err_set(e, 500, "internal", "custom resolver for %s: column '%s': %s",
                            p->t->en->name, f, why);
     }
@@ -1038,7 +681,7 @@ same_as_row(struct json_object *fields, struct json_object *row)
 /* Run change c (inside its savepoint). Returns its outcome record (new
  * reference), or NULL with e set when the batch must stop. */
 static struct json_object *
-change_run(struct push *p, const struct change *c, struct err *e)
+change_run(struct push *p, const struct push_change *c, struct err *e)
 {
     const struct table *t = p->t;
     const char *keyname = t->cols[t->key].name, *tmp = NULL, *why, *ocol = owner_column(p);
@@ -1066,7 +709,7 @@ change_run(struct push *p, const struct change *c, struct err *e)
             rec = rec_rejected(c, "bad_change", "data.%s differs from the change's id", keyname);
             goto done;
         }
-        if (c->action == ACT_CREATE) {
+        if (c->action == PUSH_CREATE) {
             tmp = json_object_get_string(c->id);
         } else {
             if (tmp_lookup(p, json_object_get_string(c->id), &key, e) < 0)
@@ -1114,7 +757,7 @@ change_run(struct push *p, const struct change *c, struct err *e)
         goto done;
     }
     if (server == NULL) {
-        if (c->action == ACT_CREATE) {
+        if (c->action == PUSH_CREATE) {
             if (ocol != NULL && !json_object_object_get_ex(fields, ocol, NULL))
                 json_object_object_add(fields, ocol, json_object_new_string(p->o->owner));
             rc = row_insert(p, key, fields, &stored, &r, e);
@@ -1125,7 +768,7 @@ change_run(struct push *p, const struct change *c, struct err *e)
             rec = rec_new(stored, 1);
             if (tmp != NULL)
                 json_object_object_add(rec, "tmp", json_object_new_string(tmp));
-        } else if (c->action == ACT_DELETE) {
+        } else if (c->action == PUSH_DELETE) {
             rec = rec_new(key, 1); /* already gone: acknowledged */
         } else {
             rec = rec_rejected(c, "not_found", "no %s with this id (it may have been deleted)",
@@ -1135,12 +778,12 @@ change_run(struct push *p, const struct change *c, struct err *e)
     }
 
     /* The row exists (a create for an existing id updates it, see PUSH.md). */
-    stored = value_json(kval);
+    stored = sqljson_value(kval);
     if (log_newest(p, kval, c->client_version, &nw, e) < 0)
         goto fatal;
-    if (!nw.found || (c->action != ACT_DELETE && same_as_row(fields, server))) {
-        rc = c->action == ACT_DELETE ? row_delete(p, kval, &r, e)
-                                     : row_update(p, kval, fields, &r, e);
+    if (!nw.found || (c->action != PUSH_DELETE && same_as_row(fields, server))) {
+        rc = c->action == PUSH_DELETE ? row_delete(p, kval, &r, e)
+                                      : row_update(p, kval, fields, &r, e);
         if (rc < 0)
             goto fatal;
         if (rc > 0)
@@ -1157,12 +800,12 @@ change_run(struct push *p, const struct change *c, struct err *e)
         .entity = t->en->name,
         .table = t->en->table,
         .key = keyname,
-        .action = action_names[c->action],
+        .action = push_action_name(c->action),
         .client_id = p->b->client_id,
         .mutation_id = c->mutation_id,
         .id = stored,
         .server = server,
-        .client = c->action == ACT_DELETE ? NULL : fields,
+        .client = c->action == PUSH_DELETE ? NULL : fields,
         .base = base,
         .client_version = c->client_version,
         .server_version = nw.version,
@@ -1219,8 +862,8 @@ fatal:
  * answered with, or *rec = NULL when the mutation is new. A mutation id used
  * before for another entity gets a rejection (not stored). */
 static int
-mutation_get(struct push *p, const struct change *c, struct json_object **rec, long long *version,
-             struct err *e)
+mutation_get(struct push *p, const struct push_change *c, struct json_object **rec,
+             long long *version, struct err *e)
 {
     sqlite3_stmt *st = ps(p, PS_MUT_GET, e);
     struct err perr;
@@ -1240,7 +883,7 @@ mutation_get(struct push *p, const struct change *c, struct json_object **rec, l
             *version = -1;
         } else {
             *rec = jsonr_parse((const char *)sqlite3_column_text(st, 1),
-                               (size_t)sqlite3_column_bytes(st, 1), PUSH_MAX_DEPTH + 2, &perr);
+                               (size_t)sqlite3_column_bytes(st, 1), PUSH_BODY_MAX_DEPTH + 2, &perr);
             *version = sqlite3_column_int64(st, 2);
             if (*rec == NULL)
                 err_set(e, 500, "database", "push: stored answer of %s/%s is unreadable: %s",
@@ -1254,8 +897,8 @@ mutation_get(struct push *p, const struct change *c, struct json_object **rec, l
 }
 
 static int
-mutation_put(struct push *p, const struct change *c, struct json_object *rec, long long version,
-             struct err *e)
+mutation_put(struct push *p, const struct push_change *c, struct json_object *rec,
+             long long version, struct err *e)
 {
     sqlite3_stmt *st = ps(p, PS_MUT_PUT, e);
 
@@ -1318,7 +961,7 @@ answer_write(struct json_object **recs, size_t n, long long version, struct buf 
 
 /* Run change i: its savepoint, the change, and the savepoint's end. */
 static struct json_object *
-change_in_savepoint(struct push *p, const struct change *c, struct err *e)
+change_in_savepoint(struct push *p, const struct push_change *c, struct err *e)
 {
     struct json_object *rec;
 
@@ -1342,7 +985,7 @@ int
 push_batch(struct db *d, const struct table *t, const struct push_opts *o, const char *body,
            size_t n, struct buf *out, struct err *e)
 {
-    struct batch b;
+    struct push_body b;
     struct push p;
     struct json_object **recs = NULL;
     unsigned char *fresh = NULL;
@@ -1351,7 +994,7 @@ push_batch(struct db *d, const struct table *t, const struct push_opts *o, const
     size_t i;
 
     memset(&p, 0, sizeof(p));
-    if (batch_parse(&b, body, n, o->max_changes, e) < 0)
+    if (push_body_parse(&b, body, n, o->max_changes, e) < 0)
         goto out;
     if (t->en->strategy == STRATEGY_CUSTOM && o->resolver == NULL) {
         err_set(e, 500, "config",
@@ -1390,7 +1033,7 @@ push_batch(struct db *d, const struct table *t, const struct push_opts *o, const
     if (set_client(&p, b.client_id, e) < 0)
         goto rollback;
     for (i = 0; i < b.n; i++) {
-        const struct change *c = &b.changes[i];
+        const struct push_change *c = &b.changes[i];
         if (mutation_get(&p, c, &recs[i], &v, e) < 0)
             goto rollback;
         if (recs[i] != NULL) {
@@ -1429,6 +1072,6 @@ out:
             json_object_put(recs[i]);
     free(recs);
     free(fresh);
-    batch_free(&b);
+    push_body_free(&b);
     return rc;
 }

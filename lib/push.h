@@ -37,9 +37,6 @@
 #include "resolver.h"
 #include "schema.h"
 
-/* JSON nesting a push body may have: body, changes, change, data, a value. */
-#define PUSH_MAX_DEPTH 8
-
 struct push_opts {
     int max_changes;                 /* more changes than this: 413 */
     const struct resolver *resolver; /* for strategy "custom"; NULL: none available */
