@@ -979,7 +979,14 @@
 
   /* ------------------------------------------------------------------ events (leader only) */
 
-  var ev = { es: null, mode: cfg.eventsMode === 'poll' ? 'poll' : 'stream', lastId: 0, failures: 0, timer: null, openTimer: null, opened: false, catchUp: false };
+  var ev = { es: null, mode: cfg.eventsMode === 'poll' ? 'poll' : 'stream', lastId: 0, failures: 0, timer: null, openTimer: null, opened: false, catchUp: false, pollOk: false };
+
+  /* What to show while (re)connecting: polling that works stays "poll" between answers (a
+   * buffered poll shows nothing until it ends, which is most of the time). */
+  function connectingState() {
+    if (!netOnline()) return 'off';
+    return ev.mode === 'poll' && ev.pollOk ? 'poll' : 'connecting';
+  }
 
   function setLive(live) {
     if (st.live === live) return;
@@ -997,7 +1004,7 @@
   function reconnectEvents(delay) {
     closeEvents();
     if (!st.leader || cfg.eventsMode === 'off') return;
-    setLive(netOnline() ? 'connecting' : 'off');
+    setLive(connectingState());
     ev.timer = setTimeout(function () { ev.timer = null; openEvents(); }, delay);
   }
 
@@ -1023,7 +1030,7 @@
     var es = new EventSource(url);
     ev.es = es;
     ev.opened = false;
-    setLive('connecting');
+    setLive(connectingState());
     if (ev.mode === 'stream' && cfg.eventsMode === 'auto') {
       /* No headers within the timeout: something on the path buffers the stream. */
       ev.openTimer = setTimeout(function () {
@@ -1040,6 +1047,7 @@
       ev.opened = true;
       if (ev.openTimer) { clearTimeout(ev.openTimer); ev.openTimer = null; }
       ev.failures = 0;
+      if (ev.mode === 'poll') ev.pollOk = true; /* (a poll answer may end with `bye` first) */
       if (!st.reachable) { st.reachable = true; onBackOnline('events'); }
       setLive(ev.mode);
       if (ev.catchUp) { ev.catchUp = false; pullAll(); scheduleFlush(0); }
@@ -1065,6 +1073,7 @@
       if (ev.es !== es) return;
       if (ev.mode === 'poll' && ev.opened) {
         /* A poll answer ended, as it should: ask again at once. */
+        ev.pollOk = true;
         reconnectEvents(0);
         return;
       }
@@ -1073,6 +1082,7 @@
          * our own reconnect, with backoff. */
         ev.failures++;
         ev.catchUp = true;
+        ev.pollOk = false;
         var d = backoffDelay(ev.failures - 1);
         log('event stream failed; retry in', d, 'ms');
         reconnectEvents(d);

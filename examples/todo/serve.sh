@@ -3,7 +3,7 @@
 # executables under /api/sync/ and the PHP pages through php-cgi, all as FastCGI.
 #
 #   serve.sh start --dir DIR [--port N] [--bin-dir DIR] [--strategy S] [--seed N]
-#                  [--events-mode stream|poll] [--debug]
+#                  [--events-mode stream|poll] [--buffered] [--debug]
 #   serve.sh stop  --dir DIR
 #   serve.sh url   --dir DIR
 #
@@ -24,7 +24,7 @@ cmd=${1:-}
 [ -n "$cmd" ] || die "usage: serve.sh start|stop|url --dir DIR [options]"
 shift
 dir="" port=8080 bindir="${RHTMX_BIN_DIR:-$root/build/cgi-bin}" strategy=last-write-wins
-seed=3 events_mode="" debug=""
+seed=3 events_mode="" debug="" stream_body=2
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) dir=$2; shift 2 ;;
@@ -34,6 +34,8 @@ while [ $# -gt 0 ]; do
     --seed) seed=$2; shift 2 ;;
     --events-mode) events_mode=$2; shift 2 ;;
     --debug) debug=1; shift ;;
+    --buffered) stream_body=0; shift ;; # lighttpd holds each response until it ends (tests poll mode)
+
     *) die "unknown option $1" ;;
   esac
 done
@@ -69,10 +71,14 @@ stop_pid() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
+# free_port: a port nobody listens on, below the kernel's ephemeral range (ports there may be
+# held by outgoing connections, which a connect test cannot see).
 free_port() {
-  local p
+  local p lo=32768 i
+  read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  [ "$lo" -gt 12000 ] || lo=32768
   for ((i = 0; i < 50; i++)); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10000 + RANDOM % (lo - 10000)))
     if ! { (exec 3<>"/dev/tcp/127.0.0.1/$p"); } 2>/dev/null; then
       echo "$p"
       return
@@ -124,7 +130,8 @@ do_start() {
   dir=$(cd "$dir" && pwd)
   pidfile="$dir/lighttpd.pid"
   if [ -f "$pidfile" ] && alive "$(cat "$pidfile")"; then die "already running (pid $(cat "$pidfile"))"; fi
-  [ "$port" = 0 ] && port=$(free_port)
+  local pick=0
+  if [ "$port" = 0 ]; then pick=1; port=$(free_port); fi
 
   local db="$dir/todo.db"
   if [ ! -f "$db" ]; then
@@ -173,7 +180,7 @@ server.errorlog = $(json_str "$dir/lighttpd-error.log")
 accesslog.filename = $(json_str "$dir/access.log")
 # Hand every byte of a response to the browser as soon as the backend writes it: the event
 # stream (sync-events) depends on it.
-server.stream-response-body = 2
+server.stream-response-body = $stream_body
 index-file.names = ( "index.php" )
 static-file.exclude-extensions = ( ".php", ".sh", ".sql" )
 url.access-deny = ( ".sh", ".sql", ".db", ".db-wal", ".db-shm", "~" )
@@ -207,22 +214,32 @@ EOF
   lighttpd -tt -f "$dir/lighttpd.conf" >"$dir/lighttpd-check.log" 2>&1 ||
     die "bad lighttpd.conf: $(cat "$dir/lighttpd-check.log")"
 
-  # setsid: its own session, so a Ctrl-C meant for the caller does not race our stop.
-  setsid lighttpd -D -f "$dir/lighttpd.conf" </dev/null >>"$dir/lighttpd.out" 2>&1 &
-  local pid=$!
-  echo "$pid" >"$pidfile"
-  local i
-  for ((i = 0; i < 100; i++)); do
-    if ! alive "$pid"; then
-      rm -f "$pidfile"
-      die "lighttpd exited at start: $(tail -n 20 "$dir/lighttpd-error.log" "$dir/lighttpd.out" 2>/dev/null)"
+  local try pid i
+  for ((try = 0; try < 5; try++)); do
+    # setsid: its own session, so a Ctrl-C meant for the caller does not race our stop.
+    : >"$dir/lighttpd.out"
+    setsid lighttpd -D -f "$dir/lighttpd.conf" </dev/null >>"$dir/lighttpd.out" 2>&1 &
+    pid=$!
+    echo "$pid" >"$pidfile"
+    for ((i = 0; i < 100; i++)); do
+      alive "$pid" || break
+      if http_ok "$port" && alive "$pid"; then
+        echo "$port" >"$dir/port"
+        echo "http://127.0.0.1:$port/"
+        return 0
+      fi
+      sleep 0.1
+    done
+    if alive "$pid"; then break; fi
+    rm -f "$pidfile"
+    # A port picked for us may have been taken meanwhile: pick another and try again.
+    if [ "$pick" = 1 ] && grep -q "Address already in use" "$dir/lighttpd.out"; then
+      local old=$port
+      port=$(free_port)
+      sed -i "s/^server.port = $old\$/server.port = $port/" "$dir/lighttpd.conf"
+      continue
     fi
-    if http_ok "$port" && alive "$pid"; then
-      echo "$port" >"$dir/port"
-      echo "http://127.0.0.1:$port/"
-      return 0
-    fi
-    sleep 0.1
+    die "lighttpd exited at start: $(tail -n 20 "$dir/lighttpd-error.log" "$dir/lighttpd.out" 2>/dev/null)"
   done
   do_stop
   die "lighttpd did not answer on 127.0.0.1:$port"

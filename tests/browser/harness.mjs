@@ -60,6 +60,7 @@ export function startServer(opts = {}) {
   if (opts.seed !== undefined) args.push('--seed', String(opts.seed));
   if (opts.eventsMode) args.push('--events-mode', opts.eventsMode);
   if (opts.debug) args.push('--debug');
+  if (opts.buffered) args.push('--buffered');
   const url = execFileSync('bash', [SERVE, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
   const srv = {
     url,

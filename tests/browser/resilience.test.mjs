@@ -8,8 +8,8 @@ import * as h from './harness.mjs';
 
 const skip = h.prerequisites();
 
-async function setup(t) {
-  const srv = h.startServer();
+async function setup(t, serverOptions) {
+  const srv = h.startServer(serverOptions);
   const feats = await h.serverFeatures(srv);
   const browser = await h.launchBrowser();
   const ctx = await browser.newContext();
@@ -87,6 +87,25 @@ test('a buffered stream: poll mode', { skip, timeout: 120000 }, async (t) => {
       await env.page.waitForSelector('#todo-list >> text=seen by polling', { timeout: 30000 });
       assert.ok(polls.length >= 2, 'it polls again after each answer');
     }
+  });
+});
+
+test('a web server that buffers responses: poll mode, for real', { skip, timeout: 120000 }, async (t) => {
+  const env = await setup(t, { buffered: true }); // lighttpd with server.stream-response-body = 0
+  const { ctx, srv } = env;
+  if (!env.feats.events) { t.skip('sync-events answers 501 in this build'); return; }
+  await env.guard(async () => {
+    const streams = h.recordRequests(ctx, '/api/sync/events');
+    env.page = await h.openApp(ctx, srv);
+    await h.eventually(() => streams.some((r) => /mode=poll/.test(r.search)), { what: 'a switch to mode=poll' });
+    // A poll answer ends as soon as it has an event, so this arrives well before poll_wait.
+    const t0 = Date.now();
+    srv.sql("INSERT INTO todos (title) VALUES ('through the buffer')");
+    await env.page.waitForSelector('#todo-list >> text=through the buffer', { timeout: 20000 });
+    assert.ok(Date.now() - t0 < 15000, 'delivered without waiting for the poll to time out');
+    await env.page.waitForSelector('rhtmx-sync-status[live=poll]', { timeout: 10000 });
+    srv.sql("INSERT INTO todos (title) VALUES ('and the next one')");
+    await env.page.waitForSelector('#todo-list >> text=and the next one', { timeout: 20000 });
   });
 });
 
