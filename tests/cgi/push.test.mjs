@@ -141,6 +141,26 @@ test('custom: the example resolver, loaded from the shared object the config nam
   assert.equal(sql(app.db, 'SELECT count(*) FROM todos;').trim(), '1');
 });
 
+test('custom: a program built on the library registers its resolver (no shared object)', () => {
+  const exe = path.join(BUILD, 'examples/resolver/push-with-resolver');
+  assert.ok(fs.existsSync(exe), `${exe} was not built`);
+  const app = makeApp({ config: { entities: [{ name: 'todos', strategy: 'custom' }] } });
+  sql(app.db, "INSERT INTO todos (title) VALUES ('water plants');");
+  const linked = (body) => runCgi(path.relative(process.env.RHTMX_BIN ?? path.resolve('build/cgi-bin'), exe), {
+    config: app.config, method: 'POST', path: '/todos', body: JSON.stringify(body),
+    headers: { 'Content-Type': 'application/json' } });
+  const seen = pull(app, 0).version;
+  sql(app.db, 'UPDATE todos SET done = 1 WHERE id = 1;');
+  const change1 = change('1', 'update', 1, { title: 'water all plants', done: 0 }, seen);
+  // The shipped sync-push has no resolver for this config ...
+  assert.equal(push(app, { client_id: 'b', changes: [change1] }).status, 500);
+  // ... the program with one linked in resolves the conflict.
+  const r = linked({ client_id: 'b', changes: [change1] });
+  assert.equal(r.status, 200, r.text());
+  assert.deepEqual(r.json().conflicts, [{ mutation_id: '1', id: 1, strategy: 'custom', decision: 'merged',
+    server: { id: 1, title: 'water all plants', done: 1 }, version: 2 }]);
+});
+
 test('custom: a resolver that cannot be loaded is a 500 that changes nothing', () => {
   const app = makeApp({ config: { entities: [{ name: 'todos', strategy: 'custom' }],
     push: { resolver: 'missing-resolver.so' } } });
