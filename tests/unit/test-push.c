@@ -709,6 +709,34 @@ test_owner(void)
               4);
 }
 
+/* Another writer holds the lock past the busy timeout: 503, nothing changed. */
+static void
+test_busy(void)
+{
+    const char *body = "{\"client_id\":\"c9\",\"changes\":[{\"mutation_id\":\"b1\","
+                       "\"action\":\"create\",\"data\":{\"title\":\"t\"},\"client_version\":0}]}";
+    const char *before = state();
+    struct json_object *a;
+    sqlite3 *other;
+    struct err e;
+
+    CHECK(sqlite3_open(f.path, &other) == SQLITE_OK);
+    CHECK(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_busy_timeout(f.db->h, 50);
+    a = push_at(__LINE__, "todos", body, NULL, NULL, &e);
+    CHECK(a == NULL);
+    CHECK_INT(e.status, 503);
+    CHECK_STR(e.code, "busy");
+    sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(other);
+    sqlite3_busy_timeout(f.db->h, DB_BUSY_TIMEOUT_MS);
+    CHECK_STR(state(), before);
+    /* and the connection is usable again: the same batch now applies */
+    a = push_at(__LINE__, "todos", body, NULL, NULL, &e);
+    CHECK_INT(len(a, "applied"), 1);
+    json_object_put(a);
+}
+
 int
 main(void)
 {
@@ -720,6 +748,7 @@ main(void)
     test_malformed();
     test_values();
     test_owner();
+    test_busy();
     fx_close(&f);
     return check_done("test-push");
 }
