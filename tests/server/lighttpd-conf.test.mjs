@@ -1,0 +1,54 @@
+// lighttpd/rhtmx-sync.conf as a customer uses it: included from a lighttpd.conf
+// that only sets the three variables its header names. The same checks as behind
+// Apache: client.js, pull, push, live updates streaming (and poll mode).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { makeApp } from '../harness/rhtmx.mjs';
+import {
+  startLighttpdConf, checkPull, checkClientJs, checkPush, checkEventsPoll, checkEventsStream,
+  request, openStream, sleep,
+} from '../harness/apache.mjs';
+
+test('lighttpd with lighttpd/rhtmx-sync.conf included', async (t) => {
+  const app = makeApp({ config: { events: { poll_wait: 3 } } });
+  const srv = await startLighttpdConf(app);
+  try {
+    await t.test('client.js', () => checkClientJs(srv.url));
+    await t.test('pull', () => checkPull(srv.url, app));
+    await t.test('push', (st) => checkPush(st, srv.url, app));
+    await t.test('events, streaming', (st) => checkEventsStream(st, srv.url, app));
+    await t.test('events, poll mode', (st) => checkEventsPoll(st, srv.url, app));
+    await t.test('URLs outside the four routes are left to the site', async () => {
+      assert.equal((await request(`${srv.url}/index.html`)).status, 200);
+      assert.equal((await request(`${srv.url}/api/sync/not-an-entity`)).status, 404);
+      assert.equal((await request(`${srv.url}/api/sync/todos/extra`)).status, 404);
+      assert.equal((await request(`${srv.url}/api/other`)).status, 404);
+    });
+    await t.test('one sync-events process serves every stream', async (st) => {
+      const probe = await request(`${srv.url}/api/sync/events?entities=todos&since=0&mode=poll`);
+      if (probe.status === 501) { st.skip('sync-events answers 501 not_implemented in this build: skipped'); return; }
+      const streams = [];
+      for (let i = 0; i < 8; i++) streams.push(openStream(`${srv.url}/api/sync/events?entities=todos&since=0`));
+      try {
+        await Promise.all(streams.map((s) => s.waitFor(/retry: \d+/, 5_000)));
+        await sleep(100);
+        assert.equal(srv.processes('sync-events').length, 1);
+      } finally {
+        for (const s of streams) s.close();
+      }
+    });
+  } finally {
+    await srv.stop();
+  }
+});
+
+test('the conf can be included where mod_fastcgi is already loaded', async () => {
+  const app = makeApp();
+  const srv = await startLighttpdConf(app, { before: 'server.modules += ( "mod_fastcgi" )' });
+  try {
+    const r = await request(`${srv.url}/api/sync/todos?since=0`);
+    assert.equal(r.status, 200, r.text());
+  } finally {
+    await srv.stop();
+  }
+});
