@@ -64,12 +64,18 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
 
     if (db_begin_read(d, e) < 0)
         return -1;
-    head = db_head(d, e);
-    if (head < 0)
+    st = db_stmt(d, STMT_CURSORS, e);
+    if (st == NULL)
         goto err;
-    horizon = changelog_horizon(d, e);
-    if (horizon < 0)
+    if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL ||
+        sqlite3_column_type(st, 1) == SQLITE_NULL) {
+        db_fail(d, e, "read head and horizon");
         goto err;
+    }
+    head = sqlite3_column_int64(st, 0);
+    horizon = sqlite3_column_int64(st, 1);
+    sqlite3_reset(st);
+    st = NULL;
     if (a->since > 0 && a->since < horizon) {
         err_set(e, 410, "resync_required",
                 "cursor %lld is older than the retained change log (horizon %lld): pull from "

@@ -48,6 +48,14 @@ static const char *const stmt_sql[STMT__COUNT] = {
                   "   AND m.version IS NULL"
                   " ORDER BY l.version LIMIT ?3",
     [STMT_SET_CLIENT] = "UPDATE _rhtmx_sync_context SET client_id = ?1 WHERE id = 1",
+    [STMT_CURSORS] = "SELECT max(CASE key WHEN 'head' THEN value END),"
+                     "       max(CASE key WHEN 'horizon' THEN value END)"
+                     "  FROM _rhtmx_sync_state WHERE key IN ('head', 'horizon')",
+    /* Transaction control as prepared statements: sqlite3_exec() would parse
+     * them again on every request. */
+    [STMT_BEGIN] = "BEGIN",
+    [STMT_SCHEMA_COOKIE] = "PRAGMA schema_version",
+    [STMT_ROLLBACK] = "ROLLBACK",
     [STMT_ENTITY_COUNT] = "SELECT count(*) FROM _rhtmx_sync_log AS l"
                           " WHERE l.entity = ?1 AND l.action <> 'delete'"
                           "   AND l.version = (SELECT max(m.version) FROM _rhtmx_sync_log AS m"
@@ -188,10 +196,26 @@ db_stmt(struct db *d, enum db_stmt id, struct err *e)
     return st;
 }
 
+/* Run a cached statement that returns no rows (BEGIN, ROLLBACK). */
+static int
+db_step_done(struct db *d, enum db_stmt id, struct err *e)
+{
+    sqlite3_stmt *st = db_stmt(d, id, e);
+    int rc;
+
+    if (st == NULL)
+        return -1;
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        return 0;
+    return db_fail(d, e, sqlite3_sql(st));
+}
+
 int
 db_begin_read(struct db *d, struct err *e)
 {
-    return db_exec(d, "BEGIN", e);
+    return db_step_done(d, STMT_BEGIN, e);
 }
 
 int
@@ -209,7 +233,9 @@ db_commit(struct db *d, struct err *e)
 void
 db_rollback(struct db *d)
 {
-    if (!sqlite3_get_autocommit(d->h))
+    struct err e;
+
+    if (!sqlite3_get_autocommit(d->h) && db_step_done(d, STMT_ROLLBACK, &e) < 0)
         sqlite3_exec(d->h, "ROLLBACK", NULL, NULL, NULL);
 }
 
@@ -228,6 +254,20 @@ db_head(struct db *d, struct err *e)
     }
     v = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
+    return v;
+}
+
+long long
+db_schema_cookie(struct db *d)
+{
+    struct err e;
+    sqlite3_stmt *st = db_stmt(d, STMT_SCHEMA_COOKIE, &e);
+    long long v = -1;
+
+    if (st != NULL && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    if (st != NULL)
+        sqlite3_reset(st);
     return v;
 }
 

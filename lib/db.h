@@ -28,6 +28,10 @@ enum db_stmt {
     STMT_PULL,         /* ?1 entity, ?2 since, ?3 limit, ?4 owner or NULL */
     STMT_SET_CLIENT,   /* ?1 client_id (NULL clears) */
     STMT_ENTITY_COUNT, /* ?1 entity: live rows by the log */
+    STMT_CURSORS,      /* head and horizon, in one step */
+    STMT_BEGIN,        /* BEGIN (deferred): a read transaction */
+    STMT_ROLLBACK,     /* ROLLBACK */
+    STMT_SCHEMA_COOKIE, /* PRAGMA schema_version */
     STMT__COUNT
 };
 
@@ -62,6 +66,10 @@ int db_begin_read(struct db *d, struct err *e);
 int db_begin_write(struct db *d, struct err *e);
 int db_commit(struct db *d, struct err *e);
 void db_rollback(struct db *d); /* harmless outside a transaction */
+
+/* PRAGMA schema_version (changes with every CREATE/ALTER/DROP), or -1. Cheap:
+ * the statement stays prepared, as it is read before every request. */
+long long db_schema_cookie(struct db *d);
 
 /* The head version (0 for an empty log). -1 with e set on failure. */
 long long db_head(struct db *d, struct err *e);

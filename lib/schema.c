@@ -91,14 +91,7 @@ schema_free(struct schema *s)
 static long long
 schema_cookie(struct db *d)
 {
-    sqlite3_stmt *st = NULL;
-    long long v = -1;
-
-    if (sqlite3_prepare_v2(d->h, "PRAGMA schema_version", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
+    return db_schema_cookie(d);
 }
 
 int
