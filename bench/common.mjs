@@ -208,8 +208,8 @@ export function fmt(x, digits = 0) {
  * A result row: target text, measured ratio, whether it is met (cmp '>=' or '<='
  * against goal), and the figures behind it.
  */
-export function result(name, { ratio, goal, cmp = '>=', figures, note }) {
+export function result(name, { ratio, goal, cmp = '>=', unit = '×', figures, note }) {
   const met = ratio === null || ratio === undefined ? null
     : cmp === '>=' ? ratio >= goal : cmp === '<' ? ratio < goal : ratio <= goal;
-  return { name, ratio, goal, cmp, met, figures, note };
+  return { name, ratio, goal, cmp, unit, met, figures, note };
 }

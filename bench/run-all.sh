@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Every benchmark in one command (a few minutes): installs what is missing (Debian 12),
+# builds a Release tree WITHOUT sanitizers in build-bench (BENCH_BUILD to change it),
+# and prints each target of issue 8 as a ratio with the figures behind it.
+#
+#   bench/run-all.sh                      everything
+#   bench/run-all.sh --only pull,cgi      some: pull, cgi, push, events, browser
+#   bench/run-all.sh --json results.json  also write the rows as JSON
+#
+# Only loopback addresses are used; every process the suite starts is stopped by pid.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+
+need_apt "${BUILD_PKGS[@]}" lighttpd php-cgi php-sqlite3 wrk chromium fonts-dejavu-core
+need_npm
+
+BUILD=${BENCH_BUILD:-build-bench}
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRHTMX_SANITIZE=OFF -DRHTMX_TESTS=ON >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target sync-pull sync-push sync-events client-js rhtmx-sync \
+  bench-fcgi-fixed bench-cgi-fixed >/dev/null
+rm -rf "$BUILD/bench-tmp" # databases of the previous run (the 100,000-row one is ~35 MB)
+mkdir -p "$BUILD/bench-tmp"
+RHTMX_BIN="$PWD/$BUILD/cgi-bin" BENCH_BASELINES="$PWD/$BUILD/bench" \
+  RHTMX_TEST_TMP="$PWD/$BUILD/bench-tmp" exec node bench/run.mjs "$@"
