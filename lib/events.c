@@ -9,11 +9,22 @@
  *     spread keeps browsers that connected together from reconnecting together;
  *   - poll: the answer ends with "bye" right after the first events, or after
  *     events.poll_wait seconds without any.
+ *
+ * Direct delivery (FastCGI streams): while this thread waits, the hub's feeder
+ * writes new events to the connection itself, as one FastCGI STDOUT record
+ * sent without blocking (libfcgi's own buffer is always flushed before the
+ * thread waits, so records never interleave). A record the socket takes only
+ * in part leaves its rest in `carry`, which this thread writes before
+ * anything else. So a commit reaching 1,000 streams costs 1,000 writes from
+ * one thread instead of 1,000 thread wake-ups.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -259,6 +270,72 @@ on_hangup(void *ctx)
     hub_gone(g->h, g->s);
 }
 
+/* The FastCGI connection of a stream, for direct delivery. */
+struct direct {
+    int fd;
+    int request_id;
+    struct buf carry; /* the unsent rest of a record */
+};
+
+static enum hub_delivery
+direct_deliver(void *ctx, const char *p, size_t n)
+{
+    struct direct *d = ctx;
+    unsigned char hdr[8];
+    struct iovec iov[2];
+    struct msghdr m;
+    ssize_t w;
+
+    if (d->carry.len > 0 || n > 65535)
+        return HUB_DELIVERED_NONE;
+    hdr[0] = 1; /* FCGI_VERSION_1 */
+    hdr[1] = 6; /* FCGI_STDOUT */
+    hdr[2] = (unsigned char)(d->request_id >> 8);
+    hdr[3] = (unsigned char)d->request_id;
+    hdr[4] = (unsigned char)(n >> 8);
+    hdr[5] = (unsigned char)n;
+    hdr[6] = hdr[7] = 0; /* no padding */
+    iov[0].iov_base = hdr;
+    iov[0].iov_len = sizeof(hdr);
+    iov[1].iov_base = (void *)(uintptr_t)p;
+    iov[1].iov_len = n;
+    memset(&m, 0, sizeof(m));
+    m.msg_iov = iov;
+    m.msg_iovlen = 2;
+    w = sendmsg(d->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? HUB_DELIVERED_NONE
+                                                                        : HUB_DELIVERY_FAILED;
+    if ((size_t)w == sizeof(hdr) + n)
+        return HUB_DELIVERED_ALL;
+    if ((size_t)w < sizeof(hdr)) {
+        buf_add(&d->carry, (const char *)hdr + w, sizeof(hdr) - (size_t)w);
+        buf_add(&d->carry, p, n);
+    } else {
+        buf_add(&d->carry, p + ((size_t)w - sizeof(hdr)), n - ((size_t)w - sizeof(hdr)));
+    }
+    return HUB_DELIVERED_PART;
+}
+
+/* Write what a partial direct delivery left, blocking (the socket's send
+ * timeout bounds it). -1 when the peer is gone. */
+static int
+direct_finish(struct direct *d)
+{
+    size_t off = 0;
+
+    while (off < d->carry.len) {
+        ssize_t w = write(d->fd, d->carry.p + off, d->carry.len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        off += (size_t)w;
+    }
+    buf_free(&d->carry);
+    return 0;
+}
+
 static void
 busy(struct http_req *req, const struct err *e)
 {
@@ -275,16 +352,23 @@ events_serve(struct hub *h, struct hangup *hu, const struct events_params *p,
 {
     struct hub_stream s;
     struct gone_ctx g = {h, &s};
+    struct direct d = {-1, 0, {0}};
     struct buf b = {0};
     struct sink out;
     struct err e;
     struct timespec t, end, poll_end, beat;
-    long long head, horizon, v;
+    long long head = 0, horizon = 0, v = 0;
     unsigned long reg = 0;
     int fd;
 
     memset(&s, 0, sizeof(s));
     s.filter = p->filter; /* borrowed from p for the answer's life */
+    if (req->fcgx != NULL && !p->poll) {
+        d.fd = req->fcgx->ipcFd;
+        d.request_id = req->fcgx->requestId;
+        s.deliver = direct_deliver;
+        s.deliver_ctx = &d;
+    }
     if (hub_join(h, &s, p->max_streams, &e) < 0) {
         busy(req, &e);
         return;
@@ -341,8 +425,12 @@ events_serve(struct hub *h, struct hangup *hu, const struct events_params *p,
             deadline = poll_end;
         r = hub_next(h, &s, &b, EVENTS_CHUNK, &deadline, &v, &e);
         t = now();
+        if (d.carry.len > 0 && direct_finish(&d) < 0)
+            goto done;
         switch (r) {
         case HUB_EVENTS:
+            if (b.len == 0)
+                break; /* a direct delivery was finished */
             if (p->poll)
                 bye(&b, s.cursor);
             if (emit(req, &out, &b) < 0 || p->poll)
@@ -385,4 +473,5 @@ done:
 leave:
     hub_leave(h, &s);
     buf_free(&b);
+    buf_free(&d.carry);
 }

@@ -25,6 +25,7 @@
 
 #define FEED_BATCH 512   /* rows per feeder read */
 #define REPLAY_BATCH 256 /* rows per replay read */
+#define DELIVER_MAX 65536 /* bytes the feeder hands one stream per batch */
 #define SAFETY_MS 5000   /* safety poll with inotify */
 #define BLIND_MS 1000    /* poll interval without inotify */
 static const int recheck_ms[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
@@ -67,6 +68,7 @@ struct hub {
     size_t nstreams;
     struct hub_stream *streams;
 
+    struct buf scratch; /* the feeder's, for building a stream's share of a batch */
     struct watch *watch;
     pthread_t feeder;
     int feeder_started;
@@ -246,8 +248,21 @@ ring_take(struct hub *h, struct hub_stream *s, struct buf *out, size_t max)
         s->cursor = h->head;
 }
 
-/* After new entries: wake the waiting streams that want one of them, and move
- * the cursor of the others past them (under mu). */
+/* Wake s (under its mu). */
+static void
+kick(struct hub_stream *s)
+{
+    s->kick = 1;
+    pthread_cond_signal(&s->cond);
+}
+
+/*
+ * After new entries: hand each waiting stream what it wants of them (under
+ * mu). A stream that wants nothing just has its cursor moved past them; one
+ * with a deliver callback gets them written without waking up; the others get
+ * them in their pending buffer and a wake-up. Streams that are not waiting
+ * look at the ring themselves when they come back.
+ */
 static void
 notify(struct hub *h)
 {
@@ -255,27 +270,75 @@ notify(struct hub *h)
     size_t i;
 
     for (s = h->streams; s != NULL; s = s->next) {
-        int want = 0;
-        if (!s->waiting || s->gen != h->gen)
+        struct buf *b = &h->scratch;
+        long long last;
+        int more = 0;
+
+        if (s->gen != h->gen)
             continue;
-        for (i = ring_find(h, s->cursor); i < h->count && !want; i++) {
-            struct ev *e = ring_at(h, i);
-            want = hub_filter_match(&s->filter, e->entity, e->owner);
+        pthread_mutex_lock(&s->mu);
+        if (!s->waiting || s->kick) {
+            pthread_mutex_unlock(&s->mu);
+            continue;
         }
-        if (want)
-            pthread_cond_signal(&s->cond);
-        else if (s->cursor < h->head)
-            s->cursor = h->head;
+        buf_reset(b);
+        last = s->cursor;
+        for (i = ring_find(h, s->cursor); i < h->count; i++) {
+            struct ev *e = ring_at(h, i);
+            if (b->len >= DELIVER_MAX) {
+                more = 1; /* the rest stays in the ring: the thread takes it */
+                break;
+            }
+            last = e->version;
+            if (hub_filter_match(&s->filter, e->entity, e->owner))
+                buf_add(b, e->text, e->len);
+        }
+        if (!more && last < h->head)
+            last = h->head;
+        if (b->len == 0) {
+            s->cursor = last;
+        } else if (s->deliver != NULL) {
+            switch (s->deliver(s->deliver_ctx, b->p, b->len)) {
+            case HUB_DELIVERED_ALL:
+                s->cursor = last;
+                break;
+            case HUB_DELIVERED_PART:
+                s->cursor = last;
+                s->flush = 1;
+                more = 1;
+                break;
+            case HUB_DELIVERED_NONE:
+                more = 1;
+                break;
+            case HUB_DELIVERY_FAILED:
+                s->gone = 1;
+                more = 1;
+                break;
+            }
+        } else {
+            buf_add(&s->pending, b->p, b->len);
+            s->cursor = last;
+            more = 1;
+        }
+        if (more)
+            kick(s);
+        pthread_mutex_unlock(&s->mu);
     }
+    if (h->scratch.cap > DELIVER_MAX * 2)
+        buf_free(&h->scratch);
 }
 
+/* Wake every stream: it re-checks the hub's state (under mu). */
 static void
 wake_all(struct hub *h)
 {
     struct hub_stream *s;
 
-    for (s = h->streams; s != NULL; s = s->next)
-        pthread_cond_signal(&s->cond);
+    for (s = h->streams; s != NULL; s = s->next) {
+        pthread_mutex_lock(&s->mu);
+        kick(s);
+        pthread_mutex_unlock(&s->mu);
+    }
 }
 
 /* ------------------------------------------------------------------ the feeder */
@@ -333,7 +396,7 @@ feed(struct hub *h)
     if (replaced && feed_reopen(h) < 0)
         return -1;
     for (;;) {
-        long long head, horizon, last = h->head;
+        long long head = 0, horizon = 0, last = h->head;
         struct ev *batch = NULL;
         size_t n = 0, i;
         int rc;
@@ -449,7 +512,7 @@ struct hub *
 hub_new(const char *path, size_t ring, struct err *e)
 {
     struct hub *h = calloc(1, sizeof(*h));
-    long long head, horizon;
+    long long head = 0, horizon = 0;
 
     if (h == NULL) {
         err_set(e, 500, "internal", "out of memory");
@@ -511,6 +574,7 @@ hub_free(struct hub *h)
     if (h->ring != NULL)
         ring_clear(h);
     free(h->ring);
+    buf_free(&h->scratch);
     conn_close(&h->feed);
     conn_close(&h->replay);
     watch_free(h->watch);
@@ -573,12 +637,14 @@ hub_join(struct hub *h, struct hub_stream *s, int max_streams, struct err *e)
         return err_set(e, 503, "busy", "too many open event streams (%d): try again later",
                        max_streams);
     }
+    pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->cond, &ca);
     pthread_condattr_destroy(&ca);
+    memset(&s->pending, 0, sizeof(s->pending));
     s->gen = h->gen;
-    s->waiting = s->gone = 0;
+    s->waiting = s->kick = s->gone = s->flush = 0;
     s->prev = NULL;
     s->next = h->streams;
     if (h->streams != NULL)
@@ -603,6 +669,8 @@ hub_leave(struct hub *h, struct hub_stream *s)
     h->nstreams--;
     pthread_mutex_unlock(&h->mu);
     pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->mu);
+    buf_free(&s->pending);
 }
 
 size_t
@@ -619,10 +687,11 @@ hub_streams(struct hub *h)
 void
 hub_gone(struct hub *h, struct hub_stream *s)
 {
-    pthread_mutex_lock(&h->mu);
+    (void)h;
+    pthread_mutex_lock(&s->mu);
     s->gone = 1;
-    pthread_cond_signal(&s->cond);
-    pthread_mutex_unlock(&h->mu);
+    kick(s);
+    pthread_mutex_unlock(&s->mu);
 }
 
 void
@@ -636,7 +705,7 @@ hub_bounds(struct hub *h, long long *base, long long *head)
 
 /*
  * Read the changes in (s->cursor, bound] from the database into out (called
- * without mu; s is not waiting, so nobody else touches its cursor). Returns
+ * without the hub's mu; s is not waiting, so nobody else touches its cursor). Returns
  * HUB_EVENTS (out may still be empty if the filter wanted nothing: the cursor
  * moved anyway), HUB_RESYNC or HUB_ERROR.
  */
@@ -646,7 +715,7 @@ replay(struct hub *h, struct hub_stream *s, long long bound, struct buf *out, si
 {
     struct conn *c = &h->replay;
     enum hub_next res = HUB_ERROR;
-    long long cursor = s->cursor, head, horizon;
+    long long cursor = s->cursor, head = 0, horizon = 0;
     sqlite3_stmt *st;
     int rc, n = 0;
 
@@ -691,11 +760,8 @@ done:
     db_rollback(c->db);
 out:
     pthread_mutex_unlock(&h->replay_mu);
-    if (res == HUB_EVENTS) {
-        pthread_mutex_lock(&h->mu);
-        s->cursor = cursor;
-        pthread_mutex_unlock(&h->mu);
-    }
+    if (res == HUB_EVENTS)
+        s->cursor = cursor; /* not waiting: nobody else touches it */
     return res;
 }
 
@@ -703,7 +769,7 @@ enum hub_next
 hub_next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max,
          const struct timespec *deadline, long long *version, struct err *e)
 {
-    int timed_out = 0;
+    int timed_out = 0, gone;
 
     pthread_mutex_lock(&h->mu);
     for (;;) {
@@ -716,8 +782,11 @@ hub_next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max,
             pthread_mutex_unlock(&h->mu);
             return HUB_RESYNC;
         }
-        if (s->gone) {
-            s->gone = 0;
+        pthread_mutex_lock(&s->mu);
+        gone = s->gone;
+        s->gone = 0;
+        pthread_mutex_unlock(&s->mu);
+        if (gone) {
             pthread_mutex_unlock(&h->mu);
             return HUB_GONE;
         }
@@ -748,11 +817,38 @@ hub_next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max,
             pthread_mutex_unlock(&h->mu);
             return HUB_TIMEOUT;
         }
+
+        /* Wait. From here until waiting is cleared the feeder may move the
+         * cursor, deliver, or fill pending (under s->mu). */
+        pthread_mutex_lock(&s->mu);
         s->waiting = 1;
-        if (deadline == NULL)
-            pthread_cond_wait(&s->cond, &h->mu);
-        else if (pthread_cond_timedwait(&s->cond, &h->mu, deadline) == ETIMEDOUT)
-            timed_out = 1;
+        s->kick = 0;
+        pthread_mutex_unlock(&h->mu);
+        while (!s->kick) {
+            int rc = deadline == NULL ? pthread_cond_wait(&s->cond, &s->mu)
+                                      : pthread_cond_timedwait(&s->cond, &s->mu, deadline);
+            if (rc == ETIMEDOUT) {
+                timed_out = 1;
+                break;
+            }
+        }
         s->waiting = 0;
+        s->kick = 0;
+        if (s->flush) {
+            /* A partial delivery: the caller finishes it before anything else. */
+            s->flush = 0;
+            pthread_mutex_unlock(&s->mu);
+            return HUB_EVENTS;
+        }
+        if (s->pending.len > 0) {
+            buf_add(out, s->pending.p, s->pending.len);
+            buf_reset(&s->pending);
+            if (s->pending.cap > 16384)
+                buf_free(&s->pending);
+            pthread_mutex_unlock(&s->mu);
+            return HUB_EVENTS;
+        }
+        pthread_mutex_unlock(&s->mu);
+        pthread_mutex_lock(&h->mu);
     }
 }

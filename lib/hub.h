@@ -16,10 +16,15 @@
  * hub's replay connection, bounded by base, and then continues from the ring:
  * the hand-over neither skips nor repeats a version.
  *
- * Locking: one mutex guards the ring, the stream list and every registered
- * stream's cursor and flags; each stream waits on its own condition variable
- * under it. The replay connection has its own mutex, never held together with
- * the ring's.
+ * Delivery: while a stream's thread waits, the feeder hands it new events
+ * itself, through the stream's deliver callback (a non-blocking write to its
+ * connection) or, without one, into the stream's pending buffer with a wake-up.
+ *
+ * Locking: the hub's mutex guards the ring and the stream list; each stream's
+ * own mutex guards its waiting state and, while it waits, its cursor; the
+ * stream waits on its own condition variable under its own mutex. Order: hub,
+ * then stream. The replay connection has its own mutex, never held together
+ * with the others.
  */
 #ifndef RHTMX_HUB_H
 #define RHTMX_HUB_H
@@ -47,18 +52,39 @@ struct hub_filter {
 /* 1 if a change of entity, whose row has owner (NULL: none), passes f. */
 int hub_filter_match(const struct hub_filter *f, const char *entity, const char *owner);
 
-/* One open stream. The caller owns the memory and fills filter and cursor
- * before hub_join; between hub_join and hub_leave the hub owns the rest and
- * the cursor may only be read by the stream's own thread. */
+/* What a deliver callback did with the bytes it was offered. */
+enum hub_delivery {
+    HUB_DELIVERED_ALL,  /* everything is on its way */
+    HUB_DELIVERED_PART, /* some of it: the rest waits in the callback's own state and the
+                           stream's thread must finish it before anything else (hub_next
+                           returns HUB_EVENTS, possibly with nothing in out) */
+    HUB_DELIVERED_NONE, /* nothing (it would block): the stream's thread takes the events */
+    HUB_DELIVERY_FAILED /* the peer is gone */
+};
+
+/* One open stream. The caller owns the memory and fills filter, cursor and
+ * (optionally) deliver before hub_join; between hub_join and hub_leave the hub
+ * owns the rest, and the cursor may only be read by the stream's own thread
+ * when hub_next has returned. */
 struct hub_stream {
     struct hub_filter filter;
     long long cursor; /* every version up to it was handled (sent or filtered out) */
 
+    /* Optional direct delivery. While the stream's thread waits in hub_next, the
+     * feeder offers new events to deliver(ctx, p, n) instead of waking the thread:
+     * fanning a commit out to 1,000 streams then costs 1,000 writes, not 1,000
+     * thread wake-ups. It is called under the hub's locks and must not block.
+     * NULL: the thread is woken and hub_next returns the events. */
+    enum hub_delivery (*deliver)(void *ctx, const char *p, size_t n);
+    void *deliver_ctx;
+
     /* private */
+    pthread_mutex_t mu; /* waiting, kick, gone, pending; the cursor while waiting */
     pthread_cond_t cond;
+    struct buf pending; /* events handed over by the feeder */
     struct hub_stream *prev, *next;
     unsigned long gen;
-    int waiting, gone;
+    int waiting, kick, gone, flush;
 };
 
 /* Open the database at path for reading, read its head and start the feeder.
@@ -95,7 +121,8 @@ size_t hub_streams(struct hub *h);
 void hub_gone(struct hub *h, struct hub_stream *s);
 
 enum hub_next {
-    HUB_EVENTS,  /* out has events, cursor moved past them */
+    HUB_EVENTS,  /* out has events (or a partial delivery is to be finished, see
+                    HUB_DELIVERED_PART); the cursor moved past them */
     HUB_TIMEOUT, /* the deadline passed with nothing to send */
     HUB_GONE,    /* hub_gone() was called: check the connection */
     HUB_STOP,    /* hub_stop(): end the stream on purpose */

@@ -243,8 +243,9 @@ function readIf(p) { try { return fs.readFileSync(p, 'utf8'); } catch { return '
  * take(pred, ms): the first item after the previous take() for which pred(item) holds;
  *   rejects when the response ends or ms pass first.
  * ended: a promise resolving when the response is over (either side).
+ * onItem(item): called as each block is parsed (benchmarks time receipts with it).
  */
-export function openEvents(url, { headers = {}, agent = false } = {}) {
+export function openEvents(url, { headers = {}, agent = false, onItem = null } = {}) {
   return new Promise((resolve, reject) => {
     const start = Date.now();
     const req = http.get(url, { headers, agent }, (res) => {
@@ -270,6 +271,7 @@ export function openEvents(url, { headers = {}, agent = false } = {}) {
           item.event ??= 'message';
         }
         items.push(item);
+        if (onItem) onItem(item);
       };
       res.setEncoding('utf8');
       res.on('data', (d) => {
