@@ -27,28 +27,33 @@
 /* json_object() takes at most 127 arguments by default: 60 columns per call. */
 #define JSON_CHUNK 60
 
+/* text between q quotes, each q inside doubled: the one SQL quoting rule. */
+static void
+sql_quote(struct buf *b, const char *text, char q)
+{
+    const char *run = text;
+
+    buf_add(b, &q, 1);
+    for (; *text; text++) {
+        if (*text == q) {
+            buf_add(b, run, (size_t)(text - run + 1));
+            run = text; /* the quote goes out twice */
+        }
+    }
+    buf_adds(b, run);
+    buf_add(b, &q, 1);
+}
+
 void
 sql_ident(struct buf *b, const char *name)
 {
-    buf_add(b, "\"", 1);
-    for (; *name; name++) {
-        if (*name == '"')
-            buf_add(b, "\"", 1);
-        buf_add(b, name, 1);
-    }
-    buf_add(b, "\"", 1);
+    sql_quote(b, name, '"');
 }
 
 void
 sql_literal(struct buf *b, const char *text)
 {
-    buf_add(b, "'", 1);
-    for (; *text; text++) {
-        if (*text == '\'')
-            buf_add(b, "'", 1);
-        buf_add(b, text, 1);
-    }
-    buf_add(b, "'", 1);
+    sql_quote(b, text, '\'');
 }
 
 long
