@@ -18,9 +18,8 @@
 enum { P_SINCE, P_LIMIT, P__COUNT };
 
 static void
-handle(struct http_req *req, void *ctx)
+serve(struct http_req *req, struct app *app)
 {
-    struct app *app = ctx;
     const struct table *t;
     struct http_param params[P__COUNT] = {
         [P_SINCE] = {"since", 0, (1LL << 62), 0},
@@ -63,6 +62,28 @@ handle(struct http_req *req, void *ctx)
     out = http_body(req, 200, "application/json");
     if (changelog_pull(app->db, &a, &out, &e) < 0)
         http_error(req, &e);
+}
+
+/*
+ * One read transaction for the whole request when the app is loaded and its
+ * schema current: app_ready()'s schema check then reads inside it, instead of
+ * taking and dropping the database's read locks once more before the pull
+ * does (a tenth of a small pull's time). A stale schema goes the ordinary way:
+ * the transaction is dropped before app_ready() sees it, and a changed config
+ * closes the connection, transaction and all.
+ */
+static void
+handle(struct http_req *req, void *ctx)
+{
+    struct app *app = ctx;
+    struct err e;
+
+    if (app->db != NULL && app->schema != NULL && db_begin_read(app->db, &e) == 0 &&
+        db_schema_cookie(app->db) != app->schema->cookie)
+        db_rollback(app->db);
+    serve(req, app);
+    if (app->db != NULL)
+        db_rollback(app->db);
 }
 
 int

@@ -60,9 +60,10 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
 {
     sqlite3_stmt *st = NULL;
     long long head, horizon, last = 0, n = 0;
-    int rc, has_more = 0;
+    int rc, has_more = 0, own = sqlite3_get_autocommit(d->h);
 
-    if (db_begin_read(d, e) < 0)
+    /* The caller may have a read transaction open already (sync-pull does). */
+    if (own && db_begin_read(d, e) < 0)
         return -1;
     st = db_stmt(d, STMT_CURSORS, e);
     if (st == NULL)
@@ -121,11 +122,13 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
     jsonw_int(out, has_more ? last : head);
     jsonw_raw(out, "}\n");
     sqlite3_reset(st);
-    db_rollback(d); /* a read transaction: nothing to commit */
+    if (own)
+        db_rollback(d); /* a read transaction: nothing to commit */
     return 0;
 err:
     if (st != NULL)
         sqlite3_reset(st);
-    db_rollback(d);
+    if (own)
+        db_rollback(d);
     return -1;
 }

@@ -26,6 +26,8 @@ struct pull_args {
  * Nothing is written unless the read succeeds up to the first row, so on -1 the
  * caller can still answer with e: 410 resync_required (e->version = head) when
  * since is older than the compaction horizon, 5xx on database trouble.
+ * Reads in the caller's transaction when one is open (and leaves it open),
+ * else in a read transaction of its own.
  */
 int changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, struct err *e);
 

@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -107,25 +108,112 @@ http_req_fcgx(struct http_req *req, FCGX_Request *r)
     http_req_fill(req);
 }
 
+/*
+ * FastCGI output in big records. libfcgi frames what it is given in records of
+ * at most 8 KB (its buffer), so a 200 KB pull page cost 25 writes here and as
+ * many wake-ups of the web server. The answer is gathered in req->out instead
+ * and sent in records of up to 64 KB straight to the connection, each after
+ * libfcgi's own buffer was flushed so that the order holds. The last few
+ * kilobytes go through libfcgi, which sends them in one write with its
+ * end-of-request records, so a small answer is still a single write.
+ */
+#define OUT_GATHER 65528 /* record content length is 16 bits; keep 8-byte multiples */
+#define OUT_TAIL 8000    /* fits libfcgi's 8 KB buffer with its record header */
+
+/* n bytes at p as FCGI_STDOUT records on the connection. 0, or -1. */
+static int
+fcgx_records(struct http_req *req, const char *p, size_t n)
+{
+    FCGX_Request *r = req->fcgx;
+
+    if (FCGX_FFlush(r->out) < 0 || FCGX_GetError(r->out) != 0)
+        return -1;
+    while (n > 0) {
+        size_t k = n > OUT_GATHER ? OUT_GATHER : n, off = 0;
+        unsigned char h[8] = {1, 6, /* FCGI_VERSION_1, FCGI_STDOUT */
+                              (unsigned char)(r->requestId >> 8), (unsigned char)r->requestId,
+                              (unsigned char)(k >> 8), (unsigned char)k, 0, 0};
+
+        while (off < sizeof(h) + k) {
+            struct iovec v[2];
+            struct msghdr m;
+            ssize_t w;
+
+            memset(&m, 0, sizeof(m));
+            if (off < sizeof(h)) {
+                v[0].iov_base = h + off;
+                v[0].iov_len = sizeof(h) - off;
+                v[1].iov_base = (void *)(uintptr_t)p;
+                v[1].iov_len = k;
+                m.msg_iovlen = 2;
+            } else {
+                v[0].iov_base = (void *)(uintptr_t)(p + (off - sizeof(h)));
+                v[0].iov_len = k - (off - sizeof(h));
+                m.msg_iovlen = 1;
+            }
+            m.msg_iov = v;
+            w = sendmsg(r->ipcFd, &m, MSG_NOSIGNAL);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                return -1;
+            off += (size_t)w;
+        }
+        p += k;
+        n -= k;
+    }
+    return 0;
+}
+
+/* Send what req->out gathered: all of it in records, or, at the end of the
+ * answer (last), all but a tail that libfcgi sends with its closing records. */
+static int
+out_flush(struct http_req *req, int last)
+{
+    struct buf *o = &req->out;
+    size_t direct = o->len, tail = 0;
+    int rc = 0;
+
+    if (last && o->len > 0) {
+        tail = o->len < OUT_TAIL ? o->len : OUT_TAIL;
+        direct = o->len - tail;
+    }
+    if (!req->failed && direct > 0 && fcgx_records(req, o->p, direct) < 0)
+        rc = -1;
+    if (!req->failed && rc == 0 && tail > 0 &&
+        FCGX_PutStr(o->p + direct, (int)tail, req->fcgx->out) != (int)tail)
+        rc = -1;
+    if (rc < 0)
+        req->failed = 1;
+    if (o->cap > 16384)
+        buf_free(o); /* a long-lived stream keeps no big buffer */
+    else
+        buf_reset(o);
+    return req->failed ? -1 : 0;
+}
+
 /* Raw bytes to the client. */
 static int
 raw_write(struct http_req *req, const char *p, size_t n)
 {
     if (req->failed)
         return -1;
-    while (n > 0) {
-        int chunk = n > INT_MAX ? INT_MAX : (int)n;
-        if (req->fcgx != NULL) {
-            if (FCGX_PutStr(p, chunk, req->fcgx->out) != chunk) {
+    if (req->fcgx != NULL) {
+        if (req->out.len + n > OUT_GATHER && req->out.len > 0 && out_flush(req, 0) < 0)
+            return -1;
+        if (n >= OUT_GATHER) {
+            if (fcgx_records(req, p, n) < 0) {
                 req->failed = 1;
                 return -1;
             }
-        } else if (fwrite(p, 1, (size_t)chunk, stdout) != (size_t)chunk) {
-            req->failed = 1;
-            return -1;
+            return 0;
         }
-        p += chunk;
-        n -= (size_t)chunk;
+        buf_add(&req->out, p, n);
+        return 0;
+    }
+    if (fwrite(p, 1, n, stdout) != n) {
+        req->failed = 1;
+        return -1;
     }
     return 0;
 }
@@ -309,6 +397,8 @@ http_flush(struct http_req *req)
     if (req->gz != NULL && gz_pump(req, "", 0, Z_SYNC_FLUSH) < 0)
         return -1;
     if (req->fcgx != NULL) {
+        if (out_flush(req, 0) < 0)
+            return -1;
         if (FCGX_FFlush(req->fcgx->out) < 0 || FCGX_GetError(req->fcgx->out) != 0) {
             req->failed = 1;
             return -1;
@@ -333,8 +423,11 @@ http_req_end(struct http_req *req)
         free(g);
         req->gz = NULL;
     }
-    if (req->fcgx == NULL)
+    if (req->fcgx != NULL)
+        out_flush(req, 1);
+    else
         fflush(stdout);
+    buf_free(&req->out);
     buf_free(&req->headers);
 }
 

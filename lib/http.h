@@ -36,6 +36,7 @@ struct http_req {
     int gz_pending;            /* http_gzip_over(): deciding, body held in gz_held */
     size_t gz_min;             /* ... until it is longer than this */
     struct buf gz_held;
+    struct buf out;            /* FastCGI: answer bytes gathered for big records */
 };
 
 /* Make req describe the current CGI environment / an accepted FastCGI request.
