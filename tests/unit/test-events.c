@@ -2,7 +2,8 @@
  * test-events: the pieces of sync-events against a real database file.
  *
  *   watch    a commit by another connection wakes watch_wait (inotify, not the timeout)
- *   hub      filters; the ring hands over to a database replay without a gap or a repeat;
+ *   hub      direct delivery to a waiting stream, and each way it can fall back; filters;
+ *            the ring hands over to a database replay without a gap or a repeat;
  *            resync past the horizon; waiting, hang-up, stop, the stream cap; a backup
  *            restored over the database resyncs waiting streams
  *   hangup   a socket whose peer closes calls back once; a deleted registration never does
@@ -329,6 +330,109 @@ test_hub(void)
     hub_free(h);
 }
 
+/* A deliver callback that answers what it is told and keeps what it took. */
+struct fake_conn {
+    enum hub_delivery answer;
+    struct buf took;
+    int offers;
+};
+
+static enum hub_delivery
+fake_deliver(void *ctx, const char *p, size_t n)
+{
+    struct fake_conn *c = ctx;
+
+    c->offers++;
+    if (c->answer == HUB_DELIVERED_ALL || c->answer == HUB_DELIVERED_PART)
+        buf_add(&c->took, p, n);
+    return c->answer;
+}
+
+/* Direct delivery: the feeder writes to a waiting stream without waking it; a
+ * connection that would block, takes part, or is gone wakes the thread. */
+static void
+test_delivery(void)
+{
+    static const struct {
+        enum hub_delivery answer;
+        enum hub_next want;
+        int cursor_moves; /* the feeder moved the cursor past the event */
+        int in_out;       /* hub_next returned the event itself */
+        int line;
+    } cases[] = {
+        {HUB_DELIVERED_NONE, HUB_EVENTS, 0, 1, __LINE__},
+        {HUB_DELIVERED_PART, HUB_EVENTS, 1, 0, __LINE__},
+        {HUB_DELIVERY_FAILED, HUB_GONE, 0, 0, __LINE__},
+    };
+    struct err e;
+    struct hub *h = hub_new(path, 0, &e);
+    struct timespec dl;
+    struct buf out = {0};
+    long long v, head, base, got[8];
+    size_t i;
+
+    CHECK(h != NULL);
+    if (h == NULL)
+        return;
+    hub_bounds(h, &base, &head);
+
+    /* Delivered in full: the thread sleeps through it, its cursor moves. */
+    {
+        struct fake_conn c = {HUB_DELIVERED_ALL, {0}, 0};
+        struct hub_stream s;
+        memset(&s, 0, sizeof(s));
+        s.cursor = head;
+        s.deliver = fake_deliver;
+        s.deliver_ctx = &c;
+        CHECK_INT(hub_join(h, &s, 0, &e), 0);
+        struct committer cm = {path, 2, 100};
+        pthread_t th;
+        pthread_create(&th, NULL, commit_later, &cm);
+        dl = in_ms(1500); /* long after the commit: the stream was not woken for it */
+        CHECK_INT(hub_next(h, &s, &out, 4096, &dl, &v, &e), HUB_TIMEOUT);
+        pthread_join(th, NULL);
+        CHECK_INT(out.len, 0);
+        CHECK_INT(c.offers, 1);
+        CHECK_INT(ids(c.took.p, got, 8), 2);
+        CHECK_INT(got[0], head + 1);
+        CHECK_INT(got[1], head + 2);
+        CHECK_INT(s.cursor, head + 2);
+        hub_leave(h, &s);
+        buf_free(&c.took);
+        head += 2;
+    }
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct fake_conn c = {cases[i].answer, {0}, 0};
+        struct hub_stream s;
+        struct committer cm = {path, 1, 50};
+        pthread_t th;
+        enum hub_next r;
+
+        memset(&s, 0, sizeof(s));
+        s.cursor = head;
+        s.deliver = fake_deliver;
+        s.deliver_ctx = &c;
+        CHECK_INT(hub_join(h, &s, 0, &e), 0);
+        pthread_create(&th, NULL, commit_later, &cm);
+        buf_reset(&out);
+        dl = in_ms(4000);
+        r = hub_next(h, &s, &out, 4096, &dl, &v, &e);
+        pthread_join(th, NULL);
+        CHECK_AT(cases[i].line, r == cases[i].want, "hub_next gave %d", r);
+        CHECK_AT(cases[i].line, c.offers == 1, "%d offers", c.offers);
+        CHECK_AT(cases[i].line, (s.cursor == head + 1) == (cases[i].cursor_moves || cases[i].in_out),
+                 "cursor %lld", s.cursor);
+        CHECK_AT(cases[i].line, (ids(out.p, got, 8) == 1) == cases[i].in_out, "out: %s",
+                 out.p ? out.p : "");
+        hub_leave(h, &s);
+        buf_free(&c.took);
+        head++;
+    }
+    buf_free(&out);
+    hub_free(h);
+}
+
 static int calls;
 static void
 on_hangup(void *ctx)
@@ -380,6 +484,7 @@ main(void)
 
     test_filter();
     test_watch();
+    test_delivery();
     test_hub();
     test_hangup();
     return check_done("test-events");
