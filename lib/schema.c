@@ -23,7 +23,7 @@
 #include "schema.h"
 
 /* Bumped whenever the generated trigger text changes, so old triggers are rebuilt. */
-#define TRIGGER_TEMPLATE "t1"
+#define TRIGGER_TEMPLATE "t2"
 /* json_object() takes at most 127 arguments by default: 60 columns per call. */
 #define JSON_CHUNK 60
 
@@ -258,6 +258,20 @@ json_row(struct buf *b, const struct table *t, const char *row)
     buf_adds(b, ")");
 }
 
+/* The row's owner for the log, as text: a token's "sub" is text, and an
+ * INTEGER user_id 42 must match "42". NULL for shared entities. */
+static void
+owner_value(struct buf *b, const struct table *t, const char *row)
+{
+    if (t->owner < 0) {
+        buf_adds(b, "NULL");
+        return;
+    }
+    buf_printf(b, "CAST(%s.", row);
+    sql_ident(b, t->cols[t->owner].name);
+    buf_adds(b, " AS TEXT)");
+}
+
 static void
 trigger_name(struct buf *b, const struct table *t, const char *what)
 {
@@ -281,12 +295,7 @@ log_append(struct buf *b, const struct table *t, const char *action, const char 
         buf_adds(b, "NULL");
     buf_adds(b, ", (SELECT value FROM _rhtmx_sync_state WHERE key = 'head'), "
                 "(SELECT client_id FROM _rhtmx_sync_context WHERE id = 1), ");
-    if (t->owner >= 0) {
-        buf_printf(b, "%s.", row);
-        sql_ident(b, t->cols[t->owner].name);
-    } else {
-        buf_adds(b, "NULL");
-    }
+    owner_value(b, t, row);
     buf_adds(b, ");\n");
 }
 
@@ -376,12 +385,7 @@ backfill_sql(struct buf *b, const struct table *t, int first)
                 "row_number() OVER (ORDER BY r.");
     sql_ident(b, key);
     buf_adds(b, "), ");
-    if (t->owner >= 0) {
-        buf_adds(b, "r.");
-        sql_ident(b, t->cols[t->owner].name);
-    } else {
-        buf_adds(b, "NULL");
-    }
+    owner_value(b, t, "r");
     buf_adds(b, " FROM ");
     sql_ident(b, t->en->table);
     buf_adds(b, " AS r");

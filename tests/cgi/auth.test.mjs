@@ -141,9 +141,7 @@ test("owner isolation: each user's pull holds only their own rows, deletes inclu
   assert.equal(seen, 26); // a1 edited + 25 even rows
 });
 
-test('owner isolation with an INTEGER owner column (user ids as numbers, sub as a string)', {
-  todo: 'lib/db.c STMT_PULL compares l.owner = ?4 with ?4 bound as text, so an INTEGER owner 42 never equals sub "42"; compare CAST(l.owner AS TEXT) = ?4 (see docs/SECURITY.md)',
-}, () => {
+test('owner isolation with an INTEGER owner column (user ids as numbers, sub as a string)', () => {
   const app = makeTokenApp({
     schema: 'CREATE TABLE todos (id INTEGER PRIMARY KEY, title TEXT, user_id INTEGER);',
     config: { entities: [{ name: 'todos', owner_column: 'user_id' }] },
