@@ -16,6 +16,9 @@ function snippet(secretFile) {
   const doc = fs.readFileSync(path.join(SOURCE, 'docs/SECURITY.md'), 'utf8');
   const block = doc.split('<!-- security-example:php -->')[1]?.split('<!-- /security-example -->')[0];
   assert.ok(block, 'docs/SECURITY.md has no security-example:php block');
+  const readme = fs.readFileSync(path.join(SOURCE, 'README.md'), 'utf8');
+  assert.equal(readme.split('<!-- security-example:php -->')[1]?.split('<!-- /security-example -->')[0], block,
+    'README.md shows the same five lines as docs/SECURITY.md');
   const code = block.replace(/^\s*```php\n/, '').replace(/```\s*$/, '');
   assert.equal(code.trim().split('\n').length, 5, 'the snippet is five lines');
   assert.equal(code.split(SECRET_PATH).length, 2, `the snippet reads ${SECRET_PATH} once`);
