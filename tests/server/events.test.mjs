@@ -78,6 +78,20 @@ test('sync-events under lighttpd', async (t) => {
       assert.equal(eventsPid(srv) > 0, true);
     });
 
+    await t.test('a commit through sync-push wakes the streams; its event carries the client_id', async () => {
+      const v0 = head(app.db);
+      const s = await stream(srv, 'entities=todos');
+      const body = JSON.stringify({ client_id: 'c-ev', changes: [
+        { mutation_id: 'm-1', id: 'tmp-1', action: 'create', data: { title: 'pushed' }, client_version: v0 }] });
+      const res = await fetch(`${srv.url}/api/sync/todos`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+      const text = await res.text();
+      assert.equal(res.status, 200, text);
+      const id = JSON.parse(text).applied[0];
+      const ev = await s.take(isEvent);
+      assert.equal(ev.data, `{"entity":"todos","action":"create","id":${id},"version":${v0 + 1},"client_id":"c-ev"}`);
+      s.close();
+    });
+
     await t.test('?entities= filters, and keys keep their SQL type', async () => {
       const v0 = head(app.db);
       const notes = await stream(srv, 'entities=notes');
