@@ -405,7 +405,7 @@ feed(struct hub *h)
             return -1;
         if (conn_state(c, &head, &horizon, &e) < 0)
             goto err;
-    if (replaced || head < h->head) {
+        if (replaced || head < h->head) {
             db_rollback(c->db);
             feed_reset(h, head, horizon);
             return 0;
@@ -429,10 +429,15 @@ feed(struct hub *h)
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
             struct buf b = {0};
             struct ev *ev = &batch[n++];
-            const char *entity = column_text(st, 0), *owner = column_text(st, 5);
-            size_t elen = strlen(entity ? entity : ""), olen = owner ? strlen(owner) : 0;
+            const char *entity, *owner;
+            size_t elen, olen;
 
             format_event(&b, st);
+            /* After formatting: reading the owner as text may convert the column. */
+            entity = column_text(st, 0);
+            owner = column_text(st, 5);
+            elen = strlen(entity ? entity : "");
+            olen = owner ? strlen(owner) : 0;
             ev->version = last = sqlite3_column_int64(st, 3);
             ev->len = b.len;
             ev->mem = malloc(b.len + 1 + elen + 1 + olen + 1);
