@@ -25,7 +25,7 @@
 
 #define FEED_BATCH 512   /* rows per feeder read */
 #define REPLAY_BATCH 256 /* rows per replay read */
-#define DELIVER_MAX 65536 /* bytes the feeder hands one stream per batch */
+#define DELIVER_MAX 60000 /* bytes the feeder hands one stream at once (one FastCGI record) */
 #define SAFETY_MS 5000   /* safety poll with inotify */
 #define BLIND_MS 1000    /* poll interval without inotify */
 static const int recheck_ms[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
