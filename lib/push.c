@@ -742,12 +742,6 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
     }
     if ((rec = change_fields(p, c, &fields)) != NULL)
         goto done;
-    if (ocol != NULL && json_object_object_get_ex(fields, ocol, &ov) &&
-        !owner_is(ov, p->o->owner)) {
-        rec = rec_rejected(c, "forbidden", "%s.%s is the owner: it must be your own user id",
-                           t->en->name, ocol);
-        goto done;
-    }
 
     if (key != NULL && row_load(p, key, &server, &kval, e) < 0)
         goto fatal;
@@ -756,9 +750,17 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
         rec = rec_rejected(c, "forbidden", "this %s belongs to another user", t->en->name);
         goto done;
     }
+    /* A new row is the caller's whatever the client sent (it is set below); a
+     * change to an existing row may not hand it to someone else. */
+    if (ocol != NULL && (server != NULL || c->action != PUSH_CREATE) &&
+        json_object_object_get_ex(fields, ocol, &ov) && !owner_is(ov, p->o->owner)) {
+        rec = rec_rejected(c, "forbidden", "%s.%s is the owner: it must be your own user id",
+                           t->en->name, ocol);
+        goto done;
+    }
     if (server == NULL) {
         if (c->action == PUSH_CREATE) {
-            if (ocol != NULL && !json_object_object_get_ex(fields, ocol, NULL))
+            if (ocol != NULL)
                 json_object_object_add(fields, ocol, json_object_new_string(p->o->owner));
             rc = row_insert(p, key, fields, &stored, &r, e);
             if (rc < 0)

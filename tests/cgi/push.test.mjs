@@ -246,8 +246,9 @@ test('auth: a token is required, its entities and the origin are checked, per-us
     change('n3', 'create', 'tmp-m', { body: 'for 7', user_id: 7 }),
   ] }, { entity: 'notes', headers: auth('42') });
   assert.equal(notes.status, 200, notes.text());
-  assert.deepEqual(notes.json().applied, [2]);
-  assert.deepEqual(notes.json().rejected.map((r) => [r.mutation_id, r.code]), [['n2', 'forbidden'], ['n3', 'forbidden']]);
+  assert.deepEqual(notes.json().applied, [2, 3]);
+  assert.deepEqual(notes.json().rejected.map((r) => [r.mutation_id, r.code]), [['n2', 'forbidden']]);
+  // A create is the caller's whatever it names as the owner.
   assert.deepEqual(sql(app.db, 'SELECT id, user_id, body FROM notes ORDER BY id;', { json: true }),
-    [{ id: 1, user_id: 7, body: "user 7's note" }, { id: 2, user_id: 42, body: 'mine' }]);
+    [{ id: 1, user_id: 7, body: "user 7's note" }, { id: 2, user_id: 42, body: 'mine' }, { id: 3, user_id: 42, body: 'for 7' }]);
 });

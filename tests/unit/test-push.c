@@ -666,25 +666,27 @@ test_owner(void)
                 "id\":\"42\",\"body\":\"still mine\"},\"client_version\":99}"
                 "]}",
                 &u42, NULL, &e);
-    CHECK_INT(len(a, "applied"), 2);
-    CHECK_INT(len(a, "rejected"), 5);
-    for (size_t i = 0; i < 5; i++) {
+    CHECK_INT(len(a, "applied"), 3);
+    CHECK_INT(len(a, "rejected"), 4);
+    for (size_t i = 0; i < 4; i++) {
         char path[32];
         snprintf(path, sizeof(path), "rejected.%zu.code", i);
         CHECK_STR(str(a, path), "forbidden");
     }
-    CHECK_STR(str(a, "rejected.1.reason"), "this mine belongs to another user");
+    CHECK_STR(str(a, "rejected.0.reason"), "this mine belongs to another user");
+    CHECK_STR(str(a, "rejected.3.reason"), "mine.user_id is the owner: it must be your own user id");
     json_object_put(a);
-    /* the create got the caller as owner, in the column's own type */
+    /* both creates got the caller as owner, in the column's own type, whatever
+     * the client sent (o2 named user 7) */
     CHECK_STR(fx_text(&f,
                       "SELECT group_concat(id || ':' || typeof(user_id) || user_id || ':' || "
                       "body, ' ') FROM mine",
                       buf, sizeof(buf)),
-              "7:integer7:not yours 8:integer42:still mine");
+              "7:integer7:not yours 8:integer42:still mine 9:integer42:x");
     /* the log knows the owner (as text, like a token's sub), so pulls can filter on it */
     CHECK_INT(
         fx_int(&f, "SELECT count(*) FROM _rhtmx_sync_log WHERE entity = 'mine' AND owner = '42'"),
-        2);
+        3);
 
     /* Another user with the same client_id and mutation id is not a replay of
      * user 42's batch (and cannot read its answer), nor can it use its temporary ids. */
@@ -693,21 +695,21 @@ test_owner(void)
                 "{\"mutation_id\":\"o1\",\"id\":\"tmp-1\",\"action\":\"create\",\"data\":{\"body\":"
                 "\"43's\"},\"client_version\":0}]}",
                 &u43, NULL, &e);
-    CHECK_STR(json(a, "applied"), "[9]");
-    CHECK_STR(json(a, "ids"), "{\"tmp-1\":9}");
+    CHECK_STR(json(a, "applied"), "[10]");
+    CHECK_STR(json(a, "ids"), "{\"tmp-1\":10}");
     json_object_put(a);
     a = push_at(__LINE__, "mine",
                 "{\"client_id\":\"c\",\"changes\":["
                 "{\"mutation_id\":\"o9\",\"id\":\"tmp-1\",\"action\":\"update\",\"data\":{\"body\":"
                 "\"43 again\"},\"client_version\":0}]}",
                 &u43, NULL, &e);
-    CHECK_STR(json(a, "applied"), "[9]");
+    CHECK_STR(json(a, "applied"), "[10]");
     json_object_put(a);
     CHECK_STR(fx_text(&f, "SELECT body FROM mine WHERE id = 8", buf, sizeof(buf)), "still mine");
     /* the log's client_id stays what the client sent (it recognises its echoes by it) */
     CHECK_INT(fx_int(&f, "SELECT count(*) FROM _rhtmx_sync_log WHERE entity = 'mine' AND "
                          "client_id = 'c'"),
-              4);
+              5);
 }
 
 /* Another writer holds the lock past the busy timeout: 503, nothing changed. */
