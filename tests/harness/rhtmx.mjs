@@ -165,10 +165,11 @@ export async function stopPid(pid, { also = [], ms = 5000 } = {}) {
 /**
  * Start a real lighttpd on a free loopback port serving the four executables
  * the way lighttpd/rhtmx-sync.conf does (FastCGI by default, or mod_cgi with
- * cgi: true). Returns { url, port, dir, stop(), errorLog() }. stop() kills it by
+ * cgi: true). procs: FastCGI processes per program ({ 'sync-push': 3 }; 1 each
+ * by default). Returns { url, port, dir, stop(), errorLog() }. stop() kills it by
  * pid and fails if any FastCGI child outlives it.
  */
-export async function startLighttpd(app, { cgi = false, extra = '', docroot = null, env = {} } = {}) {
+export async function startLighttpd(app, { cgi = false, extra = '', docroot = null, env = {}, procs = {} } = {}) {
   const port = await freePort();
   const dir = tmpdir('lighttpd');
   const www = docroot ?? path.join(dir, 'www');
@@ -180,7 +181,7 @@ export async function startLighttpd(app, { cgi = false, extra = '', docroot = nu
       "max-procs" => ${procs}, "check-local" => "disable", "bin-environment" => ( ${envConf} ) ) )`;
   const route = (prefix, prog) => cgi
     ? `alias.url += ( "${prefix}" => "${bin(prog)}" )\n  cgi.assign = ( "" => "" )`
-    : `fastcgi.server = ( "${prefix}" => ${fcgi(prog)} )`;
+    : `fastcgi.server = ( "${prefix}" => ${fcgi(prog, procs[prog] ?? 1)} )`;
   fs.writeFileSync(confPath, `
 server.document-root = "${www}"
 server.bind = "127.0.0.1"
