@@ -3,6 +3,7 @@
  *
  *   rhtmx-sync init   [--config FILE]   create/upgrade the sync tables, install triggers
  *   rhtmx-sync status [--config FILE]   check config and database, print versions and counts
+ *   rhtmx-sync compact [--config FILE]  remove log entries older than retention.days (cron)
  *
  * Exit status 0 when everything is in order, 1 on any problem (printed as the
  * same one line the web executables write to the error log), 2 on bad usage.
@@ -13,13 +14,15 @@
 
 #include "app.h"
 #include "changelog.h"
+#include "compact.h"
 
 static int
 usage(void)
 {
-    fputs("usage: rhtmx-sync init|status [--config FILE]\n"
+    fputs("usage: rhtmx-sync init|status|compact [--config FILE]\n"
           "  init    create or upgrade the sync tables and install the change-capture triggers\n"
           "  status  check the config and database; print the head version and per-entity counts\n"
+          "  compact remove tombstones and superseded changes older than retention.days\n"
           "FILE defaults to $RHTMX_SYNC_CONFIG, else rhtmx-sync.json beside this program.\n",
           stderr);
     return 2;
@@ -136,6 +139,28 @@ out:
     return rc;
 }
 
+/* compact writes: it brings the database up to date first, like init. */
+static int
+cmd_compact(struct app *app)
+{
+    struct compact_stats st;
+    struct err e;
+
+    if (app_ready(app, &e) < 0)
+        return 1; /* app_ready printed the line */
+    if (compact_run(app->db, app->cfg, &st, &e) < 0) {
+        fprintf(stderr, "rhtmx-sync: %s\n", e.msg);
+        return 1;
+    }
+    printf("retention %d days\n", app->cfg->retention.days);
+    printf("removed   %lld log entries (tombstones and superseded changes)\n", st.removed);
+    printf("answers   %lld remembered push answers\n", st.mutations);
+    printf("entries   %lld left in the log\n", st.entries);
+    printf("head      %lld\n", st.head);
+    printf("horizon   %lld\n", st.horizon);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -158,6 +183,8 @@ main(int argc, char **argv)
         rc = cmd_init(&app);
     else if (strcmp(argv[1], "status") == 0)
         rc = cmd_status(&app);
+    else if (strcmp(argv[1], "compact") == 0)
+        rc = cmd_compact(&app);
     else
         rc = usage();
     app_close(&app);
