@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "app.h"
 
@@ -41,6 +42,27 @@ app_close(struct app *app)
     app->config_path = NULL;
 }
 
+/* Why a database may not open that SQLite does not say: a WAL database needs
+ * its -wal and -shm files, and when they do not exist SQLite must create them
+ * in the database's folder (it reports only "attempt to write a readonly
+ * database", even for reading). "" when that is not the case. */
+static const char *
+folder_hint(const char *db)
+{
+    char dir[4096], wal[4096];
+    const char *slash = strrchr(db, '/');
+
+    snprintf(wal, sizeof(wal), "%s-wal", db);
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - db) + (slash == db), db);
+    if (access(dir, W_OK) == 0 || access(wal, F_OK) == 0)
+        return "";
+    return " (its folder is not writable by this process, and SQLite must create the "
+           "database's -wal and -shm files there, even to read it)";
+}
+
 static int
 app_load(struct app *app, struct err *e)
 {
@@ -60,7 +82,7 @@ app_load(struct app *app, struct err *e)
     if (app->db == NULL) {
         char m[sizeof(e->msg)];
         snprintf(m, sizeof(m), "%s", e->msg);
-        err_set(e, 500, "config", "%s: %s", app->config_path, m);
+        err_set(e, 500, "config", "%s: %s%s", app->config_path, m, folder_hint(app->cfg->database));
         goto err;
     }
     if (db_migrate(app->db, e) < 0)
@@ -71,6 +93,11 @@ app_load(struct app *app, struct err *e)
     if (installed > 0)
         fprintf(stderr, "%s: installed change-capture triggers on %d table(s) of %s\n", app->name,
                 installed, app->cfg->database);
+    if (app->db->readonly)
+        fprintf(stderr,
+                "%s: warning: %s is not writable by this process (uid %d): reads work, pushes "
+                "fail with 500 until it is (and its -wal and -shm files) writable\n",
+                app->name, app->cfg->database, (int)geteuid());
     if (app->cfg->auth.mode == AUTH_NONE && !warned_auth_none++)
         fprintf(stderr,
                 "%s: warning: %s sets auth mode \"none\": anyone who can reach these URLs can "
@@ -95,6 +122,16 @@ config_changed(const struct app *app)
            sb.st_mtim.tv_nsec != app->config_mtime.tv_nsec;
 }
 
+/* 1 if the database was opened read-only but its file can be written now (the
+ * operator fixed its permissions): opening it again lets pushes through without
+ * a restart of the FastCGI process. Costs an access() per request only while
+ * the database is read-only. */
+static int
+db_writable_again(const struct app *app)
+{
+    return app->db->readonly && access(app->cfg->database, W_OK) == 0;
+}
+
 int
 app_ready(struct app *app, struct err *e)
 {
@@ -102,7 +139,7 @@ app_ready(struct app *app, struct err *e)
 
     if (app->config_path == NULL)
         return err_set(e, 500, "config", "cannot locate the configuration file");
-    if (app->cfg != NULL && !config_changed(app)) {
+    if (app->cfg != NULL && !config_changed(app) && !db_writable_again(app)) {
         if (!schema_stale(app->db, app->schema))
             return 0;
         /* The app altered a table (or someone dropped our triggers): re-check. */

@@ -7,7 +7,8 @@
  * triggers if needed); afterwards it only checks that the config file and the
  * database shape are unchanged, which costs a stat() and one PRAGMA. A broken
  * config is retried on the next request, so fixing the file is enough: no
- * restart of a FastCGI process is needed.
+ * restart of a FastCGI process is needed. The same goes for a database that
+ * was opened read-only (its file not writable): once it is, it is opened again.
  */
 #ifndef RHTMX_APP_H
 #define RHTMX_APP_H
