@@ -108,6 +108,14 @@ export function runCgi(prog, opts = {}) {
   return { ...parseCgi(r.stdout), stderr };
 }
 
+/** { uid, gid } of a system user (for servers that must not run as root), or null if none. */
+export function systemUser(name = 'www-data') {
+  const line = fs.readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`));
+  if (!line) return null;
+  const [, , uid, gid] = line.split(':');
+  return { uid: parseInt(uid, 10), gid: parseInt(gid, 10) };
+}
+
 /** A free TCP port on 127.0.0.1. */
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -166,10 +174,12 @@ export async function stopPid(pid, { also = [], ms = 5000 } = {}) {
  * Start a real lighttpd on a free loopback port serving the four executables
  * the way lighttpd/rhtmx-sync.conf does (FastCGI by default, or mod_cgi with
  * cgi: true). procs: FastCGI processes per program ({ 'sync-push': 3 }; 1 each
- * by default). Returns { url, port, dir, stop(), errorLog() }. stop() kills it by
+ * by default). user: { uid, gid } to run lighttpd and its children as (its own
+ * folder is handed to that user; the app's files are the caller's business).
+ * Returns { url, port, dir, stop(), errorLog() }. stop() kills it by
  * pid and fails if any FastCGI child outlives it.
  */
-export async function startLighttpd(app, { cgi = false, extra = '', docroot = null, env = {}, procs = {} } = {}) {
+export async function startLighttpd(app, { cgi = false, extra = '', docroot = null, env = {}, procs = {}, user = null } = {}) {
   const port = await freePort();
   const dir = tmpdir('lighttpd');
   const www = docroot ?? path.join(dir, 'www');
@@ -209,7 +219,8 @@ else $HTTP["url"] =~ "^/api/sync/" {
 }
 ${extra}
 `);
-  const proc = spawn('/usr/sbin/lighttpd', ['-D', '-f', confPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (user) execFileSync('chown', ['-R', `${user.uid}:${user.gid}`, dir]);
+  const proc = spawn('/usr/sbin/lighttpd', ['-D', '-f', confPath], { stdio: ['ignore', 'pipe', 'pipe'], ...(user ?? {}) });
   let output = '';
   proc.stdout.on('data', (d) => { output += d; });
   proc.stderr.on('data', (d) => { output += d; });
