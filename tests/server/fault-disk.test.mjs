@@ -185,16 +185,20 @@ test('disk full: push answers 500 and writes nothing, the database stays intact,
     const first = await push(batch('warm', 10));
     assert.equal(first.status, 200, first.text);
 
-    // Fill the file system to the last byte.
+    // Fill the file system to the last byte, then give back 128 KB: the batch
+    // (about 600 KB of pages) runs out of space part way through its writes.
     const filler = path.join(mnt, 'filler');
     const fd = fs.openSync(filler, 'w');
     const chunk = Buffer.alloc(64 << 10, 0x55);
+    let filled = 0;
     for (let size = chunk.length; size > 0; size >>= 1) {
       for (;;) {
-        try { fs.writeSync(fd, chunk, 0, size); } catch (e) { if (e.code === 'ENOSPC') break; throw e; }
+        try { filled += fs.writeSync(fd, chunk, 0, size); } catch (e) { if (e.code === 'ENOSPC') break; throw e; }
       }
     }
+    fs.ftruncateSync(fd, filled - (128 << 10));
     fs.closeSync(fd);
+    const walBefore = fs.statSync(`${small.db}-wal`).size;
     const before = digest(small.db);
     const rows = (await pull()).changes.length;
 
@@ -202,6 +206,7 @@ test('disk full: push answers 500 and writes nothing, the database stays intact,
     const r = await push(body);
     assertServerError(r, 'push to a full disk');
     assert.match(srv.errorLog(), /POST \/api\/sync\/todos: .*database or disk is full/);
+    t.diagnostic(`the -wal grew by ${fs.statSync(`${small.db}-wal`).size - walBefore} bytes before the disk was full`);
     const pushPid = pidOf(srv, 'sync-push'), pullPid = pidOf(srv, 'sync-pull');
     assertServerError(await push(body), 'the retry on a full disk');
     assert.equal(sql(small.db, 'PRAGMA integrity_check;').trim(), 'ok');
