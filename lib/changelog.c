@@ -7,6 +7,7 @@
  * while others change is not rescanned from an old version on every poll.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include <sqlite3.h>
 
@@ -27,6 +28,41 @@ changelog_horizon(struct db *d, struct err *e)
         db_fail(d, e, "read horizon");
     sqlite3_reset(st);
     return v;
+}
+
+/*
+ * The answer is staged in a 16 KB buffer before it reaches the caller's sink:
+ * a change is nine small pieces, and each write through the HTTP sink pays
+ * its own checks (a fifth of a 1,000-change page went there).
+ */
+struct stage {
+    const struct sink *out;
+    int rc; /* -1 once out failed */
+    size_t n;
+    char b[16384];
+};
+
+static int
+stage_flush(struct stage *s)
+{
+    if (s->n > 0 && s->rc == 0 && sink_write(s->out, s->b, s->n) < 0)
+        s->rc = -1;
+    s->n = 0;
+    return s->rc;
+}
+
+static int
+stage_write(void *ctx, const char *p, size_t n)
+{
+    struct stage *s = ctx;
+
+    if (n > sizeof(s->b) - s->n && stage_flush(s) < 0)
+        return -1;
+    if (n > sizeof(s->b)) /* a big row: straight through */
+        return s->rc == 0 && sink_write(s->out, p, n) < 0 ? (s->rc = -1) : s->rc;
+    memcpy(s->b + s->n, p, n);
+    s->n += n;
+    return s->rc;
 }
 
 /* One change object. */
@@ -61,6 +97,8 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
     sqlite3_stmt *st = NULL;
     long long head, horizon, last = 0, n = 0;
     int rc, has_more = 0, own = sqlite3_get_autocommit(d->h);
+    struct stage stage;
+    struct sink staged = {stage_write, &stage};
 
     /* The caller may have a read transaction open already (sync-pull does). */
     if (own && db_begin_read(d, e) < 0)
@@ -100,6 +138,10 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
     }
 
     /* From here on the answer is 200: stream it. */
+    stage.out = out;
+    stage.rc = 0;
+    stage.n = 0;
+    out = &staged;
     jsonw_raw(out, "{\"entity\":");
     jsonw_cstring(out, a->entity);
     jsonw_raw(out, ",\"changes\":[");
@@ -121,6 +163,7 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
     jsonw_raw(out, ",\"version\":");
     jsonw_int(out, has_more ? last : head);
     jsonw_raw(out, "}\n");
+    stage_flush(&stage);
     sqlite3_reset(st);
     if (own)
         db_rollback(d); /* a read transaction: nothing to commit */

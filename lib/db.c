@@ -48,9 +48,8 @@ static const char *const stmt_sql[STMT__COUNT] = {
                   "   AND m.version IS NULL"
                   " ORDER BY l.version LIMIT ?3",
     [STMT_SET_CLIENT] = "UPDATE _rhtmx_sync_context SET client_id = ?1 WHERE id = 1",
-    [STMT_CURSORS] = "SELECT max(CASE key WHEN 'head' THEN value END),"
-                     "       max(CASE key WHEN 'horizon' THEN value END)"
-                     "  FROM _rhtmx_sync_state WHERE key IN ('head', 'horizon')",
+    [STMT_CURSORS] = "SELECT (SELECT value FROM _rhtmx_sync_state WHERE key = 'head'),"
+                     "       (SELECT value FROM _rhtmx_sync_state WHERE key = 'horizon')",
     /* Transaction control as prepared statements: sqlite3_exec() would parse
      * them again on every request. */
     [STMT_BEGIN] = "BEGIN",
