@@ -70,7 +70,7 @@ export function makeDataset({ rows, updates = 10, tag = 'bench', config = {} }) 
  *   /bench/pull.php  the PHP pull under php-cgi as FastCGI, one process
  * With cgi: true, everything is mod_cgi and /bench/fixed is the minimal C CGI.
  */
-export async function startServers(app, { cgi = false, bodyFile = '/dev/null', docroot = null, env = {} } = {}) {
+export async function startServers(app, { cgi = false, bodyFile = '/dev/null', docroot = null, env = {}, extra = '' } = {}) {
   const www = docroot ?? fs.mkdtempSync(path.join(path.dirname(app.dir), 'www-'));
   fs.mkdirSync(path.join(www, 'bench'), { recursive: true });
   fs.copyFileSync(path.join(here, 'baselines/pull.php'), path.join(www, 'bench/pull.php'));
@@ -94,7 +94,7 @@ export async function startServers(app, { cgi = false, bodyFile = '/dev/null', d
     }`;
   return startLighttpd(app, {
     cgi, docroot: www, env: { BENCH_BODY_FILE: bodyFile, ...env },
-    extra: `${fixed}\n${cgi ? '' : php}\n`,
+    extra: `${fixed}\n${cgi ? '' : php}\n${extra}\n`,
   });
 }
 

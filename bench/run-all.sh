@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark in one command (a few minutes): installs what is missing (Debian 12),
-# builds a Release tree WITHOUT sanitizers in build-bench (BENCH_BUILD to change it),
+# builds a Release tree WITHOUT sanitizers in build-bench (BENCH_BUILD to change it) and,
+# where the build offers RHTMX_STATIC, the upload-ready static one in build-bench-static,
 # and prints each target of issue 8 as a ratio with the figures behind it.
 #
 #   bench/run-all.sh                      everything
@@ -19,7 +20,15 @@ BUILD=${BENCH_BUILD:-build-bench}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRHTMX_SANITIZE=OFF -DRHTMX_TESTS=ON >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target sync-pull sync-push sync-events client-js rhtmx-sync \
   bench-fcgi-fixed bench-cgi-fixed >/dev/null
+# The upload-ready build (libraries linked in) for the plain CGI benchmark, where the
+# build offers it (cmake/Static.cmake).
+static_bin=""
+if [ -f cmake/Static.cmake ]; then
+  cmake -S . -B "$BUILD-static" -DCMAKE_BUILD_TYPE=Release -DRHTMX_STATIC=ON -DRHTMX_TESTS=OFF >/dev/null
+  cmake --build "$BUILD-static" -j"$(nproc)" --target sync-pull >/dev/null
+  static_bin="$PWD/$BUILD-static/cgi-bin"
+fi
 rm -rf "$BUILD/bench-tmp" # databases of the previous run (the 100,000-row one is ~35 MB)
 mkdir -p "$BUILD/bench-tmp"
-RHTMX_BIN="$PWD/$BUILD/cgi-bin" BENCH_BASELINES="$PWD/$BUILD/bench" \
+RHTMX_BIN="$PWD/$BUILD/cgi-bin" BENCH_BASELINES="$PWD/$BUILD/bench" BENCH_STATIC_BIN="$static_bin" \
   RHTMX_TEST_TMP="$PWD/$BUILD/bench-tmp" exec node bench/run.mjs "$@"
