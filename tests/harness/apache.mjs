@@ -120,15 +120,19 @@ export function layoutDocroot(dir, app, { from = BIN, programs = {}, htaccess } 
  * Start Apache. Options:
  *   fcgid: 'default' | 'recommended' | false (plain CGI through mod_cgid)
  *   from, programs, htaccess: what is uploaded (see layoutDocroot)
+ *   docroot: a document root the caller laid out instead (programs in api/sync/);
+ *     it and app.dir are handed to the server's user
  *   compressAll: make mod_deflate compress every type it can (as some hosts do),
  *     so the test shows the .htaccess keeps it off the event stream (default true)
  *   extra: more httpd.conf text
  * Returns { url, port, dir, www, folder, pid, errorLog(), stop() }.
  */
-export async function startApache(app, { fcgid = 'default', from = BIN, programs = {}, htaccess, compressAll = true, extra = '' } = {}) {
+export async function startApache(app, { fcgid = 'default', from = BIN, programs = {}, htaccess, docroot = null, compressAll = true, extra = '' } = {}) {
   const port = await freePort();
   const dir = tmpdir('apache');
-  const { www, folder } = layoutDocroot(dir, app, { from, programs, htaccess });
+  const { www, folder } = docroot
+    ? { www: docroot, folder: path.join(docroot, 'api/sync') }
+    : layoutDocroot(dir, app, { from, programs, htaccess });
   for (const d of ['logs', 'run', 'fcgid', 'conf']) fs.mkdirSync(path.join(dir, d));
   const mods = ['mpm_event', 'authz_core', 'mime', 'dir', 'rewrite', 'setenvif', 'env', 'headers',
     'filter', 'deflate', fcgid ? 'fcgid' : 'cgid'];
@@ -182,6 +186,7 @@ ${extra}
   const user = serverUser();
   chownR(dir, user);
   if (app) chownR(app.dir, user);
+  if (docroot) chownR(docroot, user);
   // Apache needs no environment; the sanitizer options reach the programs through
   // mod_cgid (which passes its own environment) and are harmless elsewhere.
   const env = { PATH: process.env.PATH, ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? '', LANG: 'C' };
