@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 
 need_apt "${BUILD_PKGS[@]}" lighttpd php-cli php-cgi php-sqlite3 apache2 libapache2-mod-fcgid wrk \
-         chromium fonts-dejavu-core clang valgrind curl
+         chromium fonts-dejavu-core clang valgrind curl openssl
 need_npm
 
 BUILD=${BUILD:-build-test}
