@@ -65,30 +65,66 @@ stage_write(void *ctx, const char *p, size_t n)
     return s->rc;
 }
 
-/* One change object. */
-static int
-write_change(const struct sink *out, sqlite3_stmt *st, int first)
+/* Append n bytes to the stage; the common case is a memcpy. */
+static inline int
+stage_add(struct stage *s, const char *p, size_t n)
 {
-    int rc = 0;
+    if (n > sizeof(s->b) - s->n)
+        return stage_write(s, p, n);
+    memcpy(s->b + s->n, p, n);
+    s->n += n;
+    return s->rc;
+}
 
-    rc |= jsonw_raw(out, first ? "{\"id\":" : ",{\"id\":");
-    rc |= jsonw_column(out, st, 0);
-    rc |= jsonw_raw(out, ",\"action\":");
-    rc |= jsonw_column(out, st, 1);
+#define STAGE_LIT(s, lit) stage_add((s), (lit), sizeof(lit) - 1)
+
+static int
+stage_int(struct stage *s, long long v)
+{
+    char tmp[24];
+    return stage_add(s, tmp, jsonw_format_int(tmp, v));
+}
+
+/* One change object into s (whose sink is staged, for the general cases). An
+ * integer key and the three action words are written directly; anything else
+ * goes through jsonw's typed, escaping writer. */
+static int
+write_change(struct stage *s, const struct sink *staged, sqlite3_stmt *st, int first)
+{
+    const char *action;
+
+    if (first)
+        STAGE_LIT(s, "{\"id\":");
+    else
+        STAGE_LIT(s, ",{\"id\":");
+    if (sqlite3_column_type(st, 0) == SQLITE_INTEGER)
+        stage_int(s, sqlite3_column_int64(st, 0));
+    else
+        jsonw_column(staged, st, 0);
+    action = (const char *)sqlite3_column_text(st, 1);
+    if (action != NULL && strcmp(action, "create") == 0)
+        STAGE_LIT(s, ",\"action\":\"create\"");
+    else if (action != NULL && strcmp(action, "update") == 0)
+        STAGE_LIT(s, ",\"action\":\"update\"");
+    else if (action != NULL && strcmp(action, "delete") == 0)
+        STAGE_LIT(s, ",\"action\":\"delete\"");
+    else {
+        STAGE_LIT(s, ",\"action\":");
+        jsonw_column(staged, st, 1);
+    }
     if (sqlite3_column_type(st, 2) == SQLITE_TEXT) {
         /* data is JSON text made by json_object() in the trigger: copy as is. */
-        rc |= jsonw_raw(out, ",\"data\":");
-        rc |= sink_write(out, (const char *)sqlite3_column_text(st, 2),
-                         (size_t)sqlite3_column_bytes(st, 2));
+        const char *data = (const char *)sqlite3_column_text(st, 2);
+        STAGE_LIT(s, ",\"data\":");
+        stage_add(s, data, (size_t)sqlite3_column_bytes(st, 2));
     }
-    rc |= jsonw_raw(out, ",\"version\":");
-    rc |= jsonw_int(out, sqlite3_column_int64(st, 3));
+    STAGE_LIT(s, ",\"version\":");
+    stage_int(s, sqlite3_column_int64(st, 3));
     if (sqlite3_column_type(st, 4) == SQLITE_TEXT) {
-        rc |= jsonw_raw(out, ",\"client_id\":");
-        rc |= jsonw_column(out, st, 4);
+        STAGE_LIT(s, ",\"client_id\":");
+        jsonw_column(staged, st, 4);
     }
-    rc |= jsonw_raw(out, "}");
-    return rc ? -1 : 0;
+    return STAGE_LIT(s, "}");
 }
 
 int
@@ -150,7 +186,7 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
             has_more = 1;
             break;
         }
-        if (write_change(out, st, n == 0) < 0)
+        if (write_change(&stage, out, st, n == 0) < 0)
             break; /* the client went away; nothing more to do */
         last = sqlite3_column_int64(st, 3);
         n++;

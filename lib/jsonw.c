@@ -114,6 +114,17 @@ jsonw_digits(char tmp[32], long long v)
     return p;
 }
 
+size_t
+jsonw_format_int(char *out, long long v)
+{
+    char tmp[32];
+    char *p = jsonw_digits(tmp, v);
+    size_t n = (size_t)(tmp + 32 - p);
+
+    memcpy(out, p, n);
+    return n;
+}
+
 int
 jsonw_int(const struct sink *s, long long v)
 {

@@ -21,6 +21,8 @@ int jsonw_raw(const struct sink *s, const char *text);
 int jsonw_string(const struct sink *s, const char *p, size_t n);
 int jsonw_cstring(const struct sink *s, const char *text); /* NULL writes null */
 int jsonw_int(const struct sink *s, long long v);
+/* v in decimal at out (which has room for 20 bytes); returns the length. */
+size_t jsonw_format_int(char *out, long long v);
 /* Column col of a stepped statement, typed: integer, real, string, null; a blob
  * becomes its hex string. Non-finite reals become null. */
 int jsonw_column(const struct sink *s, struct sqlite3_stmt *st, int col);
