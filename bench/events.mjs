@@ -7,10 +7,13 @@
 // Measures, and prints with the figures behind them:
 //   - commit-to-receipt latency, p50 and p99 over every (stream, commit) pair, for commits
 //     made by the sqlite3 shell and for commits made through sync-push (POST), one row per
-//     commit, one commit at a time. The clock starts just before the commit is issued (the
-//     statement written to the shell's stdin / the POST sent) and stops when the event is
-//     parsed in this process, so the figure includes the writer's own commit and this
-//     client's handling of 1,000 sockets: an upper bound on what sync-events adds;
+//     commit, one commit at a time. The clock (CLOCK_MONOTONIC) starts just before the commit
+//     is issued (the statement written to the shell's stdin / the POST sent) and stops when
+//     the event is read off its socket by the client, so the figure includes the writer's
+//     own commit, lighttpd, and the client: an upper bound on what sync-events adds. The
+//     client is bench/events-client.c (one epoll loop, a few microseconds per event),
+//     compiled on the fly with cc; without a C compiler a node client is used, whose own
+//     CPU time (about 20 us per event, on the same two cores) inflates the figures;
 //   - sync-events' resident memory (VmRSS, VmHWM) and thread count with all streams open;
 //   - its CPU time while the streams sit idle (heartbeats only), as % of one core.
 // The shell runs with PRAGMA synchronous=NORMAL, as our own writers do: with FULL (its
@@ -94,73 +97,152 @@ function pushWriter(url) {
   };
 }
 
+const nowNs = () => Number(process.hrtime.bigint()); // CLOCK_MONOTONIC, like the C client's
+
 /**
- * Commit `commits` times with writer, one at a time, and return the latencies (ms) of every
- * stream's receipt of every commit.
+ * Commit `commits` times with writer, one at a time (the next once every stream has the
+ * last). Returns the commit time (ns) of each version.
  */
-async function measure(streams, writer, db, commits) {
-  const lat = [];
-  lat.first = []; // per commit: the first stream to have it (the fixed part of the path)
-  lat.last = []; //  and the last (the fan-out to every stream)
+async function commitAll(client, writer, db, commits) {
+  const t0 = new Map();
   // Nobody else writes: each commit is the next version (read once; no process spawned per commit).
   let v = Number(sql(db, "SELECT value FROM _rhtmx_sync_state WHERE key = 'head';").trim());
   for (let c = 0; c < commits; c++) {
     v++;
-    const got = streams.map((s) => s.waitVersion(v));
-    const t0 = performance.now();
+    const all = client.allGot(v);
+    t0.set(v, nowNs());
     writer.commit();
-    const times = await Promise.all(got);
-    for (const t of times) lat.push(t - t0);
-    lat.first.push(Math.min(...times) - t0);
-    lat.last.push(Math.max(...times) - t0);
+    await all;
     await sleep(20 + Math.random() * 30); // let everything go idle again
   }
+  return t0;
+}
+
+/** Latencies (ms) of the receipts of the versions in t0, with per-commit first and last. */
+function latencies(receipts, t0) {
+  const lat = [];
+  const byVersion = new Map();
+  for (const [v, ns] of receipts) {
+    if (!t0.has(v)) continue;
+    const ms = (ns - t0.get(v)) / 1e6;
+    lat.push(ms);
+    const m = byVersion.get(v) ?? { first: Infinity, last: -Infinity };
+    m.first = Math.min(m.first, ms);
+    m.last = Math.max(m.last, ms);
+    byVersion.set(v, m);
+  }
+  lat.first = [...byVersion.values()].map((m) => m.first); // the fixed part of the path
+  lat.last = [...byVersion.values()].map((m) => m.last); //   the fan-out to every stream
   return lat;
 }
 
-/**
- * A stream that records when each version arrives. A raw socket and a line scan rather than
- * node's HTTP client and the harness's SSE parser: with 1,000 streams on two cores the
- * client's own CPU time per event is part of every figure, so it is kept small.
- */
-function openReader(port, path) {
+/** bench/events-client.c, compiled once per run into dir; null without a C compiler. */
+function buildCClient(dir) {
+  const src = fileURLToPath(new URL('./events-client.c', import.meta.url));
+  const exe = `${dir}/events-client`;
+  try {
+    execFileSync('cc', ['-O2', '-o', exe, src], { stdio: ['ignore', 'ignore', 'pipe'] });
+    return exe;
+  } catch {
+    return null;
+  }
+}
+
+/** N streams read by the C client: { ready, allGot(v), finish() -> [[v, ns]], pid, close() }. */
+async function cClient(exe, port, N) {
+  const p = spawn(exe, ['127.0.0.1', String(port), '/api/sync/events', String(N)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const waits = new Map();
+  const got = new Set();
+  const receipts = [];
+  let readyResolve;
+  const ready = new Promise((r) => { readyResolve = r; });
+  let pending = '';
+  const exited = new Promise((r) => p.on('close', r));
+  p.stdout.setEncoding('latin1');
+  p.stdout.on('data', (d) => {
+    pending += d;
+    let i;
+    while ((i = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, i);
+      pending = pending.slice(i + 1);
+      if (line === 'ready') readyResolve();
+      else if (line.startsWith('got ')) {
+        const v = Number(line.slice(4));
+        got.add(v);
+        const w = waits.get(v);
+        if (w) { waits.delete(v); w(); }
+      } else if (line.startsWith('r ')) {
+        const [, v, ns] = line.split(' ');
+        receipts.push([Number(v), Number(ns)]);
+      }
+    }
+  });
+  await Promise.race([ready, exited.then(() => { throw new Error('events-client ended before its streams were open'); })]);
+  return {
+    pid: p.pid,
+    allGot(v) {
+      if (got.has(v)) return Promise.resolve();
+      return new Promise((ok, fail) => {
+        const timer = setTimeout(() => fail(new Error(`version ${v} not received by every stream within 30 s`)), 30_000);
+        waits.set(v, () => { clearTimeout(timer); ok(); });
+      });
+    },
+    async finish() { p.stdin.end(); await exited; return receipts; },
+    close() { try { p.kill('SIGKILL'); } catch { /* gone */ } },
+  };
+}
+
+/** The same with node sockets (no C compiler). */
+async function nodeClient(port, N) {
+  const readers = [];
+  const counts = new Map();
+  const waits = new Map();
+  const receipts = [];
+  const onVersion = (v) => {
+    receipts.push([v, nowNs()]);
+    const c = (counts.get(v) ?? 0) + 1;
+    counts.set(v, c);
+    if (c === N && waits.has(v)) { waits.get(v)(); waits.delete(v); }
+  };
+  for (let i = 0; i < N; i += 100) {
+    readers.push(...await Promise.all(Array.from({ length: Math.min(100, N - i) },
+      () => openReader(port, '/api/sync/events', onVersion))));
+  }
+  return {
+    pid: process.pid,
+    allGot(v) {
+      if (counts.get(v) === N) return Promise.resolve();
+      return new Promise((ok, fail) => {
+        const timer = setTimeout(() => fail(new Error(`version ${v} not received by every stream within 30 s`)), 30_000);
+        waits.set(v, () => { clearTimeout(timer); ok(); });
+      });
+    },
+    async finish() { return receipts; },
+    close() { for (const r of readers) r.close(); },
+  };
+}
+
+/** One stream on a raw socket with a line scan; calls onVersion(v) per event. */
+function openReader(port, path, onVersion) {
   return new Promise((resolve, reject) => {
     const sock = net.connect(port, '127.0.0.1');
-    const seen = new Map();
-    const waits = new Map();
     let pending = '';
     let opened = false;
-    const api = {
-      close: () => sock.destroy(),
-      waitVersion(v) {
-        if (seen.has(v)) return Promise.resolve(seen.get(v));
-        return new Promise((ok, fail) => {
-          const timer = setTimeout(() => fail(new Error(`version ${v} not received within 30 s`)), 30_000);
-          waits.set(v, (t) => { clearTimeout(timer); ok(t); });
-        });
-      },
-    };
     sock.setEncoding('latin1');
     sock.setNoDelay(true);
     sock.on('connect', () => sock.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`));
     sock.on('error', reject);
     sock.on('data', (chunk) => {
-      const t = performance.now();
       pending += chunk;
       if (!opened) {
         if (!pending.startsWith('HTTP/1.1 200')) { reject(new Error(pending.split('\r\n')[0])); sock.destroy(); return; }
         if (!pending.includes(': rhtmx-sync')) return;
         opened = true;
-        resolve(api);
+        resolve({ close: () => sock.destroy() });
       }
       let start = 0;
       for (let i; (i = pending.indexOf('\n', start)) >= 0; start = i + 1) {
-        if (pending.startsWith('id: ', start)) {
-          const v = Number(pending.slice(start + 4, i));
-          seen.set(v, t);
-          const w = waits.get(v);
-          if (w) { waits.delete(v); w(t); }
-        }
+        if (pending.startsWith('id: ', start)) onVersion(Number(pending.slice(start + 4, i)));
       }
       pending = pending.slice(start);
     });
@@ -171,14 +253,13 @@ export async function benchEvents({ smoke = SMOKE, streams: N = opt('--streams',
   commits: K = opt('--commits', smoke ? 5 : 40), idleSec = smoke ? 2 : 30 } = {}) {
   const app = makeApp({ config: { events: { max_streams: Math.max(2000, N + 100) } }, tag: 'bench-events' });
   const srv = await startLighttpd(app);
-  const readers = [];
+  let client = null;
   try {
     const url = `${srv.url}/api/sync/events`;
     (await openEvents(url)).close(); // triggers installed before anything is written
-    for (let i = 0; i < N; i += 100) {
-      readers.push(...await Promise.all(Array.from({ length: Math.min(100, N - i) },
-        () => openReader(srv.port, '/api/sync/events'))));
-    }
+    const exe = buildCClient(app.dir);
+    client = exe ? await cClient(exe, srv.port, N) : await nodeClient(srv.port, N);
+    const clientName = exe ? 'bench/events-client.c' : 'a node client (no cc: figures inflated)';
     const pid = eventsPid(srv);
     const threads = procStatus(pid, 'Threads');
 
@@ -190,28 +271,31 @@ export async function benchEvents({ smoke = SMOKE, streams: N = opt('--streams',
     const idleCpu = ((cpuTicks(pid) - c0) / CLK_TCK) / ((performance.now() - w0) / 1000) * 100;
 
     // CPU per commit of each process on the path: where the latency goes on two cores.
-    const cpu = () => [pid, srv.pid, process.pid].map(cpuTicks);
+    const cpu = () => [pid, srv.pid, client.pid].map(cpuTicks);
     const perCommit = (a, b) => {
       const ms = b.map((x, i) => ((x - a[i]) * 1000) / CLK_TCK / K);
-      return `CPU per commit: sync-events ${f1(ms[0])} ms, lighttpd ${f1(ms[1])} ms, this client ${f1(ms[2])} ms`;
+      return `CPU per commit: sync-events ${f1(ms[0])} ms, lighttpd ${f1(ms[1])} ms, the client ${f1(ms[2])} ms (${clientName})`;
     };
     const shell = shellWriter(app.db);
     const c1 = cpu();
-    const latShell = await measure(readers, shell, app.db, K);
+    const t0Shell = await commitAll(client, shell, app.db, K);
     const cpuShell = perCommit(c1, cpu());
     await shell.close();
     const push = pushWriter(srv.url);
-    let latPush = [];
+    let t0Push = null;
     let pushNote = null;
     let cpuPush = '';
     try {
       const c2 = cpu();
-      latPush = await measure(readers, push, app.db, K);
+      t0Push = await commitAll(client, push, app.db, K);
       cpuPush = perCommit(c2, cpu());
     } catch (e) {
       pushNote = `sync-push: ${e.message}`;
     }
     push.close();
+    const receipts = await client.finish();
+    const latShell = latencies(receipts, t0Shell);
+    const latPush = t0Push ? latencies(receipts, t0Push) : [];
     const rss = procStatus(pid, 'VmRSS') / 1024;
     const hwm = procStatus(pid, 'VmHWM') / 1024;
 
@@ -240,7 +324,7 @@ export async function benchEvents({ smoke = SMOKE, streams: N = opt('--streams',
     ...(idleCpu === 0 ? { met: smoke ? null : true } : {}) });
     return rows;
   } finally {
-    for (const r of readers) r.close();
+    if (client) client.close();
     await srv.stop();
   }
 }
