@@ -429,9 +429,9 @@ export async function checkPull(url, app) {
   assert.equal(bad.status, 400);
   assert.equal(bad.json().error.code, 'bad_request');
   // Methods other than GET/HEAD/POST reach sync-pull, which says what is allowed.
-  const put = await request(`${url}/api/sync/todos`, { method: 'PUT', body: '{}', headers: { 'content-type': 'application/json' } });
-  assert.equal(put.status, 405);
-  assert.match(put.headers.allow, /GET/);
+  const del = await request(`${url}/api/sync/todos`, { method: 'DELETE' });
+  assert.equal(del.status, 405);
+  assert.match(del.headers.allow, /GET/);
   // A browser that accepts gzip gets the same answer, compressed or not (by the
   // program or by the server).
   sql(app.db, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
@@ -440,6 +440,23 @@ export async function checkPull(url, app) {
   assert.equal(gz.status, 200);
   const plain = gz.headers['content-encoding'] === 'gzip' ? zlib.gunzipSync(gz.body) : gz.body;
   assert.equal(JSON.parse(plain).changes.length, 202);
+}
+
+/**
+ * An answer given without reading the request body (405 to a PUT, and any early
+ * refusal of a push: 401, 413, 415) must still reach the client. Under Apache's
+ * mod_cgid the program's stdin and stdout are one Unix socket: a program that
+ * exits with the body unread resets it, and Apache loses the answer.
+ */
+export async function checkUnreadBody(url) {
+  for (const size of [2, 5000, 60000]) {
+    const body = JSON.stringify({ pad: 'x'.repeat(size) });
+    const put = await request(`${url}/api/sync/todos`, { method: 'PUT', body, headers: { 'content-type': 'application/json' } });
+    assert.equal(put.status, 405, `PUT with a ${body.length}-byte body`);
+    assert.equal(put.json().error.code, 'method_not_allowed');
+    const wrongType = await request(`${url}/api/sync/todos`, { method: 'POST', body, headers: { 'content-type': 'text/plain' } });
+    assert.ok([415, 501].includes(wrongType.status), `POST text/plain with a ${body.length}-byte body: ${wrongType.status}`);
+  }
 }
 
 /** client-js: the library, its ETag/304, gzip. */

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeApp } from '../harness/rhtmx.mjs';
 import {
-  startApache, checkPull, checkClientJs, checkPush, checkEventsPoll, checkEventsStream, request,
+  startApache, checkPull, checkUnreadBody, checkClientJs, checkPush, checkEventsPoll, checkEventsStream, request,
 } from '../harness/apache.mjs';
 
 test('Apache + mod_fcgid at its defaults (a shared host)', async (t) => {
@@ -16,6 +16,7 @@ test('Apache + mod_fcgid at its defaults (a shared host)', async (t) => {
   try {
     await t.test('client.js', () => checkClientJs(srv.url));
     await t.test('pull', () => checkPull(srv.url, app));
+    await t.test('answers given without reading the request body arrive', () => checkUnreadBody(srv.url));
     await t.test('push', (st) => checkPush(st, srv.url, app));
     await t.test('events, poll mode', (st) => checkEventsPoll(st, srv.url, app));
     await t.test('one long-lived process per program serves request after request', async () => {
@@ -34,6 +35,7 @@ test('Apache + mod_fcgid with apache/fcgid.conf (streaming live updates)', async
   try {
     await t.test('client.js', () => checkClientJs(srv.url));
     await t.test('pull', () => checkPull(srv.url, app));
+    await t.test('answers given without reading the request body arrive', () => checkUnreadBody(srv.url));
     await t.test('push', (st) => checkPush(st, srv.url, app));
     await t.test('push bodies up to push.max_body_bytes get through', async (st) => {
       const changes = [];

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeApp } from '../harness/rhtmx.mjs';
 import {
-  startLighttpdConf, checkPull, checkClientJs, checkPush, checkEventsPoll, checkEventsStream,
+  startLighttpdConf, checkPull, checkUnreadBody, checkClientJs, checkPush, checkEventsPoll, checkEventsStream,
   request, openStream, sleep,
 } from '../harness/apache.mjs';
 
@@ -15,6 +15,7 @@ test('lighttpd with lighttpd/rhtmx-sync.conf included', async (t) => {
   try {
     await t.test('client.js', () => checkClientJs(srv.url));
     await t.test('pull', () => checkPull(srv.url, app));
+    await t.test('answers given without reading the request body arrive', () => checkUnreadBody(srv.url));
     await t.test('push', (st) => checkPush(st, srv.url, app));
     await t.test('events, streaming', (st) => checkEventsStream(st, srv.url, app));
     await t.test('events, poll mode', (st) => checkEventsPoll(st, srv.url, app));
