@@ -169,10 +169,11 @@ DocumentRoot "${www}"
   AllowOverride None
   Require all denied
 </Directory>
-# The customer's site, as a cPanel-style host sets it up: .htaccess files allowed.
+# The customer's site, as a cPanel-style host sets it up: .htaccess files allowed,
+# here only what apache/.htaccess says it needs (cPanel allows All).
 <Directory "${www}">
   Options SymLinksIfOwnerMatch
-  AllowOverride All
+  AllowOverride FileInfo Options AuthConfig
   Require all granted
 </Directory>
 AccessFileName .htaccess
