@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "app.h"
 #include "auth.h"
@@ -135,6 +136,14 @@ main(void)
      * arenas per core, which fragments and keeps memory resident; events are
      * small and rare, so two arenas cost nothing in contention. */
     mallopt(M_ARENA_MAX, 2);
+    /* Each open stream holds a descriptor: allow as many as the hard limit does. */
+    {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
     app_init(&g.app, "sync-events", NULL);
     /* The thread ceiling follows the stream cap of the configuration at start. */
     if (app_ready(&g.app, &e) == 0)
