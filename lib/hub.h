@@ -6,9 +6,10 @@
  * may have changed, reads the new rows of _rhtmx_sync_log once (version > the
  * last it saw) and appends them, already formatted as SSE events, to an
  * in-memory ring. Each open stream (struct hub_stream) keeps its own cursor and
- * takes from the ring what its filter wants; the feeder wakes only the streams
- * that have something new, and moves the cursor of a waiting stream past
- * changes its filter does not want, so an idle stream costs nothing.
+ * takes from the ring what its filter wants whenever its thread comes back for
+ * more; while the thread waits, the feeder hands the stream its share itself
+ * (see Delivery) and moves its cursor past changes its filter does not want,
+ * so an idle stream costs nothing and a commit wakes no thread.
  *
  * The ring holds every log row with version in (base, head]. A stream whose
  * cursor is older than base (it resumed from an old Last-Event-ID, or fell
