@@ -47,8 +47,8 @@ static const char *const sql[C__COUNT] = {
     [C_DELETE] = "DELETE FROM _rhtmx_sync_log AS l WHERE l.id <= ?2 AND " REMOVABLE,
     [C_HORIZON] = "UPDATE _rhtmx_sync_state SET value = max(value, ?1) WHERE key = 'horizon'",
     [C_MUTATIONS] = "DELETE FROM _rhtmx_sync_mutations WHERE created_at < ?1",
-    [C_STAMP] = "INSERT INTO _rhtmx_sync_state (key, value) VALUES ('compacted_at', ?1)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    [C_STAMP] = ("INSERT INTO _rhtmx_sync_state (key, value) VALUES ('compacted_at', ?1)"
+                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
     [C_LAST] = "SELECT value FROM _rhtmx_sync_state WHERE key = 'compacted_at'",
     [C_CUTOFF] = "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || ?1 || ' days')",
     [C_COUNT] = "SELECT count(*) FROM _rhtmx_sync_log",
