@@ -24,21 +24,21 @@
 #include "compact.h"
 
 enum {
-    C_PICK,     /* ?1 cutoff, ?2 batch -> max(id), max(version), count(*) */
-    C_DELETE,   /* ?1 cutoff, ?2 up to id */
-    C_HORIZON,  /* ?1 version: raise the horizon */
-    C_MUTATIONS,/* ?1 cutoff: old push answers */
-    C_STAMP,    /* ?1 unix time: when compaction last ran */
-    C_LAST,     /* -> when compaction last ran, or no row */
-    C_CUTOFF,   /* ?1 days -> the cutoff timestamp, in created_at's format */
-    C_COUNT,    /* -> entries left */
+    C_PICK,      /* ?1 cutoff, ?2 batch -> max(id), max(version), count(*) */
+    C_DELETE,    /* ?1 cutoff, ?2 up to id */
+    C_HORIZON,   /* ?1 version: raise the horizon */
+    C_MUTATIONS, /* ?1 cutoff: old push answers */
+    C_STAMP,     /* ?1 unix time: when compaction last ran */
+    C_LAST,      /* -> when compaction last ran, or no row */
+    C_CUTOFF,    /* ?1 days -> the cutoff timestamp, in created_at's format */
+    C_COUNT,     /* -> entries left */
     C__COUNT
 };
 
 /* Removable: older than the cutoff, and either a tombstone or superseded. */
-#define REMOVABLE                                                                          \
-    "l.created_at < ?1 AND (l.action = 'delete' OR EXISTS ("                               \
-    " SELECT 1 FROM _rhtmx_sync_log AS m"                                                  \
+#define REMOVABLE                                                                                  \
+    "l.created_at < ?1 AND (l.action = 'delete' OR EXISTS ("                                       \
+    " SELECT 1 FROM _rhtmx_sync_log AS m"                                                          \
     "  WHERE m.entity = l.entity AND m.entity_id = l.entity_id AND m.version > l.version))"
 
 static const char *const sql[C__COUNT] = {
@@ -72,8 +72,7 @@ stmts_free(struct stmts *st)
 static sqlite3_stmt *
 stmt(struct db *d, struct stmts *st, int id, struct err *e)
 {
-    if (st->s[id] == NULL &&
-        sqlite3_prepare_v2(d->h, sql[id], -1, &st->s[id], NULL) != SQLITE_OK) {
+    if (st->s[id] == NULL && sqlite3_prepare_v2(d->h, sql[id], -1, &st->s[id], NULL) != SQLITE_OK) {
         db_fail(d, e, "compact: prepare");
         return NULL;
     }
@@ -96,8 +95,7 @@ run(struct db *d, sqlite3_stmt *s, const char *what, struct err *e)
 
 /* The cutoff for cfg's retention into out (created_at's format). */
 static int
-cutoff(struct db *d, struct stmts *st, const struct config *cfg, char *out, size_t n,
-       struct err *e)
+cutoff(struct db *d, struct stmts *st, const struct config *cfg, char *out, size_t n, struct err *e)
 {
     sqlite3_stmt *s = stmt(d, st, C_CUTOFF, e);
 

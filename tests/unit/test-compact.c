@@ -60,8 +60,10 @@ test_removes_old_tombstones_and_superseded(void)
     /* v11: row 4 changes today (its old v4 is superseded: removable); v12, v13:
      * row 5 twice today (v5 is old and superseded: removable; v12 is superseded
      * but recent: kept). */
-    fx_exec(&f, "UPDATE todos SET title = 'd2' WHERE id = 4;"
-                "UPDATE todos SET title = 'e2' WHERE id = 5; UPDATE todos SET title = 'e3' WHERE id = 5;");
+    fx_exec(
+        &f,
+        "UPDATE todos SET title = 'd2' WHERE id = 4;"
+        "UPDATE todos SET title = 'e2' WHERE id = 5; UPDATE todos SET title = 'e3' WHERE id = 5;");
     CHECK_INT(count(&f, "1"), 13);
 
     CHECK(compact_run(f.db, f.cfg, &st, &e) == 0);
@@ -182,7 +184,8 @@ test_push_answers(void)
                 " ('c', 'new', 'todos', '{}', 2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))");
     CHECK(compact_run(f.db, f.cfg, &st, &e) == 0);
     CHECK_INT(st.mutations, 1);
-    CHECK_INT(fx_int(&f, "SELECT count(*) FROM _rhtmx_sync_mutations WHERE mutation_id = 'new'"), 1);
+    CHECK_INT(fx_int(&f, "SELECT count(*) FROM _rhtmx_sync_mutations WHERE mutation_id = 'new'"),
+              1);
     fx_close(&f);
 }
 
