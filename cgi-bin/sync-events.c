@@ -35,6 +35,7 @@ static struct {
     struct hub *retired[MAX_RETIRED]; /* hubs of a database the config no longer names */
     size_t nretired;
     struct hangup *hangup;
+    int hangup_failed;
     int stopping;
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -76,6 +77,7 @@ handle(struct http_req *req, void *ctx)
     struct events_params p;
     struct identity who;
     struct hub *h = NULL;
+    struct hangup *hu;
     struct err e;
 
     (void)ctx;
@@ -94,11 +96,14 @@ handle(struct http_req *req, void *ctx)
         goto fail;
     if ((h = current_hub(&e)) == NULL)
         goto fail;
-    if (g.hangup == NULL && (g.hangup = hangup_new(&e)) == NULL)
+    if (g.hangup == NULL && !g.hangup_failed && (g.hangup = hangup_new(&e)) == NULL) {
+        g.hangup_failed = 1;
         fprintf(stderr, "sync-events: %s (clients that leave are noticed at the next heartbeat)\n",
                 e.msg);
+    }
+    hu = g.hangup;
     pthread_mutex_unlock(&g.mu);
-    events_serve(h, g.hangup, &p, req);
+    events_serve(h, hu, &p, req);
     events_params_clear(&p);
     return;
 fail:
