@@ -23,7 +23,7 @@ const PAGE = 1000;
 const SHELL_SQL = `SELECT json_object('id', l.entity_id, 'action', 'create', 'data', json(l.data),
          'version', l.version)
     FROM _rhtmx_sync_log AS l
-    LEFT JOIN _rhtmx_sync_log AS m
+    LEFT JOIN _rhtmx_sync_log AS m INDEXED BY idx_sync_row_version
       ON m.entity = l.entity AND m.entity_id = l.entity_id AND m.version > l.version
    WHERE l.entity = 'items' AND l.action <> 'delete' AND m.version IS NULL
    ORDER BY l.version;`;

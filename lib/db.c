@@ -33,13 +33,14 @@ static const char *const stmt_sql[STMT__COUNT] = {
      * (a full sync) rows whose newest change is a delete are left out and every
      * row is a 'create': the client starts from nothing.
      * "Newest" is an anti-join (no later entry for the same row) rather than a
-     * correlated max(): the planner keeps one cursor on idx_sync_entity_row and
-     * stops at the first later entry, which makes a 1,000-row page about a
-     * fifth cheaper (bench/README.md). */
+     * correlated max(): one cursor stays open and stops at the first later
+     * entry. It runs on idx_sync_row_version, whose integer-first key compares
+     * faster than idx_sync_entity_row's text-first one: together a 1,000-row
+     * page's query costs 0.72 instead of 1.14 ms (bench/README.md). */
     [STMT_PULL] = "SELECT l.entity_id, CASE WHEN ?2 = 0 THEN 'create' ELSE l.action END,"
                   "       l.data, l.version, l.client_id"
                   "  FROM _rhtmx_sync_log AS l"
-                  "  LEFT JOIN _rhtmx_sync_log AS m"
+                  "  LEFT JOIN _rhtmx_sync_log AS m INDEXED BY idx_sync_row_version"
                   "    ON m.entity = l.entity AND m.entity_id = l.entity_id"
                   "   AND m.version > l.version"
                   " WHERE l.entity = ?1 AND l.version > ?2"
@@ -88,6 +89,9 @@ static const char *const migrations[DB_SCHEMA_VERSION + 1] = {
           "  answer TEXT NOT NULL, version INTEGER NOT NULL,"
           "  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),"
           "  PRIMARY KEY (client_id, mutation_id)) WITHOUT ROWID;",
+    /* 2: the pull's "is there a later change of this row" probe (STMT_PULL). */
+    [2] = "CREATE INDEX IF NOT EXISTS idx_sync_row_version"
+          "  ON _rhtmx_sync_log (entity_id, version, entity);",
 };
 
 int

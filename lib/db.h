@@ -18,7 +18,7 @@
 #define DB_BUSY_TIMEOUT_MS 10000
 
 /* Our schema's version; the migrations in db.c go up to it. */
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
 /* user_version values we own: DB_USER_VERSION_BASE + schema version ("RH" << 16). */
 #define DB_USER_VERSION_BASE 0x52480000
 

@@ -40,7 +40,7 @@ try {
     $st = $db->prepare(
         "SELECT l.entity_id, l.action, l.data, l.version, l.client_id
            FROM _rhtmx_sync_log AS l
-           LEFT JOIN _rhtmx_sync_log AS m
+           LEFT JOIN _rhtmx_sync_log AS m INDEXED BY idx_sync_row_version
              ON m.entity = l.entity AND m.entity_id = l.entity_id AND m.version > l.version
           WHERE l.entity = :entity AND l.version > :since
             AND (:since > 0 OR l.action <> 'delete')
