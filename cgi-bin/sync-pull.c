@@ -15,7 +15,7 @@
 #include "auth.h"
 #include "changelog.h"
 
-enum { P_SINCE, P_LIMIT, P__COUNT };
+enum { P_SINCE, P_LIMIT, P_FULL, P__COUNT };
 
 static void
 serve(struct http_req *req, struct app *app)
@@ -23,6 +23,7 @@ serve(struct http_req *req, struct app *app)
     const struct table *t;
     struct http_param params[P__COUNT] = {
         [P_SINCE] = {"since", 0, (1LL << 62), 0},
+        [P_FULL] = {"full", 0, 1, 0}, /* 1: a later page of a full sync */
         [P_LIMIT] = {"limit", 1, 10000, 0},
     };
     long long v[P__COUNT];
@@ -55,6 +56,7 @@ serve(struct http_req *req, struct app *app)
     a.entity = t->en->name;
     a.since = v[P_SINCE];
     a.limit = v[P_LIMIT];
+    a.full = v[P_FULL] == 1 || a.since == 0;
 
     http_header(req, "Cache-Control", "no-store");
     /* Pages compress about tenfold; a small answer is not worth a gzip header. */

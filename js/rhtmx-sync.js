@@ -637,8 +637,14 @@
    * push wrote locally, and must not be applied over it. */
   async function pullEntity(entity) {
     return withLock('sync', async function () {
-      var cursor = await withTx(['_meta'], 'readonly', function (tx) { return metaGet(tx, 'cursor:' + entity); });
-      cursor = cursor || 0;
+      var saved = await withTx(['_meta'], 'readonly', function (tx) {
+        return Promise.all([metaGet(tx, 'cursor:' + entity), metaGet(tx, 'synced:' + entity)])
+          .then(function (v) { return { cursor: v[0], synced: v[1] }; });
+      });
+      var cursor = saved.cursor || 0;
+      /* Later pages of a full sync say full=1, so the server does not take their cursor
+       * for a stale one after a compaction (docs/PROTOCOL.md). */
+      var full = cursor === 0 || saved.synced === false;
       var start = cursor;
       var loaded = 0;
       var allChanged = [];
@@ -646,7 +652,8 @@
       var didReset = false;
       try {
         for (;;) {
-          var url = cfg.base + '/' + encodeURIComponent(entity) + '?since=' + cursor + '&limit=' + cfg.pageSize;
+          var url = cfg.base + '/' + encodeURIComponent(entity) + '?since=' + cursor + '&limit=' + cfg.pageSize +
+            (full && cursor > 0 ? '&full=1' : '');
           var body;
           try {
             body = await requestJson(url, { headers: { Accept: 'application/json' } });
@@ -656,6 +663,7 @@
               log(entity, 'cursor', cursor, 'is older than the server log: full resync');
               cursor = 0;
               start = 0;
+              full = true;
               continue;
             }
             throw err;

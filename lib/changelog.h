@@ -15,9 +15,11 @@
 
 struct pull_args {
     const char *entity;
-    long long since; /* 0: full sync (live rows only) */
+    long long since; /* the cursor: changes after it */
     long long limit; /* 1..max, already bounded by the caller */
     const char *owner; /* only rows of this owner; NULL: all rows */
+    int full;        /* a full sync (since=0, or a later page of one): live rows only, as
+                      * creates, and no horizon check (the client has nothing to go stale) */
 };
 
 /*

@@ -37,14 +37,14 @@ static const char *const stmt_sql[STMT__COUNT] = {
      * entry. It runs on idx_sync_row_version, whose integer-first key compares
      * faster than idx_sync_entity_row's text-first one: together a 1,000-row
      * page's query costs 0.72 instead of 1.14 ms (bench/README.md). */
-    [STMT_PULL] = "SELECT l.entity_id, CASE WHEN ?2 = 0 THEN 'create' ELSE l.action END,"
+    [STMT_PULL] = "SELECT l.entity_id, CASE WHEN ?5 THEN 'create' ELSE l.action END,"
                   "       l.data, l.version, l.client_id"
                   "  FROM _rhtmx_sync_log AS l"
                   "  LEFT JOIN _rhtmx_sync_log AS m INDEXED BY idx_sync_row_version"
                   "    ON m.entity = l.entity AND m.entity_id = l.entity_id"
                   "   AND m.version > l.version"
                   " WHERE l.entity = ?1 AND l.version > ?2"
-                  "   AND (?2 > 0 OR l.action <> 'delete')"
+                  "   AND (NOT ?5 OR l.action <> 'delete')"
                   "   AND (?4 IS NULL OR l.owner = ?4)"
                   "   AND m.version IS NULL"
                   " ORDER BY l.version LIMIT ?3",

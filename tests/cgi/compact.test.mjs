@@ -18,13 +18,14 @@ function cli(...args) {
 /** A browser's local copy: rows by id and a cursor, kept the way rhtmx-sync.js does. */
 class Client {
   constructor(app, { limit = 1000 } = {}) { this.app = app; this.rows = new Map(); this.cursor = 0; this.resyncs = 0; this.limit = limit; }
-  pullOnce(since) {
-    return runCgi('sync-pull', { config: this.app.config, path: '/todos', query: `since=${since}&limit=${this.limit}` });
+  pullOnce(since, full) {
+    return runCgi('sync-pull', { config: this.app.config, path: '/todos', query: `since=${since}&limit=${this.limit}${full ? '&full=1' : ''}` });
   }
   /** Pull until has_more is false; on 410, clear and start again from 0 (at most 3 times, like js/). */
   sync() {
+    let full = this.cursor === 0; // later pages of a full sync say so (docs/PROTOCOL.md)
     for (;;) {
-      const r = this.pullOnce(this.cursor);
+      const r = this.pullOnce(this.cursor, full);
       if (r.status === 410) {
         assert.ok(this.resyncs < 3, `resync loop: 410 again at cursor ${this.cursor} after a resync`);
         const body = r.json();
@@ -32,6 +33,7 @@ class Client {
         assert.ok(Number.isInteger(body.error.version ?? body.version), JSON.stringify(body));
         this.rows.clear();
         this.cursor = 0;
+        full = true;
         this.resyncs++;
         continue;
       }
@@ -107,11 +109,9 @@ test('a client away longer than the retention resyncs and ends with exactly the 
 });
 
 // A full sync in pages after a compaction: page 1 ends at the version of an old
-// row (kept forever, below the horizon), and the next page's since= is then
-// older than the horizon, so sync-pull answers 410 again: the client can never
-// finish. Pulling from 0 needs a continuation the server can tell apart from a
-// stale cursor (see the report on issue 7); until then this is a known failure.
-test('a paged full sync after a compaction completes', { todo: 'a has_more cursor of a full sync is below the horizon and gets 410' }, () => {
+// row (kept forever, below the horizon). The next page says full=1, so the
+// server does not mistake its cursor for a stale one; without it, 410.
+test('a paged full sync after a compaction completes', () => {
   const app = makeApp();
   runCgi('sync-pull', { config: app.config, path: '/todos', query: 'since=0' }); // installs the triggers
   sql(app.db, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10)
@@ -120,7 +120,10 @@ test('a paged full sync after a compaction completes', { todo: 'a has_more curso
   assert.equal(cli('compact', '--config', app.config).status, 0);
   const c = new Client(app, { limit: 3 });
   c.sync();
+  assert.equal(c.resyncs, 0);
   assert.deepEqual(c.sorted(), serverRows(app));
+  const stale = runCgi('sync-pull', { config: app.config, path: '/todos', query: 'since=3&limit=3' });
+  assert.equal(stale.status, 410, 'an incremental cursor below the horizon still resyncs');
 });
 
 test('compact keeps what is recent and is safe to run again and again (cron)', () => {
