@@ -13,6 +13,17 @@ need_apt "${BUILD_PKGS[@]}" lighttpd php-cli php-cgi php-sqlite3 apache2 libapac
          chromium fonts-dejavu-core clang valgrind curl openssl
 need_npm
 
+# Some tests run the web server as www-data, the way a real host runs it; it must be
+# able to reach the build folder. A clone in a private folder (mktemp -d is 0700) gets
+# search permission (o+x, not read) on the folders above it.
+if [ "$(id -u)" -eq 0 ]; then
+  d=$(pwd -P)
+  while [ "$d" != / ]; do
+    [ -n "$(find "$d" -maxdepth 0 ! -perm -o+x)" ] && chmod o+x "$d" && echo "==> chmod o+x $d"
+    d=$(dirname "$d")
+  done
+fi
+
 BUILD=${BUILD:-build-test}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DRHTMX_SANITIZE=ON -DRHTMX_WERROR=ON >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
