@@ -19,7 +19,10 @@ need_npm
 if [ "$(id -u)" -eq 0 ]; then
   d=$(pwd -P)
   while [ "$d" != / ]; do
-    [ -n "$(find "$d" -maxdepth 0 ! -perm -o+x)" ] && chmod o+x "$d" && echo "==> chmod o+x $d"
+    if [ -n "$(find "$d" -maxdepth 0 ! -perm -o+x)" ]; then
+      chmod o+x "$d"
+      echo "==> chmod o+x $d"
+    fi
     d=$(dirname "$d")
   done
 fi
