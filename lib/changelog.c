@@ -164,7 +164,7 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
         goto err;
     sqlite3_bind_text(st, 1, a->entity, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, a->since);
-    sqlite3_bind_int(st, 5, a->full || a->since == 0);
+    sqlite3_bind_int(st, 5, a->since == 0); /* a first page: live rows only, as creates */
     sqlite3_bind_int64(st, 3, a->limit + 1);
     if (a->owner != NULL)
         sqlite3_bind_text(st, 4, a->owner, -1, SQLITE_STATIC);

@@ -18,8 +18,9 @@ struct pull_args {
     long long since; /* the cursor: changes after it */
     long long limit; /* 1..max, already bounded by the caller */
     const char *owner; /* only rows of this owner; NULL: all rows */
-    int full;        /* a full sync (since=0, or a later page of one): live rows only, as
-                      * creates, and no horizon check (the client has nothing to go stale) */
+    int full;        /* a later page of a full sync: no horizon check (the client had an
+                      * empty store, so nothing of it can have gone stale). Deletes still
+                      * come: a row sent on an earlier page may be gone since. */
 };
 
 /*

@@ -25,7 +25,7 @@
 enum db_stmt {
     STMT_HEAD,         /* head version */
     STMT_HORIZON,      /* compaction horizon: versions at or below it may be gone */
-    STMT_PULL,         /* ?1 entity, ?2 since, ?3 limit, ?4 owner or NULL, ?5 full */
+    STMT_PULL,         /* ?1 entity, ?2 since, ?3 limit, ?4 owner or NULL, ?5 first page of a full sync */
     STMT_SET_CLIENT,   /* ?1 client_id (NULL clears) */
     STMT_ENTITY_COUNT, /* ?1 entity: live rows by the log */
     STMT_CURSORS,      /* head and horizon, in one step */
