@@ -37,6 +37,7 @@ struct http_req {
     size_t gz_min;             /* ... until it is longer than this */
     struct buf gz_held;
     struct buf out;            /* FastCGI: answer bytes gathered for big records */
+    int body_read;             /* http_read_body() was called */
 };
 
 /* Make req describe the current CGI environment / an accepted FastCGI request.
