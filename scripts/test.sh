@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing (Debian 12), builds everything
-# with AddressSanitizer + UndefinedBehaviorSanitizer, and runs every test.
+# with AddressSanitizer + UndefinedBehaviorSanitizer, and runs every test; then
+# runs the cgi tests a second time under valgrind's memcheck, against a build
+# without sanitizers (the two do not mix), so each CGI process is checked by both.
 #
 #   scripts/test.sh                 everything
 #   scripts/test.sh -L unit         one label (unit, cgi, server, browser, fuzz, bench)
 #   scripts/test.sh -R pull         tests whose name matches
+#   RHTMX_VALGRIND=0 scripts/test.sh   skip the valgrind pass
+#
+# The valgrind pass runs the cgi tests among those selected (none for -L unit).
+# Every CGI process costs over a second of CPU under valgrind, so the corpus-heavy
+# tests run a sample there (push-jsontestsuite: every 16th file; push-concurrency:
+# fewer clients); the sanitized pass runs them whole. A valgrind finding makes the
+# process exit 99 and its report fails the test (tests/harness/rhtmx.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -31,3 +40,13 @@ BUILD=${BUILD:-build-test}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DRHTMX_SANITIZE=ON -DRHTMX_WERROR=ON >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
 ctest --test-dir "$BUILD" --output-on-failure --timeout 900 -j2 "$@"
+
+cgi_tests=$(ctest --test-dir "$BUILD" -N -L cgi "$@" | grep -c '^ *Test *#' || true)
+if [ "${RHTMX_VALGRIND:-1}" != 0 ] && [ "$cgi_tests" -gt 0 ]; then
+  VG="$BUILD-valgrind"
+  cmake -S . -B "$VG" -DCMAKE_BUILD_TYPE=Debug -DRHTMX_SANITIZE=OFF -DRHTMX_WERROR=ON >/dev/null
+  cmake --build "$VG" -j"$(nproc)"
+  echo "==> the cgi tests under valgrind memcheck"
+  RHTMX_CGI_WRAPPER='valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite -q' \
+    ctest --test-dir "$VG" --output-on-failure --timeout 900 -j2 -L cgi "$@"
+fi

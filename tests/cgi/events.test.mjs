@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { makeApp, runCgi, sql, bin, parseCgi, assertSanitizerClean } from '../harness/rhtmx.mjs';
+import { makeApp, runCgi, sql, cgiCommand, parseCgi, assertSanitizerClean } from '../harness/rhtmx.mjs';
 import { makeTokenApp } from '../harness/token.mjs';
 
 const head = (db) => Number(sql(db, "SELECT value FROM _rhtmx_sync_state WHERE key = 'head';").trim());
@@ -34,7 +34,8 @@ function startCgi(app, query) {
     GATEWAY_INTERFACE: 'CGI/1.1', SERVER_PROTOCOL: 'HTTP/1.1', REQUEST_METHOD: 'GET',
     QUERY_STRING: query, SCRIPT_NAME: '/api/sync/events', REMOTE_ADDR: '127.0.0.1', RHTMX_SYNC_CONFIG: app.config,
   };
-  const p = spawn(bin('sync-events'), [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [cmd, ...args] = cgiCommand('sync-events');
+  const p = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = Buffer.alloc(0);
   let err = '';
   const waiters = [];

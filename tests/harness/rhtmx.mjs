@@ -48,11 +48,26 @@ export const DEFAULT_SCHEMA = `
 CREATE TABLE todos (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0);
 `;
 
-/** Fail when an executable's stderr carries a sanitizer report. */
+/** Fail when an executable's stderr carries a sanitizer or valgrind report. */
 export function assertSanitizerClean(stderr, what) {
   assert.ok(!/ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer/.test(stderr),
     `${what}: sanitizer report:\n${stderr}`);
+  // valgrind -q prints nothing but its findings, each line as ==pid== ...
+  assert.ok(!/^==\d+== /m.test(stderr), `${what}: valgrind report:\n${stderr}`);
 }
+
+/**
+ * The command line that runs program prog as CGI: its path, behind
+ * RHTMX_CGI_WRAPPER when that is set (scripts/test.sh runs the cgi tests a
+ * second time with RHTMX_CGI_WRAPPER='valgrind --error-exitcode=99 ...').
+ */
+export function cgiCommand(prog) {
+  const wrapper = process.env.RHTMX_CGI_WRAPPER ? process.env.RHTMX_CGI_WRAPPER.split(' ').filter(Boolean) : [];
+  return [...wrapper, bin(prog)];
+}
+
+/** True when the cgi programs run under valgrind (slow: tests may run a sample of a corpus). */
+export const UNDER_VALGRIND = /valgrind/.test(process.env.RHTMX_CGI_WRAPPER ?? '');
 
 /** Parse a CGI response ("Status: ...\r\nHeaders\r\n\r\nbody"). */
 export function parseCgi(buf) {
@@ -99,9 +114,8 @@ export function runCgi(prog, opts = {}) {
     else env[`HTTP_${name}`] = v;
   }
   Object.assign(env, opts.env ?? {});
-  const wrapper = process.env.RHTMX_CGI_WRAPPER ? process.env.RHTMX_CGI_WRAPPER.split(' ') : [];
-  const argv = [...wrapper, bin(prog)];
-  const r = spawnSync(argv[0], argv.slice(1), { env, input: body ?? '', maxBuffer: 256 << 20, timeout: 60_000 });
+  const argv = cgiCommand(prog);
+  const r = spawnSync(argv[0], argv.slice(1), { env, input: body ?? '', maxBuffer: 256 << 20, timeout: UNDER_VALGRIND ? 300_000 : 60_000 });
   const stderr = r.stderr.toString();
   assertSanitizerClean(stderr, prog);
   assert.equal(r.status, 0, `${prog} exited with ${r.status} (signal ${r.signal}); stderr:\n${stderr}`);
