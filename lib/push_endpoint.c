@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "auth.h"
+#include "compact.h"
 #include "push.h"
 #include "push_endpoint.h"
 
@@ -143,6 +144,10 @@ push_endpoint_serve(struct http_req *req, void *ctx)
     http_header(req, "Cache-Control", "no-store");
     s = http_body(req, 200, "application/json");
     sink_write(&s, answer.p, answer.len);
+    /* Log retention without cron: at most one bounded batch, at most every
+     * COMPACT_INTERVAL, never waiting for the lock (see compact.h). */
+    http_flush(req);
+    compact_maybe(ep->app.db, ep->app.cfg);
 out:
     buf_free(&body);
     buf_free(&answer);

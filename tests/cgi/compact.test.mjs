@@ -152,3 +152,22 @@ test('events: a cursor below the horizon gets "resync"', (t) => {
   assert.equal(r.status, 200, r.text());
   assert.match(r.text(), /^event: resync$/m);
 });
+
+test('sync-push compacts opportunistically after a successful push (no cron needed)', () => {
+  const app = makeApp();
+  sql(app.db, "INSERT INTO todos (title) VALUES ('keep'), ('gone');");
+  runCgi('sync-pull', { config: app.config, path: '/todos', query: 'since=0' }); // installs the triggers
+  sql(app.db, `INSERT INTO todos (title) VALUES ('a'), ('b'); DELETE FROM todos WHERE title = 'gone';
+               UPDATE _rhtmx_sync_log SET created_at = '${OLD}';`);
+  const before = sql(app.db, "SELECT count(*) FROM _rhtmx_sync_log WHERE action = 'delete';").trim();
+  assert.equal(before, '1');
+  const body = JSON.stringify({ client_id: 'c-1', changes: [{ mutation_id: 'm-1', id: 'tmp-1', action: 'create', data: { title: 'new' }, client_version: 0 }] });
+  const r = runCgi('sync-push', { config: app.config, method: 'POST', path: '/todos', body, headers: { 'Content-Type': 'application/json' } });
+  assert.equal(r.status, 200, r.text());
+  assert.equal(sql(app.db, "SELECT count(*) FROM _rhtmx_sync_log WHERE action = 'delete';").trim(), '0', 'the old tombstone was compacted');
+  assert.ok(Number(sql(app.db, "SELECT value FROM _rhtmx_sync_state WHERE key = 'horizon';").trim()) > 0);
+  assert.ok(Number(sql(app.db, "SELECT value FROM _rhtmx_sync_state WHERE key = 'compacted_at';").trim()) > 0);
+  const c = new Client(app);
+  c.sync();
+  assert.deepEqual(c.sorted(), serverRows(app));
+});
