@@ -5,10 +5,10 @@
  *   1. pick the oldest COMPACT_BATCH removable entries (older than the cutoff,
  *      and a delete or not the newest entry of their row), in log order (id: a
  *      plain table scan, cheaper than walking the version index), noting the
- *      highest id and the highest version among them;
+ *      highest id and the highest tombstone version among them;
  *   2. delete exactly those (the same condition, up to that id: every removable
  *      entry at or below it is in the batch, as they were picked in id order);
- *   3. raise the horizon to that version, never lower it.
+ *   3. raise the horizon to the highest removed tombstone, never lower it.
  * Removing an older entry never changes whether a newer one is removable (SQLite
  * evaluates the whole WHERE before it deletes, as it reads the same table), so
  * the condition reads the same in steps 1 and 2. A scan with nothing to remove
@@ -42,7 +42,11 @@ enum {
     "  WHERE m.entity = l.entity AND m.entity_id = l.entity_id AND m.version > l.version))"
 
 static const char *const sql[C__COUNT] = {
-    [C_PICK] = "SELECT max(id), max(version), count(*) FROM (SELECT l.id, l.version"
+    /* Only a removed tombstone can leave a client stale (a removed superseded
+     * entry still has its newer entry in the log), so only tombstones raise
+     * the horizon: fewer needless resyncs. */
+    [C_PICK] = "SELECT max(id), coalesce(max(CASE WHEN action = 'delete' THEN version END), 0),"
+               " count(*) FROM (SELECT l.id, l.version, l.action"
                " FROM _rhtmx_sync_log AS l WHERE " REMOVABLE " ORDER BY l.id LIMIT ?2)",
     [C_DELETE] = "DELETE FROM _rhtmx_sync_log AS l WHERE l.id <= ?2 AND " REMOVABLE,
     [C_HORIZON] = "UPDATE _rhtmx_sync_state SET value = max(value, ?1) WHERE key = 'horizon'",
