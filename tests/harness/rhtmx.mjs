@@ -26,7 +26,9 @@ export function tmpdir(tag = 't') {
 /** Run SQL with the sqlite3 shell (the way a PHP developer or an operator would). */
 export function sql(db, statements, { json = false } = {}) {
   const args = json ? ['-json', db] : ['-batch', db];
-  const out = execFileSync('sqlite3', [...args], { input: statements, encoding: 'utf8' });
+  // .timeout: wait for the write lock like a real app does, instead of failing
+  // with "database is locked" while a FastCGI process installs triggers.
+  const out = execFileSync('sqlite3', [...args], { input: `.timeout 10000\n${statements}`, encoding: 'utf8' });
   return json ? (out.trim() ? JSON.parse(out) : []) : out;
 }
 
