@@ -121,23 +121,24 @@ async function puller(url, stop) {
   const replica = new Map(), seen = new Set();
   let since = 0, pages = 0;
   for (;;) {
+    const final = stop.finished; // this pull began after every writer was done
     const r = await fetch(`${url}/api/sync/todos?since=${since}&limit=50`);
     const text = await r.text();
     assert.equal(r.status, 200, `pull: ${r.status} ${text}`);
     const p = JSON.parse(text);
     pages++;
-    let last = since;
+    let prev = since;
     for (const c of p.changes) {
-      assert.ok(c.version > last, `pull: version ${c.version} after ${last}`);
+      assert.ok(c.version > prev, `pull: version ${c.version} after ${prev}`);
       assert.ok(!seen.has(c.version), `pull: version ${c.version} twice`);
       seen.add(c.version);
-      last = c.version;
+      prev = c.version;
       if (c.action === 'delete') replica.delete(c.id);
       else replica.set(c.id, c.data);
     }
     since = p.version;
     if (!p.has_more) {
-      if (stop.finished) return { replica, since, pages };
+      if (final) return { replica, since, pages };
       await sleep(30);
     }
   }
