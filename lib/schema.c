@@ -299,10 +299,29 @@ log_append(struct buf *b, const struct table *t, const char *action, const char 
     buf_adds(b, ");\n");
 }
 
+/* "CREATE TRIGGER name AFTER event ON table", and with key_cmp ("IS" or
+ * "IS NOT") a WHEN clause comparing the key's old and new value. */
+static void
+trigger_open(struct buf *b, const struct table *t, const char *kind, const char *event,
+             const char *key_cmp)
+{
+    const char *key = t->cols[t->key].name;
+
+    buf_adds(b, "CREATE TRIGGER ");
+    trigger_name(b, t, kind);
+    buf_printf(b, " AFTER %s ON ", event);
+    sql_ident(b, t->en->table);
+    if (key_cmp == NULL)
+        return;
+    buf_adds(b, " WHEN OLD.");
+    sql_ident(b, key);
+    buf_printf(b, " %s NEW.", key_cmp);
+    sql_ident(b, key);
+}
+
 static void
 triggers_sql(struct buf *b, const struct table *t)
 {
-    const char *key = t->cols[t->key].name;
     size_t i;
 
     static const char *const kinds[] = {"insert", "update", "rekey", "delete"};
@@ -312,23 +331,13 @@ triggers_sql(struct buf *b, const struct table *t)
         buf_adds(b, ";\n");
     }
 
-    buf_adds(b, "CREATE TRIGGER ");
-    trigger_name(b, t, "insert");
-    buf_adds(b, " AFTER INSERT ON ");
-    sql_ident(b, t->en->table);
+    trigger_open(b, t, "insert", "INSERT", NULL);
     buf_adds(b, " BEGIN\n");
     log_append(b, t, "create", "NEW", 1);
     buf_adds(b, "END;\n");
 
     /* An UPDATE that changes nothing (common in form handlers) logs nothing. */
-    buf_adds(b, "CREATE TRIGGER ");
-    trigger_name(b, t, "update");
-    buf_adds(b, " AFTER UPDATE ON ");
-    sql_ident(b, t->en->table);
-    buf_adds(b, " WHEN OLD.");
-    sql_ident(b, key);
-    buf_adds(b, " IS NEW.");
-    sql_ident(b, key);
+    trigger_open(b, t, "update", "UPDATE", "IS");
     buf_adds(b, " AND (");
     for (i = 0; i < t->ncols; i++) {
         if (i > 0)
@@ -342,23 +351,13 @@ triggers_sql(struct buf *b, const struct table *t)
     log_append(b, t, "update", "NEW", 1);
     buf_adds(b, "END;\n");
 
-    buf_adds(b, "CREATE TRIGGER ");
-    trigger_name(b, t, "rekey");
-    buf_adds(b, " AFTER UPDATE ON ");
-    sql_ident(b, t->en->table);
-    buf_adds(b, " WHEN OLD.");
-    sql_ident(b, key);
-    buf_adds(b, " IS NOT NEW.");
-    sql_ident(b, key);
+    trigger_open(b, t, "rekey", "UPDATE", "IS NOT");
     buf_adds(b, " BEGIN\n");
     log_append(b, t, "delete", "OLD", 0);
     log_append(b, t, "create", "NEW", 1);
     buf_adds(b, "END;\n");
 
-    buf_adds(b, "CREATE TRIGGER ");
-    trigger_name(b, t, "delete");
-    buf_adds(b, " AFTER DELETE ON ");
-    sql_ident(b, t->en->table);
+    trigger_open(b, t, "delete", "DELETE", NULL);
     buf_adds(b, " BEGIN\n");
     log_append(b, t, "delete", "OLD", 0);
     buf_adds(b, "END;\n");
