@@ -53,6 +53,17 @@ function client(srv) {
   return { push, pull };
 }
 
+/** An event stream from the start of the log gets to version v. */
+async function streamSees(srv, v) {
+  const s = await openEvents(`${srv.url}/api/sync/events?since=0`);
+  try {
+    assert.equal(s.status, 200);
+    await s.take((i) => i.event === 'message' && Number(i.id) === v);
+  } finally {
+    s.close();
+  }
+}
+
 /** A refused push: 5xx in the error shape, not a busy answer the client would just repeat blindly. */
 function assertServerError(r, what) {
   assert.equal(r.status, 500, `${what}: ${r.status} ${r.text}`);
@@ -77,10 +88,7 @@ test('read-only database file: push answers 500 and writes nothing, reads go on,
   const { push, pull } = client(srv);
   try {
     assert.deepEqual((await pull()).changes.map((c) => c.data.title), ['one', 'two']);
-    const s = await openEvents(`${srv.url}/api/sync/events?since=0`);
-    assert.equal(s.status, 200);
-    await s.take((i) => i.event === 'message' && i.id === '2');
-    s.close();
+    await streamSees(srv, 2);
 
     const body = batch('ro');
     const r = await push(body);
@@ -91,10 +99,11 @@ test('read-only database file: push answers 500 and writes nothing, reads go on,
     assertServerError(await push(body), 'the retry');
     assert.equal(digest(app.db), before, 'a refused push changed the database');
 
-    // The same processes keep serving reads.
+    // The same processes keep serving reads, streams too.
     assert.equal((await pull()).changes.length, 2);
     assert.equal(pidOf(srv, 'sync-pull'), pullPid);
     assert.equal(pidOf(srv, 'sync-push'), pushPid);
+    await streamSees(srv, 2);
 
     // The operator fixes the permissions (SQLite gave the -shm file the database's
     // mode, so: chmod 644 app.db*): the same sync-push applies the retry, once.
@@ -213,6 +222,7 @@ test('disk full: push answers 500 and writes nothing, the database stays intact,
     assert.equal(digest(small.db), before, 'a failed push left part of its batch');
     assert.equal((await pull()).changes.length, rows);
     assert.equal(pidOf(srv, 'sync-pull'), pullPid);
+    await streamSees(srv, rows); // one create each so far: the head is the row count
 
     // Space again: the same sync-push applies the retry, exactly once.
     fs.unlinkSync(filler);
