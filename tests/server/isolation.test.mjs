@@ -176,7 +176,12 @@ test('isolation under lighttpd in token mode: pull, push and events keep each us
     // Every event is the row's own: no id of the other user's rows, no row without an owner.
     const bIds = new Set(log.filter((l) => l.owner !== A).map((l) => `${l.entity}/${l.entity_id}`));
     for (const e of [...events(sA), ...events(sAlive)]) assert.ok(!bIds.has(`${e.entity}/${e.id}`), `A saw ${JSON.stringify(e)}`);
-    assert.ok(events(sA).some((e) => e.id === planted || e.version > vA), 'A saw its own pushes');
+    // ... and A's stream did get A's own changes: the seeded row and note, the pushes
+    // (the create that named B among them) and the PHP app's edits.
+    const seenA = new Set(events(sA).map((e) => `${e.entity}/${e.id}`));
+    for (const k of ['todos/1', `todos/${planted}`, `todos/${plain}`, 'notes/n-a', 'notes/n-a2']) assert.ok(seenA.has(k), `A's stream lacks ${k}`);
+    assert.ok(events(sAlive).some((e) => e.id === 1 && e.version === lastA), "the cookie stream lacks A's last write");
+    assert.ok(events(sB).some((e) => e.entity === 'notes' && e.id === 'n-b' && e.action === 'delete'), "B's stream lacks B's delete");
     // A heartbeat later, B's stream has still seen nothing of A's last write.
     await sB.take((i) => i.comments.includes('keep-alive'), 5000);
     assert.deepEqual(got(sB), expect(B, 0, lastA));
