@@ -105,13 +105,43 @@ db_fail(struct db *d, struct err *e, const char *what)
     return err_set(e, 500, "database", "%s: %s", what, msg);
 }
 
+/*
+ * Switch to WAL once. Switching needs an exclusive lock and SQLite answers
+ * "database is locked" at once, without the busy handler, when another process
+ * holds any lock, which happens when several programs meet a new database at
+ * the same moment (the first requests after an upload). So: nothing to do if
+ * it is WAL already, else retry for up to the busy timeout.
+ */
+static int
+db_use_wal(struct db *d, struct err *e)
+{
+    sqlite3_stmt *st = NULL;
+    int waited = 0, wal = 0;
+
+    for (;;) {
+        if (sqlite3_prepare_v2(d->h, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            wal = sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+        sqlite3_finalize(st);
+        st = NULL;
+        if (wal)
+            return 0;
+        if (db_exec(d, "PRAGMA journal_mode = WAL", e) == 0)
+            return 0;
+        if (e->status != 503 || waited >= DB_BUSY_TIMEOUT_MS)
+            return -1;
+        sqlite3_sleep(20);
+        waited += 20;
+    }
+}
+
 static int
 db_configure(struct db *d, struct err *e)
 {
     sqlite3_busy_timeout(d->h, DB_BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(d->h, 0);
     /* WAL needs write access to switch; a read-only file keeps whatever mode it has. */
-    if (!d->readonly && db_exec(d, "PRAGMA journal_mode = WAL", e) < 0)
+    if (!d->readonly && db_use_wal(d, e) < 0)
         return -1;
     return db_exec(d, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", e);
 }

@@ -142,3 +142,29 @@ test('a large pull streams a complete, valid answer', () => {
   assert.equal(body.changes.length, 1000);
   assert.equal(body.has_more, false);
 });
+
+test('several programs meeting a new database at the same moment all answer', async () => {
+  // The first requests after an upload: every program switches the file to WAL and
+  // installs the triggers at once. SQLite refuses a WAL switch at once ("database is
+  // locked", no busy wait) when two processes collide on it; that must not reach a
+  // client. A race: each round gives it a chance (about 1 in 25 processes failed in a
+  // release build before db_use_wal retried).
+  const { spawn } = await import('node:child_process');
+  const { cgiCommand, parseCgi, assertSanitizerClean } = await import('../harness/rhtmx.mjs');
+  for (let round = 0; round < 10; round++) {
+    const app = makeApp();
+    const runs = Array.from({ length: 6 }, () => new Promise((resolve) => {
+      const [cmd, ...args] = cgiCommand('sync-pull');
+      const p = spawn(cmd, args, { env: { ...process.env, RHTMX_SYNC_CONFIG: app.config, GATEWAY_INTERFACE: 'CGI/1.1', REQUEST_METHOD: 'GET', PATH_INFO: '/todos', QUERY_STRING: 'since=0' } });
+      const out = [], err = [];
+      p.stdout.on('data', (d) => out.push(d));
+      p.stderr.on('data', (d) => err.push(d));
+      p.on('close', () => resolve({ out: Buffer.concat(out), err: Buffer.concat(err).toString() }));
+    }));
+    for (const r of await Promise.all(runs)) {
+      assertSanitizerClean(r.err, 'sync-pull');
+      assert.equal(parseCgi(r.out).status, 200, r.err);
+    }
+    assert.equal(sql(app.db, 'PRAGMA journal_mode;').trim(), 'wal');
+  }
+});
