@@ -150,8 +150,8 @@ test('several programs meeting a new database at the same moment all answer', as
   // client. A race: each round gives it a chance (about 1 in 25 processes failed in a
   // release build before db_use_wal retried).
   const { spawn } = await import('node:child_process');
-  const { cgiCommand, parseCgi, assertSanitizerClean } = await import('../harness/rhtmx.mjs');
-  for (let round = 0; round < 10; round++) {
+  const { cgiCommand, parseCgi, assertSanitizerClean, UNDER_VALGRIND } = await import('../harness/rhtmx.mjs');
+  for (let round = 0; round < (UNDER_VALGRIND ? 2 : 10); round++) {
     const app = makeApp();
     const runs = Array.from({ length: 6 }, () => new Promise((resolve) => {
       const [cmd, ...args] = cgiCommand('sync-pull');
