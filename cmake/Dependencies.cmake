@@ -1,4 +1,4 @@
-# Dependencies as imported targets: rhtmx::sqlite3, rhtmx::jsonc, rhtmx::fcgi, rhtmx::crypto.
+# Dependencies as imported targets: rhtmx::sqlite3, rhtmx::jsonc, rhtmx::fcgi.
 # pkg-config first; a library that ships no .pc (libfcgi on some distributions) gets a
 # small imported target built from find_path/find_library.
 find_package(PkgConfig REQUIRED)
@@ -8,10 +8,6 @@ pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3>=3.35)
 pkg_check_modules(JSONC REQUIRED IMPORTED_TARGET json-c>=0.15)
 add_library(rhtmx::sqlite3 ALIAS PkgConfig::SQLITE3)
 add_library(rhtmx::jsonc ALIAS PkgConfig::JSONC)
-# OpenSSL's libcrypto: HMAC-SHA256 and constant-time comparison for the auth tokens.
-pkg_check_modules(OPENSSL REQUIRED IMPORTED_TARGET libcrypto)
-add_library(rhtmx::crypto ALIAS PkgConfig::OPENSSL)
-
 pkg_check_modules(FCGI QUIET IMPORTED_TARGET fcgi)
 if(FCGI_FOUND)
   add_library(rhtmx::fcgi ALIAS PkgConfig::FCGI)

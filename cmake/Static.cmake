@@ -1,7 +1,7 @@
 # Upload-ready binaries. RHTMX_STATIC:
 #
 #   OFF   (default) link against the system's shared libraries
-#   ON    link libfcgi, json-c, SQLite, zlib and libcrypto into the programs, so a
+#   ON    link libfcgi, json-c, SQLite and zlib into the programs, so a
 #         host needs none of them installed: the programs depend only on the C
 #         library (libc, libm, ld-linux). They need a glibc at least as new as the
 #         build machine's newest symbol they use (Debian 12: 2.34);
@@ -18,7 +18,7 @@
 # Included before cmake/Dependencies.cmake: every find_library from here on (the
 # pkg-config imported targets, FindZLIB, the libfcgi fallback) looks for the
 # archive (.a) only. Debian ships the archives in the -dev packages (libfcgi-dev,
-# libjson-c-dev, libsqlite3-dev, zlib1g-dev, libssl-dev). Use a fresh build
+# libjson-c-dev, libsqlite3-dev, zlib1g-dev). Use a fresh build
 # folder: find_library results are cached.
 set(RHTMX_STATIC OFF CACHE STRING "OFF, ON (static libraries, dynamic libc) or FULL (everything static)")
 set_property(CACHE RHTMX_STATIC PROPERTY STRINGS OFF ON FULL)
@@ -43,7 +43,7 @@ if(RHTMX_STATIC)
   # library, when the archive is missing.)
   function(rhtmx_static_check)
     set(bad "")
-    foreach(t PkgConfig::SQLITE3 PkgConfig::JSONC PkgConfig::FCGI PkgConfig::OPENSSL rhtmx_fcgi)
+    foreach(t PkgConfig::SQLITE3 PkgConfig::JSONC PkgConfig::FCGI rhtmx_fcgi)
       if(TARGET ${t})
         get_target_property(libs ${t} INTERFACE_LINK_LIBRARIES)
         get_target_property(loc ${t} IMPORTED_LOCATION)
@@ -63,8 +63,8 @@ if(RHTMX_STATIC)
                           "-dev packages that ship the .a files, and configure a fresh build "
                           "folder):\n  ${text}")
     endif()
-    message(STATUS "RHTMX_STATIC=${RHTMX_STATIC}: libfcgi, json-c, SQLite, zlib and libcrypto "
-                   "link statically")
+    message(STATUS "RHTMX_STATIC=${RHTMX_STATIC}: libfcgi, json-c, SQLite and zlib link "
+                   "statically")
   endfunction()
   if(CMAKE_VERSION VERSION_GREATER_EQUAL 3.19)
     cmake_language(DEFER DIRECTORY ${CMAKE_SOURCE_DIR} CALL rhtmx_static_check)

@@ -5,7 +5,7 @@
  *   base64url(header) "." base64url(payload) "." base64url(signature),
  * accepted only when the header is exactly {"alg":"HS256"} (optionally with
  * "typ":"JWT"), the signature is HMAC-SHA256 of the first two parts under our
- * secret (OpenSSL's HMAC, compared in constant time with CRYPTO_memcmp), and
+ * secret (lib/sha256.c, compared in constant time), and
  * the payload carries a string "sub" and a numeric "exp" in the future. The
  * header is checked before the signature so that "alg":"none" and the other
  * algorithm-confusion tricks never reach the HMAC; the payload is parsed only
@@ -31,15 +31,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include "auth.h"
 #include "buf.h"
 #include "jsonr.h"
+#include "sha256.h"
 
-#define MAC_LEN 32          /* HMAC-SHA256 */
+#define MAC_LEN SHA256_LEN  /* HMAC-SHA256 */
 #define MAC_B64_LEN 43      /* its base64url length, unpadded */
 #define HEADER_B64_MAX 128  /* {"alg":"HS256","typ":"JWT"} is 36 chars; more is not ours */
 #define ORIGIN_MAX 512
@@ -283,10 +280,9 @@ int
 auth_token_verify(const unsigned char *key, size_t keylen, const char *tok, size_t n,
                   long long now, struct identity *out, struct err *e)
 {
-    unsigned char mac[EVP_MAX_MD_SIZE], sig[MAC_LEN + 3];
+    unsigned char mac[MAC_LEN], sig[MAC_LEN + 3];
     unsigned char *payload = NULL;
     const char *d1, *d2;
-    unsigned maclen = 0;
     size_t hn, pn, sn;
     long len;
     int rc = -1;
@@ -314,12 +310,10 @@ auth_token_verify(const unsigned char *key, size_t keylen, const char *tok, size
     /* The signature, before anything of the payload is looked at. */
     if (sn != MAC_B64_LEN || auth_b64url_decode(d2 + 1, sn, sig) != MAC_LEN)
         return bad_token(e, "malformed signature");
-    if (keylen == 0 || keylen > (size_t)0x7fffffff ||
-        HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)tok, hn + 1 + pn, mac,
-             &maclen) == NULL ||
-        maclen != MAC_LEN)
-        return err_set(e, 500, "internal", "HMAC-SHA256 failed");
-    if (CRYPTO_memcmp(mac, sig, MAC_LEN) != 0) {
+    if (keylen == 0)
+        return err_set(e, 500, "internal", "no secret to check the token with");
+    hmac_sha256(key, keylen, tok, hn + 1 + pn, mac);
+    if (!ct_equal(mac, sig, MAC_LEN)) {
         bad_token(e, "signature does not verify");
         goto out;
     }
@@ -335,7 +329,7 @@ auth_token_verify(const unsigned char *key, size_t keylen, const char *tok, size
     }
     rc = check_payload(payload, (size_t)len, now, out, e);
 out:
-    OPENSSL_cleanse(mac, sizeof(mac));
+    explicit_bzero(mac, sizeof(mac));
     free(payload);
     if (rc < 0) {
         memset(out, 0, sizeof(*out));
@@ -349,17 +343,15 @@ auth_token_make(const unsigned char *key, size_t keylen, const char *payload, si
                 struct buf *out)
 {
     static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned maclen = 0;
+    unsigned char mac[MAC_LEN];
     size_t start = out->len;
 
     auth_b64url_encode((const unsigned char *)header, sizeof(header) - 1, out);
     buf_add(out, ".", 1);
     auth_b64url_encode((const unsigned char *)payload, n, out);
-    HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)out->p + start, out->len - start,
-         mac, &maclen);
+    hmac_sha256(key, keylen, out->p + start, out->len - start, mac);
     buf_add(out, ".", 1);
-    auth_b64url_encode(mac, maclen, out);
+    auth_b64url_encode(mac, MAC_LEN, out);
 }
 
 /* ---- the secret --------------------------------------------------------------------------- */
@@ -462,7 +454,7 @@ secret_read(const struct config *cfg, struct err *e)
         err_set(e, 500, "internal", "out of memory");
         goto out;
     }
-    OPENSSL_cleanse(secret.key, sizeof(secret.key));
+    explicit_bzero(secret.key, sizeof(secret.key));
     memcpy(secret.key, tmp, n);
     secret.len = n;
     secret.dev = sb.st_dev;
@@ -471,7 +463,7 @@ secret_read(const struct config *cfg, struct err *e)
     secret.mtime = sb.st_mtim;
     rc = 0;
 out:
-    OPENSSL_cleanse(tmp, sizeof(tmp));
+    explicit_bzero(tmp, sizeof(tmp));
     close(fd);
     if (rc < 0)
         secret.len = 0;
@@ -525,7 +517,7 @@ auth_ready(const struct config *cfg, struct err *e)
     if (cfg->auth.mode == AUTH_NONE)
         return 0;
     rc = secret_get(cfg, key, &len, e);
-    OPENSSL_cleanse(key, sizeof(key));
+    explicit_bzero(key, sizeof(key));
     return rc;
 }
 
@@ -613,7 +605,7 @@ auth_request(const struct config *cfg, struct http_req *req, struct identity *ou
     }
     rc = 0;
 out:
-    OPENSSL_cleanse(key, sizeof(key));
+    explicit_bzero(key, sizeof(key));
     return rc;
 }
 

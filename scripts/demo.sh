@@ -18,7 +18,7 @@ need_npm
 
 BUILD=${BUILD:-build}
 echo "==> building into $BUILD/"
-cmake -S . -B "$BUILD" >/dev/null
+cmake -S . -B "$BUILD" -DRHTMX_TESTS=OFF >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" >/dev/null
 
 port=${DEMO_PORT:-8080}

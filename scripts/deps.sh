@@ -17,7 +17,10 @@ need_apt() {
 
 # The packages the C build needs.
 BUILD_PKGS=(build-essential cmake pkg-config libfcgi-dev libsqlite3-dev libjson-c-dev zlib1g-dev
-            libssl-dev sqlite3)
+            sqlite3)
+# What building the tests adds: OpenSSL's libcrypto, the independent HMAC-SHA256 the unit
+# and fuzz tests check lib/sha256.c against (the programs do not link it).
+TEST_BUILD_PKGS=(libssl-dev)
 
 # need_node: node and npm, from Debian unless the machine already has a node.
 need_node() {
