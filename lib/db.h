@@ -16,6 +16,12 @@
 #include "err.h"
 
 #define DB_BUSY_TIMEOUT_MS 10000
+/* How much of the database file is memory-mapped for reading (db_open). */
+#define DB_MMAP_BYTES 268435456
+/* The WAL is truncated to this after a checkpoint (0 when the last connection closes). */
+#define DB_WAL_KEEP_BYTES 4194304
+#define DB_STR_(x) #x
+#define DB_STR(x) DB_STR_(x)
 
 /* Our schema's version; the migrations in db.c go up to it. */
 #define DB_SCHEMA_VERSION 2
@@ -32,6 +38,8 @@ enum db_stmt {
     STMT_BEGIN,        /* BEGIN (deferred): a read transaction */
     STMT_ROLLBACK,     /* ROLLBACK */
     STMT_SCHEMA_COOKIE, /* PRAGMA schema_version */
+    STMT_INSTALLED,    /* ?1 table, ?2 trigger name prefix, ?3 signature, ?4 entity: 1 when
+                        * the triggers (lib/schema.c) are there and were made from ?3 */
     STMT__COUNT
 };
 
