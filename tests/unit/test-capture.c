@@ -1,4 +1,6 @@
 /* Change capture: triggers, backfill, versions, rebuild on new columns, migrations. */
+#include <sys/stat.h>
+
 #include "buf.h"
 #include "fixture.h"
 
@@ -60,6 +62,18 @@ main(void)
                       s, sizeof(s)),
               "delete:2,create:100");
 
+    /* A key change together with another column: the create carries the new row. */
+    CHECK(fx_exec(&f, "UPDATE todos SET id = 101, title = 'two!' WHERE id = 100") == SQLITE_OK);
+    CHECK_STR(fx_text(&f, "SELECT group_concat(action || ':' || entity_id || ':' || "
+                          "coalesce(data, '-'), ',') FROM (SELECT * FROM _rhtmx_sync_log "
+                          "WHERE version > 7 ORDER BY version)",
+                      s, sizeof(s)),
+              "delete:100:-,create:101:{\"id\":101,\"title\":\"two!\",\"done\":0}");
+    /* Three triggers per table: a key change is a branch of the update trigger. */
+    CHECK_INT(fx_int(&f, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND "
+                         "tbl_name = 'todos'"),
+              3);
+
     /* DELETE leaves a tombstone without data. */
     CHECK(fx_exec(&f, "DELETE FROM todos WHERE id = 3") == SQLITE_OK);
     CHECK_INT(fx_int(&f, "SELECT data IS NULL FROM _rhtmx_sync_log WHERE action = 'delete' AND "
@@ -113,9 +127,38 @@ main(void)
     CHECK_INT(changed, 1);
     CHECK(schema_installed(f.db, &f.schema->tables[0]));
 
+    /* Blobs are hex text in the JSON, in a text key too; an INTEGER PRIMARY KEY
+     * (no blob guard in the trigger) still logs its integer. */
+    CHECK(fx_exec(&f, "INSERT INTO notes VALUES (x'00ff', x'cafe')") == SQLITE_OK);
+    CHECK_STR(fx_text(&f, "SELECT data FROM _rhtmx_sync_log ORDER BY version DESC LIMIT 1", s,
+                      sizeof(s)),
+              "{\"uuid\":\"00FF\",\"body\":\"CAFE\"}");
+    CHECK(fx_exec(&f, "INSERT INTO todos (id, title) VALUES ('77', x'01')") == SQLITE_OK);
+    CHECK_STR(fx_text(&f, "SELECT data FROM _rhtmx_sync_log ORDER BY version DESC LIMIT 1", s,
+                      sizeof(s)),
+              "{\"id\":77,\"title\":\"01\",\"done\":0,\"due\":null}");
+
     /* Our migration number lives in user_version. */
     CHECK_INT(fx_int(&f, "PRAGMA user_version"), DB_USER_VERSION_BASE + DB_SCHEMA_VERSION);
     CHECK_STR(fx_text(&f, "PRAGMA journal_mode", s, sizeof(s)), "wal");
+
+    /* The last connection to close keeps the -wal and -shm files (the next
+     * process, a CGI request, need not create them again), the WAL emptied. */
+    {
+        struct stat sb;
+        char wal[80], shm[80];
+        snprintf(wal, sizeof(wal), "%s-wal", f.path);
+        snprintf(shm, sizeof(shm), "%s-shm", f.path);
+        schema_free(f.schema);
+        f.schema = NULL;
+        db_free(f.db);
+        f.db = NULL;
+        CHECK(stat(wal, &sb) == 0 && sb.st_size == 0);
+        CHECK(stat(shm, &sb) == 0);
+        f.db = db_open(f.path, &e);
+        CHECK(f.db != NULL);
+        CHECK_STR(fx_text(&f, "SELECT title FROM todos WHERE id = 101", s, sizeof(s)), "two!");
+    }
     fx_close(&f);
 
     /* An app that numbers its own migrations with user_version keeps its number. */
@@ -143,6 +186,31 @@ main(void)
         CHECK_INT(fx_int(&f, "SELECT json_extract(data, '$.c130') FROM _rhtmx_sync_log"), 130);
         fx_close(&f);
         buf_free(&sql);
+    }
+
+    /* An install by the previous trigger template (t2: a fourth trigger for key
+     * changes) is rebuilt in the new shape: the old trigger is gone, rows already
+     * in the log are not logged again, and a key change is still logged once. */
+    {
+        long long before;
+        CHECK(fx_open(&f, SCHEMA, CFG) == 0);
+        CHECK(fx_exec(&f, "CREATE TRIGGER _rhtmx_sync_todos_rekey AFTER UPDATE ON todos WHEN "
+                          "OLD.id IS NOT NEW.id BEGIN SELECT 1; END;"
+                          "UPDATE _rhtmx_sync_tables SET signature = 't2' || substr(signature, 3) "
+                          "WHERE entity = 'todos'") == SQLITE_OK);
+        schema_free(f.schema);
+        f.schema = schema_load(f.db, f.cfg, &e);
+        CHECK(f.schema != NULL && !schema_installed(f.db, &f.schema->tables[0]));
+        before = log_count(&f);
+        CHECK(f.schema != NULL && schema_install(f.db, f.schema, &changed, &e) == 0);
+        CHECK_INT(changed, 1);
+        CHECK_INT(log_count(&f), before);
+        CHECK_INT(fx_int(&f, "SELECT count(*) FROM sqlite_master WHERE name = "
+                             "'_rhtmx_sync_todos_rekey'"),
+                  0);
+        CHECK(fx_exec(&f, "UPDATE todos SET id = 50 WHERE id = 1") == SQLITE_OK);
+        CHECK_INT(log_count(&f), before + 2);
+        fx_close(&f);
     }
 
     /* Config problems found against the database name the config file. */
