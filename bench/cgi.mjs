@@ -3,8 +3,10 @@
 // over the floor (fork + exec) is its start-up: dynamic libraries, reading the config,
 // opening the database, checking the schema, preparing the statement.
 //
-// With BENCH_STATIC_BIN (bench/run-all.sh sets it when the build offers RHTMX_STATIC), the
-// upload-ready build with its libraries linked in runs beside it as /bench/static/.
+// The upload-ready builds run beside it when bench/run-all.sh made them (cmake/Static.cmake):
+// BENCH_STATIC_BIN (RHTMX_STATIC=ON: libraries linked in, the C library shared) as
+// /bench/static/, BENCH_FULLSTATIC_BIN (FULL: nothing shared, the build docs/DEPLOY.md
+// recommends for shared hosting) as /bench/fullstatic/.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,16 +21,19 @@ export async function benchCgi() {
   const bodyFile = path.join(app.dir, 'small.json');
   fs.writeFileSync(bodyFile, answer.body);
 
-  const staticBin = process.env.BENCH_STATIC_BIN ? path.join(process.env.BENCH_STATIC_BIN, 'sync-pull') : null;
-  const withStatic = staticBin && fs.existsSync(staticBin);
-  const extra = withStatic ? `$HTTP["url"] =~ "^/bench/static/" {
-      alias.url += ( "/bench/static" => "${staticBin}" )
+  const builds = [
+    { name: 'static', env: 'BENCH_STATIC_BIN', what: 'upload-ready build (RHTMX_STATIC=ON: libraries linked in, libc shared)' },
+    { name: 'fullstatic', env: 'BENCH_FULLSTATIC_BIN', what: 'upload-ready build (RHTMX_STATIC=FULL: fully static, the one docs/DEPLOY.md recommends)' },
+  ].map((b) => ({ ...b, bin: process.env[b.env] ? path.join(process.env[b.env], 'sync-pull') : null }))
+    .filter((b) => b.bin && fs.existsSync(b.bin));
+  const extra = builds.map((b) => `$HTTP["url"] =~ "^/bench/${b.name}/" {
+      alias.url += ( "/bench/${b.name}" => "${b.bin}" )
       cgi.assign = ( "" => "" )
-    }` : '';
+    }`).join('\n');
   const srv = await startServers(app, { cgi: true, bodyFile, extra });
   try {
     const u = { pull: `${srv.url}/api/sync/items?${query}`, fixed: `${srv.url}/bench/fixed` };
-    if (withStatic) u.static = `${srv.url}/bench/static/items?${query}`;
+    for (const b of builds) u[b.name] = `${srv.url}/bench/${b.name}/items?${query}`;
     for (const url of Object.values(u)) {
       const a = await get(url);
       assert.equal(a.status, 200, `${url}: ${a.body}`);
@@ -39,10 +44,10 @@ export async function benchCgi() {
       ratio: r.pull / r.fixed, goal: 0.5,
       figures: `sync-pull ${fmt(r.pull)} req/s, minimal CGI ${fmt(r.fixed)} req/s`,
     })];
-    if (withStatic) {
-      rows.push(result('plain CGI, upload-ready build (RHTMX_STATIC=ON: libraries linked in) vs minimal C CGI', {
-        ratio: r.static / r.fixed, goal: 0.5,
-        figures: `static sync-pull ${fmt(r.static)} req/s, minimal CGI ${fmt(r.fixed)} req/s`,
+    for (const b of builds) {
+      rows.push(result(`plain CGI, ${b.what} vs minimal C CGI`, {
+        ratio: r[b.name] / r.fixed, goal: 0.5,
+        figures: `${b.name} sync-pull ${fmt(r[b.name])} req/s, minimal CGI ${fmt(r.fixed)} req/s`,
       }));
     }
     return rows;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every benchmark in one command (a few minutes): installs what is missing (Debian 12),
 # builds a Release tree WITHOUT sanitizers in build-bench (BENCH_BUILD to change it) and,
-# where the build offers RHTMX_STATIC, the upload-ready static one in build-bench-static,
+# where the build offers RHTMX_STATIC, the upload-ready static ones in build-bench-static
+# and build-bench-fullstatic,
 # and prints each target of issue 8 as a ratio with the figures behind it.
 #
 #   bench/run-all.sh                      everything
@@ -13,22 +14,30 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 
-need_apt "${BUILD_PKGS[@]}" lighttpd php-cgi php-sqlite3 wrk chromium fonts-dejavu-core
+need_apt "${BUILD_PKGS[@]}" "${TEST_BUILD_PKGS[@]}" lighttpd php-cgi php-sqlite3 wrk chromium fonts-dejavu-core
 need_npm
 
 BUILD=${BENCH_BUILD:-build-bench}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRHTMX_SANITIZE=OFF -DRHTMX_TESTS=ON >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target sync-pull sync-push sync-events client-js rhtmx-sync \
   bench-fcgi-fixed bench-cgi-fixed >/dev/null
-# The upload-ready build (libraries linked in) for the plain CGI benchmark, where the
-# build offers it (cmake/Static.cmake).
-static_bin=""
+# The upload-ready builds for the plain CGI benchmark (cmake/Static.cmake): ON (the
+# libraries linked in, the C library shared) and FULL (nothing shared, what docs/DEPLOY.md
+# recommends for shared hosting). The linker's warnings about dlopen in a static program
+# are expected (docs/DEPLOY.md).
+static_bin="" fullstatic_bin=""
 if [ -f cmake/Static.cmake ]; then
   cmake -S . -B "$BUILD-static" -DCMAKE_BUILD_TYPE=Release -DRHTMX_STATIC=ON -DRHTMX_TESTS=OFF >/dev/null
   cmake --build "$BUILD-static" -j"$(nproc)" --target sync-pull >/dev/null
   static_bin="$PWD/$BUILD-static/cgi-bin"
+  cmake -S . -B "$BUILD-fullstatic" -DCMAKE_BUILD_TYPE=Release -DRHTMX_STATIC=FULL -DRHTMX_TESTS=OFF >/dev/null
+  if ! cmake --build "$BUILD-fullstatic" -j"$(nproc)" --target sync-pull >"$BUILD-fullstatic/build.log" 2>&1; then
+    cat "$BUILD-fullstatic/build.log" >&2
+    exit 1
+  fi
+  fullstatic_bin="$PWD/$BUILD-fullstatic/cgi-bin"
 fi
 rm -rf "$BUILD/bench-tmp" # databases of the previous run (the 100,000-row one is ~35 MB)
 mkdir -p "$BUILD/bench-tmp"
 RHTMX_BIN="$PWD/$BUILD/cgi-bin" BENCH_BASELINES="$PWD/$BUILD/bench" BENCH_STATIC_BIN="$static_bin" \
-  RHTMX_TEST_TMP="$PWD/$BUILD/bench-tmp" exec node bench/run.mjs "$@"
+  BENCH_FULLSTATIC_BIN="$fullstatic_bin" RHTMX_TEST_TMP="$PWD/$BUILD/bench-tmp" exec node bench/run.mjs "$@"
