@@ -67,6 +67,7 @@ export function makeDataset({ rows, updates = 10, tag = 'bench', config = {} }) 
  * One lighttpd, the product's executables as FastCGI (one process each, as
  * tests/harness does) and beside them, through the same server:
  *   /bench/fixed     the minimal libfcgi responder (fixed body from bodyFile)
+ *   /bench/fixed-early  the same, ending connections as sync-pull does (BENCH_CLOSE_EARLY)
  *   /bench/pull.php  the PHP pull under php-cgi as FastCGI, one process
  * With cgi: true, everything is mod_cgi and /bench/fixed is the minimal C CGI.
  */
@@ -80,10 +81,15 @@ export async function startServers(app, { cgi = false, bodyFile = '/dev/null', d
          alias.url += ( "/bench/fixed" => "${path.join(BASELINES, 'bench-cgi-fixed')}" )
          cgi.assign = ( "" => "" )
        }`
-    : `$HTTP["url"] =~ "^/bench/fixed" {
+    : `$HTTP["url"] =~ "^/bench/fixed$" {
          fastcgi.server = ( "/bench/fixed" => ( ( "bin-path" => "${path.join(BASELINES, 'bench-fcgi-fixed')}",
            "socket" => "${sock('fixed')}", "max-procs" => 1, "check-local" => "disable",
            "bin-environment" => ( "BENCH_BODY_FILE" => "${bodyFile}" ) ) ) )
+       }
+       $HTTP["url"] =~ "^/bench/fixed-early" {
+         fastcgi.server = ( "/bench/fixed-early" => ( ( "bin-path" => "${path.join(BASELINES, 'bench-fcgi-fixed')}",
+           "socket" => "${sock('fixed-early')}", "max-procs" => 1, "check-local" => "disable",
+           "bin-environment" => ( "BENCH_BODY_FILE" => "${bodyFile}", "BENCH_CLOSE_EARLY" => "1" ) ) ) )
        }`;
   // php-cgi as a single FastCGI process like the others. PHP_FCGI_MAX_REQUESTS is raised
   // from its default of 500 so PHP is not charged for restarts during the run.
@@ -206,9 +212,11 @@ export function fmt(x, digits = 0) {
 
 /**
  * A result row: target text, measured ratio, whether it is met (cmp '>=' or '<='
- * against goal), and the figures behind it.
+ * against goal), and the figures behind it. Without a goal the row is a reference
+ * figure, judged by nothing.
  */
 export function result(name, { ratio, goal, cmp = '>=', unit = '×', figures, note }) {
+  if (goal === undefined) return { name, ratio, unit, met: null, figures, note: note ?? 'reference' };
   const met = ratio === null || ratio === undefined ? null
     : cmp === '>=' ? ratio >= goal : cmp === '<' ? ratio < goal : ratio <= goal;
   return { name, ratio, goal, cmp, unit, met, figures, note };

@@ -12,6 +12,8 @@ app_init(struct app *app, const char *name, const char *config_path)
 {
     memset(app, 0, sizeof(*app));
     app->name = name;
+    if (http_is_cgi())
+        db_short_lived();
     app->config_path = config_path ? strdup(config_path) : config_locate();
     /* An absolute path makes every message name the file unambiguously. */
     if (app->config_path != NULL) {

@@ -173,26 +173,37 @@ db_configure(struct db *d, struct err *e)
                    e);
 }
 
+static int short_lived; /* set by db_short_lived(), read once by db_setup() */
+
+void
+db_short_lived(void)
+{
+    short_lived = 1;
+}
+
 /*
- * Process-wide SQLite settings, before its first use. Both are for the
+ * Process-wide SQLite settings, before its first use. They are for the
  * schema, which every new connection reads and parses before its first
  * statement (and a CGI program is a new connection per request):
  * - without memory statistics (nothing here reads them) an allocation is a
  *   plain malloc() instead of a mutex, a counter and a malloc();
- * - memory-mapped reads by default, so they apply from the connection's first
- *   read on (PRAGMA mmap_size would come after the schema is loaded). Only
- *   the file's size is mapped, up to DB_MMAP_BYTES;
  * - no up-front page cache: SQLite otherwise allocates and touches room for
- *   20 pages per connection (about 40 page faults, a tenth of a CGI start)
- *   where, with the pages mapped, it caches two or three.
+ *   20 pages per connection (about 35 page faults, a tenth of a CGI start);
+ *   pages are allocated as they are first read instead;
+ * - in a short-lived process, memory-mapped reads by default, so they apply
+ *   from the connection's first read on (PRAGMA mmap_size would come after
+ *   the schema is loaded): pages are read where the kernel already has them,
+ *   not copied into a cache the process would first have to fault in. Only
+ *   the file's size is mapped, up to DB_MMAP_BYTES.
  */
 static void
 db_setup(void)
 {
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
-    sqlite3_config(SQLITE_CONFIG_MMAP_SIZE, (sqlite3_int64)DB_MMAP_BYTES,
-                   (sqlite3_int64)DB_MMAP_BYTES);
+    if (short_lived)
+        sqlite3_config(SQLITE_CONFIG_MMAP_SIZE, (sqlite3_int64)DB_MMAP_BYTES,
+                       (sqlite3_int64)DB_MMAP_BYTES);
 }
 
 struct db *

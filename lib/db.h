@@ -16,7 +16,7 @@
 #include "err.h"
 
 #define DB_BUSY_TIMEOUT_MS 10000
-/* How much of the database file is memory-mapped for reading (db_open). */
+/* How much of the database file a short-lived process maps for reading (db_short_lived). */
 #define DB_MMAP_BYTES 268435456
 /* The WAL is truncated to this after a checkpoint (0 when the last connection closes). */
 #define DB_WAL_KEEP_BYTES 4194304
@@ -53,6 +53,12 @@ struct db {
  * NULL with e set (500 "database"). A file that cannot be opened for writing is
  * opened read-only and db->readonly is set. */
 struct db *db_open(const char *path, struct err *e);
+/* Before the first db_open: this process serves one request and exits (plain
+ * CGI, the command-line tool), so favour opening fast over caching: reads are
+ * memory-mapped (see db.c). A long-lived process keeps SQLite's own page
+ * cache, whose memory it holds anyway, instead of mapping pages that would
+ * count towards its resident size for as long as it runs. */
+void db_short_lived(void);
 void db_free(struct db *d); /* NULL is harmless */
 
 /* Create or upgrade the library's tables. Needs a writable database. */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -823,6 +824,36 @@ serve(struct http_req *req, http_handler handler, void *ctx)
         handler(req, ctx);
 }
 
+/*
+ * How a FastCGI connection ends. libfcgi shuts its side down and then waits,
+ * up to 2 s, for the web server to close first: on TCP, closing with unread
+ * input makes the kernel answer with a reset that can destroy the answer in
+ * flight. When the request's input was read to its end and nothing more is
+ * queued, there is nothing to reset, and the wait would only keep this
+ * process, which serves one request at a time, idle for a round trip through
+ * the web server. The connection is then closed at once (FCGX_Detach tells
+ * libfcgi so); otherwise libfcgi's careful close stands.
+ */
+static void
+fcgx_close_early(struct http_req *req)
+{
+    FCGX_Request *r = req->fcgx;
+    const char *cl;
+    int queued = -1;
+
+    if (req->failed || r->ipcFd < 0)
+        return;
+    if (!FCGX_HasSeenEOF(r->in)) {
+        cl = http_env(req, "CONTENT_LENGTH");
+        if (cl != NULL && cl[0] != '\0' && strcmp(cl, "0") != 0)
+            return; /* a body the handler did not read to its end */
+        if (FCGX_GetChar(r->in) != EOF)
+            return;
+    }
+    if (ioctl(r->ipcFd, FIONREAD, &queued) == 0 && queued == 0)
+        FCGX_Detach(r);
+}
+
 int
 http_run(http_handler handler, void *ctx)
 {
@@ -846,6 +877,7 @@ http_run(http_handler handler, void *ctx)
         http_req_fcgx(&req, &r);
         serve(&req, handler, ctx);
         http_req_end(&req);
+        fcgx_close_early(&req);
         FCGX_Finish_r(&r);
     }
     FCGX_Free(&r, 1);

@@ -7,9 +7,17 @@
  * same response through the same web server). No database, no parsing: what
  * is left is libfcgi and the web server, which is what sync-pull is measured
  * against.
+ *
+ * With BENCH_CLOSE_EARLY=1 it ends each connection the way the product does
+ * (lib/http.c, fcgx_close_early): at once when the request's input was read
+ * to its end and nothing more is queued, instead of libfcgi's shutdown and
+ * wait for the web server to close first. Without it, it is libfcgi as
+ * shipped.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
 
 #include <fcgiapp.h>
 
@@ -34,12 +42,23 @@ slurp(const char *path, char **out)
     return -1;
 }
 
+/* The product's close (lib/http.c): the input read to its end, nothing queued. */
+static void
+close_early(FCGX_Request *r)
+{
+    int queued = -1;
+
+    if (FCGX_GetChar(r->in) == EOF && ioctl(r->ipcFd, FIONREAD, &queued) == 0 && queued == 0)
+        FCGX_Detach(r);
+}
+
 int
 main(void)
 {
     FCGX_Request r;
     char *body = NULL;
     long n = slurp(getenv("BENCH_BODY_FILE"), &body);
+    const char *early = getenv("BENCH_CLOSE_EARLY");
 
     if (n < 0) {
         fputs("fcgi-fixed: cannot read BENCH_BODY_FILE\n", stderr);
@@ -51,6 +70,8 @@ main(void)
         FCGX_FPrintF(r.out, "Status: 200 OK\r\nContent-Type: application/json\r\n"
                             "Cache-Control: no-store\r\n\r\n");
         FCGX_PutStr(body, (int)n, r.out);
+        if (early != NULL && strcmp(early, "1") == 0)
+            close_early(&r);
         FCGX_Finish_r(&r);
     }
     FCGX_Free(&r, 1);
