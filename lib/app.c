@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,7 +13,9 @@ app_init(struct app *app, const char *name, const char *config_path)
 {
     memset(app, 0, sizeof(*app));
     app->name = name;
-    if (http_is_cgi())
+    app->config_watch = -1;
+    app->short_lived = http_is_cgi();
+    if (app->short_lived)
         db_short_lived();
     app->config_path = config_path ? strdup(config_path) : config_locate();
     /* An absolute path makes every message name the file unambiguously. */
@@ -40,6 +43,9 @@ void
 app_close(struct app *app)
 {
     app_unload(app);
+    if (app->config_watch >= 0)
+        close(app->config_watch);
+    app->config_watch = -1;
     free(app->config_path);
     app->config_path = NULL;
 }
@@ -65,6 +71,28 @@ folder_hint(const char *db)
            "database's -wal and -shm files there, even to read it)";
 }
 
+/*
+ * (Re)arm the inotify watch on the config file just read, in a long-lived
+ * process: on the file's inode, so an edit in place, a chmod, and a new file
+ * renamed over it (the old inode loses its name) are all events. Without
+ * inotify (the per-user limit reached, say), config_changed() stats instead.
+ */
+static void
+config_watch(struct app *app)
+{
+    if (app->short_lived)
+        return;
+    app->config_watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (app->config_watch < 0)
+        return;
+    if (inotify_add_watch(app->config_watch, app->config_path,
+                          IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVE_SELF |
+                              IN_DELETE_SELF) < 0) {
+        close(app->config_watch);
+        app->config_watch = -1;
+    }
+}
+
 static int
 app_load(struct app *app, struct err *e)
 {
@@ -73,10 +101,16 @@ app_load(struct app *app, struct err *e)
     int installed = 0;
 
     app_unload(app);
+    /* A new watch each load: nothing of an old inode is left pending. */
+    if (app->config_watch >= 0)
+        close(app->config_watch);
+    app->config_watch = -1;
     if (stat(app->config_path, &sb) == 0) {
         app->config_mtime = sb.st_mtim;
         app->config_size = sb.st_size;
+        config_watch(app);
     }
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &app->config_statted);
     app->cfg = config_load(app->config_path, e);
     if (app->cfg == NULL)
         goto err;
@@ -112,12 +146,30 @@ err:
     return -1;
 }
 
-/* 1 if the config file changed since it was loaded. */
+/*
+ * 1 if the config file changed since it was loaded. With a watch, nothing
+ * pending on it means unchanged, for up to a second after the last stat():
+ * a read() instead of a path walk per request. The stat() a second later
+ * covers file systems whose changes inotify does not see (NFS).
+ */
 static int
-config_changed(const struct app *app)
+config_changed(struct app *app)
 {
+    struct timespec now;
     struct stat sb;
+    char events[1024];
+    int pending = 0;
 
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    if (app->config_watch >= 0) {
+        while (read(app->config_watch, events, sizeof(events)) > 0)
+            pending = 1;
+        if (!pending && (now.tv_sec - app->config_statted.tv_sec) * 1000 +
+                                (now.tv_nsec - app->config_statted.tv_nsec) / 1000000 <
+                            1000)
+            return 0;
+    }
+    app->config_statted = now;
     if (stat(app->config_path, &sb) != 0)
         return 1;
     return sb.st_size != app->config_size || sb.st_mtim.tv_sec != app->config_mtime.tv_sec ||

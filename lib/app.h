@@ -5,7 +5,9 @@
  * the checked schema. app_ready() brings it up to date before each request:
  * the first time it loads everything (migrating our tables and installing the
  * triggers if needed); afterwards it only checks that the config file and the
- * database shape are unchanged, which costs a stat() and one PRAGMA. A broken
+ * database shape are unchanged, which costs one PRAGMA and, in a long-lived
+ * (FastCGI) process, a read() of an inotify watch on the config file (a stat()
+ * only after it reports something, or a second after the last one). A broken
  * config is retried on the next request, so fixing the file is enough: no
  * restart of a FastCGI process is needed. The same goes for a database that
  * was opened read-only (its file not writable): once it is, it is opened again.
@@ -30,6 +32,9 @@ struct app {
     struct schema *schema;
     struct timespec config_mtime;
     off_t config_size;
+    int short_lived;               /* plain CGI or the tool: one request, then exit */
+    int config_watch;              /* inotify on the config file, or -1 */
+    struct timespec config_statted; /* CLOCK_MONOTONIC_COARSE of the last stat() */
     char last_error[512]; /* last reported, so a FastCGI loop does not repeat it per request */
 };
 

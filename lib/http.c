@@ -127,6 +127,7 @@ fcgx_records(struct http_req *req, const char *p, size_t n)
 {
     FCGX_Request *r = req->fcgx;
 
+    req->out_sent = 1;
     if (FCGX_FFlush(r->out) < 0 || FCGX_GetError(r->out) != 0)
         return -1;
     while (n > 0) {
@@ -224,28 +225,74 @@ http_header(struct http_req *req, const char *name, const char *value)
 {
     if (req->headers_sent)
         return;
-    buf_printf(&req->headers, "%s: %s\r\n", name, value);
+    buf_adds(&req->headers, name);
+    buf_add(&req->headers, ": ", 2);
+    buf_adds(&req->headers, value);
+    buf_add(&req->headers, "\r\n", 2);
+}
+
+/* Append s to the n bytes at line (cap in all), as much as fits; the new length. */
+static size_t
+line_add(char *line, size_t n, size_t cap, const char *s)
+{
+    size_t k = strlen(s);
+
+    if (k > cap - n)
+        k = cap - n;
+    memcpy(line + n, s, k);
+    return n + k;
 }
 
 static int
 send_headers(struct http_req *req)
 {
-    char line[64];
+    char line[192], code[5] = {(char)('0' + req->status / 100 % 10),
+                               (char)('0' + req->status / 10 % 10), (char)('0' + req->status % 10),
+                               ' ', '\0'};
+    size_t n;
 
     if (req->headers_sent)
         return 0;
     req->headers_sent = 1;
-    snprintf(line, sizeof(line), "Status: %d %s\r\n", req->status, http_reason(req->status));
-    if (raw_write(req, line, strlen(line)) < 0)
-        return -1;
+    n = line_add(line, 0, sizeof(line), "Status: ");
+    n = line_add(line, n, sizeof(line), code);
+    n = line_add(line, n, sizeof(line), http_reason(req->status));
+    n = line_add(line, n, sizeof(line), "\r\n");
     if (req->content_type != NULL) {
-        snprintf(line, sizeof(line), "Content-Type: %s\r\n", req->content_type);
-        if (raw_write(req, line, strlen(line)) < 0)
-            return -1;
+        n = line_add(line, n, sizeof(line), "Content-Type: ");
+        n = line_add(line, n, sizeof(line), req->content_type);
+        n = line_add(line, n, sizeof(line), "\r\n");
     }
+    if (raw_write(req, line, n) < 0)
+        return -1;
     if (req->headers.len > 0 && raw_write(req, req->headers.p, req->headers.len) < 0)
         return -1;
+    if (req->fcgx != NULL)
+        req->out_head_end = req->out.len;
     return raw_write(req, "\r\n", 2);
+}
+
+/*
+ * Content-Length for a FastCGI answer that is still whole in req->out at its
+ * end (all but long pages and streams): the web server can then pass it on as
+ * it is instead of chunking it, and the browser knows its size. Spliced in
+ * before the headers' blank line.
+ */
+static void
+out_content_length(struct http_req *req)
+{
+    struct buf *o = &req->out;
+    size_t at = req->out_head_end, body;
+    char line[48];
+    int n;
+
+    if (req->out_sent || !req->headers_sent || at > o->len || o->len - at < 2)
+        return;
+    body = o->len - at - 2;
+    n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n", body);
+    buf_add(o, line, (size_t)n); /* room first, then make the gap */
+    memmove(o->p + at + n, o->p + at, body + 2);
+    memcpy(o->p + at, line, (size_t)n);
 }
 
 /* gzip state: a deflate stream and its output buffer. */
@@ -413,8 +460,9 @@ http_flush(struct http_req *req)
 
 static void cgi_drain_body(struct http_req *req);
 
-void
-http_req_end(struct http_req *req)
+/* http_req_end() but for releasing req->out and req->headers. */
+static void
+req_finish(struct http_req *req)
 {
     if (req->fcgx == NULL && !req->body_read)
         cgi_drain_body(req);
@@ -428,10 +476,18 @@ http_req_end(struct http_req *req)
         free(g);
         req->gz = NULL;
     }
-    if (req->fcgx != NULL)
+    if (req->fcgx != NULL) {
+        out_content_length(req);
         out_flush(req, 1);
-    else
+    } else {
         fflush(stdout);
+    }
+}
+
+void
+http_req_end(struct http_req *req)
+{
+    req_finish(req);
     buf_free(&req->out);
     buf_free(&req->headers);
 }
@@ -859,6 +915,7 @@ http_run(http_handler handler, void *ctx)
 {
     FCGX_Request r;
     struct http_req req;
+    struct buf out = {0}, headers = {0};
 
     if (FCGX_IsCGI()) {
         static char outbuf[65536];
@@ -875,11 +932,21 @@ http_run(http_handler handler, void *ctx)
     }
     while (FCGX_Accept_r(&r) >= 0) {
         http_req_fcgx(&req, &r);
+        /* The last request's buffers, emptied: no allocations per request for
+         * them (out_flush() already let go of a big one). */
+        req.out = out;
+        req.headers = headers;
         serve(&req, handler, ctx);
-        http_req_end(&req);
+        req_finish(&req);
+        out = req.out;
+        headers = req.headers;
+        buf_reset(&out);
+        buf_reset(&headers);
         fcgx_close_early(&req);
         FCGX_Finish_r(&r);
     }
     FCGX_Free(&r, 1);
+    buf_free(&out);
+    buf_free(&headers);
     return 0;
 }

@@ -37,6 +37,8 @@ struct http_req {
     size_t gz_min;             /* ... until it is longer than this */
     struct buf gz_held;
     struct buf out;            /* FastCGI: answer bytes gathered for big records */
+    size_t out_head_end;       /* ... where the headers' blank line starts in out */
+    int out_sent;              /* ... some of it has left (no Content-Length then) */
     int body_read;             /* http_read_body() was called */
 };
 
