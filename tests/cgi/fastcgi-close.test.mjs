@@ -22,6 +22,9 @@ test('a GET is answered and the connection closed by the program, not left for t
       const r = await fcgiRequest(fcgi.sock, params(app));
       assert.match(r.stdout.toString(), /^Status: 200 OK\r\n/);
       assert.match(r.stdout.toString(), /"title":"one"/);
+      // Sent whole, so with its length (the web server need not chunk it).
+      const [head, body] = r.stdout.toString().split('\r\n\r\n');
+      assert.equal(Number(/\r\nContent-Length: (\d+)\r\n/.exec(`\r\n${head}\r\n`)?.[1]), Buffer.byteLength(body));
       await r.ended;
       // Closed, not merely shut down for writing: nothing more can be sent to it.
       assert.notEqual(await writeLater(r.conn, 50), 'ok');
