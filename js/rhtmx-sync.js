@@ -43,7 +43,8 @@
       strategy: d.conflictStrategy || 'last-write-wins',
       debug: d.debug === '' || d.debug === 'true',
       dbName: d.syncDb || 'rhtmx-sync',
-      pageSize: clampInt(d.syncPageSize, 500, 1, 10000),
+      /* 0: no limit in the URL, the server's pull.default_limit decides (1000 unless set). */
+      pageSize: clampInt(d.syncPageSize, 0, 1, 10000),
       eventsMode: /^(auto|stream|poll|off)$/.test(d.syncEvents || '') ? d.syncEvents : 'auto',
       streamTimeout: clampInt(d.syncStreamTimeout, 5000, 500, 120000),
       offlineForms: d.syncOfflineForms !== 'false',
@@ -207,17 +208,19 @@
   }
 
   /* Runs fn(tx) in one transaction; resolves with fn's result once the transaction commits.
-   * fn may await IndexedDB requests only. A full disk is reported, then rethrown. */
-  async function withTx(stores, mode, fn) {
+   * fn may await IndexedDB requests only. A full disk is reported, then rethrown. options
+   * (may be omitted) go to db.transaction(): { durability: 'relaxed' } for what the server
+   * can send again. */
+  async function withTx(stores, mode, fn, options) {
     var db = await getDb();
     var tx;
     try {
-      tx = db.transaction(stores, mode);
+      tx = db.transaction(stores, mode, options);
     } catch (err) {
       if (err.name !== 'InvalidStateError') throw err;
       dbPromise = null; /* closed under us by a schema upgrade in another tab */
       db = await getDb();
-      tx = db.transaction(stores, mode);
+      tx = db.transaction(stores, mode, options);
     }
     var done = txDone(tx);
     var result;
@@ -587,7 +590,9 @@
   var pullState = {};   /* entity -> { running: Promise, again: bool, target: version, retry } */
 
   /* Applies one page of server changes (and the new cursor) in one transaction, keeping
-   * queued local mutations on top. Returns the ids that changed for someone else's reason. */
+   * queued local mutations on top. Returns the ids that changed for someone else's reason.
+   * Relaxed durability: the browser need not wait for the disk before the next page. What
+   * a crash loses is the last pages and their cursor together, pulled again on next start. */
   async function applyServerPage(entity, changes, cursor, reset, done) {
     var ent = entityByName[entity];
     return withTx([entity, '_pending', '_meta'], 'readwrite', async function (tx) {
@@ -628,7 +633,7 @@
       if (done) await metaPut(tx, 'synced:' + entity, true);
       if (reset) await metaPut(tx, 'synced:' + entity, false);
       return changed;
-    });
+    }, { durability: 'relaxed' });
   }
 
   /* Pulls `entity` until the server has no more, page by page. A 410 clears the store and
@@ -650,13 +655,21 @@
       var allChanged = [];
       var resyncs = 0;
       var didReset = false;
+      /* The next page is asked for as soon as this one's cursor is known, so it travels
+       * while this one is written to IndexedDB. */
+      var fetchPage = function (since) {
+        var url = cfg.base + '/' + encodeURIComponent(entity) + '?since=' + since +
+          (cfg.pageSize ? '&limit=' + cfg.pageSize : '') + (full && since > 0 ? '&full=1' : '');
+        var p = requestJson(url, { headers: { Accept: 'application/json' } });
+        p.catch(function () {}); /* awaited below, or dropped when an earlier page failed */
+        return p;
+      };
+      var next = fetchPage(cursor);
       try {
         for (;;) {
-          var url = cfg.base + '/' + encodeURIComponent(entity) + '?since=' + cursor + '&limit=' + cfg.pageSize +
-            (full && cursor > 0 ? '&full=1' : '');
           var body;
           try {
-            body = await requestJson(url, { headers: { Accept: 'application/json' } });
+            body = await next;
           } catch (err) {
             if (err.status === 410 && resyncs < 3) {
               resyncs++;
@@ -664,6 +677,7 @@
               cursor = 0;
               start = 0;
               full = true;
+              next = fetchPage(cursor);
               continue;
             }
             throw err;
@@ -672,6 +686,7 @@
           var reset = cursor === 0;
           var more = body.has_more === true;
           if (more && body.version <= cursor && body.changes.length === 0) throw new Error('pull of ' + entity + ' made no progress');
+          if (more) next = fetchPage(body.version);
           var ids = await applyServerPage(entity, body.changes, body.version, reset, !more);
           allChanged = allChanged.concat(ids);
           loaded += body.changes.length;

@@ -426,7 +426,7 @@ parse_sections(struct ctx *x, struct config *c, struct json_object *root)
 static void
 config_defaults(struct config *c)
 {
-    c->pull.default_limit = 500;
+    c->pull.default_limit = 1000;
     c->pull.max_limit = 1000;
     c->pull.gzip_min_bytes = 1024;
     c->push.max_body_bytes = 1L << 20;

@@ -100,7 +100,7 @@ main(void)
             CHECK_STR(c->auth.secret_file, "/etc/sync.secret");
             CHECK_STR(c->auth.cookie, "rhtmx_sync");
             CHECK_INT(c->pull.max_limit, 1000);
-            CHECK_INT(c->pull.default_limit, 500);
+            CHECK_INT(c->pull.default_limit, 1000);
             CHECK_INT(c->events.heartbeat, 15);
             CHECK(config_entity(c, "todos") == &c->entities[1]);
             CHECK(config_entity(c, "nope") == NULL);
