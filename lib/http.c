@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -884,18 +883,19 @@ serve(struct http_req *req, http_handler handler, void *ctx)
  * How a FastCGI connection ends. libfcgi shuts its side down and then waits,
  * up to 2 s, for the web server to close first: on TCP, closing with unread
  * input makes the kernel answer with a reset that can destroy the answer in
- * flight. When the request's input was read to its end and nothing more is
- * queued, there is nothing to reset, and the wait would only keep this
- * process, which serves one request at a time, idle for a round trip through
- * the web server. The connection is then closed at once (FCGX_Detach tells
- * libfcgi so); otherwise libfcgi's careful close stands.
+ * flight. Once the request's input was read to its end (the empty FCGI_STDIN
+ * record) the web server sends nothing more on the connection but an
+ * FCGI_ABORT_REQUEST, after which it wants no answer anyway; so there is
+ * nothing to reset, and the wait would only keep this process, which serves
+ * one request at a time, idle for a round trip through the web server. The
+ * connection is then closed at once (FCGX_Detach tells libfcgi so);
+ * otherwise libfcgi's careful close stands.
  */
 static void
 fcgx_close_early(struct http_req *req)
 {
     FCGX_Request *r = req->fcgx;
     const char *cl;
-    int queued = -1;
 
     if (req->failed || r->ipcFd < 0)
         return;
@@ -906,8 +906,7 @@ fcgx_close_early(struct http_req *req)
         if (FCGX_GetChar(r->in) != EOF)
             return;
     }
-    if (ioctl(r->ipcFd, FIONREAD, &queued) == 0 && queued == 0)
-        FCGX_Detach(r);
+    FCGX_Detach(r);
 }
 
 int
