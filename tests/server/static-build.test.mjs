@@ -6,7 +6,7 @@
 //   - `cpack` makes a tarball of that tree;
 //   - the unpacked programs answer inside a chroot that holds nothing but the C
 //     library (FULL: nothing at all), i.e. on a host with none of libfcgi, json-c,
-//     SQLite, zlib or OpenSSL installed (needs root for chroot; skipped otherwise);
+//     SQLite or zlib installed (needs root for chroot; skipped otherwise);
 //   - the unpacked cgi-bin/, uploaded with its .htaccess, works behind Apache.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
