@@ -19,7 +19,7 @@
 
 struct sha256 {
     uint32_t h[8];
-    uint64_t bytes;                /* hashed so far */
+    uint64_t bytes;                   /* hashed so far */
     unsigned char tail[SHA256_BLOCK]; /* the partial block, bytes % 64 of it used */
 };
 

@@ -50,8 +50,7 @@ static void
 test_vectors(void)
 {
     unsigned char k20[20], d50[50], k25[25], k131[131];
-    static const char *const long_msg =
-        "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    static const char *const long_msg = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
     size_t i;
 
     check_sha(__LINE__, "", 0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
@@ -107,8 +106,8 @@ test_lengths_and_pieces(void)
             for (i = 0; i < n; i += step)
                 sha256_update(&s, msg + i, n - i < step ? n - i : step);
             sha256_final(&s, got);
-            CHECK_AT(__LINE__, memcmp(got, want, SHA256_LEN) == 0, "length %zu in pieces of %zu",
-                     n, step);
+            CHECK_AT(__LINE__, memcmp(got, want, SHA256_LEN) == 0, "length %zu in pieces of %zu", n,
+                     step);
         }
     }
 }
