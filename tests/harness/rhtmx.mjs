@@ -50,6 +50,17 @@ export const DEFAULT_SCHEMA = `
 CREATE TABLE todos (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0);
 `;
 
+/**
+ * Wait (up to ms) until log() matches re, then assert it. A program's stderr reaches
+ * the web server's error log through a pipe the server reads in its own time, so a
+ * line can arrive after the answer it goes with.
+ */
+export async function logShows(log, re, ms = 5000) {
+  const until = Date.now() + ms;
+  while (!re.test(log()) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  assert.match(log(), re);
+}
+
 /** Fail when an executable's stderr carries a sanitizer or valgrind report. */
 export function assertSanitizerClean(stderr, what) {
   assert.ok(!/ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer/.test(stderr),

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { makeApp, sql, bin, tmpdir, startLighttpd, openEvents, childrenOf, systemUser } from '../harness/rhtmx.mjs';
+import { makeApp, sql, bin, tmpdir, startLighttpd, openEvents, childrenOf, systemUser, logShows } from '../harness/rhtmx.mjs';
 
 const N = 1000;
 
@@ -93,8 +93,8 @@ test('read-only database file: push answers 500 and writes nothing, reads go on,
     const body = batch('ro');
     const r = await push(body);
     assertServerError(r, 'push to a read-only file');
-    assert.match(srv.errorLog(), /sync-push: warning: .*app\.db is not writable by this process/);
-    assert.match(srv.errorLog(), /POST \/api\/sync\/todos: .*attempt to write a readonly database/);
+    await logShows(srv.errorLog, /sync-push: warning: .*app\.db is not writable by this process/);
+    await logShows(srv.errorLog, /POST \/api\/sync\/todos: .*attempt to write a readonly database/);
     const pushPid = pidOf(srv, 'sync-push'), pullPid = pidOf(srv, 'sync-pull');
     assertServerError(await push(body), 'the retry');
     assert.equal(digest(app.db), before, 'a refused push changed the database');
@@ -148,8 +148,8 @@ test('read-only folder: SQLite cannot even read a WAL database whose -wal and -s
       assert.equal(r.status, 500, r.text);
       assert.deepEqual(JSON.parse(r.text).error.code, 'config');
     }
-    assert.match(srv.errorLog(), /sync-pull: .*attempt to write a readonly database \(its folder is not writable by this process/);
-    assert.match(srv.errorLog(), /sync-push: .*its folder is not writable/);
+    await logShows(srv.errorLog, /sync-pull: .*attempt to write a readonly database \(its folder is not writable by this process/);
+    await logShows(srv.errorLog, /sync-push: .*its folder is not writable/);
     assert.equal(frozen(), before);
     assert.ok(!fs.existsSync(`${app.db}-wal`));
 
@@ -217,7 +217,7 @@ test('disk full: push answers 500 and writes nothing, the database stays intact,
     const body = batch('full');
     const r = await push(body);
     assertServerError(r, 'push to a full disk');
-    assert.match(srv.errorLog(), /POST \/api\/sync\/todos: .*database or disk is full/);
+    await logShows(srv.errorLog, /POST \/api\/sync\/todos: .*database or disk is full/);
     t.diagnostic(`the -wal grew by ${fs.statSync(`${small.db}-wal`).size - walBefore} bytes before the disk was full`);
     const pushPid = pidOf(srv, 'sync-push'), pullPid = pidOf(srv, 'sync-pull');
     assertServerError(await push(body), 'the retry on a full disk');

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { makeApp, sql, startLighttpd, childrenOf, SHARED } from '../harness/rhtmx.mjs';
+import { makeApp, sql, startLighttpd, childrenOf, SHARED, logShows } from '../harness/rhtmx.mjs';
 
 const BUILD = process.env.RHTMX_BUILD ?? path.resolve('build');
 const EXAMPLE_RESOLVER = path.join(BUILD, 'examples/resolver/librhtmx-resolver-example.so');
@@ -130,7 +130,7 @@ test('custom resolver under FastCGI: loaded from the config, reloaded when the c
     assert.equal(good.status, 200, good.text);
     assert.equal(good.json().conflicts[0].server.done, 1);
     assert.equal(pushPids(srv).length, 1);
-    assert.match(srv.errorLog(), /gone\.so/);
+    await logShows(srv.errorLog, /gone\.so/);
   } finally {
     await srv.stop();
   }
