@@ -15,7 +15,7 @@
 # fewer clients); the sanitized pass runs them whole. A valgrind finding makes the
 # process exit 99 and its report fails the test (tests/harness/rhtmx.mjs).
 # Measured on the shared 2-core machine: both builds plus the sanitized suite
-# (about 250 s of tests) plus the valgrind pass (about 250 s): 8.5 minutes.
+# (about 170 s of tests) plus the valgrind pass (about 160 s): 7 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
