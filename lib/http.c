@@ -889,7 +889,9 @@ serve(struct http_req *req, http_handler handler, void *ctx)
  * nothing to reset, and the wait would only keep this process, which serves
  * one request at a time, idle for a round trip through the web server. The
  * connection is then closed at once (FCGX_Detach tells libfcgi so);
- * otherwise libfcgi's careful close stands.
+ * otherwise libfcgi's careful close stands. For a request without a body,
+ * web servers send that empty record with the request itself (lighttpd,
+ * mod_fcgid: tests/server), so looking for it here does not wait.
  */
 static void
 fcgx_close_early(struct http_req *req)
