@@ -39,13 +39,20 @@ app_unload(struct app *app)
     app->cfg = NULL;
 }
 
+/* Close the inotify watch on the config file, if any. */
+static void
+config_unwatch(struct app *app)
+{
+    if (app->config_watch >= 0)
+        close(app->config_watch);
+    app->config_watch = -1;
+}
+
 void
 app_close(struct app *app)
 {
     app_unload(app);
-    if (app->config_watch >= 0)
-        close(app->config_watch);
-    app->config_watch = -1;
+    config_unwatch(app);
     free(app->config_path);
     app->config_path = NULL;
 }
@@ -74,8 +81,10 @@ folder_hint(const char *db)
 /*
  * (Re)arm the inotify watch on the config file just read, in a long-lived
  * process: on the file's inode, so an edit in place, a chmod, and a new file
- * renamed over it (the old inode loses its name) are all events. Without
- * inotify (the per-user limit reached, say), config_changed() stats instead.
+ * renamed over it (the old inode loses its name) are all events. app_load()
+ * drops the old watch first, so nothing of an old inode is left pending.
+ * Without inotify (the per-user limit reached, say), config_changed() stats
+ * instead.
  */
 static void
 config_watch(struct app *app)
@@ -87,10 +96,8 @@ config_watch(struct app *app)
         return;
     if (inotify_add_watch(app->config_watch, app->config_path,
                           IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVE_SELF |
-                              IN_DELETE_SELF) < 0) {
-        close(app->config_watch);
-        app->config_watch = -1;
-    }
+                              IN_DELETE_SELF) < 0)
+        config_unwatch(app);
 }
 
 static int
@@ -101,10 +108,7 @@ app_load(struct app *app, struct err *e)
     int installed = 0;
 
     app_unload(app);
-    /* A new watch each load: nothing of an old inode is left pending. */
-    if (app->config_watch >= 0)
-        close(app->config_watch);
-    app->config_watch = -1;
+    config_unwatch(app);
     if (stat(app->config_path, &sb) == 0) {
         app->config_mtime = sb.st_mtim;
         app->config_size = sb.st_size;

@@ -311,24 +311,18 @@ db_step_done(struct db *d, enum db_stmt id, struct err *e)
 int
 db_begin_read(struct db *d, struct err *e)
 {
-    if (db_step_done(d, STMT_BEGIN, e) < 0)
-        return -1;
-    d->in_read = 1;
-    d->read_cookie = -1;
-    return 0;
+    return db_step_done(d, STMT_BEGIN, e);
 }
 
 int
 db_begin_write(struct db *d, struct err *e)
 {
-    d->in_read = 0;
     return db_exec(d, "BEGIN IMMEDIATE", e);
 }
 
 int
 db_commit(struct db *d, struct err *e)
 {
-    d->in_read = 0;
     return db_exec(d, "COMMIT", e);
 }
 
@@ -337,7 +331,6 @@ db_rollback(struct db *d)
 {
     struct err e;
 
-    d->in_read = 0;
     if (!sqlite3_get_autocommit(d->h) && db_step_done(d, STMT_ROLLBACK, &e) < 0)
         sqlite3_exec(d->h, "ROLLBACK", NULL, NULL, NULL);
 }
@@ -364,20 +357,13 @@ long long
 db_schema_cookie(struct db *d)
 {
     struct err e;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = db_stmt(d, STMT_SCHEMA_COOKIE, &e);
     long long v = -1;
 
-    /* One snapshot, one cookie: read once per read transaction (sync-pull asks
-     * twice per request, before and in app_ready()). */
-    if (d->in_read && d->read_cookie >= 0 && !sqlite3_get_autocommit(d->h))
-        return d->read_cookie;
-    st = db_stmt(d, STMT_SCHEMA_COOKIE, &e);
     if (st != NULL && sqlite3_step(st) == SQLITE_ROW)
         v = sqlite3_column_int64(st, 0);
     if (st != NULL)
         sqlite3_reset(st);
-    if (d->in_read && !sqlite3_get_autocommit(d->h))
-        d->read_cookie = v;
     return v;
 }
 

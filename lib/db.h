@@ -47,8 +47,6 @@ struct db {
     sqlite3 *h;
     int readonly; /* opened read-only (file not writable): reads keep working */
     sqlite3_stmt *stmts[STMT__COUNT];
-    int in_read;          /* inside a db_begin_read() transaction */
-    long long read_cookie; /* ... its schema cookie once read, else -1 */
 };
 
 /* Open the database file at path (it must exist). Returns a new db (db_free), or

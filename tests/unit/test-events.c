@@ -348,6 +348,18 @@ fake_deliver(void *ctx, const char *p, size_t n)
     return c->answer;
 }
 
+/* Join s to h at cursor, delivering straight to the fake connection c. */
+static int
+fake_join(struct hub *h, struct hub_stream *s, struct fake_conn *c, long long cursor,
+          struct err *e)
+{
+    memset(s, 0, sizeof(*s));
+    s->cursor = cursor;
+    s->deliver = fake_deliver;
+    s->deliver_ctx = c;
+    return hub_join(h, s, 0, e);
+}
+
 /* Direct delivery: the feeder writes to a waiting stream without waking it; a
  * connection that would block, takes part, or is gone wakes the thread. */
 static void
@@ -380,11 +392,7 @@ test_delivery(void)
     {
         struct fake_conn c = {HUB_DELIVERED_ALL, {0}, 0};
         struct hub_stream s;
-        memset(&s, 0, sizeof(s));
-        s.cursor = head;
-        s.deliver = fake_deliver;
-        s.deliver_ctx = &c;
-        CHECK_INT(hub_join(h, &s, 0, &e), 0);
+        CHECK_INT(fake_join(h, &s, &c, head, &e), 0);
         struct committer cm = {path, 2, 100};
         pthread_t th;
         pthread_create(&th, NULL, commit_later, &cm);
@@ -409,11 +417,7 @@ test_delivery(void)
         pthread_t th;
         enum hub_next r;
 
-        memset(&s, 0, sizeof(s));
-        s.cursor = head;
-        s.deliver = fake_deliver;
-        s.deliver_ctx = &c;
-        CHECK_INT(hub_join(h, &s, 0, &e), 0);
+        CHECK_INT(fake_join(h, &s, &c, head, &e), 0);
         pthread_create(&th, NULL, commit_later, &cm);
         buf_reset(&out);
         dl = in_ms(4000);
