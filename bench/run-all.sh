@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every benchmark in one command (a few minutes): installs what is missing (Debian 12),
-# builds a Release tree WITHOUT sanitizers in build-bench (BENCH_BUILD to change it) and,
-# where the build offers RHTMX_STATIC, the upload-ready static ones in build-bench-static
-# and build-bench-fullstatic,
+# builds a Release tree WITHOUT sanitizers in build-bench (BENCH_BUILD to change it) the
+# default way (RHTMX_STATIC=AUTO: the libraries linked in where their archives are installed)
+# and, where the build offers RHTMX_STATIC, sync-pull in the two other kinds for the plain
+# CGI benchmark (build-bench-fullstatic: FULL; build-bench-shared: OFF),
 # and prints each target of issue 8 as a ratio with the figures behind it.
 #
 #   bench/run-all.sh                      everything
@@ -21,15 +22,15 @@ BUILD=${BENCH_BUILD:-build-bench}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRHTMX_SANITIZE=OFF -DRHTMX_TESTS=ON >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target sync-pull sync-push sync-events client-js rhtmx-sync \
   bench-fcgi-fixed bench-cgi-fixed >/dev/null
-# The upload-ready builds for the plain CGI benchmark (cmake/Static.cmake): ON (the
-# libraries linked in, the C library shared) and FULL (nothing shared, what docs/DEPLOY.md
-# recommends for shared hosting). The linker's warnings about dlopen in a static program
-# are expected (docs/DEPLOY.md).
-static_bin="" fullstatic_bin=""
+# The other kinds for the plain CGI benchmark (cmake/Static.cmake): FULL (nothing shared,
+# what docs/DEPLOY.md recommends for shared hosting) and OFF (the system's shared libraries,
+# as distribution packages link). The linker's warnings about dlopen in a fully static
+# program are expected (docs/DEPLOY.md).
+shared_bin="" fullstatic_bin=""
 if [ -f cmake/Static.cmake ]; then
-  cmake -S . -B "$BUILD-static" -DCMAKE_BUILD_TYPE=Release -DRHTMX_STATIC=ON -DRHTMX_TESTS=OFF >/dev/null
-  cmake --build "$BUILD-static" -j"$(nproc)" --target sync-pull >/dev/null
-  static_bin="$PWD/$BUILD-static/cgi-bin"
+  cmake -S . -B "$BUILD-shared" -DCMAKE_BUILD_TYPE=Release -DRHTMX_STATIC=OFF -DRHTMX_TESTS=OFF >/dev/null
+  cmake --build "$BUILD-shared" -j"$(nproc)" --target sync-pull >/dev/null
+  shared_bin="$PWD/$BUILD-shared/cgi-bin"
   cmake -S . -B "$BUILD-fullstatic" -DCMAKE_BUILD_TYPE=Release -DRHTMX_STATIC=FULL -DRHTMX_TESTS=OFF >/dev/null
   if ! cmake --build "$BUILD-fullstatic" -j"$(nproc)" --target sync-pull >"$BUILD-fullstatic/build.log" 2>&1; then
     cat "$BUILD-fullstatic/build.log" >&2
@@ -39,5 +40,5 @@ if [ -f cmake/Static.cmake ]; then
 fi
 rm -rf "$BUILD/bench-tmp" # databases of the previous run (the 100,000-row one is ~35 MB)
 mkdir -p "$BUILD/bench-tmp"
-RHTMX_BIN="$PWD/$BUILD/cgi-bin" BENCH_BASELINES="$PWD/$BUILD/bench" BENCH_STATIC_BIN="$static_bin" \
+RHTMX_BIN="$PWD/$BUILD/cgi-bin" BENCH_BASELINES="$PWD/$BUILD/bench" BENCH_SHARED_BIN="$shared_bin" \
   BENCH_FULLSTATIC_BIN="$fullstatic_bin" RHTMX_TEST_TMP="$PWD/$BUILD/bench-tmp" exec node bench/run.mjs "$@"

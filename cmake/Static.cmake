@@ -1,11 +1,18 @@
 # Upload-ready binaries. RHTMX_STATIC:
 #
-#   OFF   (default) link against the system's shared libraries
+#   AUTO  (default) ON when every archive below is installed and the build is
+#         not sanitized, else OFF (with a line saying why). A plain
+#         `cmake -S . -B build` therefore gives programs that can be uploaded as
+#         they are, and that start faster as CGI (no shared libraries to load:
+#         bench/README.md).
+#   OFF   link against the system's shared libraries (distribution packages,
+#         the sanitized test build)
 #   ON    link libfcgi, json-c, SQLite and zlib into the programs, so a
 #         host needs none of them installed: the programs depend only on the C
 #         library (libc, libm, ld-linux). They need a glibc at least as new as the
 #         build machine's newest symbol they use (Debian 12: 2.34);
-#         tests/server/static-build.test.mjs prints it.
+#         tests/server/static-build.test.mjs prints it. Fails when an archive is
+#         missing.
 #   FULL  the same plus the C library itself (-static): runs on any x86-64 Linux,
 #         whatever its glibc (older CloudLinux/CentOS shared hosts). The linker
 #         warns that dlopen/getaddrinfo/gethostbyname need the build's glibc at run
@@ -20,10 +27,34 @@
 # archive (.a) only. Debian ships the archives in the -dev packages (libfcgi-dev,
 # libjson-c-dev, libsqlite3-dev, zlib1g-dev). Use a fresh build
 # folder: find_library results are cached.
-set(RHTMX_STATIC OFF CACHE STRING "OFF, ON (static libraries, dynamic libc) or FULL (everything static)")
-set_property(CACHE RHTMX_STATIC PROPERTY STRINGS OFF ON FULL)
+set(RHTMX_STATIC AUTO CACHE STRING
+    "AUTO (ON when the archives are there and no sanitizer), OFF, ON (static libraries, dynamic libc) or FULL (everything static)")
+set_property(CACHE RHTMX_STATIC PROPERTY STRINGS AUTO OFF ON FULL)
 
-if(RHTMX_STATIC)
+# RHTMX_STATIC_KIND: what AUTO became (OFF or ON), or RHTMX_STATIC as given.
+set(RHTMX_STATIC_KIND "${RHTMX_STATIC}")
+if(RHTMX_STATIC STREQUAL "AUTO")
+  set(RHTMX_STATIC_KIND ON)
+  if(RHTMX_SANITIZE)
+    set(RHTMX_STATIC_KIND OFF) # the sanitizer runtimes are shared libraries
+  else()
+    set(missing "")
+    foreach(lib fcgi json-c sqlite3 z)
+      find_library(RHTMX_ARCHIVE_${lib} NAMES lib${lib}.a)
+      if(NOT RHTMX_ARCHIVE_${lib})
+        list(APPEND missing lib${lib}.a)
+      endif()
+    endforeach()
+    if(missing)
+      list(JOIN missing ", " text)
+      message(STATUS "RHTMX_STATIC=AUTO: linking the shared libraries (no ${text}); the "
+                     "programs then need libfcgi, json-c, SQLite and zlib on the host")
+      set(RHTMX_STATIC_KIND OFF)
+    endif()
+  endif()
+endif()
+
+if(RHTMX_STATIC_KIND)
   if(RHTMX_SANITIZE)
     message(FATAL_ERROR "RHTMX_STATIC and RHTMX_SANITIZE do not mix (the sanitizer runtimes are "
                         "shared libraries): use separate build folders")
@@ -31,11 +62,11 @@ if(RHTMX_STATIC)
   set(CMAKE_FIND_LIBRARY_SUFFIXES .a)
   set(ZLIB_USE_STATIC_LIBS ON) # FindZLIB, CMake >= 3.24; the suffix covers older ones
   set(CPACK_SYSTEM_NAME "linux-${CMAKE_SYSTEM_PROCESSOR}-static")
-  if(RHTMX_STATIC STREQUAL "FULL")
+  if(RHTMX_STATIC_KIND STREQUAL "FULL")
     string(APPEND CMAKE_EXE_LINKER_FLAGS " -static") # executables only, not the example .so
     set(CPACK_SYSTEM_NAME "linux-${CMAKE_SYSTEM_PROCESSOR}-fullstatic")
-  elseif(NOT RHTMX_STATIC MATCHES "^(ON|on|On|1|YES|yes|TRUE|true)$")
-    message(FATAL_ERROR "RHTMX_STATIC must be OFF, ON or FULL (got '${RHTMX_STATIC}')")
+  elseif(NOT RHTMX_STATIC_KIND MATCHES "^(ON|on|On|1|YES|yes|TRUE|true)$")
+    message(FATAL_ERROR "RHTMX_STATIC must be AUTO, OFF, ON or FULL (got '${RHTMX_STATIC}')")
   endif()
 
   # At the end of configuration: every dependency must have resolved to an archive.
@@ -63,7 +94,7 @@ if(RHTMX_STATIC)
                           "-dev packages that ship the .a files, and configure a fresh build "
                           "folder):\n  ${text}")
     endif()
-    message(STATUS "RHTMX_STATIC=${RHTMX_STATIC}: libfcgi, json-c, SQLite and zlib link "
+    message(STATUS "RHTMX_STATIC=${RHTMX_STATIC} (${RHTMX_STATIC_KIND}): libfcgi, json-c, SQLite and zlib link "
                    "statically")
   endfunction()
   if(CMAKE_VERSION VERSION_GREATER_EQUAL 3.19)
