@@ -168,15 +168,36 @@ export function wrk(url, { sec = P.wrkSec, connections = 4 } = {}) {
 
 /**
  * Alternate the named request loads in rounds (a, b, c, a, b, c, ...), each for P.wrkSec,
- * after a one-second warm-up of each; resolves { name: median req/s }.
+ * after a one-second warm-up of each; resolves { name: median req/s }. With
+ * opts.pids ({ name: pid of the process serving it }) it also resolves
+ * cpuUs: { name: that process's CPU time per request in microseconds, over all rounds },
+ * the cost of a request apart from how two shared cores happen to interleave the
+ * web server, the load generator and the backend.
  */
-export async function wrkSideBySide(urls, opts = {}) {
+export async function wrkSideBySide(urls, { pids = {}, ...opts } = {}) {
   const all = Object.fromEntries(Object.keys(urls).map((k) => [k, []]));
+  const cpu = Object.fromEntries(Object.keys(pids).map((k) => [k, { ns: 0, requests: 0 }]));
   if (!SMOKE) for (const u of Object.values(urls)) await wrk(u, { ...opts, sec: 1 });
   for (let r = 0; r < P.rounds; r++) {
-    for (const [name, u] of Object.entries(urls)) all[name].push((await wrk(u, opts)).rps);
+    for (const [name, u] of Object.entries(urls)) {
+      const before = pids[name] ? cpuNs(pids[name]) : 0;
+      const w = await wrk(u, opts);
+      all[name].push(w.rps);
+      if (pids[name]) {
+        cpu[name].ns += cpuNs(pids[name]) - before;
+        cpu[name].requests += w.requests;
+      }
+    }
   }
-  return Object.fromEntries(Object.entries(all).map(([k, v]) => [k, median(v)]));
+  const rps = Object.fromEntries(Object.entries(all).map(([k, v]) => [k, median(v)]));
+  if (Object.keys(pids).length === 0) return rps;
+  rps.cpuUs = Object.fromEntries(Object.entries(cpu).map(([k, c]) => [k, c.ns / 1000 / c.requests]));
+  return rps;
+}
+
+/** CPU time pid has run for, in nanoseconds (/proc/PID/schedstat). */
+function cpuNs(pid) {
+  return Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
 }
 
 /** Peak and current resident set of pid in kB (VmHWM, VmRSS). */

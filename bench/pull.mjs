@@ -106,12 +106,18 @@ export async function benchPull() {
     // Two responders: libfcgi as shipped, and one ending its connections as sync-pull does
     // (at once, not after waiting for the web server to close first: lib/http.c). The
     // second is the ceiling of the path sync-pull takes, so the target is judged on it.
+    const one = (name) => {
+      const p = childPids(srv, name);
+      assert.equal(p.length, 1, `one ${name} process`);
+      return p[0];
+    };
     const small = await wrkSideBySide({
       pull: u.pull(smallQuery), early: u.early, fixed: u.fixed, php: u.php(smallQuery),
-    });
+    }, { pids: { pull: one('sync-pull'), early: fixedPid(srv, 'BENCH_CLOSE_EARLY=1') } });
     results.push(result('small delta pull (10 changes) vs minimal libfcgi responder closing as sync-pull does', {
       ratio: small.pull / small.early, goal: 0.7,
-      figures: `sync-pull ${fmt(small.pull)} req/s, fixed-body responder ${fmt(small.early)} req/s`,
+      figures: `sync-pull ${fmt(small.pull)} req/s, fixed-body responder ${fmt(small.early)} req/s; `
+        + `CPU per request: sync-pull ${fmt(small.cpuUs.pull, 1)} µs, responder ${fmt(small.cpuUs.early, 1)} µs`,
     }));
     results.push(result('small delta pull (10 changes) vs minimal libfcgi responder as shipped', {
       ratio: small.pull / small.fixed,
@@ -161,4 +167,12 @@ export async function benchPull() {
     await srv.stop();
   }
   return results;
+}
+
+/** The pid of the responder started with env entry `entry` (two run one executable). */
+function fixedPid(srv, entry) {
+  const p = childPids(srv, 'bench-fcgi-fixed').filter((pid) =>
+    fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(entry));
+  assert.equal(p.length, 1, `one responder with ${entry}`);
+  return p[0];
 }
