@@ -100,6 +100,34 @@ config_watch(struct app *app)
         config_unwatch(app);
 }
 
+/*
+ * Our tables current, the configured tables read, their triggers in place.
+ * Nearly always all of it is so and is only read, which a CGI program does on
+ * every request: one read transaction for all of it rather than one per
+ * statement (each takes and drops the WAL read lock, and a new process's
+ * statements are many). What must be written (a migration, triggers to
+ * install) is done after it, each in a write transaction of its own.
+ */
+static int
+app_check_schema(struct app *app, int *installed, struct err *e)
+{
+    int current;
+
+    if (db_begin_read(app->db, e) < 0)
+        return -1;
+    if (!db_schema_ok(app->db)) {
+        db_rollback(app->db);
+        if (db_migrate(app->db, e) < 0 || db_begin_read(app->db, e) < 0)
+            return -1;
+    }
+    app->schema = schema_load(app->db, app->cfg, e);
+    current = app->schema != NULL && schema_current(app->db, app->schema);
+    db_rollback(app->db);
+    if (app->schema == NULL)
+        return -1;
+    return current ? 0 : schema_install(app->db, app->schema, installed, e);
+}
+
 static int
 app_load(struct app *app, struct err *e)
 {
@@ -125,10 +153,7 @@ app_load(struct app *app, struct err *e)
         err_set(e, 500, "config", "%s: %s%s", app->config_path, m, folder_hint(app->cfg->database));
         goto err;
     }
-    if (db_migrate(app->db, e) < 0)
-        goto err;
-    app->schema = schema_load(app->db, app->cfg, e);
-    if (app->schema == NULL || schema_install(app->db, app->schema, &installed, e) < 0)
+    if (app_check_schema(app, &installed, e) < 0)
         goto err;
     if (installed > 0)
         fprintf(stderr, "%s: installed change-capture triggers on %d table(s) of %s\n", app->name,

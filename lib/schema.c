@@ -501,16 +501,25 @@ install_one(struct db *d, const struct table *t, struct err *e)
 }
 
 int
+schema_current(struct db *d, const struct schema *s)
+{
+    size_t i;
+
+    for (i = 0; i < s->ntables; i++)
+        if (!schema_installed(d, &s->tables[i]))
+            return 0;
+    return 1;
+}
+
+int
 schema_install(struct db *d, struct schema *s, int *changed, struct err *e)
 {
     size_t i;
-    int n = 0, need = 0;
+    int n = 0;
 
-    for (i = 0; i < s->ntables && !need; i++)
-        need = !schema_installed(d, &s->tables[i]);
     if (changed != NULL)
         *changed = 0;
-    if (!need)
+    if (schema_current(d, s))
         return 0;
     if (d->readonly)
         return err_set(e, 500, "database",

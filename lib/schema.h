@@ -63,6 +63,10 @@ int schema_install(struct db *d, struct schema *s, int *changed, struct err *e);
 /* 1 if t's triggers are installed and match its columns, 0 if not. */
 int schema_installed(struct db *d, const struct table *t);
 
+/* 1 if every table of s has its triggers installed (schema_install has
+ * nothing to do), 0 if not. Only reads. */
+int schema_current(struct db *d, const struct schema *s);
+
 /* Index of column name in t, or -1. */
 long table_column(const struct table *t, const char *name);
 
