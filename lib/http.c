@@ -924,6 +924,10 @@ http_run(http_handler handler, void *ctx)
         http_req_cgi(&req);
         serve(&req, handler, ctx);
         http_req_end(&req);
+        /* The answer is whole: closing stdout ends it for the web server now,
+         * while this process still closes its database (a checkpoint attempt,
+         * freeing the parsed schema) and exits. */
+        fclose(stdout);
         return 0;
     }
     install_shutdown_handlers();

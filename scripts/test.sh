@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 
 need_apt "${BUILD_PKGS[@]}" "${TEST_BUILD_PKGS[@]}" lighttpd php-cli php-cgi php-sqlite3 apache2 libapache2-mod-fcgid wrk \
-         chromium fonts-dejavu-core clang valgrind curl openssl
+         chromium fonts-dejavu-core clang valgrind strace curl openssl
 need_npm
 
 # Some tests run the web server as www-data, the way a real host runs it; it must be

@@ -103,7 +103,8 @@ export function parseCgi(buf) {
 /**
  * Run an executable once as plain CGI.
  * opts: config (path), method, path (PATH_INFO), query, body (string|Buffer),
- * headers ({'Content-Type': ...} become HTTP_* / CONTENT_TYPE), env (extra).
+ * headers ({'Content-Type': ...} become HTTP_* / CONTENT_TYPE), env (extra),
+ * wrapper (argv to run the program under instead of RHTMX_CGI_WRAPPER's).
  */
 export function runCgi(prog, opts = {}) {
   const body = opts.body === undefined ? null : Buffer.from(opts.body);
@@ -127,7 +128,7 @@ export function runCgi(prog, opts = {}) {
     else env[`HTTP_${name}`] = v;
   }
   Object.assign(env, opts.env ?? {});
-  const argv = cgiCommand(prog);
+  const argv = opts.wrapper ? [...opts.wrapper, bin(prog)] : cgiCommand(prog);
   const r = spawnSync(argv[0], argv.slice(1), { env, input: body ?? '', maxBuffer: 256 << 20, timeout: UNDER_VALGRIND ? 300_000 : 60_000 });
   const stderr = r.stderr.toString();
   assertSanitizerClean(stderr, prog);
