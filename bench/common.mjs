@@ -195,9 +195,14 @@ export async function wrkSideBySide(urls, { pids = {}, ...opts } = {}) {
   return rps;
 }
 
-/** CPU time pid has run for, in nanoseconds (/proc/PID/schedstat). */
+/** CPU time pid has run for, in nanoseconds: /proc/PID/schedstat, or the coarser
+ * utime + stime of /proc/PID/stat on a kernel built without it. */
 function cpuNs(pid) {
-  return Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+  try {
+    return Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+  } catch {
+    return cpuSec(pid) * 1e9;
+  }
 }
 
 /** Peak and current resident set of pid in kB (VmHWM, VmRSS). */
