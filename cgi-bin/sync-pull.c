@@ -36,7 +36,7 @@ serve(struct http_req *req, struct app *app)
         app_method_not_allowed(req, "GET");
         return;
     }
-    if (app_ready(app, &e) < 0 || auth_request(app->cfg, req, &who, &e) < 0) {
+    if (app_ready_read(app, &e) < 0 || auth_request(app->cfg, req, &who, &e) < 0) {
         http_error(req, &e);
         return;
     }
@@ -66,23 +66,13 @@ serve(struct http_req *req, struct app *app)
         http_error(req, &e);
 }
 
-/*
- * One read transaction for the whole request when the app is loaded and its
- * schema current: app_ready()'s schema check then reads inside it, instead of
- * taking and dropping the database's read locks once more before the pull
- * does (a tenth of a small pull's time). A stale schema goes the ordinary way:
- * the transaction is dropped before app_ready() sees it, and a changed config
- * closes the connection, transaction and all.
- */
+/* The read transaction app_ready_read() opened, if it did, ends here, after
+ * the answer: the pull reads inside it. */
 static void
 handle(struct http_req *req, void *ctx)
 {
     struct app *app = ctx;
-    struct err e;
 
-    if (app->db != NULL && app->schema != NULL && db_begin_read(app->db, &e) == 0 &&
-        db_schema_cookie(app->db) != app->schema->cookie)
-        db_rollback(app->db);
     serve(req, app);
     if (app->db != NULL)
         db_rollback(app->db);

@@ -215,31 +215,71 @@ db_writable_again(const struct app *app)
     return app->db->readonly && access(app->cfg->database, W_OK) == 0;
 }
 
-int
-app_ready(struct app *app, struct err *e)
+/* The one stderr line for a failed (re)load, written once until the error
+ * changes. Returns rc. */
+static int
+app_logged(struct app *app, int rc, const struct err *e)
 {
-    int rc;
-
-    if (app->config_path == NULL)
-        return err_set(e, 500, "config", "cannot locate the configuration file");
-    if (app->cfg != NULL && !config_changed(app) && !db_writable_again(app)) {
-        if (!schema_stale(app->db, app->schema))
-            return 0;
-        /* The app altered a table (or someone dropped our triggers): re-check. */
-        schema_free(app->schema);
-        app->schema = schema_load(app->db, app->cfg, e);
-        if (app->schema != NULL && schema_install(app->db, app->schema, NULL, e) == 0)
-            return 0;
-        app_unload(app);
-        rc = -1;
-    } else {
-        rc = app_load(app, e);
-    }
     if (rc < 0 && strcmp(app->last_error, e->msg) != 0) {
         fprintf(stderr, "%s: %s\n", app->name, e->msg);
         snprintf(app->last_error, sizeof(app->last_error), "%s", e->msg);
     }
     return rc;
+}
+
+/* The app altered a table (or someone dropped our triggers): re-check them.
+ * Outside any transaction: it may install triggers. */
+static int
+app_recheck(struct app *app, struct err *e)
+{
+    schema_free(app->schema);
+    app->schema = schema_load(app->db, app->cfg, e);
+    if (app->schema != NULL && schema_install(app->db, app->schema, NULL, e) == 0)
+        return 0;
+    app_unload(app);
+    return -1;
+}
+
+/* 1 if what was loaded still stands as far as the files tell (the config file
+ * unchanged, the database no newly writable); 0 if app_load() must run. */
+static int
+app_loaded_fresh(struct app *app)
+{
+    return app->cfg != NULL && !config_changed(app) && !db_writable_again(app);
+}
+
+int
+app_ready(struct app *app, struct err *e)
+{
+    if (app->config_path == NULL)
+        return err_set(e, 500, "config", "cannot locate the configuration file");
+    if (!app_loaded_fresh(app))
+        return app_logged(app, app_load(app, e), e);
+    if (!schema_stale(app->db, app->schema))
+        return 0;
+    return app_logged(app, app_recheck(app, e), e);
+}
+
+int
+app_ready_read(struct app *app, struct err *e)
+{
+    int rc;
+
+    if (app->config_path == NULL)
+        return err_set(e, 500, "config", "cannot locate the configuration file");
+    if (!app_loaded_fresh(app)) {
+        rc = app_load(app, e);
+    } else {
+        if (db_begin_read(app->db, e) < 0)
+            return -1;
+        if (!schema_stale(app->db, app->schema))
+            return 0;
+        db_rollback(app->db);
+        rc = app_recheck(app, e);
+    }
+    if (app_logged(app, rc, e) < 0)
+        return -1;
+    return db_begin_read(app->db, e);
 }
 
 const struct table *

@@ -45,6 +45,13 @@ void app_init(struct app *app, const char *name, const char *config_path);
 /* Make app current. 0, or -1 with e set (and the one stderr line written). */
 int app_ready(struct app *app, struct err *e);
 
+/* app_ready() for a request that only reads: on 0 a read transaction is open
+ * on app->db (the caller ends it with db_rollback()) and the schema was found
+ * current inside it, so the check and the request's reads take the database's
+ * read lock once and share one snapshot. -1 as app_ready(), with no
+ * transaction open. */
+int app_ready_read(struct app *app, struct err *e);
+
 /* Release everything. */
 void app_close(struct app *app);
 
