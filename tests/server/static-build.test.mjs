@@ -1,5 +1,6 @@
-// Upload-ready binaries: builds the project with -DRHTMX_STATIC=ON (and FULL) in
-// folders of its own, then checks what a customer gets:
+// Upload-ready binaries: builds the project the default way (RHTMX_STATIC=AUTO, which is ON
+// where the libraries' archives are installed, as on Debian) and with FULL, in folders of
+// its own, then checks what a customer gets:
 //   - the programs' dynamic dependencies are only the C library (readelf -d);
 //   - `cmake --install` lays out cgi-bin/ with the programs, the .htaccess and an
 //     example config, plus the operator tool and its man page;
@@ -24,9 +25,18 @@ const LIBC = /^(libc\.so\.6|libm\.so\.6|libpthread\.so\.0|libdl\.so\.2|librt\.so
 const CHROOT = ['/usr/sbin/chroot', '/usr/bin/chroot'].find((p) => fs.existsSync(p)) ?? 'chroot';
 const run = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...opts });
 
-function build(kind) {
-  const dir = path.join(BUILD, `static-check-${kind.toLowerCase()}`);
-  run('cmake', ['-S', SOURCE, '-B', dir, `-DRHTMX_STATIC=${kind}`, '-DCMAKE_BUILD_TYPE=Release', '-DRHTMX_TESTS=OFF']);
+/** Configure a fresh folder with RHTMX_STATIC=kind (null: not given, the default);
+ * what configuring printed. */
+function configure(dir, kind) {
+  fs.rmSync(dir, { recursive: true, force: true });
+  return run('cmake', ['-S', SOURCE, '-B', dir, ...(kind ? [`-DRHTMX_STATIC=${kind}`] : []),
+    '-DCMAKE_BUILD_TYPE=Release', '-DRHTMX_TESTS=OFF']);
+}
+
+function build(kind, expect = kind) {
+  const dir = path.join(BUILD, `static-check-${(kind ?? 'default').toLowerCase()}`);
+  const out = configure(dir, kind);
+  assert.match(out, new RegExp(`RHTMX_STATIC=${kind ?? 'AUTO'} \\(${expect}\\): libfcgi, json-c, SQLite and zlib link statically`));
   run('cmake', ['--build', dir, '-j2'], { maxBuffer: 64 << 20 });
   return dir;
 }
@@ -130,8 +140,9 @@ function libcFiles(file) {
   return files;
 }
 
-test('RHTMX_STATIC=ON: only the C library is needed; install, tarball, chroot, Apache', async (t) => {
-  const dir = build('ON');
+test('the default build (RHTMX_STATIC=AUTO, here ON): only the C library is needed; install, tarball, chroot, Apache', async (t) => {
+  // Debian's -dev packages ship the archives, so a plain configure links them in.
+  const dir = build(null, 'ON');
   const bins = [...PROGRAMS.map((p) => path.join(dir, 'cgi-bin', p)), path.join(dir, 'cgi-bin/rhtmx-sync')];
   for (const b of bins) {
     const deps = needed(b);
@@ -155,6 +166,12 @@ test('RHTMX_STATIC=ON: only the C library is needed; install, tarball, chroot, A
   } finally {
     await srv.stop();
   }
+});
+
+test('RHTMX_STATIC=ON, given, configures as the default does here; OFF links the shared libraries', () => {
+  assert.match(configure(path.join(BUILD, 'static-check-on'), 'ON'), /RHTMX_STATIC=ON \(ON\): libfcgi, json-c, SQLite and zlib link statically/);
+  const off = configure(path.join(BUILD, 'static-check-off'), 'OFF');
+  assert.doesNotMatch(off, /link statically/);
 });
 
 test('RHTMX_STATIC=FULL: no shared library at all; runs in an empty chroot', (t) => {
