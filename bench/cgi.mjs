@@ -11,9 +11,8 @@
 // distribution packages; a reference row) as /bench/shared/.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { runCgi, bin } from '../tests/harness/rhtmx.mjs';
+import { runCgi, bin, neededLibs } from '../tests/harness/rhtmx.mjs';
 import { P, makeDataset, startServers, get, wrkSideBySide, fmt, result } from './common.mjs';
 
 export async function benchCgi() {
@@ -61,8 +60,7 @@ export async function benchCgi() {
 
 /** How a program was linked, from its dynamic section (cmake/Static.cmake's kinds). */
 function linkage(file) {
-  const needed = [...execFileSync('readelf', ['-d', file], { encoding: 'utf8' })
-    .matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
+  const needed = neededLibs(file);
   if (needed.length === 0) return 'fully static build (RHTMX_STATIC=FULL)';
   if (needed.some((n) => n.startsWith('libsqlite3'))) return 'shared-library build (RHTMX_STATIC=OFF)';
   return 'libraries linked in, libc shared (RHTMX_STATIC=ON, the default where the archives are installed)';

@@ -156,9 +156,7 @@ export async function benchPull() {
       figures: `HTTP ${fmt(full.http * 1000)} ms, sqlite3 shell ${fmt(full.shell * 1000)} ms`,
     }));
 
-    const pids = childPids(srv, 'sync-pull');
-    assert.equal(pids.length, 1, 'one sync-pull process');
-    const mem = memKb(pids[0]);
+    const mem = memKb(one('sync-pull'));
     results.push(result('sync-pull peak RSS after all of the above', {
       ratio: mem.peak / 1024, goal: 32, cmp: '<', unit: ' MB',
       figures: `VmHWM ${fmt(mem.peak / 1024, 1)} MB, VmRSS now ${fmt(mem.rss / 1024, 1)} MB`,

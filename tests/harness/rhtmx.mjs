@@ -100,6 +100,12 @@ export function parseCgi(buf) {
   return { status, headers, body, text: () => body.toString('utf8'), json: () => JSON.parse(body.toString('utf8')) };
 }
 
+/** The shared libraries an ELF file names as needed (readelf -d), in order. */
+export function neededLibs(file) {
+  return [...execFileSync('readelf', ['-d', file], { encoding: 'utf8' })
+    .matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
+}
+
 /**
  * Run an executable once as plain CGI.
  * opts: config (path), method, path (PATH_INFO), query, body (string|Buffer),

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { SOURCE, tmpdir, makeApp, parseCgi } from '../harness/rhtmx.mjs';
+import { SOURCE, tmpdir, makeApp, parseCgi, neededLibs } from '../harness/rhtmx.mjs';
 import { startApache, checkPull, checkClientJs, checkPush, sql } from '../harness/apache.mjs';
 
 const BUILD = process.env.RHTMX_BUILD ?? path.resolve('build');
@@ -41,7 +41,6 @@ function build(kind, expect = kind) {
   return dir;
 }
 
-const needed = (file) => [...run('readelf', ['-d', file]).matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
 
 /** The newest GLIBC_x.y symbol version file needs (the oldest glibc it runs on). */
 function glibcFloor(file) {
@@ -145,7 +144,7 @@ test('the default build (RHTMX_STATIC=AUTO, here ON): only the C library is need
   const dir = build(null, 'ON');
   const bins = [...PROGRAMS.map((p) => path.join(dir, 'cgi-bin', p)), path.join(dir, 'cgi-bin/rhtmx-sync')];
   for (const b of bins) {
-    const deps = needed(b);
+    const deps = neededLibs(b);
     assert.ok(deps.includes('libc.so.6'), `${b}: ${deps}`);
     assert.deepEqual(deps.filter((d) => !LIBC.test(d)), [], `${path.basename(b)} needs more than the C library`);
   }
@@ -178,7 +177,7 @@ test('RHTMX_STATIC=FULL: no shared library at all; runs in an empty chroot', (t)
   const dir = build('FULL');
   for (const p of [...PROGRAMS, 'rhtmx-sync']) {
     const b = path.join(dir, 'cgi-bin', p);
-    assert.deepEqual(needed(b), [], `${p} is fully static`);
+    assert.deepEqual(neededLibs(b), [], `${p} is fully static`);
     assert.doesNotMatch(run('readelf', ['-l', b]), /Requesting program interpreter/, `${p} has no ELF interpreter`);
   }
   const pkg = installAndPack(dir);
