@@ -4,9 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { makeApp, runCgi, sql, SHARED, UNDER_VALGRIND } from '../harness/rhtmx.mjs';
+import { makeApp, runCgi, sql, CORPORA, UNDER_VALGRIND } from '../harness/rhtmx.mjs';
 
-const DIR = path.join(SHARED, 'corpora/jsontestsuite/test_parsing');
+const DIR = path.join(CORPORA, 'jsontestsuite/test_parsing');
 const all = fs.readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
 // Under valgrind (scripts/test.sh's second pass) every process costs over a
 // second of CPU: every 16th file (i_, n_ and y_ files alike), about 20 per test.

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 
 export const BIN = process.env.RHTMX_BIN ?? path.resolve('build/cgi-bin');
 export const SOURCE = process.env.RHTMX_SOURCE ?? path.resolve('.');
-export const SHARED = process.env.RHTMX_SHARED ?? path.resolve('../shared');
+export const CORPORA = process.env.RHTMX_CORPORA ?? path.resolve(SOURCE, 'tests/corpora');
 const TMP = process.env.RHTMX_TEST_TMP ?? '/tmp/rhtmx-test';
 
 export const bin = (name) => (path.isAbsolute(name) ? name : path.join(BIN, name));

@@ -5,11 +5,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { makeApp, sql, startLighttpd, childrenOf, SHARED, logShows } from '../harness/rhtmx.mjs';
+import { makeApp, sql, startLighttpd, childrenOf, CORPORA, logShows } from '../harness/rhtmx.mjs';
 
 const BUILD = process.env.RHTMX_BUILD ?? path.resolve('build');
 const EXAMPLE_RESOLVER = path.join(BUILD, 'examples/resolver/librhtmx-resolver-example.so');
-const CORPUS = path.join(SHARED, 'corpora/jsontestsuite/test_parsing');
+const CORPUS = path.join(CORPORA, 'jsontestsuite/test_parsing');
 
 const post = async (srv, body, { entity = 'todos', type = 'application/json' } = {}) => {
   const r = await fetch(`${srv.url}/api/sync/${entity}`, {

@@ -27,13 +27,13 @@ listed(const char *const *list, const char *name)
 int
 main(void)
 {
-    const char *shared = getenv("RHTMX_SHARED");
+    const char *corpora = getenv("RHTMX_CORPORA"); /* tests/corpora, set by ctest */
     char dir[1024], path[2048];
     struct dirent *de;
     DIR *d;
     int n = 0;
 
-    snprintf(dir, sizeof(dir), "%s/corpora/jsontestsuite/test_parsing", shared ? shared : "../shared");
+    snprintf(dir, sizeof(dir), "%s/jsontestsuite/test_parsing", corpora ? corpora : "tests/corpora");
     d = opendir(dir);
     CHECK_AT(__LINE__, d != NULL, "cannot open %s", dir);
     if (d == NULL)
