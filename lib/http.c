@@ -50,7 +50,6 @@ static const struct {
     {415, "Unsupported Media Type"},
     {431, "Request Header Fields Too Large"},
     {500, "Internal Server Error"},
-    {501, "Not Implemented"},
     {503, "Service Unavailable"},
 };
 
@@ -507,7 +506,7 @@ http_error(struct http_req *req, const struct err *e)
         req->failed = 1;
         return;
     }
-    if (e->status >= 500 && e->status != 501 && e->status != 503)
+    if (e->status >= 500 && e->status != 503)
         msg = strcmp(e->code, "config") == 0
                   ? "server configuration error (details in the server's error log)"
                   : "server error (details in the server's error log)";

@@ -149,7 +149,6 @@ test('events: a cursor below the horizon gets "resync"', (t) => {
                UPDATE _rhtmx_sync_log SET created_at = '${OLD}';`);
   assert.equal(cli('compact', '--config', app.config).status, 0);
   const r = runCgi('sync-events', { config: app.config, query: 'entities=todos&since=1&mode=poll' });
-  if (r.status === 501) { t.skip('sync-events answers 501 not_implemented in this build: skipped'); return; }
   assert.equal(r.status, 200, r.text());
   assert.match(r.text(), /^event: resync$/m);
 });

@@ -387,18 +387,6 @@ export function parseSse(text) {
   return out;
 }
 
-const NOT_IMPLEMENTED = (prog) => `${prog} answers 501 not_implemented in this build (its issue has not landed): skipped`;
-
-/** Skip t when a program is still the 501 placeholder; true if skipped. */
-async function skipIf501(t, r, prog) {
-  if (r.status !== 501) return false;
-  let code = '';
-  try { code = JSON.parse(r.body.toString()).error.code; } catch { /* not ours */ }
-  assert.equal(code, 'not_implemented', `${prog}: 501 without the not_implemented error shape`);
-  t.skip(NOT_IMPLEMENTED(prog));
-  return true;
-}
-
 // ---------------------------------------------------------------------------
 // The checks every deployment runs. Each takes the server's base URL and the app
 // (from makeApp with the default todos schema) and asserts the wire contract as a
@@ -456,7 +444,7 @@ export async function checkUnreadBody(url) {
     assert.equal(put.status, 405, `PUT with a ${body.length}-byte body`);
     assert.equal(put.json().error.code, 'method_not_allowed');
     const wrongType = await request(`${url}/api/sync/todos`, { method: 'POST', body, headers: { 'content-type': 'text/plain' } });
-    assert.ok([415, 501].includes(wrongType.status), `POST text/plain with a ${body.length}-byte body: ${wrongType.status}`);
+    assert.equal(wrongType.status, 415, `POST text/plain with a ${body.length}-byte body`);
   }
 }
 
@@ -480,14 +468,13 @@ export async function checkClientJs(url) {
 }
 
 /** sync-push: a create, an update and a delete, then what pull says. */
-export async function checkPush(t, url, app) {
+export async function checkPush(url, app) {
   const push = (changes, headers = {}) => request(`${url}/api/sync/todos`, {
     method: 'POST', headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ client_id: 'c-deploy', changes }),
   });
   sql(app.db, "INSERT INTO todos (id, title) VALUES (100000, 'server row');");
   const first = await push([{ mutation_id: 'm-1', id: 'tmp-1', action: 'create', data: { title: 'from browser' }, client_version: 0 }]);
-  if (await skipIf501(t, first, 'sync-push')) return;
   assert.equal(first.status, 200, first.text());
   const answer = first.json();
   const newId = answer.ids['tmp-1'];
@@ -517,10 +504,9 @@ export async function checkPush(t, url, app) {
 }
 
 /** sync-events in poll mode: the answer ends as soon as it has news. */
-export async function checkEventsPoll(t, url, app) {
+export async function checkEventsPoll(url, app) {
   const head = Number(sql(app.db, "SELECT value FROM _rhtmx_sync_state WHERE key = 'head';").trim());
   const probe = await request(`${url}/api/sync/events?entities=todos&since=${head}&mode=poll`, { timeout: 60_000 });
-  if (await skipIf501(t, probe, 'sync-events')) return;
   // Nothing new: the poll waited and ended on its own.
   assert.equal(probe.status, 200, probe.text());
   assert.match(probe.headers['content-type'], /^text\/event-stream/);
@@ -544,15 +530,10 @@ export async function checkEventsPoll(t, url, app) {
 }
 
 /** sync-events streaming: events arrive while the response stays open. */
-export async function checkEventsStream(t, url, app) {
+export async function checkEventsStream(url, app) {
   const head = Number(sql(app.db, "SELECT value FROM _rhtmx_sync_state WHERE key = 'head';").trim());
   const s = openStream(`${url}/api/sync/events?entities=todos&since=${head}`, { headers: { 'accept-encoding': 'gzip' } });
   const res = await s.response;
-  if (res.status === 501) {
-    s.close();
-    t.skip(NOT_IMPLEMENTED('sync-events'));
-    return;
-  }
   try {
     assert.equal(res.status, 200);
     assert.match(res.headers['content-type'], /^text\/event-stream/);
