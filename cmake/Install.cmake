@@ -9,6 +9,7 @@
 #   share/man/man1/rhtmx-sync.1                         its manual
 #   share/doc/rhtmx-sync/                               README, DEPLOY, SECURITY, PROTOCOL,
 #                                                       apache/fcgid.conf, lighttpd/rhtmx-sync.conf
+#   share/doc/rhtmx-sync/nginx/                         nginx/rhtmx-sync.conf, rhtmx-sync-fcgi.sh
 #
 # On a host, cgi-bin/ becomes public_html/api/sync/ (docs/DEPLOY.md). Build with
 # -DRHTMX_STATIC=ON (cmake/Static.cmake) for binaries that need only the C library.
@@ -31,6 +32,10 @@ list(APPEND RHTMX_DOCS apache/fcgid.conf lighttpd/rhtmx-sync.conf)
 foreach(doc ${RHTMX_DOCS})
   install(FILES ${PROJECT_SOURCE_DIR}/${doc} DESTINATION share/doc/rhtmx-sync COMPONENT programs)
 endforeach()
+install(FILES ${PROJECT_SOURCE_DIR}/nginx/rhtmx-sync.conf DESTINATION share/doc/rhtmx-sync/nginx
+        COMPONENT programs)
+install(PROGRAMS ${PROJECT_SOURCE_DIR}/nginx/rhtmx-sync-fcgi.sh
+        DESTINATION share/doc/rhtmx-sync/nginx COMPONENT programs)
 
 # The tarball. Binaries are stripped on the way in (cmake --install --strip does
 # the same for an install tree): an upload should be small, and a crash report
