@@ -705,8 +705,14 @@
   function overwrites(fields, c) {
     if (c.action === 'delete') return true;
     var data = c.data || {};
+    return Object.keys(fields).some(function (f) { return !sameValue(data[f], fields[f]); });
+  }
+
+  /* Field values as the server stores them: true/false are 1/0, a number and its text are
+   * the same, null and absent are the same. */
+  function sameValue(a, b) {
     function norm(v) { return v === true ? '1' : v === false ? '0' : v === null || v === undefined ? '' : String(v); }
-    return Object.keys(fields).some(function (f) { return norm(data[f]) !== norm(fields[f]); });
+    return norm(a) === norm(b);
   }
 
   /* Applies one page of server changes (and the new cursor) in one transaction, keeping
@@ -1122,14 +1128,23 @@
        * change overwrite it, a pull tells this browser so (applyServerPage). */
       var mine = (await metaGet(tx, 'mine:' + entity)) || {};
       var dropped = {};
+      var merged = {};
       rejected.forEach(function (r) { dropped[r.mutation_id] = true; });
-      conflicts.forEach(function (c) { if (c.decision === 'server') dropped[c.mutation_id] = true; });
+      conflicts.forEach(function (c) {
+        if (c.decision === 'server') dropped[c.mutation_id] = true;
+        if (c.decision === 'merged' && c.server && typeof c.server === 'object') merged[c.mutation_id] = c.server;
+      });
       batch.forEach(function (p) {
         if (dropped[p.mutation_id]) return;
         var k = idKey(realId(p.id));
         if (p.action === 'delete') { delete mine[k]; return; }
+        var kept = Object.assign({}, p.data || {});
+        /* Of a merged change, only the fields the server took are ours to lose later (the
+         * others were already reported with the conflict). */
+        var row = merged[p.mutation_id];
+        if (row) Object.keys(kept).forEach(function (f) { if (!sameValue(kept[f], row[f])) delete kept[f]; });
         var prev = mine[k];
-        mine[k] = { fields: Object.assign({}, prev ? prev.fields : {}, p.data || {}), version: answer.version || 0, at: Date.now() };
+        mine[k] = { fields: Object.assign({}, prev ? prev.fields : {}, kept), version: answer.version || 0, at: Date.now() };
       });
       var keys = Object.keys(mine);
       if (keys.length > MINE_MAX) {
