@@ -44,3 +44,32 @@ test('web server stopped while the page is open: writes queued, pushed once afte
     await h.eventually(() => h.matchesDb(page, srv), { what: 'the page to show the database' });
   } catch (err) { failed = true; throw err; }
 });
+
+test('a proxy answering 502 in front of the server: unreachable, writes queued, pushed once after', { skip, timeout: 120000 }, async (t) => {
+  const srv = h.startServer();
+  const feats = await h.serverFeatures(srv);
+  if (!feats.push) { srv.stop(); t.skip('sync-push answers 501 in this build'); return; }
+  const browser = await h.launchBrowser();
+  const ctx = await browser.newContext();
+  let failed = false;
+  let page;
+  t.after(async () => {
+    if (failed) h.dumpLogs('page', page);
+    await browser.close();
+    srv.stop({ keep: failed });
+  });
+  try {
+    page = await h.openApp(ctx, srv);
+    // Everything but the page's own files gets the proxy's HTML error page.
+    const proxied = (u) => /^\/(api\/sync\/(?!client\.js)|[a-z]+\.php)/.test(u.pathname);
+    await ctx.route(proxied, (route) => route.fulfill({ status: 502, contentType: 'text/html', body: '<h1>502 Bad Gateway</h1>' }));
+    await h.addTodo(page, 'behind a broken proxy');
+    await page.waitForSelector('#todo-list li[data-sync-pending] >> text=behind a broken proxy', { timeout: 10000 });
+    await page.waitForSelector('rhtmx-sync-status[state=unreachable]', { timeout: 20000 });
+    assert.equal(await page.getAttribute('rhtmx-sync-status', 'pending'), '1');
+    await ctx.unroute(proxied);
+    await h.waitIdle(page, 30000);
+    assert.equal(h.titleCounts(srv)['behind a broken proxy'], 1);
+    await h.eventually(() => h.matchesDb(page, srv), { what: 'the page to show the database' });
+  } catch (err) { failed = true; throw err; }
+});
