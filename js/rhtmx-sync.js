@@ -238,9 +238,11 @@
       throw err;
     }
     if (mode === 'readwrite' && st.quota && st.quota.full) {
-      /* Space is back: the "storage is full" entry goes by itself. */
+      /* Space is back: the "storage is full" entry goes by itself, and a queue that was
+       * waiting for it (an answer it could not store) goes on now. */
       st.quota = Object.assign({}, st.quota, { full: false });
       dismissProblem(null, 'quota-full');
+      if (st.ready && !flushState.running) scheduleFlush(0);
     }
     return result;
   }
