@@ -6,10 +6,11 @@
  * identity, `_pending` for queued offline mutations), pulls changes in pages, listens to one
  * event stream per browser (the tab holding the leader lock opens it, the others hear about
  * changes over a BroadcastChannel), fires `rhtmx:{entity}:changed` on document.body, turns
- * htmx form posts into queued mutations while the network is off, renders the affected
- * regions from IndexedDB through a page-provided <template>, and pushes the queue in order,
- * exactly once, when the network returns. docs/CLIENT.md is the user's manual; the wire
- * details are docs/PROTOCOL.md.
+ * every htmx form post to a synced entity into a queued mutation (online or not: the queue's
+ * mutation ids are what make each write exactly-once), renders the affected regions from
+ * IndexedDB through a page-provided <template>, and pushes the queue in order, exactly once,
+ * whenever the server can be reached. docs/CLIENT.md is the user's manual; the wire details
+ * are docs/PROTOCOL.md.
  *
  * Plain ES2018, no dependencies. Everything lives in this closure; the only globals are
  * window.RhtmxSync and the <rhtmx-sync-status> custom element.
@@ -236,6 +237,13 @@
       if (isQuotaError(err)) quotaExceeded(err);
       throw err;
     }
+    if (mode === 'readwrite' && st.quota && st.quota.full) {
+      /* Space is back: the "storage is full" entry goes by itself, and a queue that was
+       * waiting for it (an answer it could not store) goes on now. */
+      st.quota = Object.assign({}, st.quota, { full: false });
+      dismissProblem(null, 'quota-full');
+      if (st.ready && !flushState.running) scheduleFlush(0);
+    }
     return result;
   }
 
@@ -250,8 +258,9 @@
     clientId: null,
     ready: false,
     leader: false,
-    reachable: true,          /* false after a network failure until a request succeeds */
+    reachable: true,          /* false after a failed request until one succeeds */
     cursors: {},              /* entity -> pull cursor (mirror of _meta) */
+    synced: {},               /* entity -> true once a full pull has finished (this load or before) */
     pendingBy: {},            /* entity -> queued mutation count (mirror of _pending) */
     tmpIds: {},               /* idKey of tmp ids with queued mutations */
     idMap: {},                /* tmp id -> real id, for stale DOM */
@@ -259,7 +268,7 @@
     progress: null,           /* { entity, loaded, fraction } */
     live: 'off',              /* stream | poll | connecting | off (this browser's event stream) */
     error: null,              /* last failure message, cleared by the next success */
-    problem: null,            /* last conflict/rejection/quota message shown to the user */
+    problems: [],             /* what the person must hear about, oldest first (mirror of _meta) */
     conflicts: 0,
     rejected: 0,
     quota: null               /* { usage, quota, low, full } */
@@ -285,7 +294,8 @@
 
   function statusSnapshot() {
     var state;
-    if (!netOnline()) state = 'offline';
+    if (navigator.onLine === false) state = 'offline';
+    else if (!st.reachable) state = 'unreachable';
     else if (st.busy > 0 || st.progress) state = 'syncing';
     else if (st.error) state = 'error';
     else state = 'online';
@@ -297,7 +307,8 @@
       pending: pendingTotal(),
       progress: st.progress,
       error: st.error,
-      problem: st.problem,
+      problem: st.problems.length ? st.problems[st.problems.length - 1] : null,
+      problems: st.problems.slice(),
       conflicts: st.conflicts,
       rejected: st.rejected,
       quota: st.quota,
@@ -316,6 +327,93 @@
       for (var i = 0; i < els.length; i++) if (els[i].update) els[i].update(s);
       emit('status', s);
     });
+  }
+
+  /* ------------------------------------------------------------------ problems */
+
+  /* What the person must hear about (conflicts, rejected or overwritten changes, storage and
+   * sign-in trouble) is a list, oldest first, that stays until the person dismisses each
+   * entry: kept in _meta (a reload keeps it) and shared with the other tabs. An entry is
+   * { pid, kind, message, at[, key, entity, id] }; a new entry with the key of an older one
+   * replaces it (a storage warning given again). */
+  var PROBLEMS_MAX = 50;
+  var MINE_MAX = 500;          /* own kept changes remembered per entity (_meta mine:{entity}) */
+
+  /* opts.share: tell the other tabs (false when the entry came from one); opts.save: keep it
+   * in _meta (only the tab it happened in saves). */
+  function addProblem(entry, opts) {
+    entry.pid = entry.pid || uid('p-');
+    entry.at = entry.at || Date.now();
+    st.problems = st.problems.filter(function (q) { return q.pid !== entry.pid && !(entry.key && q.key === entry.key); });
+    st.problems.push(entry);
+    if (st.problems.length > PROBLEMS_MAX) st.problems = st.problems.slice(-PROBLEMS_MAX);
+    statusChanged();
+    if (opts.save) saveProblems();
+    if (opts.share) broadcast({ type: 'notice', entry: entry });
+  }
+
+  /* A problem that is not about one record (storage, sign-in, a change not stored). */
+  function notice(kind, message, key) {
+    addProblem({ kind: kind, message: message, key: key || null }, { save: true, share: true });
+  }
+
+  /* Removes entries: one pid, those with a key, or (neither) all of them. */
+  function dismissProblem(pid, key, fromTab) {
+    var before = st.problems.length;
+    st.problems = st.problems.filter(function (q) {
+      if (pid) return q.pid !== pid;
+      if (key) return q.key !== key;
+      return false;
+    });
+    if (st.problems.length === before) return;
+    statusChanged();
+    if (!fromTab) { saveProblems(); broadcast({ type: 'dismiss', pid: pid || null, key: key || null }); }
+  }
+
+  /* Writes the list to _meta. Straight to IndexedDB, not through withTx: a full disk is
+   * itself one of the problems, and must not report itself again. */
+  async function saveProblems() {
+    try {
+      var db = await getDb();
+      var tx = db.transaction(['_meta'], 'readwrite');
+      var done = txDone(tx);
+      tx.objectStore('_meta').put({ key: 'problems', value: st.problems });
+      await done;
+    } catch (err) { log('could not keep the problem list:', err); }
+  }
+
+  /* The field that names a record to a person: data-sync-title on the entity's region or on
+   * its <template>, else null (then `title` or `name`, when the record has one). */
+  function titleField(entity) {
+    var els = document.querySelectorAll('[data-sync-render]');
+    for (var i = 0; i < els.length; i++) {
+      if (els[i].getAttribute('data-sync-render') !== entity) continue;
+      var f = els[i].getAttribute('data-sync-title');
+      if (f) return f;
+      var sel = els[i].getAttribute('data-sync-template');
+      var tpl = sel ? document.querySelector(sel) : els[i].querySelector('template');
+      if (tpl && tpl.getAttribute('data-sync-title')) return tpl.getAttribute('data-sync-title');
+    }
+    return null;
+  }
+
+  /* A record as a person knows it: its title in quotes, taken from the first of `rows` (row
+   * objects or null) that has one; else "a record of todos (#3)". */
+  function recordLabel(entity, id, rows) {
+    var f = titleField(entity);
+    var fields = f ? [f] : ['title', 'name'];
+    for (var i = 0; i < rows.length; i++) {
+      var r = rows[i];
+      if (!r || typeof r !== 'object') continue;
+      for (var j = 0; j < fields.length; j++) {
+        var v = r[fields[j]];
+        if ((typeof v === 'string' && v.trim()) || typeof v === 'number') {
+          v = String(v).trim();
+          return '"' + (v.length > 60 ? v.slice(0, 59) + '\u2026' : v) + '"';
+        }
+      }
+    }
+    return 'a record of ' + entity + ' (#' + id + ')';
   }
 
   /* ------------------------------------------------------------------ DOM events + regions */
@@ -542,23 +640,37 @@
     return e;
   }
 
-  /* fetch + JSON. Network failures mark the server unreachable (and reject); HTTP errors
-   * reject with HttpError carrying status, code and body. */
+  /* A 5xx that is not in the server's error shape ({"error": {"code": ...}}) comes from
+   * something in front of it (a proxy, a gateway, a web server whose FastCGI program is
+   * gone): the server was not reached. */
+  function fromProxy(status, body) {
+    return status >= 500 && !(body && body.error && typeof body.error.code === 'string');
+  }
+
+  /* fetch + JSON. A failed or aborted request, or a 5xx from a proxy, marks the server
+   * unreachable and rejects with err.network set; any other answer marks it reachable. HTTP
+   * errors reject with HttpError carrying status, code and body. */
   async function requestJson(url, opts) {
-    var res;
+    var res, text;
     opts = Object.assign({ cache: 'no-store', credentials: 'same-origin' }, opts || {});
     if (cfg.token) opts.headers = Object.assign({ Authorization: 'Bearer ' + cfg.token }, opts.headers || {});
     try {
       res = await fetch(url, opts);
+      text = await res.text(); /* a body cut off counts as a failed request too */
     } catch (err) {
-      if (st.reachable) { st.reachable = false; statusChanged(); log('server unreachable:', err && err.message); }
+      markUnreachable(err && err.message);
       err.network = true;
       throw err;
     }
-    if (!st.reachable) { st.reachable = true; statusChanged(); onBackOnline('reachable'); }
-    var text = await res.text();
     var body = null;
     try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
+    if (fromProxy(res.status, body)) {
+      markUnreachable('HTTP ' + res.status + ' from a proxy');
+      var perr = HttpError(res.status, null);
+      perr.network = true;
+      throw perr;
+    }
+    markReachable();
     if (res.status === 401 || res.status === 403) unauthorized(res.status, body);
     else if (res.ok) lastAuthStatus = 0;
     if (!res.ok) {
@@ -576,8 +688,9 @@
     if (lastAuthStatus === status) return;
     lastAuthStatus = status;
     var msg = body && body.error && body.error.message ? body.error.message : 'HTTP ' + status;
-    st.problem = { kind: 'auth', message: (status === 401 ? 'Not signed in: ' : 'Not allowed: ') + msg, at: Date.now() };
-    warn(st.problem.message);
+    var message = (status === 401 ? 'Not signed in: ' : 'Not allowed: ') + msg;
+    notice('auth', message, 'auth');
+    warn(message);
     whenBody(function () {
       document.body.dispatchEvent(new CustomEvent('rhtmx:sync:unauthorized', { bubbles: true, detail: { status: status, error: body && body.error } }));
     });
@@ -589,8 +702,25 @@
 
   var pullState = {};   /* entity -> { running: Promise, again: bool, target: version, retry } */
 
+  /* True when a change by someone else undoes what this browser wrote (`fields`): a delete,
+   * or another value in one of those fields. */
+  function overwrites(fields, c) {
+    if (c.action === 'delete') return true;
+    var data = c.data || {};
+    return Object.keys(fields).some(function (f) { return !sameValue(data[f], fields[f]); });
+  }
+
+  /* Field values as the server stores them: true/false are 1/0, a number and its text are
+   * the same, null and absent are the same. */
+  function sameValue(a, b) {
+    function norm(v) { return v === true ? '1' : v === false ? '0' : v === null || v === undefined ? '' : String(v); }
+    return norm(a) === norm(b);
+  }
+
   /* Applies one page of server changes (and the new cursor) in one transaction, keeping
-   * queued local mutations on top. Returns the ids that changed for someone else's reason.
+   * queued local mutations on top. Returns { changed: ids that changed for someone else's
+   * reason, overwritten: [{ id, fields, change }] this browser's own kept changes that
+   * someone else's later change overwrote }.
    * Relaxed durability: the browser need not wait for the disk before the next page. What
    * a crash loses is the last pages and their cursor together, pulled again on next start. */
   async function applyServerPage(entity, changes, cursor, reset, done) {
@@ -602,6 +732,9 @@
       var groups = {};
       pending.forEach(function (p) { (groups[idKey(p.id)] = groups[idKey(p.id)] || []).push(p); });
       var changed = [];
+      var mine = (await metaGet(tx, 'mine:' + entity)) || {};
+      var mineTouched = false;
+      var overwritten = [];
       if (reset) {
         store.clear();
         /* The local view of records with queued mutations survives a full resync. */
@@ -627,12 +760,24 @@
           rec = replay(base, g, ent.key, id);
         }
         if (rec) store.put(rec); else store.delete(id);
-        if (!(c.client_id && c.client_id === st.clientId)) changed.push(id);
+        var own = !!c.client_id && c.client_id === st.clientId;
+        if (!own) changed.push(id);
+        var m = mine[idKey(id)];
+        /* Someone else wrote after the server kept our change (its version is above the
+         * push answer's): was ours overwritten? Asked once per change of ours. */
+        if (m && !own && (Number(c.version) || 0) > m.version) {
+          if (overwrites(m.fields, c)) overwritten.push({ id: id, fields: m.fields, change: c });
+          delete mine[idKey(id)];
+          mineTouched = true;
+        }
       });
+      if (mineTouched) await metaPut(tx, 'mine:' + entity, mine);
       await metaPut(tx, 'cursor:' + entity, cursor);
-      if (done) await metaPut(tx, 'synced:' + entity, true);
+      /* synced is false while a full pull is under way; its last page sets it true (a full
+       * pull of one page: both, true last). */
       if (reset) await metaPut(tx, 'synced:' + entity, false);
-      return changed;
+      if (done) await metaPut(tx, 'synced:' + entity, true);
+      return { changed: changed, overwritten: overwritten };
     }, { durability: 'relaxed' });
   }
 
@@ -653,6 +798,7 @@
       var start = cursor;
       var loaded = 0;
       var allChanged = [];
+      var overwritten = [];
       var resyncs = 0;
       var didReset = false;
       /* The next page is asked for as soon as this one's cursor is known, so it travels
@@ -687,8 +833,9 @@
           var more = body.has_more === true;
           if (more && body.version <= cursor && body.changes.length === 0) throw new Error('pull of ' + entity + ' made no progress');
           if (more) next = fetchPage(body.version);
-          var ids = await applyServerPage(entity, body.changes, body.version, reset, !more);
-          allChanged = allChanged.concat(ids);
+          var applied = await applyServerPage(entity, body.changes, body.version, reset, !more);
+          allChanged = allChanged.concat(applied.changed);
+          overwritten = overwritten.concat(applied.overwritten);
           loaded += body.changes.length;
           cursor = body.version;
           st.cursors[entity] = cursor;
@@ -715,6 +862,12 @@
       }
       /* After a reset, rows may have vanished without a change naming them: say so anyway. */
       if (allChanged.length || didReset) notifyChanged(entity, allChanged, didReset ? 'resync' : 'server', false, didReset);
+      overwritten.forEach(function (o) {
+        var c = o.change;
+        surfaceProblem({ kind: 'overwritten', entity: entity, id: o.id, mutation: null,
+          detail: { server: c.data || null, version: Number(c.version) || 0, client_id: c.client_id || null, yours: o.fields },
+          label: recordLabel(entity, o.id, [o.fields, c.data]) }, false);
+      });
       if (loaded > 200) checkQuota();
       return loaded;
     });
@@ -736,10 +889,14 @@
         try {
           await pullEntity(entity);
           ps.failures = 0;
+          st.synced[entity] = true;
+          if (ev.awaitSync && st.leader && allSynced()) openEvents();
         } catch (err) {
           ps.failures++;
           noteError('pull ' + entity, err);
-          if (navigator.onLine !== false || err.status) {
+          /* A network failure made the server unreachable: the probe pulls again. Anything
+           * else (a 5xx from the server itself, a full disk) retries here, with backoff. */
+          if (!err.network) {
             ps.timer = setTimeout(function () { ps.timer = null; schedulePull(entity); }, backoffDelay(ps.failures - 1));
           }
           break;
@@ -765,7 +922,7 @@
 
   /* ------------------------------------------------------------------ push */
 
-  var flushState = { running: null, again: false, timer: null, failures: 0, batchLimit: 100 };
+  var flushState = { running: null, again: false, timer: null, failures: 0, batchLimit: 100, netFail: false };
 
   function scheduleFlush(delay) {
     if (flushState.timer) clearTimeout(flushState.timer);
@@ -791,10 +948,17 @@
           if (!ok) return;
         }
       } while (flushState.again);
-    }).catch(function (err) { noteError('push', err); }).then(function () {
+    }).catch(function (err) {
+      /* Anything else that failed (storing the answer on a full disk, reading the queue):
+       * the queue is intact, so try again later. A batch the server already applied is
+       * answered again from its mutation ids, never applied twice. */
+      noteError('push', err);
+      flushState.netFail = false;
+      scheduleFlush(backoffDelay(flushState.failures++));
+    }).then(function () {
       flushState.running = null;
-      refreshPending();
-    });
+      return refreshPending();
+    }).catch(function (err) { log('could not read the queue', err); });
     return flushState.running;
   }
 
@@ -844,6 +1008,7 @@
       return handlePushError(batch, new Error('malformed push answer'));
     }
     flushState.failures = 0;
+    flushState.netFail = false;
     flushState.batchLimit = 100;
     st.error = null;
     await applyPushAnswer(entity, batch, answer);
@@ -851,7 +1016,12 @@
   }
 
   async function handlePushError(batch, err) {
-    if (err.network) { scheduleFlush(backoffDelay(flushState.failures++)); return false; }
+    if (err.network) {
+      /* Sooner when the server is seen again (onBackOnline). */
+      flushState.netFail = true;
+      scheduleFlush(backoffDelay(flushState.failures++));
+      return false;
+    }
     var s = err.status || 0;
     if ((s === 400 || s === 413 || s === 415) && batch.length > 1) {
       /* Find the one change the server cannot take: retry one by one. */
@@ -869,6 +1039,7 @@
       return true;
     }
     noteError('push ' + batch[0].entity, err);
+    flushState.netFail = false;
     scheduleFlush(err.retryAfter || backoffDelay(flushState.failures++));
     return false;
   }
@@ -917,8 +1088,8 @@
       conflicts.forEach(function (c) {
         var p = byMutation[c.mutation_id];
         var id = realId(p ? p.id : c.id);
-        st.conflicts++;
-        problems.push({ kind: 'conflict', entity: entity, id: id, mutation: p || null, detail: c });
+        problems.push({ kind: 'conflict', entity: entity, id: id, mutation: p || null, detail: c,
+          label: recordLabel(entity, id, [p && p.data, c.server, p && p.before]) });
         var base;
         if (c.decision === 'client') {
           /* The client's change was written over the server's row: that row plus our fields
@@ -941,8 +1112,8 @@
       for (var i = 0; i < rejected.length; i++) {
         var r = rejected[i];
         var pr = byMutation[r.mutation_id];
-        st.rejected++;
-        problems.push({ kind: 'rejected', entity: entity, id: pr ? realId(pr.id) : r.id, mutation: pr || null, detail: r });
+        problems.push({ kind: 'rejected', entity: entity, id: pr ? realId(pr.id) : r.id, mutation: pr || null, detail: r,
+          label: recordLabel(entity, pr ? realId(pr.id) : r.id, [pr && pr.data, pr && pr.before]) });
         if (!pr) continue;
         var rid = realId(pr.id);
         /* not_found: the server has no such row (deleted meanwhile): neither do we. */
@@ -954,6 +1125,35 @@
         if (recR) store.put(recR); else store.delete(rid);
         changed.push(rid);
       }
+
+      /* 4. what the server kept of this browser's changes: should someone else's later
+       * change overwrite it, a pull tells this browser so (applyServerPage). */
+      var mine = (await metaGet(tx, 'mine:' + entity)) || {};
+      var dropped = {};
+      var merged = {};
+      rejected.forEach(function (r) { dropped[r.mutation_id] = true; });
+      conflicts.forEach(function (c) {
+        if (c.decision === 'server') dropped[c.mutation_id] = true;
+        if (c.decision === 'merged' && c.server && typeof c.server === 'object') merged[c.mutation_id] = c.server;
+      });
+      batch.forEach(function (p) {
+        if (dropped[p.mutation_id]) return;
+        var k = idKey(realId(p.id));
+        if (p.action === 'delete') { delete mine[k]; return; }
+        var kept = Object.assign({}, p.data || {});
+        /* Of a merged change, only the fields the server took are ours to lose later (the
+         * others were already reported with the conflict). */
+        var row = merged[p.mutation_id];
+        if (row) Object.keys(kept).forEach(function (f) { if (!sameValue(kept[f], row[f])) delete kept[f]; });
+        var prev = mine[k];
+        mine[k] = { fields: Object.assign({}, prev ? prev.fields : {}, kept), version: answer.version || 0, at: Date.now() };
+      });
+      var keys = Object.keys(mine);
+      if (keys.length > MINE_MAX) {
+        keys.sort(function (a, b) { return mine[a].at - mine[b].at; });
+        keys.slice(0, keys.length - MINE_MAX).forEach(function (k) { delete mine[k]; });
+      }
+      await metaPut(tx, 'mine:' + entity, mine);
     });
 
     batch.forEach(function (p) { changed.push(ids[p.id] !== undefined ? ids[p.id] : p.id); });
@@ -961,7 +1161,7 @@
     broadcast({ type: 'pending' });
     if (Object.keys(ids).length) broadcast({ type: 'idmap', ids: ids });
     rewriteDomIds(ids);
-    problems.forEach(surfaceProblem);
+    problems.forEach(function (p) { surfaceProblem(p, false); });
     var seen = {};
     notifyChanged(entity, changed.filter(function (id) { var k = idKey(id); if (seen[k]) return false; seen[k] = true; return true; }), 'push');
   }
@@ -977,32 +1177,39 @@
     });
   }
 
-  /* Conflicts and rejections are never silent: a DOM event, an API event, the status element
-   * and the console all say what happened. */
-  function surfaceProblem(p, fromTab) {
+  /* What happened to a change of this browser, in a person's words. */
+  function problemMessage(p) {
     var d = p.detail || {};
-    var msg;
+    var what = 'Your change to ' + (p.label || recordLabel(p.entity, p.id, []));
     if (p.kind === 'conflict') {
-      msg = 'Conflict on ' + p.entity + ' ' + p.id + ': ' + (d.decision === 'client' ? 'your change was kept'
-        : d.decision === 'merged' ? 'changes were merged' : 'the server version was kept') +
-        (d.strategy ? ' (' + d.strategy + ')' : '');
-    } else {
-      msg = 'Change to ' + p.entity + ' ' + p.id + ' was rejected: ' + (d.reason || d.code || 'not allowed');
+      return what + (d.decision === 'client' ? ' was kept; it replaced a change made elsewhere at the same time'
+        : d.decision === 'merged' ? ' was merged with a change made elsewhere at the same time'
+        : ' was not kept: a change made elsewhere at the same time won');
     }
-    p.message = msg;
-    st.problem = { kind: p.kind, message: msg, at: Date.now() };
-    if (p.kind === 'rejected') warn(msg); else log(msg);
+    if (p.kind === 'overwritten') return what + ' was overwritten by a change made elsewhere';
+    return what + ' was rejected: ' + (d.reason || d.code || 'not allowed');
+  }
+
+  /* Conflicts, rejections and overwritten changes are never silent: a DOM event, an API
+   * event, the status element's list (until dismissed) and the console all say what
+   * happened, in this tab and the others. */
+  function surfaceProblem(p, fromTab) {
+    p.message = p.message || problemMessage(p);
+    p.pid = p.pid || uid('p-');
+    if (p.kind === 'conflict') st.conflicts++;
+    if (p.kind === 'rejected') st.rejected++;
+    if (p.kind === 'conflict') log(p.message); else warn(p.message);
     whenBody(function () {
       document.body.dispatchEvent(new CustomEvent('rhtmx:sync:' + p.kind, { bubbles: true, detail: p }));
     });
     emit(p.kind, p);
-    statusChanged();
+    addProblem({ pid: p.pid, kind: p.kind, message: p.message, entity: p.entity, id: p.id }, { save: !fromTab, share: false });
     if (!fromTab) broadcast({ type: 'problem', problem: p });
   }
 
   /* ------------------------------------------------------------------ events (leader only) */
 
-  var ev = { es: null, mode: cfg.eventsMode === 'poll' ? 'poll' : 'stream', lastId: 0, failures: 0, timer: null, openTimer: null, opened: false, catchUp: false, pollOk: false };
+  var ev = { es: null, mode: cfg.eventsMode === 'poll' ? 'poll' : 'stream', lastId: 0, failures: 0, timer: null, openTimer: null, opened: false, catchUp: false, pollOk: false, awaitSync: false };
 
   /* What to show while (re)connecting: polling that works stays "poll" between answers (a
    * buffered poll shows nothing until it ends, which is most of the time). */
@@ -1040,12 +1247,21 @@
     return m || 0;
   }
 
+  /* True once every entity has a finished full pull (in this page or stored before). */
+  function allSynced() {
+    return cfg.entities.every(function (e) { return !!st.synced[e.name]; });
+  }
+
   /* Opens the one event stream of this browser. `since` is the newest event seen, never less
-   * than what every entity has pulled; the browser's own reconnects add Last-Event-ID. */
+   * than what every entity has pulled; the browser's own reconnects add Last-Event-ID. Not
+   * before the first full pull has finished: the stream then starts at its cursor instead
+   * of replaying, from 0, the log that pull already covered (schedulePull opens it). */
   function openEvents() {
     closeEvents();
     if (!st.leader || cfg.eventsMode === 'off' || !cfg.entities.length) return;
     if (navigator.onLine === false) { setLive('off'); return; }
+    if (!allSynced()) { ev.awaitSync = true; setLive('connecting'); return; }
+    ev.awaitSync = false;
     var since = Math.max(ev.lastId, minCursor());
     var url = cfg.base + '/events?entities=' + cfg.entities.map(function (e) { return encodeURIComponent(e.name); }).join(',') +
       '&since=' + since + (ev.mode === 'poll' ? '&mode=poll' : '');
@@ -1071,7 +1287,7 @@
       if (ev.openTimer) { clearTimeout(ev.openTimer); ev.openTimer = null; }
       ev.failures = 0;
       if (ev.mode === 'poll') ev.pollOk = true; /* (a poll answer may end with `bye` first) */
-      if (!st.reachable) { st.reachable = true; onBackOnline('events'); }
+      markReachable();
       setLive(ev.mode);
       if (ev.catchUp) { ev.catchUp = false; pullAll(); scheduleFlush(0); }
     };
@@ -1108,6 +1324,9 @@
         ev.pollOk = false;
         var d = backoffDelay(ev.failures - 1);
         log('event stream failed; retry in', d, 'ms');
+        /* EventSource cannot say whether the server answered (a 503) or could not be
+         * reached: a catch-up pull finds out, and marks it unreachable if so. */
+        if (st.reachable) pullAll();
         reconnectEvents(d);
         return;
       }
@@ -1143,12 +1362,35 @@
 
   /* ------------------------------------------------------------------ leadership */
 
+  /* A tab that takes the lead starts the stream from the cursors stored in IndexedDB: the
+   * old leader's pulls moved them on while this tab's copy in memory stood still. */
   function becomeLeader() {
     st.leader = true;
     log('this tab leads (opens the event stream)');
     broadcast({ type: 'leader' });
     statusChanged();
-    readyPromise.then(function () { openEvents(); });
+    readyPromise.then(loadCursors).then(function () {
+      ev.lastId = Math.max(ev.lastId, minCursor());
+      openEvents();
+    }).catch(function (err) { warn('cannot read the cursors:', err); openEvents(); });
+  }
+
+  /* Refreshes st.cursors and st.synced from _meta (they only move forward). */
+  async function loadCursors() {
+    var saved = await withTx(['_meta'], 'readonly', async function (tx) {
+      var out = {};
+      for (var i = 0; i < cfg.entities.length; i++) {
+        var name = cfg.entities[i].name;
+        out[name] = { cursor: (await metaGet(tx, 'cursor:' + name)) || 0, synced: await metaGet(tx, 'synced:' + name) };
+      }
+      return out;
+    });
+    cfg.entities.forEach(function (e) {
+      var v = saved[e.name];
+      if (v.cursor > (st.cursors[e.name] || 0)) st.cursors[e.name] = v.cursor;
+      /* A stored cursor with no full pull under way (synced is false only during one). */
+      if (v.cursor > 0 && v.synced !== false) st.synced[e.name] = true;
+    });
   }
 
   /* The tab that holds the lock leads until it goes away; the browser then hands the lock to
@@ -1186,6 +1428,12 @@
     case 'problem':
       if (m.problem) surfaceProblem(m.problem, true);
       break;
+    case 'notice':
+      if (m.entry) addProblem(m.entry, { save: false, share: false });
+      break;
+    case 'dismiss':
+      dismissProblem(m.pid, m.key, true);
+      break;
     case 'hello':
       if (st.leader) broadcast({ type: 'live', live: st.live });
       break;
@@ -1194,20 +1442,68 @@
 
   /* ------------------------------------------------------------------ network state */
 
+  /* Reachability is what the requests say, not navigator.onLine (which only knows whether
+   * this machine has a network): a failed or aborted request of ours or of htmx, a 5xx from
+   * a proxy, mark the server unreachable; the next answer from it marks it reachable. While
+   * it is unreachable (and the browser online) a probe, a catch-up pull, runs with backoff
+   * (0.5-1 s doubling to 10 s), so the status and the queue follow the server's return
+   * without waiting for a write or a page event. */
+  var probe = { timer: null, failures: 0 };
+
+  function markUnreachable(why) {
+    if (st.reachable) {
+      st.reachable = false;
+      log('server unreachable:', why);
+      statusChanged();
+      cfg.entities.forEach(function (e) { renderRegions(e.name); });
+    }
+    scheduleProbe();
+  }
+
+  function markReachable() {
+    probe.failures = 0;
+    if (probe.timer) { clearTimeout(probe.timer); probe.timer = null; }
+    if (st.reachable) return;
+    st.reachable = true;
+    onBackOnline('reachable');
+  }
+
+  function scheduleProbe() {
+    if (probe.timer || st.reachable || !st.ready || navigator.onLine === false) return;
+    var delay = Math.min(10000, backoffDelay(probe.failures++ - 1));
+    probe.timer = setTimeout(function () {
+      probe.timer = null;
+      if (st.reachable) return;
+      pullAll().then(function () { scheduleProbe(); });
+    }, delay);
+  }
+
   function onBackOnline(why) {
     log('back online (' + why + ')');
     statusChanged();
     if (!st.ready) return;
-    /* A push that is backing off keeps its timer: one request succeeding (say a pull) does
-     * not prove the push will, and resetting here would make the two chase each other. */
-    if (why === 'online') flushState.failures = 0;
+    /* A push that is backing off after an answer from the server keeps its timer: one
+     * request succeeding (say a pull) does not prove the push will, and resetting here would
+     * make the two chase each other. One that failed for the network goes now. */
+    if (why === 'online' || flushState.netFail) flushState.failures = 0;
     if (!(flushState.timer && flushState.failures > 0)) scheduleFlush(0);
     pullAll();
     if (st.leader && (!ev.es || !ev.opened)) { ev.failures = 0; reconnectEvents(0); }
     cfg.entities.forEach(function (e) { if (shouldRenderLocal(e.name)) renderRegions(e.name); });
   }
 
-  window.addEventListener('online', function () { st.reachable = true; onBackOnline('online'); });
+  /* htmx requests of the page (a region's refresh, say) are witnesses too. */
+  document.addEventListener('htmx:sendError', function () { markUnreachable('an htmx request failed'); });
+  document.addEventListener('htmx:responseError', function (e) {
+    var x = e.detail && e.detail.xhr;
+    if (x && (x.status === 502 || x.status === 503 || x.status === 504)) markUnreachable('htmx: HTTP ' + x.status);
+  });
+
+  window.addEventListener('online', function () {
+    st.reachable = true;
+    probe.failures = 0;
+    onBackOnline('online');
+  });
   window.addEventListener('offline', function () {
     log('offline');
     closeEvents();
@@ -1222,8 +1518,8 @@
 
   function quotaExceeded(err) {
     st.quota = Object.assign({}, st.quota || {}, { full: true, low: true });
-    st.problem = { kind: 'quota', message: 'Storage is full: changes cannot be saved on this device', at: Date.now() };
-    warn(st.problem.message, err);
+    notice('quota', 'Storage is full: changes cannot be saved on this device', 'quota-full');
+    warn('storage is full', err);
     whenBody(function () {
       document.body.dispatchEvent(new CustomEvent('rhtmx:sync:quota', { bubbles: true, detail: { full: true, error: String(err) } }));
     });
@@ -1239,8 +1535,9 @@
       var low = !!q.quota && q.usage / q.quota >= cfg.quotaWarn;
       st.quota = { usage: q.usage, quota: q.quota, low: low, full: !!(st.quota && st.quota.full) };
       if (low) {
-        st.problem = { kind: 'quota', message: 'Storage is almost full (' + Math.round(100 * q.usage / q.quota) + '% used)', at: Date.now() };
-        warn(st.problem.message);
+        var message = 'Storage is almost full (' + Math.round(100 * q.usage / q.quota) + '% used)';
+        notice('quota', message, 'quota-low');
+        warn(message);
         whenBody(function () {
           document.body.dispatchEvent(new CustomEvent('rhtmx:sync:quota', { bubbles: true, detail: st.quota }));
         });
@@ -1293,9 +1590,10 @@
       if (params.entries) entries = Array.from(params.entries());
       else Object.keys(params).forEach(function (k) { entries.push([k, params[k]]); });
     }
+    /* A file cannot be queued: such a form is the app's own (htmx sends it as usual). */
+    if (entries.some(function (kv) { return typeof kv[1] !== 'string'; })) return null;
     entries.forEach(function (kv) {
       var k = kv[0], v = kv[1];
-      if (typeof v !== 'string') return;            /* files stay online-only */
       if (k.charAt(0) === '_' || exclude.indexOf(k) >= 0) return;
       if (k === ent.key) { if (id === undefined || id === null || id === '') id = v; return; }
       data[k] = coerce(form, k, v);
@@ -1320,14 +1618,27 @@
     return v;
   }
 
-  /* True when this write must go through the queue: offline, or the server has not yet seen
-   * earlier queued writes of the entity (order), or the record only has a temporary id. */
-  function mustQueue(m) {
-    if (!netOnline()) return true;
-    if ((st.pendingBy[m.entity] || 0) > 0) return true;
-    var id = m.id === undefined ? undefined : resolveId(normId(m.id));
-    if (isTmp(id)) return true;
-    return false;
+  /* The values of a form's fields, to put back if what was submitted cannot be stored. */
+  function formSnapshot(form) {
+    return Array.prototype.map.call(form.elements || [], function (el) {
+      return { el: el, value: el.value, checked: el.checked };
+    });
+  }
+
+  /* Puts a snapshot back into the fields that still hold their reset value (what the
+   * person typed since is left alone). */
+  function formRestore(snap) {
+    snap.forEach(function (f) {
+      var el = f.el;
+      if (el.type === 'checkbox' || el.type === 'radio') {
+        if (el.checked === el.defaultChecked) el.checked = f.checked;
+      } else if (el.tagName === 'SELECT') {
+        var untouched = Array.prototype.every.call(el.options, function (o) { return o.selected === o.defaultSelected; });
+        if (untouched) el.value = f.value;
+      } else if (el.type !== 'hidden' && el.type !== 'submit' && el.type !== 'button' && el.value === el.defaultValue) {
+        el.value = f.value;
+      }
+    });
   }
 
   function onConfigRequest(evt) {
@@ -1346,16 +1657,25 @@
     if (!cfg.offlineForms || verb === 'get') return;
     var m;
     try { m = describeRequest(d); } catch (err) { warn('cannot read form:', err); return; }
-    if (!m || !mustQueue(m)) return;
+    if (!m) return;
+    /* Every write to a synced entity goes through the queue, online or not: its mutation id
+     * makes it exactly-once whatever happens to the request or its answer (docs/CLIENT.md,
+     * "Forms"). The app's handler (hx-post) is not called. */
     evt.preventDefault();
     log('queued', m.action, m.entity, m.id === undefined ? '(new)' : m.id, m.data);
+    /* A create empties its form now, not once IndexedDB has answered: what the person types
+     * next must not be erased by a late reset. */
+    var snap = null;
+    if (m.action === 'create' && m.form && m.form.reset && m.form.getAttribute('data-sync-reset') !== 'false') {
+      snap = formSnapshot(m.form);
+      m.form.reset();
+    }
     mutateLocal(m.entity, m.action, m.id, m.data).then(function (r) {
-      if (m.action === 'create' && m.form && m.form.reset && m.form.getAttribute('data-sync-reset') !== 'false') m.form.reset();
       elt.dispatchEvent(new CustomEvent('rhtmx:sync:queued', { bubbles: true, detail: { entity: m.entity, action: m.action, id: r.id, record: r.record } }));
     }, function (err) {
       warn('could not queue the change:', err);
-      st.problem = { kind: 'error', message: 'Could not save the change on this device: ' + (err.message || err), at: Date.now() };
-      statusChanged();
+      if (snap) formRestore(snap);
+      notice('error', 'Could not save the change on this device: ' + (err.message || err));
       elt.dispatchEvent(new CustomEvent('rhtmx:sync:error', { bubbles: true, detail: { error: err } }));
     });
   }
@@ -1364,16 +1684,20 @@
   /* ------------------------------------------------------------------ status element */
 
   var STYLE = [
-    'rhtmx-sync-status{display:inline-flex;align-items:center;gap:.4em;font:13px/1.4 system-ui,sans-serif;padding:.2em .6em;border-radius:1em;background:#eef2f5;color:#223}',
+    'rhtmx-sync-status{display:inline-flex;flex-wrap:wrap;align-items:center;gap:.4em;font:13px/1.4 system-ui,sans-serif;padding:.2em .6em;border-radius:1em;background:#eef2f5;color:#223}',
     'rhtmx-sync-status .rhtmx-sync-dot{width:.6em;height:.6em;border-radius:50%;background:#2a9d4b}',
     'rhtmx-sync-status[state=offline] .rhtmx-sync-dot{background:#999}',
     'rhtmx-sync-status[state=offline]{background:#f3e9d2}',
+    'rhtmx-sync-status[state=unreachable] .rhtmx-sync-dot{background:#c05621}',
+    'rhtmx-sync-status[state=unreachable]{background:#f3e9d2}',
     'rhtmx-sync-status[state=syncing] .rhtmx-sync-dot{background:#2b6cb0}',
     'rhtmx-sync-status[state=error] .rhtmx-sync-dot{background:#c53030}',
     'rhtmx-sync-status progress{width:5em;height:.6em}',
     'rhtmx-sync-status [hidden]{display:none}',
     'rhtmx-sync-status .rhtmx-sync-pending{font-weight:600}',
-    'rhtmx-sync-status .rhtmx-sync-problem{color:#9b2c2c;max-width:24em;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}',
+    'rhtmx-sync-status .rhtmx-sync-problems{flex-basis:100%;margin:.2em 0;padding:0;list-style:none}',
+    'rhtmx-sync-status .rhtmx-sync-problems li{display:flex;align-items:baseline;gap:.3em}',
+    'rhtmx-sync-status .rhtmx-sync-problem{color:#9b2c2c;max-width:32em}',
     'rhtmx-sync-status .rhtmx-sync-dismiss{border:0;background:none;cursor:pointer;color:inherit;padding:0 .2em}',
     '[data-sync-pending]{opacity:.75}'
   ].join('\n');
@@ -1386,7 +1710,7 @@
     (document.head || document.documentElement).insertBefore(s, (document.head || document.documentElement).firstChild);
   }
 
-  var LABELS = { online: 'Online', offline: 'Offline', syncing: 'Syncing', error: 'Sync error' };
+  var LABELS = { online: 'Online', offline: 'Offline', unreachable: 'Server unreachable', syncing: 'Syncing', error: 'Sync error' };
 
   if (window.customElements && !customElements.get('rhtmx-sync-status')) {
     customElements.define('rhtmx-sync-status', class extends HTMLElement {
@@ -1398,13 +1722,10 @@
           this.innerHTML = '<span class="rhtmx-sync-dot"></span><span class="rhtmx-sync-label"></span>' +
             '<progress class="rhtmx-sync-progress" max="1" hidden></progress>' +
             '<span class="rhtmx-sync-pending" hidden></span>' +
-            '<span class="rhtmx-sync-problem" hidden></span>' +
-            '<button type="button" class="rhtmx-sync-dismiss" title="Dismiss" hidden>&times;</button>';
-          var self = this;
-          this.querySelector('.rhtmx-sync-dismiss').addEventListener('click', function () {
-            st.problem = null;
-            statusChanged();
-            self.update(statusSnapshot());
+            '<ul class="rhtmx-sync-problems" hidden></ul>';
+          this.querySelector('.rhtmx-sync-problems').addEventListener('click', function (e) {
+            var b = e.target.closest && e.target.closest('.rhtmx-sync-dismiss');
+            if (b) dismissProblem(b.getAttribute('data-pid'));
           });
         }
         this.update(statusSnapshot());
@@ -1426,11 +1747,28 @@
         var pend = this.querySelector('.rhtmx-sync-pending');
         pend.hidden = !s.pending;
         pend.textContent = s.pending + ' pending';
-        var prob = this.querySelector('.rhtmx-sync-problem');
-        prob.hidden = !s.problem;
-        prob.textContent = s.problem ? s.problem.message : '';
-        prob.title = prob.textContent;
-        this.querySelector('.rhtmx-sync-dismiss').hidden = !s.problem;
+        var list = this.querySelector('.rhtmx-sync-problems');
+        var shown = Array.prototype.map.call(list.children, function (li) { return li.getAttribute('data-pid'); }).join(' ');
+        if (shown !== s.problems.map(function (p) { return p.pid; }).join(' ')) {
+          list.replaceChildren.apply(list, s.problems.map(function (p) {
+            var li = document.createElement('li');
+            li.setAttribute('data-pid', p.pid);
+            li.setAttribute('data-kind', p.kind);
+            var msg = document.createElement('span');
+            msg.className = 'rhtmx-sync-problem';
+            msg.textContent = p.message;
+            var b = document.createElement('button');
+            b.type = 'button';
+            b.className = 'rhtmx-sync-dismiss';
+            b.title = 'Dismiss';
+            b.setAttribute('aria-label', 'Dismiss');
+            b.setAttribute('data-pid', p.pid);
+            b.textContent = '\u00d7';
+            li.append(msg, b);
+            return li;
+          }));
+        }
+        list.hidden = !s.problems.length;
       }
     });
   }
@@ -1453,11 +1791,14 @@
         cursors[cfg.entities[i].name] = (await metaGet(tx, 'cursor:' + cfg.entities[i].name)) || 0;
       }
       var idmap = (await metaGet(tx, 'idmap')) || {};
-      return { clientId: id, cursors: cursors, idmap: idmap };
+      var problems = (await metaGet(tx, 'problems')) || [];
+      return { clientId: id, cursors: cursors, idmap: idmap, problems: problems };
     });
     st.clientId = info.clientId;
     st.cursors = info.cursors;
     st.idMap = info.idmap;
+    st.problems = Array.isArray(info.problems) ? info.problems : [];
+    await loadCursors();
     ev.lastId = minCursor();
     await refreshPending();
     if ('BroadcastChannel' in window) {
@@ -1530,7 +1871,11 @@
       if (st.ready) { pullAll(); scheduleFlush(0); }
     },
     checkQuota: checkQuota,
-    /* on('status'|'changed'|'conflict'|'rejected'|'quota'|'unauthorized', fn) -> unsubscribe */
+    /* The problems still listed: [{ pid, kind, message, at[, entity, id] }], oldest first. */
+    problems: function () { return st.problems.slice(); },
+    /* Dismisses one problem (by pid), or all of them (no argument), in every tab. */
+    dismiss: function (pid) { dismissProblem(pid || null, null); },
+    /* on('status'|'changed'|'conflict'|'rejected'|'overwritten'|'quota'|'unauthorized', fn) -> unsubscribe */
     on: function (type, fn) {
       (listeners[type] = listeners[type] || []).push(fn);
       if (type === 'status') { try { fn(statusSnapshot()); } catch (e) { warn(e); } }

@@ -1,8 +1,10 @@
 <?php
 /*
- * The todo page. Server-rendered; htmx posts the forms; /api/sync/client.js keeps a copy in
- * IndexedDB, refreshes the list when anyone changes a todo, and keeps the forms working
- * with the network off (rendering the list from <template id="todo-item"> meanwhile).
+ * The todo page. Server-rendered; /api/sync/client.js keeps a copy in IndexedDB, refreshes
+ * the list when anyone changes a todo, and takes the forms' writes into its queue, online
+ * or not, so each reaches the database exactly once through /api/sync/todos (sync-push)
+ * rather than add.php, toggle.php or delete.php; the list is rendered from
+ * <template id="todo-item"> until the server has them, then refreshed from list.php.
  */
 require __DIR__ . '/lib.php';
 $db = todo_db();
@@ -31,7 +33,6 @@ header('Cache-Control: no-store');
     </header>
 
     <form id="add-form" hx-post="/add.php" hx-target="#todo-list"
-          hx-on::after-request="if (event.detail.successful) this.reset()"
           data-sync-entity="todos" data-sync-action="create">
       <input name="title" required maxlength="200" placeholder="What needs doing?" autocomplete="off">
       <input type="hidden" name="done" value="0">
@@ -48,8 +49,9 @@ header('Cache-Control: no-store');
   </main>
 
   <!-- How a todo looks when the page renders it from IndexedDB (offline or with changes not
-       sent yet). Same markup as todo_item() in lib.php. -->
-  <template id="todo-item">
+       sent yet). Same markup as todo_item() in lib.php. data-sync-title: the field that
+       names a todo in messages ("Your change to "buy milk" was overwritten ..."). -->
+  <template id="todo-item" data-sync-title="title">
     <li class="todo" data-sync-id="{{id}}" data-done="{{done}}">
       <form class="toggle" hx-post="/toggle.php" hx-target="#todo-list"
             data-sync-entity="todos" data-sync-action="update" data-sync-id="{{id}}">

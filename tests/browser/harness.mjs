@@ -68,6 +68,16 @@ export function startServer(opts = {}) {
     dir,
     db: path.join(dir, 'todo.db'),
     sql: (q) => sql(path.join(dir, 'todo.db'), q),
+    /* Stops the web server but keeps its folder and database: the page's server is gone. */
+    halt() {
+      execFileSync('bash', [SERVE, 'stop', '--dir', dir], { stdio: 'ignore' });
+    },
+    /* Starts it again on the same port with the same database. */
+    resume() {
+      const port = new URL(url).port;
+      execFileSync('bash', [SERVE, 'start', ...args.slice(1).map((a, i, all) => (all[i - 1] === '--port' ? port : a))],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    },
     stop({ keep } = {}) {
       if (!servers.has(srv)) return;
       servers.delete(srv);
@@ -224,6 +234,32 @@ export function recordRequests(context, prefix) {
     }
   });
   return list;
+}
+
+/* Makes every IndexedDB write of the page fail with QuotaExceededError while
+ * window.__diskFull is true (a full disk, as the page sees it). Call before the page loads. */
+export async function fakeFullDisk(context) {
+  await context.addInitScript(() => {
+    window.__diskFull = false;
+    window.__quotaErrors = 0;
+    for (const name of ['put', 'add', 'delete', 'clear']) {
+      const real = IDBObjectStore.prototype[name];
+      IDBObjectStore.prototype[name] = function (...a) {
+        if (window.__diskFull) {
+          window.__quotaErrors++;
+          throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
+        }
+        return real.apply(this, a);
+      };
+    }
+  });
+}
+
+/* How many times each title is in the server's database: { title: count }. */
+export function titleCounts(srv) {
+  const out = {};
+  for (const r of srv.sql('SELECT title, count(*) AS n FROM todos GROUP BY title')) out[r.title] = r.n;
+  return out;
 }
 
 /* Dumps page logs when a test failed, to make CI output useful. */
