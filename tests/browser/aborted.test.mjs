@@ -11,10 +11,9 @@ const skip = h.prerequisites();
 
 async function setup(t) {
   const srv = h.startServer();
-  const feats = await h.serverFeatures(srv);
   const browser = await h.launchBrowser();
   const ctx = await browser.newContext();
-  const env = { srv, feats, browser, ctx, page: null, failed: false };
+  const env = { srv, browser, ctx, page: null, failed: false };
   t.after(async () => {
     if (env.failed) h.dumpLogs('page', env.page);
     await browser.close();
@@ -41,7 +40,6 @@ function prng(seed) {
 test('requests aborted at random points: 100 adds, each exactly once', { skip, timeout: 240000 }, async (t) => {
   const env = await setup(t);
   const { ctx, srv } = env;
-  if (!env.feats.push) { t.skip('sync-push answers 501 in this build'); return; }
   await env.guard(async () => {
     env.page = await h.openApp(ctx, srv);
     const page = env.page;
@@ -86,7 +84,6 @@ test('requests aborted at random points: 100 adds, each exactly once', { skip, t
 test('a lost answer, then a second press: one row', { skip, timeout: 120000 }, async (t) => {
   const env = await setup(t);
   const { ctx, srv } = env;
-  if (!env.feats.push) { t.skip('sync-push answers 501 in this build'); return; }
   await env.guard(async () => {
     env.page = await h.openApp(ctx, srv);
     const page = env.page;

@@ -12,8 +12,6 @@ const DURATION_MS = 20000;
 
 test(`offline/online every ${FLAP_MS} ms for ${DURATION_MS / 1000} s, ${RUNS} runs: every write once`, { skip, timeout: 300000 }, async (t) => {
   const srv = h.startServer();
-  const feats = await h.serverFeatures(srv);
-  if (!feats.push) { srv.stop(); t.skip('sync-push answers 501 in this build'); return; }
   const browser = await h.launchBrowser();
   let failed = false;
   let page;

@@ -108,24 +108,6 @@ export function sql(db, q) {
   return out ? JSON.parse(out) : [];
 }
 
-/* What sync-push and sync-events can do in this build: { push, events } (false = 501). */
-export async function serverFeatures(srv) {
-  const push = await fetch(`${srv.origin}/api/sync/todos`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ client_id: 'probe', changes: [] }),
-  });
-  await push.text();
-  const ctl = new AbortController();
-  const t = setTimeout(() => ctl.abort(), 3000);
-  let eventsStatus = 0;
-  try {
-    const ev = await fetch(`${srv.origin}/api/sync/events?entities=todos&since=0&mode=poll`, { signal: ctl.signal });
-    eventsStatus = ev.status;
-    ctl.abort();
-  } catch { eventsStatus = eventsStatus || -1; } finally { clearTimeout(t); }
-  return { push: push.status !== 501, events: eventsStatus !== 501 };
-}
-
 let chromiumModule = null;
 /* Debian's Chromium, headless. Playwright gives each launch a fresh temporary profile (its
  * own --user-data-dir), removed when the browser closes. */

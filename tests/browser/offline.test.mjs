@@ -10,7 +10,6 @@ const skip = h.prerequisites();
 
 test('offline writes through htmx forms', { skip, timeout: 120000 }, async (t) => {
   const srv = h.startServer();
-  const feats = await h.serverFeatures(srv);
   const browser = await h.launchBrowser();
   const ctxA = await browser.newContext();
   const ctxB = await browser.newContext();
@@ -61,7 +60,7 @@ test('offline writes through htmx forms', { skip, timeout: 120000 }, async (t) =
     }));
 
     await t.test('back online: pushed exactly once, in order; ids rewritten; the other browser converges',
-      { skip: !feats.push && 'sync-push answers 501 in this build' }, guard(async () => {
+      guard(async () => {
         const pushes = h.recordRequests(ctxA, '/api/sync/');
         const clientId = await pageA.evaluate(() => RhtmxSync.clientId);
         await ctxA.setOffline(false);
@@ -90,17 +89,12 @@ test('offline writes through htmx forms', { skip, timeout: 120000 }, async (t) =
         assert.ok(stored.every((r) => typeof r.id === 'number'), 'IndexedDB holds the real keys');
         assert.equal(stored.length, 4);
 
-        if (feats.events) {
-          await h.eventually(() => h.matchesDb(pageB, srv), { what: 'B to converge without reload' });
-          // Own echoes: the five events A's push caused must not make A pull again. Since
-          // going online A pulls once (its catch-up), however the pull and push interleave.
-          await pageA.waitForTimeout(1500);
-          const pulls = pushes.filter((r) => r.method === 'GET' && r.path === '/api/sync/todos');
-          assert.ok(pulls.length <= 1, `A did not refetch because of its own echoes: ${pulls.map((r) => r.search)}`);
-        } else {
-          await pageB.reload();
-          await h.eventually(() => h.matchesDb(pageB, srv), { what: 'B to converge after reload (no live events in this build)' });
-        }
+        await h.eventually(() => h.matchesDb(pageB, srv), { what: 'B to converge without reload' });
+        // Own echoes: the five events A's push caused must not make A pull again. Since
+        // going online A pulls once (its catch-up), however the pull and push interleave.
+        await pageA.waitForTimeout(1500);
+        const pulls = pushes.filter((r) => r.method === 'GET' && r.path === '/api/sync/todos');
+        assert.ok(pulls.length <= 1, `A did not refetch because of its own echoes: ${pulls.map((r) => r.search)}`);
       }));
   } catch (err) { failed = true; throw err; }
 });

@@ -10,10 +10,9 @@ const skip = h.prerequisites();
 
 async function setup(t, serverOptions) {
   const srv = h.startServer(serverOptions);
-  const feats = await h.serverFeatures(srv);
   const browser = await h.launchBrowser();
   const ctx = await browser.newContext();
-  const env = { srv, feats, browser, ctx, page: null, failed: false };
+  const env = { srv, browser, ctx, page: null, failed: false };
   t.after(async () => {
     if (env.failed) h.dumpLogs('page', env.page);
     await browser.close();
@@ -40,11 +39,9 @@ test('non-200 answers on the event stream: reconnect with backoff', { skip, time
     const gaps = seen.slice(1).map((x, i) => x - seen[i]);
     assert.ok(gaps.every((g) => g >= 400), `no tight retry loop: ${gaps}`);
     assert.ok(gaps[3] > gaps[0], `the delay grows: ${gaps}`);
-    if (env.feats.events) {
-      await env.page.waitForSelector('rhtmx-sync-status[live=stream]', { timeout: 15000 });
-      srv.sql("INSERT INTO todos (title) VALUES ('after the 503s')");
-      await env.page.waitForSelector('#todo-list >> text=after the 503s', { timeout: 15000 });
-    }
+    await env.page.waitForSelector('rhtmx-sync-status[live=stream]', { timeout: 15000 });
+    srv.sql("INSERT INTO todos (title) VALUES ('after the 503s')");
+    await env.page.waitForSelector('#todo-list >> text=after the 503s', { timeout: 15000 });
   });
 });
 
@@ -81,19 +78,16 @@ test('a buffered stream: poll mode', { skip, timeout: 120000 }, async (t) => {
     });
     env.page = await h.openApp(ctx, srv);
     await h.eventually(() => polls.length >= 1, { timeout: 15000, what: 'a mode=poll request' });
-    if (env.feats.events) {
-      await env.page.waitForSelector('rhtmx-sync-status[live=poll]', { timeout: 15000 });
-      srv.sql("INSERT INTO todos (title) VALUES ('seen by polling')");
-      await env.page.waitForSelector('#todo-list >> text=seen by polling', { timeout: 30000 });
-      assert.ok(polls.length >= 2, 'it polls again after each answer');
-    }
+    await env.page.waitForSelector('rhtmx-sync-status[live=poll]', { timeout: 15000 });
+    srv.sql("INSERT INTO todos (title) VALUES ('seen by polling')");
+    await env.page.waitForSelector('#todo-list >> text=seen by polling', { timeout: 30000 });
+    assert.ok(polls.length >= 2, 'it polls again after each answer');
   });
 });
 
 test('a web server that buffers responses: poll mode, for real', { skip, timeout: 120000 }, async (t) => {
   const env = await setup(t, { buffered: true }); // lighttpd with server.stream-response-body = 0
   const { ctx, srv } = env;
-  if (!env.feats.events) { t.skip('sync-events answers 501 in this build'); return; }
   await env.guard(async () => {
     const streams = h.recordRequests(ctx, '/api/sync/events');
     env.page = await h.openApp(ctx, srv);

@@ -10,10 +10,9 @@ const skip = h.prerequisites();
 
 async function setup(t) {
   const srv = h.startServer();
-  const feats = await h.serverFeatures(srv);
   const browser = await h.launchBrowser();
   const ctx = await browser.newContext();
-  const env = { srv, feats, browser, ctx, pages: [], failed: false };
+  const env = { srv, browser, ctx, pages: [], failed: false };
   t.after(async () => {
     if (env.failed) env.pages.forEach((p, i) => h.dumpLogs(`tab ${i + 1}`, p));
     await browser.close();
@@ -29,7 +28,6 @@ const head = (srv) => srv.sql('SELECT max(version) AS v FROM _rhtmx_sync_log')[0
 test('first visit: the stream starts at the initial sync\'s cursor', { skip, timeout: 120000 }, async (t) => {
   const env = await setup(t);
   const { ctx, srv } = env;
-  if (!env.feats.events) { t.skip('sync-events answers 501 in this build'); return; }
   await env.guard(async () => {
     // 500 logged changes (written after the triggers were installed).
     srv.sql("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) INSERT INTO todos (title) SELECT 'logged ' || i FROM n");
@@ -45,7 +43,6 @@ test('first visit: the stream starts at the initial sync\'s cursor', { skip, tim
 test('a new leader starts from the cursor in IndexedDB', { skip, timeout: 120000 }, async (t) => {
   const env = await setup(t);
   const { ctx, srv } = env;
-  if (!env.feats.events) { t.skip('sync-events answers 501 in this build'); return; }
   await env.guard(async () => {
     const streams = h.recordRequests(ctx, '/api/sync/events');
     const tab1 = await h.openApp(ctx, srv);

@@ -8,7 +8,6 @@ const skip = h.prerequisites();
 
 test('two tabs, one event stream', { skip, timeout: 120000 }, async (t) => {
   const srv = h.startServer();
-  const feats = await h.serverFeatures(srv);
   const browser = await h.launchBrowser();
   const ctx = await browser.newContext();
   let failed = false;
@@ -34,16 +33,14 @@ test('two tabs, one event stream', { skip, timeout: 120000 }, async (t) => {
     const fromPages = new Set(streams.map((r) => r.page));
     assert.equal(fromPages.size, 1, 'event stream requests came from one tab');
     assert.ok(fromPages.has(leader), 'and that tab is the leader');
-    if (feats.events) {
-      const open = await leader.evaluate(() => RhtmxSync._debug.events.es && RhtmxSync._debug.events.es.readyState);
-      assert.equal(open, 1, 'the leader\'s EventSource is open');
-      const follower = leader === tab1 ? tab2 : tab1;
-      assert.match(await follower.getAttribute('rhtmx-sync-status', 'live'), /stream|poll/, 'the follower shows the leader\'s live state');
-    }
+    const open = await leader.evaluate(() => RhtmxSync._debug.events.es && RhtmxSync._debug.events.es.readyState);
+    assert.equal(open, 1, 'the leader\'s EventSource is open');
+    const follower = leader === tab1 ? tab2 : tab1;
+    assert.match(await follower.getAttribute('rhtmx-sync-status', 'live'), /stream|poll/, 'the follower shows the leader\'s live state');
   }));
 
   await t.test('a change reaches both tabs through the one stream',
-    { skip: !feats.events && 'sync-events answers 501 in this build' }, guard(async () => {
+    guard(async () => {
       const before = streams.length;
       srv.sql("INSERT INTO todos (title) VALUES ('seen by both tabs')");
       await tab1.waitForSelector('#todo-list >> text=seen by both tabs', { timeout: 15000 });
@@ -53,7 +50,7 @@ test('two tabs, one event stream', { skip, timeout: 120000 }, async (t) => {
     }));
 
   await t.test('offline writes from both tabs are pushed once each',
-    { skip: !feats.push && 'sync-push answers 501 in this build' }, guard(async () => {
+    guard(async () => {
       await ctx.setOffline(true);
       await tab1.waitForSelector('rhtmx-sync-status[state=offline]');
       await tab2.waitForSelector('rhtmx-sync-status[state=offline]');
@@ -77,10 +74,8 @@ test('two tabs, one event stream', { skip, timeout: 120000 }, async (t) => {
     await leader.close();
     await other.waitForFunction(() => RhtmxSync.isLeader, null, { timeout: 10000 });
     await h.eventually(() => streams.some((r) => r.page === other), { what: 'the new leader to open the stream' });
-    if (feats.events) {
-      srv.sql("INSERT INTO todos (title) VALUES ('after the handover')");
-      await other.waitForSelector('#todo-list >> text=after the handover', { timeout: 15000 });
-      assert.ok(await h.matchesDb(other, srv));
-    }
+    srv.sql("INSERT INTO todos (title) VALUES ('after the handover')");
+    await other.waitForSelector('#todo-list >> text=after the handover', { timeout: 15000 });
+    assert.ok(await h.matchesDb(other, srv));
   }));
 });

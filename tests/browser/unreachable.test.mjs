@@ -11,8 +11,6 @@ const skip = h.prerequisites();
 
 test('web server stopped while the page is open: writes queued, pushed once after restart', { skip, timeout: 120000 }, async (t) => {
   const srv = h.startServer();
-  const feats = await h.serverFeatures(srv);
-  if (!feats.push) { srv.stop(); t.skip('sync-push answers 501 in this build'); return; }
   const browser = await h.launchBrowser();
   const ctx = await browser.newContext();
   let failed = false;
@@ -47,8 +45,6 @@ test('web server stopped while the page is open: writes queued, pushed once afte
 
 test('a proxy answering 502 in front of the server: unreachable, writes queued, pushed once after', { skip, timeout: 120000 }, async (t) => {
   const srv = h.startServer();
-  const feats = await h.serverFeatures(srv);
-  if (!feats.push) { srv.stop(); t.skip('sync-push answers 501 in this build'); return; }
   const browser = await h.launchBrowser();
   const ctx = await browser.newContext();
   let failed = false;
