@@ -20,6 +20,7 @@
 
 #include "app.h"
 #include "auth.h"
+#include "cors.h"
 #include "events.h"
 #include "fcgi_pool.h"
 #include "hangup.h"
@@ -82,8 +83,8 @@ handle(struct http_req *req, void *ctx)
 
     (void)ctx;
     memset(&p, 0, sizeof(p));
-    if (strcmp(req->method, "GET") != 0) {
-        app_method_not_allowed(req, "GET");
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "OPTIONS") != 0) {
+        app_method_not_allowed(req, APP_ALLOW_EVENTS);
         return;
     }
     pthread_mutex_lock(&g.mu);
@@ -91,7 +92,15 @@ handle(struct http_req *req, void *ctx)
         err_set(&e, 503, "busy", "the event server is shutting down");
         goto fail;
     }
-    if (app_ready(&g.app, &e) < 0 || auth_request(g.app.cfg, req, &who, &e) < 0 ||
+    if (app_ready(&g.app, &e) < 0)
+        goto fail;
+    if (strcmp(req->method, "OPTIONS") == 0) {
+        cors_options(g.app.cfg, req, APP_ALLOW_EVENTS, APP_CORS_EVENTS);
+        pthread_mutex_unlock(&g.mu);
+        return;
+    }
+    cors_headers(g.app.cfg, req);
+    if (auth_request(g.app.cfg, req, &who, &e) < 0 ||
         events_parse(req, g.app.cfg, &who, &p, &e) < 0)
         goto fail;
     if ((h = current_hub(&e)) == NULL)

@@ -143,8 +143,7 @@ table_read(struct db *d, struct table *t, struct err *e)
         }
         c = &t->cols[t->ncols++];
         c->name = strdup((const char *)sqlite3_column_text(st, 1));
-        c->type =
-            strdup(sqlite3_column_text(st, 2) ? (const char *)sqlite3_column_text(st, 2) : "");
+        c->type = strdup(sqlite3_column_text(st, 2) ? (const char *)sqlite3_column_text(st, 2) : "");
         c->notnull = sqlite3_column_int(st, 3);
         c->has_default = sqlite3_column_type(st, 4) != SQLITE_NULL;
         c->pk = sqlite3_column_int(st, 5);
@@ -247,8 +246,9 @@ table_check(struct db *d, const struct config *c, struct table *t, struct err *e
     if (en->owner_column != NULL) {
         t->owner = table_column(t, en->owner_column);
         if (t->owner < 0)
-            return err_set(e, 500, "config", "%s: entity '%s': table '%s' has no owner column '%s'",
-                           c->path, en->name, en->table, en->owner_column);
+            return err_set(e, 500, "config",
+                           "%s: entity '%s': table '%s' has no owner column '%s'", c->path,
+                           en->name, en->table, en->owner_column);
     }
     for (i = 0; i < t->ncols; i++) {
         if (t->cols[i].pk)
@@ -539,9 +539,8 @@ backfill_sql(struct buf *b, const struct table *t, int first)
     }
     buf_adds(b, " ORDER BY r.");
     sql_ident(b, key);
-    buf_adds(b,
-             ";\nUPDATE _rhtmx_sync_state SET value = max(value, (SELECT coalesce(max(version), 0)"
-             " FROM _rhtmx_sync_log)) WHERE key = 'head';\n");
+    buf_adds(b, ";\nUPDATE _rhtmx_sync_state SET value = max(value, (SELECT coalesce(max(version), 0)"
+                " FROM _rhtmx_sync_log)) WHERE key = 'head';\n");
 }
 
 /* The stored signature for t, or NULL (new string). */
