@@ -38,6 +38,7 @@ static struct {
     struct hangup *hangup;
     int hangup_failed;
     int stopping;
+    int stream_cap; /* events.max_streams at start: the thread ceiling was made for it */
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* The hub for the configured database, made or replaced as needed (under g.mu).
@@ -103,6 +104,11 @@ handle(struct http_req *req, void *ctx)
     if (auth_request(g.app.cfg, req, &who, &e) < 0 ||
         events_parse(req, g.app.cfg, &who, &p, &e) < 0)
         goto fail;
+    /* A cap raised in the config since the start would let streams take the
+     * threads kept for refusals: new connections would then wait unanswered
+     * instead of getting 503. It applies from the next start. */
+    if (p.max_streams > g.stream_cap)
+        p.max_streams = g.stream_cap;
     if ((h = current_hub(&e)) == NULL)
         goto fail;
     if (g.hangup == NULL && !g.hangup_failed && (g.hangup = hangup_new(&e)) == NULL) {
@@ -162,6 +168,7 @@ main(void)
     /* The thread ceiling follows the stream cap of the configuration at start. */
     if (app_ready(&g.app, &e) == 0)
         max_streams = g.app.cfg->events.max_streams;
+    g.stream_cap = max_streams;
     o.max_threads = (size_t)max_streams + THREADS_OVER_CAP;
     o.on_stop = on_stop;
     rc = fcgi_pool_run(handle, NULL, &o);

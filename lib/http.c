@@ -532,6 +532,9 @@ http_error(struct http_req *req, const struct err *e)
                   : "server error (details in the server's error log)";
     if (!header_queued(req, "Cache-Control")) /* a pull queued its own before it failed */
         http_header(req, "Cache-Control", "no-store");
+    /* Every refusal for being busy says when to come back, whoever refused. */
+    if (e->status == 503 && !header_queued(req, "Retry-After"))
+        http_header(req, "Retry-After", HTTP_RETRY_AFTER);
     s = http_body(req, e->status, "application/json");
     jsonw_raw(&s, "{\"error\":{\"code\":");
     jsonw_cstring(&s, e->code);
