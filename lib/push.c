@@ -17,7 +17,7 @@
  * exactly what it answered the first time.
  *
  * Statements. Identifiers come only from struct table (checked against
- * PRAGMA table_info) and are quoted with sql_ident(); values are always bound.
+ * PRAGMA table_xinfo) and are quoted with sql_ident(); values are always bound.
  * Statements are prepared once per batch and reused for every change of it
  * (the INSERT/UPDATE ones per set of columns). They do not outlive the batch,
  * because app_ready() may reopen the connection between requests.

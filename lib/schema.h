@@ -2,7 +2,7 @@
  * schema: what the configured tables look like, and the triggers that capture
  * every write to them.
  *
- * schema_load reads PRAGMA table_info for each configured entity and checks the
+ * schema_load reads PRAGMA table_xinfo for each configured entity and checks the
  * configuration against it (table, key column, owner column). schema_install
  * then makes sure each table carries our AFTER INSERT/UPDATE/DELETE triggers,
  * generated from those columns, which append the row as JSON to
