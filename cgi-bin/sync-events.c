@@ -20,6 +20,7 @@
 
 #include "app.h"
 #include "auth.h"
+#include "cors.h"
 #include "events.h"
 #include "fcgi_pool.h"
 #include "hangup.h"
@@ -37,6 +38,7 @@ static struct {
     struct hangup *hangup;
     int hangup_failed;
     int stopping;
+    int stream_cap; /* events.max_streams at start: the thread ceiling was made for it */
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* The hub for the configured database, made or replaced as needed (under g.mu).
@@ -82,8 +84,8 @@ handle(struct http_req *req, void *ctx)
 
     (void)ctx;
     memset(&p, 0, sizeof(p));
-    if (strcmp(req->method, "GET") != 0) {
-        app_method_not_allowed(req, "GET");
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "OPTIONS") != 0) {
+        app_method_not_allowed(req, APP_ALLOW_EVENTS);
         return;
     }
     pthread_mutex_lock(&g.mu);
@@ -91,9 +93,22 @@ handle(struct http_req *req, void *ctx)
         err_set(&e, 503, "busy", "the event server is shutting down");
         goto fail;
     }
-    if (app_ready(&g.app, &e) < 0 || auth_request(g.app.cfg, req, &who, &e) < 0 ||
+    if (app_ready(&g.app, &e) < 0)
+        goto fail;
+    if (strcmp(req->method, "OPTIONS") == 0) {
+        cors_options(g.app.cfg, req, APP_ALLOW_EVENTS, APP_CORS_EVENTS);
+        pthread_mutex_unlock(&g.mu);
+        return;
+    }
+    cors_headers(g.app.cfg, req);
+    if (auth_request(g.app.cfg, req, &who, &e) < 0 ||
         events_parse(req, g.app.cfg, &who, &p, &e) < 0)
         goto fail;
+    /* A cap raised in the config since the start would let streams take the
+     * threads kept for refusals: new connections would then wait unanswered
+     * instead of getting 503. It applies from the next start. */
+    if (p.max_streams > g.stream_cap)
+        p.max_streams = g.stream_cap;
     if ((h = current_hub(&e)) == NULL)
         goto fail;
     if (g.hangup == NULL && !g.hangup_failed && (g.hangup = hangup_new(&e)) == NULL) {
@@ -153,6 +168,7 @@ main(void)
     /* The thread ceiling follows the stream cap of the configuration at start. */
     if (app_ready(&g.app, &e) == 0)
         max_streams = g.app.cfg->events.max_streams;
+    g.stream_cap = max_streams;
     o.max_threads = (size_t)max_streams + THREADS_OVER_CAP;
     o.on_stop = on_stop;
     rc = fcgi_pool_run(handle, NULL, &o);

@@ -59,7 +59,15 @@ void app_close(struct app *app);
  * answering 404 (unknown or malformed entity) on req. */
 const struct table *app_entity(struct app *app, struct http_req *req);
 
-/* Answer a method other than those in allow ("GET" or "GET, POST") with 405. */
+/* The methods each URL takes, for Allow headers (405 and OPTIONS answers).
+ * /api/sync/{entity} is one URL served by two programs (the web server sends
+ * POST to sync-push and the rest to sync-pull), and each names all of them. */
+#define APP_ALLOW_ENTITY "GET, HEAD, POST, OPTIONS"
+#define APP_CORS_ENTITY "GET, HEAD, POST" /* what a preflight may ask for */
+#define APP_ALLOW_EVENTS "GET, OPTIONS"
+#define APP_CORS_EVENTS "GET"
+
+/* Answer a method other than those in allow (an APP_ALLOW_* list) with 405. */
 void app_method_not_allowed(struct http_req *req, const char *allow);
 
 #endif

@@ -680,6 +680,20 @@ origin_of(const char *url, int only_origin, char *out, size_t outlen)
 }
 
 int
+auth_origin_listed(const struct config *cfg, const char *origin, char *out, size_t outlen)
+{
+    char a[ORIGIN_MAX];
+    size_t i;
+
+    if (origin == NULL || origin_of(origin, 1, out, outlen) < 0)
+        return 0;
+    for (i = 0; i < cfg->auth.norigins; i++)
+        if (origin_of(cfg->auth.allowed_origins[i], 1, a, sizeof(a)) >= 0 && strcmp(a, out) == 0)
+            return 1;
+    return 0;
+}
+
+int
 auth_origin_ok(const struct config *cfg, const struct http_req *req, struct err *e)
 {
     const char *origin = http_env(req, "HTTP_ORIGIN");

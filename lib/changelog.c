@@ -151,6 +151,18 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
     horizon = sqlite3_column_int64(st, 1);
     sqlite3_reset(st);
     st = NULL;
+    /* Newer than the head: the database is not the one the client synced with
+     * (restored from a backup, replaced), and its store holds rows this one
+     * may never have had. Whatever page it is on, it starts over, as the
+     * event stream tells it to. */
+    if (a->since > head) {
+        err_set(e, 410, "resync_required",
+                "cursor %lld is newer than the change log's head %lld (the database was "
+                "restored or replaced): pull from since=0",
+                a->since, head);
+        e->version = head;
+        goto err;
+    }
     if (!a->full && a->since > 0 && a->since < horizon) {
         err_set(e, 410, "resync_required",
                 "cursor %lld is older than the retained change log (horizon %lld): pull from "

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -218,6 +219,22 @@ raw_write(struct http_req *req, const char *p, size_t n)
     return 0;
 }
 
+/* 1 if a header called name (any case) is queued on req. */
+static int
+header_queued(const struct http_req *req, const char *name)
+{
+    size_t n = strlen(name);
+    const char *p = req->headers.p, *end = p + req->headers.len;
+
+    while (p != NULL && p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if ((size_t)(end - p) > n && p[n] == ':' && strncasecmp(p, name, n) == 0)
+            return 1;
+        p = eol != NULL ? eol + 1 : NULL;
+    }
+    return 0;
+}
+
 void
 http_header(struct http_req *req, const char *name, const char *value)
 {
@@ -286,6 +303,8 @@ out_content_length(struct http_req *req)
 
     if (req->out_sent || !req->headers_sent || at > o->len || o->len - at < 2)
         return;
+    if (req->status == 204 || req->status == 304)
+        return; /* never a body, and RFC 9110 forbids (204) or misreads (304) the length */
     body = o->len - at - 2;
     n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n", body);
     buf_add(o, line, (size_t)n); /* room first, then make the gap */
@@ -510,13 +529,17 @@ http_error(struct http_req *req, const struct err *e)
         msg = strcmp(e->code, "config") == 0
                   ? "server configuration error (details in the server's error log)"
                   : "server error (details in the server's error log)";
-    http_header(req, "Cache-Control", "no-store");
+    if (!header_queued(req, "Cache-Control")) /* a pull queued its own before it failed */
+        http_header(req, "Cache-Control", "no-store");
+    /* Every refusal for being busy says when to come back, whoever refused. */
+    if (e->status == 503 && !header_queued(req, "Retry-After"))
+        http_header(req, "Retry-After", HTTP_RETRY_AFTER);
     s = http_body(req, e->status, "application/json");
     jsonw_raw(&s, "{\"error\":{\"code\":");
     jsonw_cstring(&s, e->code);
     jsonw_raw(&s, ",\"message\":");
     jsonw_cstring(&s, msg);
-    if (e->version > 0) {
+    if (e->version > 0 || e->status == 410) { /* a resync's head, 0 included */
         jsonw_raw(&s, ",\"version\":");
         jsonw_int(&s, e->version);
     }

@@ -86,7 +86,10 @@ int http_flush(struct http_req *req);
 /* Answer with the error shape {"error":{"code":...,"message":...}} and e's
  * status. 5xx details go to stderr and the client gets a generic message;
  * 4xx messages go to the client as they are. If the body had already started,
- * the error is only logged. */
+ * the error is only logged. A 503 always carries Retry-After: the one the
+ * caller queued, else HTTP_RETRY_AFTER seconds. Cache-Control: no-store
+ * unless the caller queued a Cache-Control. */
+#define HTTP_RETRY_AFTER "1"
 void http_error(struct http_req *req, const struct err *e);
 
 /* The same from arguments. */

@@ -111,7 +111,7 @@ schema_stale(struct db *d, const struct schema *s)
     return schema_cookie(d) != s->cookie;
 }
 
-/* Read PRAGMA table_info(T) into t. 0 rows means the table does not exist. */
+/* Read PRAGMA table_xinfo(T) into t. 0 rows means the table does not exist. */
 static int
 table_read(struct db *d, struct table *t, struct err *e)
 {
@@ -120,18 +120,23 @@ table_read(struct db *d, struct table *t, struct err *e)
     size_t cap = 0;
     int rc;
 
-    /* The PRAGMA itself rather than SELECT ... FROM pragma_table_info(?): a
+    /* The PRAGMA itself rather than SELECT ... FROM pragma_table_xinfo(?): a
      * third of the cost to prepare, and this runs at every CGI start. Its
-     * columns: cid, name, type, notnull, dflt_value, pk, in cid order. */
-    buf_adds(&sql, "PRAGMA table_info(");
+     * columns: cid, name, type, notnull, dflt_value, pk, hidden, in cid order.
+     * table_xinfo rather than table_info: it lists generated columns too
+     * (hidden 2 VIRTUAL, 3 STORED); hidden 1 is a virtual table's own. */
+    buf_adds(&sql, "PRAGMA table_xinfo(");
     sql_ident(&sql, t->en->table);
     buf_adds(&sql, ")");
     rc = sqlite3_prepare_v2(d->h, sql.p, -1, &st, NULL);
     buf_free(&sql);
     if (rc != SQLITE_OK)
-        return db_fail(d, e, "read table_info");
+        return db_fail(d, e, "read table_xinfo");
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct column *c;
+        int hidden = sqlite3_column_int(st, 6);
+        if (hidden == 1)
+            continue;
         if (t->ncols == cap) {
             cap = cap ? cap * 2 : 8;
             t->cols = realloc(t->cols, cap * sizeof(*t->cols));
@@ -142,19 +147,91 @@ table_read(struct db *d, struct table *t, struct err *e)
         c->notnull = sqlite3_column_int(st, 3);
         c->has_default = sqlite3_column_type(st, 4) != SQLITE_NULL;
         c->pk = sqlite3_column_int(st, 5);
+        c->generated = hidden == 2 || hidden == 3;
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
-        return db_fail(d, e, "read table_info");
+        return db_fail(d, e, "read table_xinfo");
     return 0;
 }
 
+/*
+ * How the key column of t is indexed, from PRAGMA index_list and index_info:
+ * *unique 1 when a UNIQUE index (a PRIMARY KEY's or UNIQUE constraint's
+ * automatic index, or a CREATE UNIQUE INDEX) covers exactly that column and
+ * is not partial (only looked for when want_unique: this runs at every CGI
+ * start, and a key that is the primary key needs no more); *pk_index 1 when
+ * the table's primary key has an index of its own, which is how an INTEGER
+ * PRIMARY KEY that is not the rowid (WITHOUT ROWID, or declared DESC)
+ * differs from one that is. 0, or -1 with e set.
+ */
 static int
-table_check(const struct config *c, struct table *t, struct err *e)
+key_indexes(struct db *d, const struct table *t, int want_unique, int *unique, int *pk_index,
+            struct err *e)
+{
+    sqlite3_stmt *list = NULL, *info = NULL;
+    struct buf sql = {0};
+    int rc = -1, step;
+
+    *unique = *pk_index = 0;
+    buf_adds(&sql, "PRAGMA index_list(");
+    sql_ident(&sql, t->en->table);
+    buf_adds(&sql, ")");
+    if (sqlite3_prepare_v2(d->h, sql.p, -1, &list, NULL) != SQLITE_OK) {
+        db_fail(d, e, "read index_list");
+        goto out;
+    }
+    /* columns: seq, name, unique, origin ('c', 'u' or 'pk'), partial */
+    while ((step = sqlite3_step(list)) == SQLITE_ROW) {
+        const char *origin = (const char *)sqlite3_column_text(list, 3);
+        int n = 0, on_key = 0;
+
+        if (origin != NULL && strcmp(origin, "pk") == 0)
+            *pk_index = 1;
+        if (!want_unique || sqlite3_column_int(list, 2) != 1 || sqlite3_column_int(list, 4) != 0)
+            continue;
+        buf_reset(&sql);
+        buf_adds(&sql, "PRAGMA index_info(");
+        sql_ident(&sql, (const char *)sqlite3_column_text(list, 1));
+        buf_adds(&sql, ")");
+        if (sqlite3_prepare_v2(d->h, sql.p, -1, &info, NULL) != SQLITE_OK) {
+            db_fail(d, e, "read index_info");
+            goto out;
+        }
+        /* columns: seqno, cid, name (NULL for an expression) */
+        while ((step = sqlite3_step(info)) == SQLITE_ROW) {
+            const char *col = (const char *)sqlite3_column_text(info, 2);
+            n++;
+            on_key = col != NULL && strcmp(col, t->cols[t->key].name) == 0;
+        }
+        sqlite3_finalize(info);
+        info = NULL;
+        if (step != SQLITE_DONE) {
+            db_fail(d, e, "read index_info");
+            goto out;
+        }
+        if (n == 1 && on_key)
+            *unique = 1;
+    }
+    if (step != SQLITE_DONE) {
+        db_fail(d, e, "read index_list");
+        goto out;
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(info);
+    sqlite3_finalize(list);
+    buf_free(&sql);
+    return rc;
+}
+
+static int
+table_check(struct db *d, const struct config *c, struct table *t, struct err *e)
 {
     const struct entity *en = t->en;
     long k;
     size_t i, npk = 0;
+    int unique, pk_index, pk_key, integer_pk;
     struct buf sig = {0};
 
     if (t->ncols == 0)
@@ -182,13 +259,44 @@ table_check(const struct config *c, struct table *t, struct err *e)
                            "supported",
                            c->path, en->name, t->cols[i].name);
     }
-    t->rowid_key = npk == 1 && t->cols[t->key].pk == 1 &&
-                   strcasecmp(t->cols[t->key].type, "INTEGER") == 0;
+    if (t->cols[t->key].generated)
+        return err_set(e, 500, "config",
+                       "%s: entity '%s': key column '%s' of table '%s' is a generated column: "
+                       "a push could not create a row",
+                       c->path, en->name, en->key, en->table);
+    if (t->owner >= 0 && t->cols[t->owner].generated)
+        return err_set(e, 500, "config",
+                       "%s: entity '%s': owner column '%s' of table '%s' is a generated column: "
+                       "a push could not set the owner",
+                       c->path, en->name, en->owner_column, en->table);
+    /* A key that is not unique would merge rows in the clients (a pull shows
+     * one of them) and a pushed delete would remove all of them. A table's
+     * only primary key column is unique; anything else needs a unique index. */
+    pk_key = npk == 1 && t->cols[t->key].pk == 1;
+    integer_pk = pk_key && strcasecmp(t->cols[t->key].type, "INTEGER") == 0;
+    unique = pk_key;
+    pk_index = 0;
+    if ((!pk_key || integer_pk) && key_indexes(d, t, !pk_key, &unique, &pk_index, e) < 0)
+        return -1;
+    if (!pk_key && !unique)
+        return err_set(e, 500, "config",
+                       "%s: entity '%s': key column '%s' of table '%s' is not unique (part of a "
+                       "composite key, or no UNIQUE index of its own): one key would name "
+                       "several rows; make it the only PRIMARY KEY column or give it a UNIQUE "
+                       "index",
+                       c->path, en->name, en->key, en->table);
+    /* The rowid alias has no index of its own; any other primary key has one. */
+    t->rowid_key = integer_pk && !pk_index;
+    t->assign_key = integer_pk;
     /* The signature covers everything the trigger text depends on. */
     buf_printf(&sig, "%s|%s|%s|%s", TRIGGER_TEMPLATE, en->table, en->key,
                en->owner_column ? en->owner_column : "");
     for (i = 0; i < t->ncols; i++)
         buf_printf(&sig, "|%s", t->cols[i].name);
+    /* An INTEGER key that is not the rowid may hold other types (the blob
+     * guard of json_value); the mark cannot be a column name (no quotes). */
+    if (integer_pk && !t->rowid_key)
+        buf_adds(&sig, "|\"not-rowid\"");
     t->signature = sig.p;
     return 0;
 }
@@ -208,7 +316,7 @@ schema_load(struct db *d, const struct config *c, struct err *e)
     s->ntables = c->nentities;
     for (i = 0; i < c->nentities; i++) {
         s->tables[i].en = &c->entities[i];
-        if (table_read(d, &s->tables[i], e) < 0 || table_check(c, &s->tables[i], e) < 0)
+        if (table_read(d, &s->tables[i], e) < 0 || table_check(d, c, &s->tables[i], e) < 0)
             goto err;
     }
     return s;
