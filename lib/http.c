@@ -86,6 +86,7 @@ http_req_fill(struct http_req *req)
 
     v = http_env(req, "REQUEST_METHOD");
     req->method = v ? v : "";
+    req->head = strcmp(req->method, "HEAD") == 0;
     v = http_env(req, "PATH_INFO");
     req->path_info = v ? v : "";
     v = http_env(req, "QUERY_STRING");
@@ -219,6 +220,18 @@ raw_write(struct http_req *req, const char *p, size_t n)
     return 0;
 }
 
+/* Body bytes, after any compression, to the client; for HEAD only counted, so
+ * the headers (Content-Encoding, Content-Length) are those of the GET. */
+static int
+body_out(struct http_req *req, const char *p, size_t n)
+{
+    if (req->head) {
+        req->head_bytes += n;
+        return req->failed ? -1 : 0;
+    }
+    return raw_write(req, p, n);
+}
+
 /* 1 if a header called name (any case) is queued on req. */
 static int
 header_queued(const struct http_req *req, const char *name)
@@ -291,24 +304,27 @@ send_headers(struct http_req *req)
  * Content-Length for a FastCGI answer that is still whole in req->out at its
  * end (all but long pages and streams): the web server can then pass it on as
  * it is instead of chunking it, and the browser knows its size. Spliced in
- * before the headers' blank line.
+ * before the headers' blank line. A HEAD answer gets the length its GET would
+ * have had. Nothing when the handler queued its own, and never on 204 and 304
+ * (RFC 9110 forbids it on 204; on 304 it would describe the cached body).
  */
 static void
 out_content_length(struct http_req *req)
 {
     struct buf *o = &req->out;
-    size_t at = req->out_head_end, body;
+    size_t at = req->out_head_end, tail;
     char line[48];
     int n;
 
     if (req->out_sent || !req->headers_sent || at > o->len || o->len - at < 2)
         return;
-    if (req->status == 204 || req->status == 304)
-        return; /* never a body, and RFC 9110 forbids (204) or misreads (304) the length */
-    body = o->len - at - 2;
-    n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n", body);
+    if (req->status == 204 || req->status == 304 || header_queued(req, "Content-Length"))
+        return;
+    tail = o->len - at; /* the blank line and the body */
+    n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n",
+                 req->head ? req->head_bytes : tail - 2);
     buf_add(o, line, (size_t)n); /* room first, then make the gap */
-    memmove(o->p + at + n, o->p + at, body + 2);
+    memmove(o->p + at + n, o->p + at, tail);
     memcpy(o->p + at, line, (size_t)n);
 }
 
@@ -332,7 +348,7 @@ gz_pump(struct http_req *req, const char *p, size_t n, int flush)
         rc = deflate(&g->z, flush);
         if (rc == Z_STREAM_ERROR)
             return -1;
-        if (raw_write(req, (const char *)g->out, sizeof(g->out) - g->z.avail_out) < 0)
+        if (body_out(req, (const char *)g->out, sizeof(g->out) - g->z.avail_out) < 0)
             return -1;
     } while (g->z.avail_out == 0 || (flush == Z_FINISH && rc != Z_STREAM_END));
     return 0;
@@ -373,7 +389,7 @@ gz_decide(struct http_req *req, int compress)
     else if (req->gz != NULL)
         rc = gz_pump(req, req->gz_held.p, req->gz_held.len, Z_NO_FLUSH);
     else
-        rc = raw_write(req, req->gz_held.p, req->gz_held.len);
+        rc = body_out(req, req->gz_held.p, req->gz_held.len);
     buf_free(&req->gz_held);
     return rc;
 }
@@ -394,7 +410,7 @@ body_write(void *ctx, const char *p, size_t n)
         return -1;
     if (req->gz != NULL)
         return gz_pump(req, p, n, Z_NO_FLUSH);
-    return raw_write(req, p, n);
+    return body_out(req, p, n);
 }
 
 struct sink

@@ -39,6 +39,8 @@ struct http_req {
     struct buf out;            /* FastCGI: answer bytes gathered for big records */
     size_t out_head_end;       /* ... where the headers' blank line starts in out */
     int out_sent;              /* ... some of it has left (no Content-Length then) */
+    int head;                  /* a HEAD request: the body is measured, never sent */
+    size_t head_bytes;         /* ... the bytes a GET would have sent after the headers */
     int body_read;             /* http_read_body() was called */
 };
 
