@@ -595,6 +595,7 @@ static struct json_object *
 change_fields(const struct push *p, const struct push_change *c, struct json_object **fields)
 {
     const struct table *t = p->t;
+    char q[ERR_QUOTED];
     const char *why;
     long col;
 
@@ -605,8 +606,8 @@ change_fields(const struct push *p, const struct push_change *c, struct json_obj
     {
         col = table_column(t, f);
         if (col < 0)
-            return rec_rejected(c, "unknown_column", "unknown column '%.64s' in %s", f,
-                                t->en->name);
+            return rec_rejected(c, "unknown_column", "unknown column '%s' in %s",
+                                err_quote(q, f), t->en->name);
         if ((size_t)col == t->key)
             continue;
         if ((why = sqljson_problem(v)) != NULL)
@@ -685,6 +686,7 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
 {
     const struct table *t = p->t;
     const char *keyname = t->cols[t->key].name, *tmp = NULL, *why, *ocol = owner_column(p);
+    char q[ERR_QUOTED];
     struct json_object *rec = NULL, *key = NULL, *fields = NULL, *dk = NULL, *ov;
     struct json_object *server = NULL, *base = NULL, *after = NULL, *stored = NULL, *cf;
     struct conflict_result res = {0};
@@ -717,7 +719,7 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
             if (key == NULL) {
                 rec = rec_rejected(c, "not_found",
                                    "temporary id '%s' was never created by this client",
-                                   json_object_get_string(c->id));
+                                   err_quote(q, json_object_get_string(c->id)));
                 goto done;
             }
         }

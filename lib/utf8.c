@@ -1,0 +1,50 @@
+/* utf8: see utf8.h. */
+#include "utf8.h"
+
+size_t
+utf8_seq(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+    size_t len, i;
+    unsigned cp;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, cp = c & 0x07;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    for (i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+size_t
+utf8_valid(const char *p, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    size_t i = 0, len;
+
+    while (i < n) {
+        if (u[i] < 0x80) { /* the common case: a run of ASCII */
+            i++;
+            continue;
+        }
+        if ((len = utf8_seq(u + i, n - i)) == 0)
+            return i;
+        i += len;
+    }
+    return n;
+}
