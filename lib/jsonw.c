@@ -116,7 +116,9 @@ jsonw_column(const struct sink *s, sqlite3_stmt *st, int col)
         return jsonw_int(s, sqlite3_column_int64(st, col));
     case SQLITE_FLOAT:
         d = sqlite3_column_double(st, col);
-        if (!isfinite(d))
+        if (isinf(d)) /* past any double: JSON.parse and strtod read infinity */
+            return jsonw_raw(s, d > 0 ? "9e999" : "-9e999");
+        if (isnan(d))
             return jsonw_raw(s, "null");
         n = snprintf(tmp, sizeof(tmp), "%.17g", d);
         return sink_write(s, tmp, (size_t)n);

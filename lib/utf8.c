@@ -1,4 +1,7 @@
 /* utf8: see utf8.h. */
+#include <stdint.h>
+#include <string.h>
+
 #include "utf8.h"
 
 size_t
@@ -38,7 +41,18 @@ utf8_valid(const char *p, size_t n)
     size_t i = 0, len;
 
     while (i < n) {
-        if (u[i] < 0x80) { /* the common case: a run of ASCII */
+        /* The common case, a run of ASCII, eight bytes at a time: this runs on
+         * every row of every pull. */
+        while (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, u + i, 8);
+            if (w & 0x8080808080808080ULL)
+                break;
+            i += 8;
+        }
+        if (i == n)
+            break;
+        if (u[i] < 0x80) {
             i++;
             continue;
         }
@@ -47,4 +61,24 @@ utf8_valid(const char *p, size_t n)
         i += len;
     }
     return n;
+}
+
+size_t
+utf8_repair(char *out, const char *p, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    size_t i = 0, o = 0, len;
+
+    while (i < n) {
+        if ((len = utf8_seq(u + i, n - i)) == 0) {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(out + o, p + i, len);
+            o += len;
+            i += len;
+        }
+    }
+    return o;
 }

@@ -20,4 +20,9 @@ size_t utf8_seq(const unsigned char *p, size_t n);
  * valid, else the offset of the first byte that is not. */
 size_t utf8_valid(const char *p, size_t n);
 
+/* p[0..n) into out (room for 3 * n bytes) with each byte that is not part of
+ * valid UTF-8 replaced by U+FFFD; returns the length written. Everything
+ * else, ASCII punctuation included, is copied as is, so JSON text stays JSON. */
+size_t utf8_repair(char *out, const char *p, size_t n);
+
 #endif

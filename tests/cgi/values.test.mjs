@@ -96,3 +96,62 @@ test('a NUL inside a member name is refused, not cut to another column', () => {
   assert.equal(ok.status, 200);
   assert.deepEqual(ok.json().rejected, []);
 });
+
+const REALS = `CREATE TABLE m (id INTEGER PRIMARY KEY, r REAL, v);`;
+const realsApp = () => makeApp({ schema: REALS, config: { entities: [{ name: 'm', offline_writes: true }] } });
+const rowsOf = (r) => Object.fromEntries(JSON.parse(utf8(r)).changes.map((c) => [c.id, c.data]));
+
+test('a non-finite REAL never poisons a pull: infinity is 9e999, NaN is null', () => {
+  const app = realsApp();
+  // Pushed as a string into a REAL column (converted by affinity), and by the shell.
+  const r = push(app, JSON.stringify({ client_id: 'c-1', changes: [
+    { mutation_id: 'm1', action: 'create', id: 1, data: { r: '1e999', v: 'x' }, client_version: 0 }] }), 'm');
+  assert.equal(r.status, 200, r.text());
+  sql(app.db, 'INSERT INTO m VALUES (2, -1e999, 1e999); INSERT INTO m VALUES (3, 1e999 - 1e999, 0);');
+  const p = pull(app, 0, 'm');
+  assert.equal(p.status, 200);
+  assert.match(utf8(p), /"r":9e999/);
+  assert.deepEqual(rowsOf(p), { // JSON.parse took the page: it was "Inf" before
+    1: { id: 1, r: Infinity, v: 'x' }, 2: { id: 2, r: -Infinity, v: Infinity }, 3: { id: 3, r: null, v: 0 } });
+  // What a client pulled can be pushed back as it came: 9e999 is infinity again.
+  const back = push(app, '{"client_id":"c-2","changes":[{"mutation_id":"b1","action":"update","id":3,' +
+    '"data":{"r":9e999,"v":-9e999},"client_version":0}]}', 'm');
+  assert.equal(back.status, 200, back.text());
+  assert.deepEqual(back.json().rejected, []);
+  assert.equal(sql(app.db, 'SELECT r = 1e999 AND v = -1e999 FROM m WHERE id = 3;').trim(), '1');
+  assert.deepEqual(rowsOf(pull(app, 0, 'm'))[3], { id: 3, r: Infinity, v: -Infinity });
+});
+
+test('REAL values round-trip exactly through push, the change log and pull', () => {
+  const app = realsApp();
+  const values = [0.30000000000000004, 0.1, Number.MAX_VALUE, -Number.MAX_VALUE, Number.MIN_VALUE,
+    2.2250738585072014e-308, 1e99, 1.0000000000000002, 123456789.12345678, 9007199254740993, 1e300, -2.5e-7];
+  const r = push(app, JSON.stringify({ client_id: 'c-1', changes: values.map((x, i) => (
+    { mutation_id: `m${i}`, action: 'create', id: i + 1, data: { r: x }, client_version: 0 })) }), 'm');
+  assert.equal(r.status, 200, r.text());
+  assert.deepEqual(r.json().rejected, []);
+  // Rows written by the app (here the shell) through the log and pull.
+  sql(app.db, 'INSERT INTO m VALUES (100, 0.30000000000000004, 1.7976931348623157e308);');
+  const rows = rowsOf(pull(app, 0, 'm'));
+  values.forEach((x, i) => assert.equal(rows[i + 1].r, x, `${x} came back as ${rows[i + 1].r}`));
+  assert.deepEqual(rows[100], { id: 100, r: 0.30000000000000004, v: Number.MAX_VALUE });
+  // The log holds the same text the pull sent.
+  const logged = sql(app.db, "SELECT data FROM _rhtmx_sync_log WHERE entity_id = 1;").trim();
+  assert.equal(logged, '{"id":1,"r":0.30000000000000004,"v":null}');
+});
+
+test('text the app stored that is not UTF-8 still gives valid JSON, repaired with U+FFFD', () => {
+  const app = makeApp();
+  sql(app.db, "INSERT INTO todos (title) VALUES (CAST(x'61c0af62eda080f4908080' AS TEXT));");
+  const p = pull(app, 0);
+  assert.equal(p.status, 200);
+  const [c] = JSON.parse(utf8(p)).changes; // the raw bytes used to be sent as they were
+  assert.equal(c.data.title, 'a\ufffd\ufffdb' + '\ufffd'.repeat(7));
+  // A conflict answer carries the server's row too.
+  const r = push(app, JSON.stringify({ client_id: 'c-1', changes: [
+    { mutation_id: 'u1', action: 'update', id: 1, data: { done: 1 }, client_version: 0 }] }));
+  assert.equal(r.status, 200);
+  const a = JSON.parse(utf8(r));
+  assert.equal(a.conflicts.length, 1);
+  assert.equal(a.conflicts[0].server.title, c.data.title);
+});

@@ -1,8 +1,12 @@
 /* Change capture: triggers, backfill, versions, rebuild on new columns, migrations. */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 #include "buf.h"
 #include "fixture.h"
+#include "jsonr.h"
 
 #define CFG "{\"database\":\"x\",\"entities\":[\"todos\",{\"name\":\"notes\",\"key\":\"uuid\"}],\"auth\":{\"mode\":\"none\"}}"
 #define SCHEMA                                                                                     \
@@ -16,6 +20,114 @@ log_count(struct fixture *f)
     return fx_int(f, "SELECT count(*) FROM _rhtmx_sync_log");
 }
 
+/* Member name of the newest logged row of entity 'm', parsed strictly; *ok 0
+ * when the log's JSON does not parse or has no such number. */
+static double
+logged_real(struct fixture *f, long long id, const char *name, int *ok)
+{
+    char sql[200], text[400];
+    struct json_object *o, *v;
+    struct err e;
+    double d = 0;
+
+    snprintf(sql, sizeof(sql),
+             "SELECT data FROM _rhtmx_sync_log WHERE entity = 'm' AND entity_id = %lld "
+             "ORDER BY version DESC LIMIT 1",
+             id);
+    fx_text(f, sql, text, sizeof(text));
+    o = jsonr_parse(text, strlen(text), 2, &e);
+    *ok = o != NULL && json_object_object_get_ex(o, name, &v) &&
+          json_object_is_type(v, json_type_double);
+    if (*ok)
+        d = json_object_get_double(v);
+    json_object_put(o);
+    return d;
+}
+
+/* Reals reach the log exactly (they read back, with strtod or JSON.parse, as
+ * the same double), and infinity as 9e999 / -9e999, which is valid JSON. */
+static void
+test_reals(void)
+{
+    static const double fixed[] = {0.30000000000000004, 0.1, 0.3, 1.5, 100.0, -2.5e-7,
+                                   DBL_MAX, -DBL_MAX, 1.7976931348623155e308, DBL_MIN,
+                                   4.9406564584124654e-324, 2.2250738585072009e-308, 1e99,
+                                   9.9999999999999997e98, 1e100, 1e300, 1.0000000000000002,
+                                   123456789.12345678, 9007199254740993.0, 1e22, 1e23};
+    uint64_t x = 88172645463325252ULL;
+    struct fixture f;
+    struct err e;
+    sqlite3_stmt *st = NULL;
+    char s[400];
+    int i, ok, bad = 0, n = 0;
+
+    CHECK(fx_open(&f, "CREATE TABLE m (id INTEGER PRIMARY KEY, r REAL, v);",
+                  "{\"database\":\"x\",\"entities\":[\"m\"],\"auth\":{\"mode\":\"none\"}}") == 0);
+    CHECK(sqlite3_prepare_v2(f.db->h, "INSERT INTO m (id, r) VALUES (?1, ?2)", -1, &st, NULL) ==
+          SQLITE_OK);
+    for (i = 0; i < 3000; i++) {
+        double d;
+        if (i < (int)(sizeof(fixed) / sizeof(fixed[0]))) {
+            d = fixed[i];
+        } else { /* any finite double, subnormals and the top of the range included */
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            memcpy(&d, &x, sizeof(d));
+            if (!isfinite(d) || d == 0)
+                continue;
+        }
+        sqlite3_bind_int(st, 1, i + 1);
+        sqlite3_bind_double(st, 2, d);
+        CHECK(sqlite3_step(st) == SQLITE_DONE);
+        sqlite3_reset(st);
+        n++;
+        if (logged_real(&f, i + 1, "r", &ok) != d || !ok) {
+            if (bad++ < 5)
+                CHECK_AT(__LINE__, 0, "%.17g logged as %s", d,
+                         fx_text(&f, "SELECT data FROM _rhtmx_sync_log ORDER BY version DESC", s,
+                                 sizeof(s)));
+        }
+    }
+    sqlite3_finalize(st);
+    CHECK_INT(bad, 0);
+    CHECK(n > 2900);
+
+    /* Infinity: the literal, a string converted by REAL affinity, and -Inf. */
+    CHECK(fx_exec(&f, "INSERT INTO m (id, r, v) VALUES (9001, 1e999, 'text'), (9002, '1e999', 1), "
+                      "(9003, -1e999, 0.5)") == SQLITE_OK);
+    CHECK_STR(fx_text(&f, "SELECT group_concat(data, ' ') FROM _rhtmx_sync_log WHERE entity_id > 9000",
+                      s, sizeof(s)),
+              "{\"id\":9001,\"r\":9e999,\"v\":\"text\"} {\"id\":9002,\"r\":9e999,\"v\":1} "
+              "{\"id\":9003,\"r\":-9e999,\"v\":0.5}");
+    CHECK(isinf(logged_real(&f, 9001, "r", &ok)) && ok);
+    CHECK(logged_real(&f, 9003, "r", &ok) == -INFINITY && ok);
+    /* NaN is NULL to SQLite already. */
+    CHECK(fx_exec(&f, "UPDATE m SET r = 1e999 - 1e999 WHERE id = 9001") == SQLITE_OK);
+    CHECK_STR(fx_text(&f, "SELECT data FROM _rhtmx_sync_log ORDER BY version DESC LIMIT 1", s,
+                      sizeof(s)),
+              "{\"id\":9001,\"r\":null,\"v\":\"text\"}");
+
+    /* A log written by template t3 (reals rounded to 15 digits, a bare Inf): the
+     * upgrade logs every row holding a real again, exactly, and no other row. */
+    {
+        long long before;
+        CHECK(fx_exec(&f, "DELETE FROM m WHERE id < 9000; INSERT INTO m VALUES (1, 5, 'five');"
+                          "UPDATE _rhtmx_sync_log SET data = replace(data, '9e999', 'Inf');"
+                          "UPDATE _rhtmx_sync_tables SET signature = 't3' || substr(signature, 3)")
+              == SQLITE_OK);
+        schema_free(f.schema);
+        f.schema = schema_load(f.db, f.cfg, &e);
+        before = log_count(&f);
+        CHECK(f.schema != NULL && schema_install(f.db, f.schema, NULL, &e) == 0);
+        CHECK_INT(log_count(&f), before + 3);
+        CHECK_STR(fx_text(&f, "SELECT group_concat(action || ' ' || data, ' ') FROM (SELECT * FROM "
+                              "_rhtmx_sync_log ORDER BY version DESC LIMIT 3)",
+                          s, sizeof(s)),
+                  "update {\"id\":9003,\"r\":-9e999,\"v\":0.5} update {\"id\":9002,\"r\":9e999,"
+                  "\"v\":1} update {\"id\":1,\"r\":5.0,\"v\":\"five\"}");
+    }
+    fx_close(&f);
+}
+
 int
 main(void)
 {
@@ -23,6 +135,8 @@ main(void)
     struct err e;
     char s[4096];
     int changed = -1;
+
+    test_reals();
 
     CHECK(fx_open(&f, SCHEMA, CFG) == 0);
 
