@@ -420,9 +420,8 @@ triggers_sql(struct buf *b, const struct table *t)
 static void
 backfill_sql(struct buf *b, const struct table *t, int first, int only_reals)
 {
-    size_t i;
-
     const char *key = t->cols[t->key].name;
+    size_t i;
 
     buf_adds(b, "INSERT INTO _rhtmx_sync_log (entity, entity_id, action, data, version, owner)"
                 " SELECT ");
@@ -442,7 +441,10 @@ backfill_sql(struct buf *b, const struct table *t, int first, int only_reals)
     if (first) {
         buf_adds(b, " WHERE NOT EXISTS (SELECT 1 FROM _rhtmx_sync_log AS l WHERE l.entity = ");
         sql_literal(b, t->en->name);
-        buf_adds(b, " AND l.entity_id = r.");
+        /* +r.key: without affinity on either side the lookup can use the log's
+         * index (with the key column's affinity it scanned every entry of the
+         * entity for each row: minutes for 100,000 rows already in the log). */
+        buf_adds(b, " AND l.entity_id = +r.");
         sql_ident(b, key);
         buf_adds(b, ")");
     } else if (only_reals) {
@@ -505,9 +507,10 @@ install_one(struct db *d, const struct table *t, struct err *e)
 
     triggers_sql(&sql, t);
     /* First sight of the table (or of this entity name): log rows not yet in the
-     * log. Columns changed: log every row again so clients get the new shape. */
+     * log. Columns changed: log every row again so clients get the new shape.
+     * Triggers of an older template: also log again every row holding a real. */
     if (sig != NULL && strncmp(sig, TRIGGER_TEMPLATE "|", sizeof(TRIGGER_TEMPLATE)) != 0)
-        backfill_sql(&sql, t, 0, 1); /* an older template: reals again, exactly this time */
+        backfill_sql(&sql, t, 0, 1);
     if (sig == NULL || strncmp(sig, TRIGGER_TEMPLATE "|", sizeof(TRIGGER_TEMPLATE)) != 0)
         backfill_sql(&sql, t, 1, 0);
     else if (strcmp(sig, t->signature) != 0)

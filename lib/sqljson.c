@@ -144,6 +144,7 @@ struct json_object *
 sqljson_value(sqlite3_value *v)
 {
     static const char hex[] = "0123456789ABCDEF";
+    const char *text;
     const unsigned char *b;
     struct json_object *o;
     char *s;
@@ -155,15 +156,14 @@ sqljson_value(sqlite3_value *v)
     case SQLITE_FLOAT:
         return double_json(sqlite3_value_double(v));
     case SQLITE_TEXT:
-        s = (char *)sqlite3_value_text(v);
+        text = (const char *)sqlite3_value_text(v);
         n = sqlite3_value_bytes(v);
-        if (utf8_valid(s, (size_t)n) == (size_t)n)
-            return json_object_new_string_len(s, n);
-        s = malloc((size_t)n * 3 + 1);
+        if (utf8_valid(text, (size_t)n) == (size_t)n)
+            return json_object_new_string_len(text, n);
+        s = malloc((size_t)n * 3 + 1); /* the app stored bytes that are not UTF-8 */
         if (s == NULL)
             return NULL;
-        o = json_object_new_string_len(s, (int)utf8_repair(s, (const char *)sqlite3_value_text(v),
-                                                            (size_t)n));
+        o = json_object_new_string_len(s, (int)utf8_repair(s, text, (size_t)n));
         free(s);
         return o;
     case SQLITE_BLOB:
