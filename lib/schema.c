@@ -27,6 +27,7 @@
 
 #include "buf.h"
 #include "schema.h"
+#include "sqljson.h"
 
 /* Bumped whenever the generated trigger text changes, so old triggers are rebuilt. */
 #define TRIGGER_TEMPLATE "t4"
@@ -241,7 +242,9 @@ schema_table(const struct schema *s, const char *name)
  *   (measured and explained in docs/PROTOCOL.md);
  *   Inf / -Inf become 9e999 / -9e999: valid JSON, read back as infinity.
  *
- * json() marks the text as JSON, so json_object() takes it as a number.
+ * json() marks the text as JSON, so json_object() takes it as a number. A
+ * column of TEXT affinity never holds a real (SQLite turns one into text), so
+ * its branch is left out: every CGI start parses the trigger text.
  */
 static void
 json_value(struct buf *b, const struct table *t, size_t i, const char *row)
@@ -254,9 +257,12 @@ json_value(struct buf *b, const struct table *t, size_t i, const char *row)
         buf_adds(b, v.p);
     } else {
         buf_printf(b, "CASE typeof(%s) WHEN 'blob' THEN hex(%s) ", v.p, v.p);
-        buf_printf(b, "WHEN 'real' THEN json(replace(printf('%%!.*g', 17 + 4 * (abs(%s) >= 1e99), ",
-                   v.p);
-        buf_printf(b, "%s), 'Inf', '9e999')) ELSE %s END", v.p, v.p);
+        if (sqljson_affinity(t->cols[i].type) != 'T')
+            buf_printf(b,
+                       "WHEN 'real' THEN json(replace(printf('%%!.*g',17+4*(abs(%s)>=1e99),%s),"
+                       "'Inf','9e999')) ",
+                       v.p, v.p);
+        buf_printf(b, "ELSE %s END", v.p);
     }
     buf_free(&v);
 }

@@ -56,6 +56,11 @@ utf8_valid(const char *p, size_t n)
             i++;
             continue;
         }
+        /* Two bytes (Latin accents, Greek, Cyrillic, Hebrew, Arabic) inline. */
+        if (u[i] >= 0xC2 && u[i] <= 0xDF && n - i >= 2 && (u[i + 1] & 0xC0) == 0x80) {
+            i += 2;
+            continue;
+        }
         if ((len = utf8_seq(u + i, n - i)) == 0)
             return i;
         i += len;

@@ -70,7 +70,7 @@ main(void)
                              NULL) == SQLITE_OK);
     CHECK(sqlite3_step(st) == SQLITE_ROW);
     {
-        static const char *const want[] = {"42",         "1.5",      "\"x\\\"y\"", "null",
+        static const char *const want[] = {"42",       "1.5",   "\"x\\\"y\"", "null",
                                            "\"00FF\"", "9e999", "-9e999"};
         for (i = 0; i < 7; i++) {
             buf_reset(&b);
@@ -83,13 +83,18 @@ main(void)
 
     /* The same values as json-c objects (conflict rows, stored answers): infinity
      * as 9e999 reads back as infinity; text that is not UTF-8 is repaired. */
-    CHECK(sqlite3_prepare_v2(db, "SELECT 0.30000000000000004, 1e999, -1e999, 2.0, "
-                                 "CAST(x'61c0af62' AS TEXT), 'caf\xc3\xa9'",
+    CHECK(sqlite3_prepare_v2(db,
+                             "SELECT 0.30000000000000004, 1e999, -1e999, 2.0, "
+                             "CAST(x'61c0af62' AS TEXT), 'caf\xc3\xa9'",
                              -1, &st, NULL) == SQLITE_OK);
     CHECK(sqlite3_step(st) == SQLITE_ROW);
     {
-        static const char *const want[] = {"0.30000000000000004", "9e999", "-9e999", "2.0",
-                                           "\"a\xef\xbf\xbd\xef\xbf\xbd" "b\"",
+        static const char *const want[] = {"0.30000000000000004",
+                                           "9e999",
+                                           "-9e999",
+                                           "2.0",
+                                           "\"a\xef\xbf\xbd\xef\xbf\xbd"
+                                           "b\"",
                                            "\"caf\xc3\xa9\""};
         for (i = 0; i < 6; i++) {
             struct json_object *o = sqljson_value(sqlite3_column_value(st, (int)i));
