@@ -382,6 +382,11 @@ main(void)
         CHECK_INT(fx_int(&f, "SELECT count(*) FROM json_each((SELECT data FROM _rhtmx_sync_log))"),
                   131);
         CHECK_INT(fx_int(&f, "SELECT json_extract(data, '$.c130') FROM _rhtmx_sync_log"), 130);
+        /* a real past the first json_object() chunk is exact too */
+        CHECK(fx_exec(&f, "UPDATE wide SET c130 = 0.30000000000000004") == SQLITE_OK);
+        CHECK_INT(fx_int(&f, "SELECT data LIKE '%,\"c130\":0.30000000000000004}' FROM "
+                             "_rhtmx_sync_log ORDER BY version DESC LIMIT 1"),
+                  1);
         fx_close(&f);
         buf_free(&sql);
     }
