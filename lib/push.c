@@ -38,6 +38,7 @@
 #include "push.h"
 #include "push_body.h"
 #include "sqljson.h"
+#include "utf8.h"
 
 #define DYN_CACHE 16 /* INSERT/UPDATE statements kept per batch */
 #define TMP_PREFIX "tmp-"
@@ -348,8 +349,17 @@ log_base(struct push *p, sqlite3_value *kval, long long client_version, struct j
     sqlite3_bind_int64(st, 3, client_version);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT) {
-        *base = jsonr_parse((const char *)sqlite3_column_text(st, 0),
-                            (size_t)sqlite3_column_bytes(st, 0), 4, &ignored);
+        /* Text the app stored that is not UTF-8 is in the log as it came: read
+         * it repaired, as sqljson_value() gives the server row, so the two compare. */
+        const char *text = (const char *)sqlite3_column_text(st, 0);
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        char *fixed = NULL;
+        if (utf8_valid(text, n) != n && (fixed = malloc(n * 3)) != NULL) {
+            n = utf8_repair(fixed, text, n);
+            text = fixed;
+        }
+        *base = jsonr_parse(text, n, 4, &ignored);
+        free(fixed);
         if (*base != NULL && !json_object_is_type(*base, json_type_object)) {
             json_object_put(*base);
             *base = NULL;

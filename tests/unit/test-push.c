@@ -417,6 +417,21 @@ test_conflicts(void)
                          "LIKE '%merged title%'"),
               1);
 
+    /* the same when the app stored text that is not UTF-8 (the log keeps its bytes):
+     * the base is read repaired, as the server row is, and still merges */
+    snprintf(buf, sizeof(buf),
+             "UPDATE todos SET title = CAST(x'62c0af' AS TEXT), done = 0 WHERE id = %lld", id);
+    fx_exec(&f, buf);
+    v = fx_int(&f, "SELECT value FROM _rhtmx_sync_state WHERE key = 'head'");
+    snprintf(buf, sizeof(buf), "UPDATE todos SET done = 1 WHERE id = %lld", id);
+    fx_exec(&f, buf);
+    CHANGE("k5b", "{\"title\":\"merged again\",\"done\":0}");
+    a = push_at(__LINE__, "todos", body, &earlier, NULL, &e);
+    CHECK_STR(str(a, "conflicts.0.decision"), "merged");
+    CHECK_STR(str(a, "conflicts.0.server.title"), "merged again");
+    CHECK_INT(num(a, "conflicts.0.server.done"), 1);
+    json_object_put(a);
+
     /* the client's own pushes are never a conflict with its later changes */
     v = fx_int(&f, "SELECT value FROM _rhtmx_sync_state WHERE key = 'head'"); /* after the merge */
     CHANGE("k6", "{\"title\":\"own 1\"}");
