@@ -331,6 +331,30 @@ log_newest(struct push *p, sqlite3_value *kval, long long client_version, struct
     return 0;
 }
 
+/*
+ * Column col of st, JSON this program or the triggers wrote earlier, parsed:
+ * a new reference, or NULL with e set. Text the app stored that is not UTF-8
+ * is in the log as it came (and in answers stored before it was repaired):
+ * it is read repaired, as sqljson_value() gives a server row, so the two
+ * compare and the strict reader takes it.
+ */
+static struct json_object *
+stored_json(sqlite3_stmt *st, int col, int max_depth, struct err *e)
+{
+    const char *text = (const char *)sqlite3_column_text(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    struct json_object *o;
+    char *fixed = NULL;
+
+    if (text != NULL && utf8_valid(text, n) != n && (fixed = malloc(n * 3)) != NULL) {
+        n = utf8_repair(fixed, text, n);
+        text = fixed;
+    }
+    o = jsonr_parse(text ? text : "", n, max_depth, e);
+    free(fixed);
+    return o;
+}
+
 /* The row as the client last saw it (new object), or NULL when the log no longer
  * has it (never seen, deleted then, or compacted away). */
 static int
@@ -349,17 +373,7 @@ log_base(struct push *p, sqlite3_value *kval, long long client_version, struct j
     sqlite3_bind_int64(st, 3, client_version);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT) {
-        /* Text the app stored that is not UTF-8 is in the log as it came: read
-         * it repaired, as sqljson_value() gives the server row, so the two compare. */
-        const char *text = (const char *)sqlite3_column_text(st, 0);
-        size_t n = (size_t)sqlite3_column_bytes(st, 0);
-        char *fixed = NULL;
-        if (utf8_valid(text, n) != n && (fixed = malloc(n * 3)) != NULL) {
-            n = utf8_repair(fixed, text, n);
-            text = fixed;
-        }
-        *base = jsonr_parse(text, n, 4, &ignored);
-        free(fixed);
+        *base = stored_json(st, 0, 4, &ignored);
         if (*base != NULL && !json_object_is_type(*base, json_type_object)) {
             json_object_put(*base);
             *base = NULL;
@@ -896,8 +910,7 @@ mutation_get(struct push *p, const struct push_change *c, struct json_object **r
                              c->mutation_id, (const char *)sqlite3_column_text(st, 0));
             *version = -1;
         } else {
-            *rec = jsonr_parse((const char *)sqlite3_column_text(st, 1),
-                               (size_t)sqlite3_column_bytes(st, 1), PUSH_BODY_MAX_DEPTH + 2, &perr);
+            *rec = stored_json(st, 1, PUSH_BODY_MAX_DEPTH + 2, &perr);
             *version = sqlite3_column_int64(st, 2);
             if (*rec == NULL)
                 err_set(e, 500, "database", "push: stored answer of %s/%s is unreadable: %s",

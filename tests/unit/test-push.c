@@ -279,6 +279,14 @@ test_replay(void)
     json_object_put(a);
     CHECK_STR(again, first);
     CHECK_STR(state(), before);
+    /* an answer stored with bytes that are not UTF-8 (a server row the app wrote,
+     * stored before answers were repaired) is replayed repaired, not a 500 */
+    fx_exec(&f, "UPDATE _rhtmx_sync_mutations SET answer = replace(answer, 'nope', "
+                "CAST(x'6e6fc0af' AS TEXT)) WHERE mutation_id = 'p2'");
+    free(again);
+    a = push_at(__LINE__, "todos", batch, NULL, &again, &e);
+    CHECK_CONTAINS(str(a, "rejected.0.reason"), "unknown column 'no\xef\xbf\xbd\xef\xbf\xbd'");
+    json_object_put(a);
     /* a retry that carries one more change: only that one is applied */
     a = push_at(__LINE__, "todos",
                 "{\"client_id\":\"c4\",\"changes\":["
