@@ -285,7 +285,7 @@ app_ready_read(struct app *app, struct err *e)
 const struct table *
 app_entity(struct app *app, struct http_req *req)
 {
-    char name[80];
+    char name[80], q[ERR_QUOTED];
     const struct table *t;
 
     if (http_path_segment(req, name, sizeof(name)) < 0) {
@@ -293,7 +293,7 @@ app_entity(struct app *app, struct http_req *req)
         return NULL;
     }
     if (!config_valid_name(name) || (t = schema_table(app->schema, name)) == NULL) {
-        http_fail(req, 404, "not_found", "unknown entity '%.64s'", name);
+        http_fail(req, 404, "not_found", "unknown entity '%s'", err_quote(q, name));
         return NULL;
     }
     return t;

@@ -7,12 +7,14 @@
  * while others change is not rescanned from an old version on every poll.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sqlite3.h>
 
 #include "changelog.h"
 #include "jsonw.h"
+#include "utf8.h"
 
 long long
 changelog_horizon(struct db *d, struct err *e)
@@ -113,10 +115,22 @@ write_change(struct stage *s, const struct sink *staged, sqlite3_stmt *st, int f
         jsonw_column(staged, st, 1);
     }
     if (sqlite3_column_type(st, 2) == SQLITE_TEXT) {
-        /* data is JSON text made by json_object() in the trigger: copy as is. */
+        /* data is JSON text made by json_object() in the trigger: copied as is,
+         * unless the app stored text that is not UTF-8 (SQLite copies it into
+         * the JSON as it is): then each bad byte becomes U+FFFD. */
         const char *data = (const char *)sqlite3_column_text(st, 2);
+        size_t n = (size_t)sqlite3_column_bytes(st, 2);
         STAGE_LIT(s, ",\"data\":");
-        stage_add(s, data, (size_t)sqlite3_column_bytes(st, 2));
+        if (utf8_valid(data, n) == n) {
+            stage_add(s, data, n);
+        } else {
+            char *fixed = malloc(n * 3);
+            if (fixed != NULL)
+                stage_add(s, fixed, utf8_repair(fixed, data, n));
+            else
+                STAGE_LIT(s, "null");
+            free(fixed);
+        }
     }
     STAGE_LIT(s, ",\"version\":");
     stage_int(s, sqlite3_column_int64(st, 3));

@@ -94,6 +94,7 @@ parse_entities(char *list, const struct config *cfg, const struct identity *who,
                struct events_params *p, struct err *e)
 {
     const struct entity *en;
+    char q[ERR_QUOTED];
     size_t i;
     int restricted;
 
@@ -101,7 +102,7 @@ parse_entities(char *list, const struct config *cfg, const struct identity *who,
         char *save = NULL, *name;
         for (name = strtok_r(list, ",", &save); name != NULL; name = strtok_r(NULL, ",", &save)) {
             if (!config_valid_name(name) || (en = config_entity(cfg, name)) == NULL)
-                return err_set(e, 404, "not_found", "unknown entity '%.64s'", name);
+                return err_set(e, 404, "not_found", "unknown entity '%s'", err_quote(q, name));
             if (auth_entity_allowed(who, name, e) < 0 || add_entity(p, who, en, e) < 0)
                 return -1;
         }

@@ -786,9 +786,12 @@ http_req_check(const struct http_req *req, struct err *e)
             continue;
         n = strlen(eq + 1);
         total += n;
-        if (n > HTTP_MAX_HEADER)
-            return err_set(e, 431, "bad_request", "request header %.*s longer than %d bytes",
-                           (int)(eq - *env > 64 ? 64 : eq - *env), *env, HTTP_MAX_HEADER);
+        if (n > HTTP_MAX_HEADER) {
+            char name[ERR_QUOTED], q[ERR_QUOTED];
+            snprintf(name, sizeof(name), "%.*s", (int)(eq - *env > 65 ? 65 : eq - *env), *env);
+            return err_set(e, 431, "bad_request", "request header %s longer than %d bytes",
+                           err_quote(q, name), HTTP_MAX_HEADER);
+        }
     }
     if (total > HTTP_MAX_HEADERS)
         return err_set(e, 431, "bad_request", "request headers longer than %d bytes in all",

@@ -38,6 +38,7 @@
 #include "push.h"
 #include "push_body.h"
 #include "sqljson.h"
+#include "utf8.h"
 
 #define DYN_CACHE 16 /* INSERT/UPDATE statements kept per batch */
 #define TMP_PREFIX "tmp-"
@@ -345,6 +346,30 @@ log_newest(struct push *p, sqlite3_value *kval, long long client_version, struct
     return 0;
 }
 
+/*
+ * Column col of st, JSON this program or the triggers wrote earlier, parsed:
+ * a new reference, or NULL with e set. Text the app stored that is not UTF-8
+ * is in the log as it came (and in answers stored before it was repaired):
+ * it is read repaired, as sqljson_value() gives a server row, so the two
+ * compare and the strict reader takes it.
+ */
+static struct json_object *
+stored_json(sqlite3_stmt *st, int col, int max_depth, struct err *e)
+{
+    const char *text = (const char *)sqlite3_column_text(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    struct json_object *o;
+    char *fixed = NULL;
+
+    if (text != NULL && utf8_valid(text, n) != n && (fixed = malloc(n * 3)) != NULL) {
+        n = utf8_repair(fixed, text, n);
+        text = fixed;
+    }
+    o = jsonr_parse(text ? text : "", n, max_depth, e);
+    free(fixed);
+    return o;
+}
+
 /* The row as the client last saw it (new object), or NULL when the log no longer
  * has it (never seen, deleted then, or compacted away). */
 static int
@@ -363,8 +388,7 @@ log_base(struct push *p, sqlite3_value *kval, long long client_version, struct j
     sqlite3_bind_int64(st, 3, client_version);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT) {
-        *base = jsonr_parse((const char *)sqlite3_column_text(st, 0),
-                            (size_t)sqlite3_column_bytes(st, 0), 4, &ignored);
+        *base = stored_json(st, 0, 4, &ignored);
         if (*base != NULL && !json_object_is_type(*base, json_type_object)) {
             json_object_put(*base);
             *base = NULL;
@@ -661,6 +685,7 @@ static struct json_object *
 change_fields(const struct push *p, const struct push_change *c, struct json_object **fields)
 {
     const struct table *t = p->t;
+    char q[ERR_QUOTED];
     const char *why;
     long col;
 
@@ -671,8 +696,8 @@ change_fields(const struct push *p, const struct push_change *c, struct json_obj
     {
         col = table_column(t, f);
         if (col < 0)
-            return rec_rejected(c, "unknown_column", "unknown column '%.64s' in %s", f,
-                                t->en->name);
+            return rec_rejected(c, "unknown_column", "unknown column '%s' in %s",
+                                err_quote(q, f), t->en->name);
         if ((size_t)col == t->key)
             continue;
         if (t->cols[col].generated)
@@ -760,6 +785,7 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
 {
     const struct table *t = p->t;
     const char *keyname = t->cols[t->key].name, *tmp = NULL, *why, *ocol = owner_column(p);
+    char q[ERR_QUOTED];
     struct json_object *rec = NULL, *key = NULL, *fields = NULL, *dk = NULL, *ov;
     struct json_object *server = NULL, *base = NULL, *after = NULL, *stored = NULL, *cf;
     struct conflict_result res = {0};
@@ -792,7 +818,7 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
             if (key == NULL) {
                 rec = rec_rejected(c, "not_found",
                                    "temporary id '%s' was never created by this client",
-                                   json_object_get_string(c->id));
+                                   err_quote(q, json_object_get_string(c->id)));
                 goto done;
             }
         }
@@ -959,8 +985,7 @@ mutation_get(struct push *p, const struct push_change *c, struct json_object **r
                              c->mutation_id, (const char *)sqlite3_column_text(st, 0));
             *version = -1;
         } else {
-            *rec = jsonr_parse((const char *)sqlite3_column_text(st, 1),
-                               (size_t)sqlite3_column_bytes(st, 1), PUSH_BODY_MAX_DEPTH + 2, &perr);
+            *rec = stored_json(st, 1, PUSH_BODY_MAX_DEPTH + 2, &perr);
             *version = sqlite3_column_int64(st, 2);
             if (*rec == NULL)
                 err_set(e, 500, "database", "push: stored answer of %s/%s is unreadable: %s",

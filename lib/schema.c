@@ -27,9 +27,10 @@
 
 #include "buf.h"
 #include "schema.h"
+#include "sqljson.h"
 
 /* Bumped whenever the generated trigger text changes, so old triggers are rebuilt. */
-#define TRIGGER_TEMPLATE "t3"
+#define TRIGGER_TEMPLATE "t4"
 /* json_object() takes at most 127 arguments by default: 60 columns per call. */
 #define JSON_CHUNK 60
 
@@ -336,24 +337,42 @@ schema_table(const struct schema *s, const char *name)
     return NULL;
 }
 
-/* Column i's value for JSON: blobs become hex text (JSON has no bytes). */
+/*
+ * Column i's value for JSON: blobs become hex text (JSON has no bytes), and
+ * reals are written by us, not by json_object(), which in SQLite 3.40 gives
+ * 15 significant digits (0.30000000000000004 becomes 0.3, DBL_MAX a number
+ * past it) and a bare Inf, which is not JSON. The triggers also run in the
+ * app's own connections, so only built-in SQL will do:
+ *
+ *   printf('%!.17g') below 1e99, '%!.21g' from there: the shortest precision
+ *   that reads back (strtod, JSON.parse) as the same double from SQLite's
+ *   own digit generation, whose scaling by 1e100 steps is off by up to 5e-17
+ *   (measured and explained in docs/PROTOCOL.md);
+ *   Inf / -Inf become 9e999 / -9e999: valid JSON, read back as infinity.
+ *
+ * json() marks the text as JSON, so json_object() takes it as a number. A
+ * column of TEXT affinity never holds a real (SQLite turns one into text), so
+ * its branch is left out: every CGI start parses the trigger text.
+ */
 static void
 json_value(struct buf *b, const struct table *t, size_t i, const char *row)
 {
-    const char *col = t->cols[i].name;
+    struct buf v = {0};
 
+    buf_printf(&v, "%s.", row);
+    sql_ident(&v, t->cols[i].name);
     if (t->rowid_key && i == t->key) {
-        buf_printf(b, "%s.", row);
-        sql_ident(b, col);
-        return;
+        buf_adds(b, v.p);
+    } else {
+        buf_printf(b, "CASE typeof(%s) WHEN 'blob' THEN hex(%s) ", v.p, v.p);
+        if (sqljson_affinity(t->cols[i].type) != 'T')
+            buf_printf(b,
+                       "WHEN 'real' THEN json(replace(printf('%%!.*g',17+4*(abs(%s)>=1e99),%s),"
+                       "'Inf','9e999')) ",
+                       v.p, v.p);
+        buf_printf(b, "ELSE %s END", v.p);
     }
-    buf_printf(b, "CASE typeof(%s.", row);
-    sql_ident(b, col);
-    buf_printf(b, ") WHEN 'blob' THEN hex(%s.", row);
-    sql_ident(b, col);
-    buf_printf(b, ") ELSE %s.", row);
-    sql_ident(b, col);
-    buf_adds(b, " END");
+    buf_free(&v);
 }
 
 /* The row `row` (NEW, OLD, or a table alias) as a JSON object expression. */
@@ -508,12 +527,15 @@ triggers_sql(struct buf *b, const struct table *t)
 /*
  * One log entry per row of the table, versions after the head in key order:
  * 'create' for rows the log has never seen (first install), or 'update' for
- * every row (the columns changed, so every client's copy lacks something).
+ * every row (the columns changed, so every client's copy lacks something),
+ * or with only_reals 'update' for the rows holding a real (triggers before
+ * template t4 logged reals rounded to 15 digits, infinity as a bare Inf).
  */
 static void
-backfill_sql(struct buf *b, const struct table *t, int first)
+backfill_sql(struct buf *b, const struct table *t, int first, int only_reals)
 {
     const char *key = t->cols[t->key].name;
+    size_t i;
 
     buf_adds(b, "INSERT INTO _rhtmx_sync_log (entity, entity_id, action, data, version, owner)"
                 " SELECT ");
@@ -533,9 +555,18 @@ backfill_sql(struct buf *b, const struct table *t, int first)
     if (first) {
         buf_adds(b, " WHERE NOT EXISTS (SELECT 1 FROM _rhtmx_sync_log AS l WHERE l.entity = ");
         sql_literal(b, t->en->name);
-        buf_adds(b, " AND l.entity_id = r.");
+        /* +r.key: without affinity on either side the lookup can use the log's
+         * index (with the key column's affinity it scanned every entry of the
+         * entity for each row: minutes for 100,000 rows already in the log). */
+        buf_adds(b, " AND l.entity_id = +r.");
         sql_ident(b, key);
         buf_adds(b, ")");
+    } else if (only_reals) {
+        for (i = 0; i < t->ncols; i++) {
+            buf_adds(b, i == 0 ? " WHERE typeof(r." : " OR typeof(r.");
+            sql_ident(b, t->cols[i].name);
+            buf_adds(b, ") = 'real'");
+        }
     }
     buf_adds(b, " ORDER BY r.");
     sql_ident(b, key);
@@ -590,11 +621,14 @@ install_one(struct db *d, const struct table *t, struct err *e)
 
     triggers_sql(&sql, t);
     /* First sight of the table (or of this entity name): log rows not yet in the
-     * log. Columns changed: log every row again so clients get the new shape. */
+     * log. Columns changed: log every row again so clients get the new shape.
+     * Triggers of an older template: also log again every row holding a real. */
+    if (sig != NULL && strncmp(sig, TRIGGER_TEMPLATE "|", sizeof(TRIGGER_TEMPLATE)) != 0)
+        backfill_sql(&sql, t, 0, 1);
     if (sig == NULL || strncmp(sig, TRIGGER_TEMPLATE "|", sizeof(TRIGGER_TEMPLATE)) != 0)
-        backfill_sql(&sql, t, 1);
+        backfill_sql(&sql, t, 1, 0);
     else if (strcmp(sig, t->signature) != 0)
-        backfill_sql(&sql, t, 0);
+        backfill_sql(&sql, t, 0, 0);
     buf_adds(&sql, "INSERT OR REPLACE INTO _rhtmx_sync_tables (entity, tbl, signature) VALUES (");
     sql_literal(&sql, t->en->name);
     buf_adds(&sql, ", ");
