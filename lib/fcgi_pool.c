@@ -28,6 +28,7 @@
 #include <fcgiapp.h>
 
 #include "fcgi_pool.h"
+#include "parent.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define STACK_SIZE (1024 * 1024) /* ASan's redzones make frames several times larger */
@@ -251,6 +252,7 @@ run_fcgi(const struct fcgi_pool_opts *o)
     int sig = 0;
 
     setup_signals(&set);
+    parent_watch();
     if (FCGX_Init() != 0) {
         fputs("rhtmx-sync: cannot initialise FastCGI\n", stderr);
         return 1;

@@ -12,8 +12,10 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -26,6 +28,7 @@
 
 #include "http.h"
 #include "jsonw.h"
+#include "parent.h"
 
 extern char **environ;
 
@@ -475,6 +478,12 @@ req_finish(struct http_req *req)
         free(g);
         req->gz = NULL;
     }
+    if (req->aborted) {
+        /* No end record: FCGX_Finish_r's writes fail on the shut connection. */
+        if (req->fcgx != NULL && req->fcgx->ipcFd >= 0)
+            shutdown(req->fcgx->ipcFd, SHUT_RDWR);
+        return;
+    }
     if (req->fcgx != NULL) {
         out_content_length(req);
         out_flush(req, 1);
@@ -491,6 +500,19 @@ http_req_end(struct http_req *req)
     buf_free(&req->headers);
 }
 
+/* 1 if a header called name is queued for the answer. */
+static int
+header_queued(const struct http_req *req, const char *name)
+{
+    size_t n = strlen(name), i;
+    const char *h = req->headers.p;
+
+    for (i = 0; h != NULL && i + n < req->headers.len; i++)
+        if ((i == 0 || h[i - 1] == '\n') && strncasecmp(h + i, name, n) == 0 && h[i + n] == ':')
+            return 1;
+    return 0;
+}
+
 void
 http_error(struct http_req *req, const struct err *e)
 {
@@ -502,9 +524,16 @@ http_error(struct http_req *req, const struct err *e)
         fprintf(stderr, "rhtmx-sync: %s %s%s: %s\n", req->method,
                 http_env(req, "SCRIPT_NAME") ? http_env(req, "SCRIPT_NAME") : "", req->path_info,
                 e->msg);
+    if (!req->headers_sent && req->gz_pending) {
+        /* Only held back, undecided: nothing of it has left, so it can still
+         * become the error answer. */
+        buf_free(&req->gz_held);
+        req->gz_pending = 0;
+        req->body_bytes = 0;
+    }
     if (req->headers_sent || req->body_bytes > 0) {
-        fprintf(stderr, "rhtmx-sync: answer already started, cannot report: %s\n", e->msg);
-        req->failed = 1;
+        fprintf(stderr, "rhtmx-sync: answer already started, cut off: %s\n", e->msg);
+        http_abort(req);
         return;
     }
     if (e->status >= 500 && e->status != 501 && e->status != 503)
@@ -512,6 +541,9 @@ http_error(struct http_req *req, const struct err *e)
                   ? "server configuration error (details in the server's error log)"
                   : "server error (details in the server's error log)";
     http_header(req, "Cache-Control", "no-store");
+    /* Every 503 tells when to come back; callers may have queued their own. */
+    if (e->status == 503 && !header_queued(req, "Retry-After"))
+        http_header(req, "Retry-After", "1");
     s = http_body(req, e->status, "application/json");
     jsonw_raw(&s, "{\"error\":{\"code\":");
     jsonw_cstring(&s, e->code);
@@ -522,6 +554,17 @@ http_error(struct http_req *req, const struct err *e)
         jsonw_int(&s, e->version);
     }
     jsonw_raw(&s, "}}\n");
+}
+
+void
+http_abort(struct http_req *req)
+{
+    req->failed = 1; /* every later write is dropped */
+    req->aborted = 1;
+    req->gz_pending = 0;
+    buf_free(&req->gz_held);
+    if (req->fcgx == NULL)
+        __fpurge(stdout); /* what stdio still holds never reaches the web server */
 }
 
 void
@@ -931,6 +974,7 @@ http_run(http_handler handler, void *ctx)
         return 0;
     }
     install_shutdown_handlers();
+    parent_watch();
     if (FCGX_Init() != 0 || FCGX_InitRequest(&r, 0, 0) != 0) {
         fputs("rhtmx-sync: cannot initialise FastCGI\n", stderr);
         return 1;

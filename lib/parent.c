@@ -1,0 +1,107 @@
+/* parent: see parent.h. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "parent.h"
+
+/* Set by parent_watch(), read-only afterwards. */
+static pid_t parent;      /* who started this process */
+static pid_t grandparent; /* the web server behind a helper parent, or 0 */
+
+static void
+nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* The parent of pid and its program name (comm, into name), from /proc: any
+ * user may read it. -1 when pid is gone. */
+static pid_t
+proc_parent(pid_t pid, char *name, size_t len)
+{
+    char path[64], stat[512], *open, *close;
+    size_t n;
+    FILE *f;
+    int ppid = -1;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    f = fopen(path, "re");
+    if (f == NULL)
+        return -1;
+    n = fread(stat, 1, sizeof(stat) - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    /* "pid (comm) state ppid ...": comm may hold anything, ")" included. */
+    open = strchr(stat, '(');
+    close = strrchr(stat, ')');
+    if (open == NULL || close == NULL || close < open || sscanf(close + 1, " %*c %d", &ppid) != 1)
+        return -1;
+    snprintf(name, len, "%.*s", (int)(close - open - 1), open + 1);
+    return (pid_t)ppid;
+}
+
+/* 1 while whoever started this process is there. */
+static int
+parent_there(void)
+{
+    char name[64];
+
+    if (getppid() != parent)
+        return 0;
+    return grandparent == 0 || proc_parent(parent, name, sizeof(name)) == grandparent;
+}
+
+/* The watcher thread: every signal is blocked in it, so the SIGTERM it sends
+ * reaches the thread that handles or waits for it. */
+static void *
+parent_main(void *arg)
+{
+    (void)arg;
+    while (parent_there())
+        nap_ms(PARENT_CHECK_MS);
+    fprintf(stderr, "rhtmx-sync: the web server (pid %d) is gone: stopping\n",
+            (int)(grandparent != 0 ? grandparent : parent));
+    kill(getpid(), SIGTERM);
+    nap_ms(PARENT_GRACE_S * 1000L);
+    fprintf(stderr, "rhtmx-sync: still running %d s after the web server went: exiting\n",
+            PARENT_GRACE_S);
+    _exit(1);
+}
+
+void
+parent_watch(void)
+{
+    char name[64], gname[64];
+    sigset_t all, old;
+    pthread_attr_t attr;
+    pthread_t tid;
+    pid_t gp;
+
+    parent = getppid();
+    if (parent == 1)
+        return;
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    /* A parent running the same program as its own parent is a helper of the
+     * web server (mod_fcgid's process manager is a forked Apache), which can
+     * outlive it: the web server is the grandparent then. */
+    gp = proc_parent(parent, name, sizeof(name));
+    if (gp > 1 && proc_parent(gp, gname, sizeof(gname)) >= 0 && strcmp(name, gname) == 0)
+        grandparent = gp;
+    /* A parent gone before prctl() is seen by the thread's first look. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&tid, &attr, parent_main, NULL) != 0)
+        fputs("rhtmx-sync: cannot start the thread watching the web server\n", stderr);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
