@@ -147,6 +147,8 @@ app_load(struct app *app, long long deadline, struct err *e)
     if (app->cfg == NULL)
         goto err;
     app->db = db_open_by(app->cfg->database, deadline, e);
+    if (app->db == NULL && e->status == 503)
+        goto err; /* locked by another: not a configuration problem */
     if (app->db == NULL) {
         char m[sizeof(e->msg)];
         snprintf(m, sizeof(m), "%s", e->msg);
