@@ -373,7 +373,7 @@ events_serve(struct hub *h, struct hangup *hu, const struct events_params *p,
         busy(req, &e);
         return;
     }
-    if (hub_state(h, &head, &horizon, &e) < 0) {
+    if (hub_state(h, &head, &horizon, p->deadline, &e) < 0) {
         if (e.status == 503)
             busy(req, &e);
         else

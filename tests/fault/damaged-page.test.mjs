@@ -14,7 +14,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { makeApp, sql, bin, runCgi, cgiCommand, parseCgi, assertSanitizerClean, startLighttpd, UNDER_VALGRIND } from '../harness/rhtmx.mjs';
+import { makeApp, sql, bin, runCgi, cgiCommand, parseCgi, assertSanitizerClean, startLighttpd, openEvents, logShows, UNDER_VALGRIND } from '../harness/rhtmx.mjs';
 
 const ROWS = 3000;
 
@@ -171,6 +171,14 @@ test('damaged pages behind lighttpd (FastCGI): no complete-looking page; repaire
       sql(app.db, 'PRAGMA wal_checkpoint(TRUNCATE);');
       const repair = damage(app.db, leafAt(app.db, d.tree, d.nth));
       sql(app.db, 'INSERT INTO bump VALUES (1);');
+      if (!d.cut) {
+        // An event stream resuming inside the damage: no event it could not
+        // read, and no "bye" (which would carry a cursor past them).
+        const s = await openEvents(`${srv.url}/api/sync/events?since=1500`);
+        await s.ended;
+        assert.deepEqual(s.items.filter((i) => i.event), [], 'an event from a stream that could not read');
+        await logShows(srv.errorLog, /events: replay changes: database disk image is malformed/);
+      }
       for (const enc of ['identity', 'gzip']) {
         const r = await get({ 'Accept-Encoding': enc });
         assert.ok(!(r.status === 200 && page(r.text)), `${d.what}, ${enc}: a complete-looking page: ${r.text.slice(-200)}`);

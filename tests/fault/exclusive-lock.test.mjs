@@ -1,6 +1,7 @@
 // Another connection holds the database with PRAGMA locking_mode=EXCLUSIVE (an
 // operator's sqlite3 shell, a PHP script that set it): nobody else can read or
-// write until it lets go. Every request waits for the database within one bound
+// write until it lets go. Every request (pull, push, an event poll) waits for
+// the database within one bound
 // (DB_BUSY_TIMEOUT_MS, 10 s, for the whole request: opening, checks and its own
 // statements together), then answers 503 "busy" with Retry-After. The old code
 // gave each statement the full busy timeout, and the WAL switch's retry loop
@@ -48,11 +49,11 @@ async function holdExclusive(db) {
 }
 
 /** One request to prog as plain CGI, timed. */
-function cgi(app, prog, { method = 'GET', query = '', body = null } = {}) {
+function cgi(app, prog, { method = 'GET', query = '', body = null, pathInfo = '/todos' } = {}) {
   const [cmd, ...args] = cgiCommand(prog);
   const env = {
     PATH: process.env.PATH, ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? '', UBSAN_OPTIONS: process.env.UBSAN_OPTIONS ?? '',
-    GATEWAY_INTERFACE: 'CGI/1.1', SERVER_PROTOCOL: 'HTTP/1.1', REQUEST_METHOD: method, PATH_INFO: '/todos',
+    GATEWAY_INTERFACE: 'CGI/1.1', SERVER_PROTOCOL: 'HTTP/1.1', REQUEST_METHOD: method, PATH_INFO: pathInfo,
     QUERY_STRING: query, SCRIPT_NAME: '/api/sync', RHTMX_SYNC_CONFIG: app.config,
     ...(body ? { CONTENT_TYPE: 'application/json', CONTENT_LENGTH: String(Buffer.byteLength(body)) } : {}),
   };
@@ -106,16 +107,21 @@ function assertIntact(app, acknowledged) {
   for (const t of acknowledged) assert.ok(titles.has(t), `acknowledged write '${t}' is missing`);
 }
 
-test('an exclusive lock, plain CGI: pull and push answer 503 with Retry-After within the one bound; released, the retry applies', async () => {
+test('an exclusive lock, plain CGI: pull, push and events answer 503 with Retry-After within the one bound; released, the retry applies', async () => {
   const app = makeApp({ tag: 'lock-cgi' });
   sql(app.db, "INSERT INTO todos (title) VALUES ('before');");
   execFileSync(bin('rhtmx-sync'), ['init', '--config', app.config], { stdio: 'ignore' });
   const lock = await holdExclusive(app.db);
   let held = true;
   try {
-    const [pull, push] = await Promise.all([cgi(app, 'sync-pull', { query: 'since=0' }), cgi(app, 'sync-push', { method: 'POST', body: change('cgi-1') })]);
+    const [pull, push, events] = await Promise.all([
+      cgi(app, 'sync-pull', { query: 'since=0' }),
+      cgi(app, 'sync-push', { method: 'POST', body: change('cgi-1') }),
+      cgi(app, 'sync-events', { query: 'since=0&mode=poll', pathInfo: '' }),
+    ]);
     assertBusy(pull, 'pull');
     assertBusy(push, 'push');
+    assertBusy(events, 'events');
     await lock.release();
     held = false;
     const again = await cgi(app, 'sync-push', { method: 'POST', body: change('cgi-1') });
@@ -132,16 +138,16 @@ test('an exclusive lock, plain CGI: pull and push answer 503 with Retry-After wi
 // An exclusive-mode connection cannot take the database while another has it
 // open (in WAL mode every open connection holds a shared lock on the file), so
 // the lock comes first and the FastCGI processes meet it while opening it.
-test('an exclusive lock, FastCGI behind lighttpd: the processes answer 503 with Retry-After within the bound, opening included; released, they serve', async () => {
+test('an exclusive lock, FastCGI behind lighttpd: pull, push and events answer 503 with Retry-After within the bound, opening included; released, they serve', async () => {
   const app = makeApp({ tag: 'lock-fcgi' });
   sql(app.db, "INSERT INTO todos (title) VALUES ('before');");
   execFileSync(bin('rhtmx-sync'), ['init', '--config', app.config], { stdio: 'ignore' });
   let lock = await holdExclusive(app.db);
   const srv = await startLighttpd(app);
-  const req = async (method, body) => {
+  const req = async (method, body, where = method === 'GET' ? '/todos?since=0' : '/todos') => {
     const t0 = Date.now();
     try {
-      const r = await fetch(`${srv.url}/api/sync/todos${method === 'GET' ? '?since=0' : ''}`, {
+      const r = await fetch(`${srv.url}/api/sync${where}`, {
         method, body, headers: body ? { 'Content-Type': 'application/json' } : {},
         signal: AbortSignal.timeout(BOUND_MS + SLACK_MS + 5000),
       });
@@ -151,9 +157,10 @@ test('an exclusive lock, FastCGI behind lighttpd: the processes answer 503 with 
     }
   };
   try {
-    const [pull, push] = await Promise.all([req('GET'), req('POST', change('fcgi-1'))]);
+    const [pull, push, events] = await Promise.all([req('GET'), req('POST', change('fcgi-1')), req('GET', null, '/events?since=0&mode=poll')]);
     assertBusy(pull, 'pull');
     assertBusy(push, 'push');
+    assertBusy(events, 'events');
     await lock.release();
     lock = null;
     const again = await req('POST', change('fcgi-1'));
