@@ -18,6 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFile, execFileSync } from 'node:child_process';
 import { makeApp, sql, bin, startLighttpd, openEvents, logShows } from '../harness/rhtmx.mjs';
+import { assertIntact } from '../harness/fault.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -32,18 +33,6 @@ function moveAway(db, to) {
 
 function titles(db) {
   return sql(db, 'SELECT title FROM todos ORDER BY id;', { json: true }).map((r) => r.title);
-}
-
-/** Intact, the log equal to the table (the newest entry of each row replayed), and every title of acknowledged in it. */
-function assertIntact(db, acknowledged) {
-  assert.equal(sql(db, 'PRAGMA integrity_check;').trim(), 'ok');
-  const replayed = `SELECT entity_id, json_extract(data, '$.title') FROM _rhtmx_sync_log AS l
-    WHERE action <> 'delete' AND version = (SELECT max(version) FROM _rhtmx_sync_log WHERE entity_id = l.entity_id)`;
-  assert.equal(sql(db, `SELECT count(*) FROM (SELECT id, title FROM todos EXCEPT ${replayed});
-    SELECT count(*) FROM (${replayed} EXCEPT SELECT id, title FROM todos);`), '0\n0\n', 'the change log and the table differ');
-  for (const t of acknowledged) {
-    assert.equal(sql(db, `SELECT count(*) FROM todos WHERE title = '${t}';`).trim(), '1', `acknowledged write '${t}' in ${db}`);
-  }
 }
 
 function client(srv) {

@@ -12,6 +12,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
+import { assertIntact } from '../harness/fault.mjs';
 import { makeApp, sql, bin, cgiCommand, parseCgi, assertSanitizerClean, startLighttpd, UNDER_VALGRIND } from '../harness/rhtmx.mjs';
 
 const BOUND_MS = 10_000; // DB_BUSY_TIMEOUT_MS
@@ -96,17 +97,6 @@ function assertBusy(r, what) {
   assert.ok(r.ms < BOUND_MS + SLACK_MS, `${what}: waited ${r.ms} ms`);
 }
 
-function assertIntact(app, acknowledged) {
-  assert.equal(sql(app.db, 'PRAGMA integrity_check;').trim(), 'ok');
-  const rows = sql(app.db, 'SELECT id, title FROM todos ORDER BY id;', { json: true });
-  const log = sql(app.db, `SELECT entity_id AS id, json_extract(data, '$.title') AS title FROM _rhtmx_sync_log AS l
-    WHERE action <> 'delete' AND version = (SELECT max(version) FROM _rhtmx_sync_log WHERE entity_id = l.entity_id)
-    ORDER BY entity_id;`, { json: true });
-  assert.deepEqual(log, rows);
-  const titles = new Set(rows.map((r) => r.title));
-  for (const t of acknowledged) assert.ok(titles.has(t), `acknowledged write '${t}' is missing`);
-}
-
 test('an exclusive lock, plain CGI: pull, push and events answer 503 with Retry-After within the one bound; released, the retry applies', async () => {
   const app = makeApp({ tag: 'lock-cgi' });
   sql(app.db, "INSERT INTO todos (title) VALUES ('before');");
@@ -129,7 +119,7 @@ test('an exclusive lock, plain CGI: pull, push and events answer 503 with Retry-
     assert.equal(JSON.parse(again.text).applied.length, 1);
     const p = await cgi(app, 'sync-pull', { query: 'since=0' });
     assert.deepEqual(JSON.parse(p.text).changes.map((c) => c.data.title), ['before', 'cgi-1']);
-    assertIntact(app, ['cgi-1']);
+    assertIntact(app.db, ['before', 'cgi-1']);
   } finally {
     if (held) await lock.release();
   }
@@ -168,7 +158,7 @@ test('an exclusive lock, FastCGI behind lighttpd: pull, push and events answer 5
     const p = await req('GET');
     assert.equal(p.status, 200, p.text);
     assert.deepEqual(JSON.parse(p.text).changes.map((c) => c.data.title), ['before', 'fcgi-1']);
-    assertIntact(app, ['fcgi-1']);
+    assertIntact(app.db, ['before', 'fcgi-1']);
   } finally {
     if (lock) await lock.release();
     await srv.stop();

@@ -8,8 +8,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { makeApp, sql, startLighttpd, openEvents, childrenOf } from '../harness/rhtmx.mjs';
+import { makeApp, startLighttpd, openEvents, childrenOf } from '../harness/rhtmx.mjs';
 import { startApache, descendantsOf, processesIn, request } from '../harness/apache.mjs';
+import { assertIntact } from '../harness/fault.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const alive = (pid) => {
@@ -24,19 +25,6 @@ async function gone(pids, ms) {
   return pids.filter(alive);
 }
 
-/** The database after the kill: intact, the log equal to the table, every acknowledged row there. */
-function assertIntact(app, acknowledged) {
-  assert.equal(sql(app.db, 'PRAGMA integrity_check;').trim(), 'ok');
-  const rows = sql(app.db, 'SELECT id, title FROM todos ORDER BY id;', { json: true });
-  // The newest log entry of each row, replayed, is the table.
-  const log = sql(app.db, `SELECT entity_id AS id, json_extract(data, '$.title') AS title FROM _rhtmx_sync_log AS l
-    WHERE action <> 'delete' AND version = (SELECT max(version) FROM _rhtmx_sync_log WHERE entity_id = l.entity_id)
-    ORDER BY entity_id;`, { json: true });
-  assert.deepEqual(log, rows);
-  const titles = new Set(rows.map((r) => r.title));
-  for (const t of acknowledged) assert.ok(titles.has(t), `acknowledged write '${t}' is missing`);
-}
-
 const push = (url, tag) => ({
   url: `${url}/api/sync/todos`,
   body: JSON.stringify({ client_id: 'c-kill', changes: [{ mutation_id: tag, action: 'create', id: `tmp-${tag}`, data: { title: tag }, client_version: 0 }] }),
@@ -45,7 +33,7 @@ const push = (url, tag) => ({
 test('lighttpd killed with SIGKILL: every FastCGI process it started exits on its own', async () => {
   const app = makeApp({ tag: 'kill-lighttpd' });
   const srv = await startLighttpd(app, { procs: { 'sync-push': 2, 'sync-pull': 2 } });
-  let stream;
+  let stream, kids = [];
   try {
     const acknowledged = [];
     for (const tag of ['one', 'two', 'three']) {
@@ -60,16 +48,17 @@ test('lighttpd killed with SIGKILL: every FastCGI process it started exits on it
     assert.equal(stream.status, 200);
     await stream.take((i) => i.event === 'message' && Number(i.id) === 3);
 
-    const kids = childrenOf(srv.pid);
+    kids = childrenOf(srv.pid);
     const programs = kids.map(exeOf).map((e) => e.split('/').pop()).sort();
     assert.deepEqual(programs, ['client-js', 'sync-events', 'sync-pull', 'sync-pull', 'sync-push', 'sync-push']);
     process.kill(srv.pid, 'SIGKILL');
     const left = await gone(kids, 10_000);
     assert.deepEqual(left.map((p) => `${p} ${exeOf(p)}`), [], 'FastCGI processes outlived lighttpd');
     await stream.ended;
-    assertIntact(app, acknowledged);
+    assertIntact(app.db, acknowledged);
   } finally {
     stream?.close();
+    for (const p of kids.filter(alive)) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
     await srv.stop();
   }
 });
@@ -101,7 +90,7 @@ test('Apache + mod_fcgid killed with SIGKILL: every program mod_fcgid started ex
     // Apache's own children (workers, mod_fcgid's process manager) are its business;
     // they are cleaned up below either way.
     server.push(...before);
-    assertIntact(app, acknowledged);
+    assertIntact(app.db, acknowledged);
   } finally {
     for (const p of [...new Set([...server, ...descendantsOf(srv.pid)])]) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
     for (const p of processesIn(srv.folder)) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
