@@ -10,7 +10,8 @@
 #   RHTMX_VALGRIND=0 scripts/test.sh   skip the valgrind pass
 #
 # The valgrind pass runs the cgi and fault tests among those selected (none for
-# -L unit): in the fault tests only what they run as CGI is under valgrind.
+# -L unit): in the fault tests only the CGI runs they start through the harness's
+# cgiCommand are under valgrind.
 # Every CGI process costs over a second of CPU under valgrind, so the corpus-heavy
 # tests run a sample there (push-jsontestsuite: every 16th file; push-concurrency:
 # fewer clients); the sanitized pass runs them whole. A valgrind finding makes the
