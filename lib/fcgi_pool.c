@@ -255,6 +255,7 @@ run_fcgi(const struct fcgi_pool_opts *o)
     parent_watch();
     if (FCGX_Init() != 0) {
         fputs("rhtmx-sync: cannot initialise FastCGI\n", stderr);
+        parent_unwatch();
         return 1;
     }
     pthread_attr_init(&p->attr);
@@ -264,6 +265,7 @@ run_fcgi(const struct fcgi_pool_opts *o)
     spawn(p);
     if (p->nthreads == 0) {
         pthread_mutex_unlock(&p->mu);
+        parent_unwatch();
         return 1;
     }
     pthread_mutex_unlock(&p->mu);
@@ -290,6 +292,7 @@ run_fcgi(const struct fcgi_pool_opts *o)
         pthread_cond_timedwait(&p->cond, &p->mu, &ts);
     }
     pthread_mutex_unlock(&p->mu);
+    parent_unwatch();
     return 0;
 }
 

@@ -977,6 +977,7 @@ http_run(http_handler handler, void *ctx)
     parent_watch();
     if (FCGX_Init() != 0 || FCGX_InitRequest(&r, 0, 0) != 0) {
         fputs("rhtmx-sync: cannot initialise FastCGI\n", stderr);
+        parent_unwatch();
         return 1;
     }
     while (FCGX_Accept_r(&r) >= 0) {
@@ -997,5 +998,6 @@ http_run(http_handler handler, void *ctx)
     FCGX_Free(&r, 1);
     buf_free(&out);
     buf_free(&headers);
+    parent_unwatch();
     return 0;
 }

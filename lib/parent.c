@@ -1,4 +1,5 @@
 /* parent: see parent.h. */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,13 +14,33 @@
 static pid_t parent;      /* who started this process */
 static pid_t grandparent; /* the web server behind a helper parent, or 0 */
 
-static void
+/* The watcher thread, and how parent_unwatch() ends it. */
+static pthread_t watcher;
+static int watching;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond; /* on CLOCK_MONOTONIC */
+static int stopping;        /* under mu */
+
+/* Wait ms, or less if parent_unwatch() is called: then 1. */
+static int
 nap_ms(long ms)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    struct timespec until;
+    int stop;
 
-    while (nanosleep(&ts, &ts) != 0)
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&mu);
+    while (!stopping && pthread_cond_timedwait(&cond, &mu, &until) != ETIMEDOUT)
         ;
+    stop = stopping;
+    pthread_mutex_unlock(&mu);
+    return stop;
 }
 
 /* The parent of pid and its program name (comm, into name), from /proc: any
@@ -66,11 +87,13 @@ parent_main(void *arg)
 {
     (void)arg;
     while (parent_there())
-        nap_ms(PARENT_CHECK_MS);
+        if (nap_ms(PARENT_CHECK_MS))
+            return NULL;
     fprintf(stderr, "rhtmx-sync: the web server (pid %d) is gone: stopping\n",
             (int)(grandparent != 0 ? grandparent : parent));
     kill(getpid(), SIGTERM);
-    nap_ms(PARENT_GRACE_S * 1000L);
+    if (nap_ms(PARENT_GRACE_S * 1000L))
+        return NULL; /* the graceful stop got there first */
     fprintf(stderr, "rhtmx-sync: still running %d s after the web server went: exiting\n",
             PARENT_GRACE_S);
     _exit(1);
@@ -81,8 +104,7 @@ parent_watch(void)
 {
     char name[64], gname[64];
     sigset_t all, old;
-    pthread_attr_t attr;
-    pthread_t tid;
+    pthread_condattr_t ca;
     pid_t gp;
 
     parent = getppid();
@@ -95,13 +117,28 @@ parent_watch(void)
     gp = proc_parent(parent, name, sizeof(name));
     if (gp > 1 && proc_parent(gp, gname, sizeof(gname)) >= 0 && strcmp(name, gname) == 0)
         grandparent = gp;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cond, &ca);
+    pthread_condattr_destroy(&ca);
     /* A parent gone before prctl() is seen by the thread's first look. */
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&tid, &attr, parent_main, NULL) != 0)
+    watching = pthread_create(&watcher, NULL, parent_main, NULL) == 0;
+    if (!watching)
         fputs("rhtmx-sync: cannot start the thread watching the web server\n", stderr);
-    pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void
+parent_unwatch(void)
+{
+    if (!watching)
+        return;
+    pthread_mutex_lock(&mu);
+    stopping = 1;
+    pthread_cond_signal(&cond);
+    pthread_mutex_unlock(&mu);
+    pthread_join(watcher, NULL);
+    watching = 0;
 }

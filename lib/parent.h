@@ -31,4 +31,8 @@
  * with SIGTERM handled (or blocked and taken with sigwait) by the program. */
 void parent_watch(void);
 
+/* Stop watching (the thread ends and is joined): before the program returns
+ * from main. Harmless without parent_watch(). */
+void parent_unwatch(void);
+
 #endif
