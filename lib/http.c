@@ -215,6 +215,7 @@ raw_write(struct http_req *req, const char *p, size_t n)
         buf_add(&req->out, p, n);
         return 0;
     }
+    req->cgi_out += n;
     if (fwrite(p, 1, n, stdout) != n) {
         req->failed = 1;
         return -1;
@@ -500,6 +501,55 @@ http_req_end(struct http_req *req)
     buf_free(&req->headers);
 }
 
+/* Drop the queued header called name (every line of it). */
+static void
+header_drop(struct http_req *req, const char *name)
+{
+    struct buf *h = &req->headers;
+    size_t n = strlen(name), i = 0;
+
+    while (i < h->len) {
+        char *eol = memchr(h->p + i, '\n', h->len - i);
+        size_t end = eol != NULL ? (size_t)(eol - h->p) + 1 : h->len;
+        if (end - i > n && strncasecmp(h->p + i, name, n) == 0 && h->p[i + n] == ':') {
+            memmove(h->p + i, h->p + end, h->len - end);
+            h->len -= end - i;
+        } else {
+            i = end;
+        }
+    }
+}
+
+/*
+ * An answer under way whose bytes have not left the process (FastCGI: all
+ * still in req->out; CGI: all still in stdio's buffer; or only held back for
+ * the gzip decision) is dropped, so that an error can be answered instead:
+ * then headers_sent and body_bytes are 0 again. Otherwise nothing changes.
+ */
+static void
+answer_take_back(struct http_req *req)
+{
+    if (req->headers_sent &&
+        (req->fcgx != NULL ? req->out_sent : __fpending(stdout) != req->cgi_out))
+        return;
+    if (req->gz != NULL) {
+        struct gz *g = req->gz;
+        deflateEnd(&g->z);
+        free(g);
+        req->gz = NULL;
+        header_drop(req, "Content-Encoding");
+    }
+    if (req->fcgx != NULL)
+        buf_reset(&req->out);
+    else
+        __fpurge(stdout);
+    req->cgi_out = 0;
+    buf_free(&req->gz_held);
+    req->gz_pending = 0;
+    req->headers_sent = 0;
+    req->body_bytes = 0;
+}
+
 /* 1 if a header called name is queued for the answer. */
 static int
 header_queued(const struct http_req *req, const char *name)
@@ -524,13 +574,8 @@ http_error(struct http_req *req, const struct err *e)
         fprintf(stderr, "rhtmx-sync: %s %s%s: %s\n", req->method,
                 http_env(req, "SCRIPT_NAME") ? http_env(req, "SCRIPT_NAME") : "", req->path_info,
                 e->msg);
-    if (!req->headers_sent && req->gz_pending) {
-        /* Only held back, undecided: nothing of it has left, so it can still
-         * become the error answer. */
-        buf_free(&req->gz_held);
-        req->gz_pending = 0;
-        req->body_bytes = 0;
-    }
+    if (req->headers_sent || req->body_bytes > 0)
+        answer_take_back(req);
     if (req->headers_sent || req->body_bytes > 0) {
         fprintf(stderr, "rhtmx-sync: answer already started, cut off: %s\n", e->msg);
         http_abort(req);

@@ -41,6 +41,7 @@ struct http_req {
     int out_sent;              /* ... some of it has left (no Content-Length then) */
     int body_read;             /* http_read_body() was called */
     int aborted;               /* the answer broke off: it must not look complete */
+    size_t cgi_out;            /* CGI: bytes handed to stdout */
 };
 
 /* Make req describe the current CGI environment / an accepted FastCGI request.
@@ -87,7 +88,9 @@ int http_flush(struct http_req *req);
 /* Answer with the error shape {"error":{"code":...,"message":...}} and e's
  * status. 5xx details go to stderr and the client gets a generic message;
  * 4xx messages go to the client as they are; a 503 gets Retry-After: 1 unless
- * the caller queued its own. If the body had already started, the error is
+ * the caller queued its own. If the body had already started but nothing of
+ * it has left the process yet (it is all in our buffers, or stdio's), it is
+ * dropped and the error answered instead; if some of it has left, the error is
  * logged and the answer is cut off (http_abort): a client must never take the
  * start of an answer for the whole of it. */
 void http_error(struct http_req *req, const struct err *e);

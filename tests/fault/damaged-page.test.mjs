@@ -6,6 +6,8 @@
 // for the rest. Now a failure before anything left the process is a 500 in the
 // error shape, and one after is cut off (CGI: the body stops short; FastCGI: the
 // web server's connection is dropped), so no client can parse it as a page.
+// ("Left the process": a plain answer of 150 KB has; the same compressed is
+// still in the program's buffers, and becomes the 500.)
 //
 // Then the page is written back: the database is intact, the change log matches
 // the table, every acknowledged write is there, and the very same pull (the
@@ -100,7 +102,7 @@ function assertWholePage(p) {
 // The table's leaf holding version 1510: the read fails at the tenth change,
 // while the answer is still staged: a clean 500.
 // The index's leaf near version 2100: the read fails some 150 KB into the
-// answer, long after the first bytes left: the answer is cut off.
+// answer; sent plain, the first 64 KB left long before: the answer is cut off.
 const DAMAGE = [
   { what: 'a change-log page', tree: '_rhtmx_sync_log', nth: 1510, cut: false },
   { what: 'an index page', tree: 'idx_sync_entity_version', nth: 2100, cut: true },
@@ -113,18 +115,14 @@ for (const d of DAMAGE) {
     for (const gzip of [false, true]) {
       const r = pullCgi(app, gzip);
       assert.match(r.stderr, /malformed/, 'the damage is logged');
-      if (!d.cut) {
-        assert.equal(r.status, 500, r.text().slice(0, 200));
+      if (!d.cut || gzip) {
+        assert.equal(r.status, 500, r.empty ? '(nothing)' : r.text().slice(0, 200));
+        assert.equal(r.headers['content-encoding'], undefined);
         assert.deepEqual(r.json(), { error: { code: 'database', message: "server error (details in the server's error log)" } });
         continue;
       }
-      // Nothing at all reached the web server (the compressed page was still
-      // in stdio's buffer), which then answers its own 5xx; or headers and part
-      // of the body did: 200, cut short.
-      if (r.empty) {
-        assert.ok(gzip, 'the plain answer was long enough to have left in part');
-        continue;
-      }
+      // Headers and part of the body went out before the failure: 200, cut short.
+      assert.match(r.stderr, /answer already started, cut off/);
       assert.equal(r.status, 200);
       assert.ok(r.body.length > 16384, `${r.body.length} bytes`);
       const text = gzip ? (() => {
@@ -139,7 +137,7 @@ for (const d of DAMAGE) {
   });
 }
 
-test('damaged pages behind lighttpd (FastCGI): no complete-looking page; repaired, the same process serves the retry whole', { skip: UNDER_VALGRIND && 'FastCGI: nothing runs under valgrind here' }, async () => {
+test('damaged pages behind lighttpd (FastCGI): no complete-looking page; repaired, the same process serves the retry whole', { skip: UNDER_VALGRIND && 'FastCGI: nothing runs under valgrind here' }, async (t) => {
   const app = bigApp('damage-fcgi');
   const srv = await startLighttpd(app);
   const get = async (headers = {}) => {
@@ -171,9 +169,17 @@ test('damaged pages behind lighttpd (FastCGI): no complete-looking page; repaire
       for (const enc of ['identity', 'gzip']) {
         const r = await get({ 'Accept-Encoding': enc });
         assert.ok(!(r.status === 200 && page(r.text)), `${d.what}, ${enc}: a complete-looking page: ${r.text.slice(-200)}`);
-        if (!d.cut) {
+        if (!d.cut || enc === 'gzip') {
           assert.equal(r.status, 500, r.text);
           assert.equal(JSON.parse(r.text).error.code, 'database');
+        } else {
+          // Cut off: the body stops short. lighttpd then either drops the
+          // connection in the middle of the chunked body or, as often, ends the
+          // response there (curl says "transfer closed with outstanding read
+          // data remaining" in the first case only); had it not sent the status
+          // yet, it would answer its own 5xx.
+          assert.ok(r.status === 0 || r.status >= 500 || (r.status === 200 && !/"has_more"/.test(r.text)), `${r.status} ${r.text.slice(-100)}`);
+          t.diagnostic(`${d.what}, plain: ${r.status === 0 ? r.error : `status ${r.status}, ${r.text.length} bytes`}`);
         }
       }
       repair();
