@@ -48,7 +48,7 @@ nap_ms(long ms)
 static pid_t
 proc_parent(pid_t pid, char *name, size_t len)
 {
-    char path[64], stat[512], *open, *close;
+    char path[64], line[512], *lp, *rp;
     size_t n;
     FILE *f;
     int ppid = -1;
@@ -57,15 +57,15 @@ proc_parent(pid_t pid, char *name, size_t len)
     f = fopen(path, "re");
     if (f == NULL)
         return -1;
-    n = fread(stat, 1, sizeof(stat) - 1, f);
+    n = fread(line, 1, sizeof(line) - 1, f);
     fclose(f);
-    stat[n] = '\0';
+    line[n] = '\0';
     /* "pid (comm) state ppid ...": comm may hold anything, ")" included. */
-    open = strchr(stat, '(');
-    close = strrchr(stat, ')');
-    if (open == NULL || close == NULL || close < open || sscanf(close + 1, " %*c %d", &ppid) != 1)
+    lp = strchr(line, '(');
+    rp = strrchr(line, ')');
+    if (lp == NULL || rp == NULL || rp < lp || sscanf(rp + 1, " %*c %d", &ppid) != 1)
         return -1;
-    snprintf(name, len, "%.*s", (int)(close - open - 1), open + 1);
+    snprintf(name, len, "%.*s", (int)(rp - lp - 1), lp + 1);
     return (pid_t)ppid;
 }
 
