@@ -44,7 +44,7 @@ static struct {
 /* The hub for the configured database, made or replaced as needed (under g.mu).
  * NULL with e set on failure. */
 static struct hub *
-current_hub(struct err *e)
+current_hub(long long deadline, struct err *e)
 {
     const char *path = g.app.cfg->database;
     size_t i;
@@ -69,7 +69,7 @@ current_hub(struct err *e)
         g.retired[g.nretired++] = g.hub;
         g.hub = NULL;
     }
-    g.hub = hub_new(path, 0, e);
+    g.hub = hub_new(path, 0, deadline, e);
     return g.hub;
 }
 
@@ -109,7 +109,9 @@ handle(struct http_req *req, void *ctx)
      * instead of getting 503. It applies from the next start. */
     if (p.max_streams > g.stream_cap)
         p.max_streams = g.stream_cap;
-    if ((h = current_hub(&e)) == NULL)
+    /* The bound app_ready() started holds for the rest of the request. */
+    p.deadline = g.app.db->deadline;
+    if ((h = current_hub(p.deadline, &e)) == NULL)
         goto fail;
     if (g.hangup == NULL && !g.hangup_failed && (g.hangup = hangup_new(&e)) == NULL) {
         g.hangup_failed = 1;
@@ -148,6 +150,7 @@ int
 main(void)
 {
     struct fcgi_pool_opts o = {0};
+    struct config *cfg;
     struct err e;
     size_t i;
     int rc, max_streams = 2000;
@@ -165,9 +168,15 @@ main(void)
         }
     }
     app_init(&g.app, "sync-events", NULL);
-    /* The thread ceiling follows the stream cap of the configuration at start. */
-    if (app_ready(&g.app, &e) == 0)
-        max_streams = g.app.cfg->events.max_streams;
+    /* The thread ceiling follows the stream cap of the configuration at start.
+     * Only the file is read: the database is the requests' business, each
+     * within its own bound on waiting for it (a locked database at start would
+     * otherwise hold up the first requests on top of theirs). */
+    if (!http_is_cgi() && g.app.config_path != NULL &&
+        (cfg = config_load(g.app.config_path, &e)) != NULL) {
+        max_streams = cfg->events.max_streams;
+        config_free(cfg);
+    }
     g.stream_cap = max_streams;
     o.max_threads = (size_t)max_streams + THREADS_OVER_CAP;
     o.on_stop = on_stop;

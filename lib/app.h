@@ -10,7 +10,13 @@
  * only after it reports something, or a second after the last one). A broken
  * config is retried on the next request, so fixing the file is enough: no
  * restart of a FastCGI process is needed. The same goes for a database that
- * was opened read-only (its file not writable): once it is, it is opened again.
+ * was opened read-only (its file not writable): once it is, it is opened again,
+ * and for a database file moved away or replaced by another file (a stat() of
+ * its path per request): the file now at the configured path is opened.
+ *
+ * Each app_ready() starts the request's one bound on waiting for the database
+ * (db_deadline: DB_BUSY_TIMEOUT_MS from the call), which the opening, the
+ * checks and the request's own statements share: beyond it, 503 "busy".
  */
 #ifndef RHTMX_APP_H
 #define RHTMX_APP_H

@@ -218,9 +218,14 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
         last = sqlite3_column_int64(st, 3);
         n++;
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        fprintf(stderr, "rhtmx-sync: pull %s: %s (answer truncated)\n", a->entity,
-                sqlite3_errmsg(d->h));
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        /* The page cannot be finished: it must not end as if it were (the
+         * client would store the head as its cursor and never ask for the
+         * rest). What is staged is dropped; the caller breaks the answer off,
+         * or, if nothing of it was written yet, answers e instead. */
+        db_fail(d, e, "pull");
+        goto err;
+    }
     jsonw_raw(out, "],\"has_more\":");
     jsonw_raw(out, has_more ? "true" : "false");
     jsonw_raw(out, ",\"version\":");

@@ -374,7 +374,7 @@ events_serve(struct hub *h, struct hangup *hu, const struct events_params *p,
         busy(req, &e);
         return;
     }
-    if (hub_state(h, &head, &horizon, &e) < 0) {
+    if (hub_state(h, &head, &horizon, p->deadline, &e) < 0) {
         if (e.status == 503)
             busy(req, &e);
         else
@@ -459,8 +459,11 @@ events_serve(struct hub *h, struct hangup *hu, const struct events_params *p,
             emit(req, &out, &b);
             goto done;
         case HUB_ERROR:
-            /* The client reconnects after retry: a natural back-off. */
+            /* Broken off, not ended: no "bye", nothing a client could take
+             * for an answer that ended on purpose. It reconnects after
+             * retry, from the last id it got: a natural back-off. */
             fprintf(stderr, "rhtmx-sync: events: %s\n", e.msg);
+            http_abort(req);
             goto done;
         }
         if (!before(t, end))

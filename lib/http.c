@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -27,6 +28,7 @@
 
 #include "http.h"
 #include "jsonw.h"
+#include "parent.h"
 
 extern char **environ;
 
@@ -213,6 +215,7 @@ raw_write(struct http_req *req, const char *p, size_t n)
         buf_add(&req->out, p, n);
         return 0;
     }
+    req->cgi_out += n;
     if (fwrite(p, 1, n, stdout) != n) {
         req->failed = 1;
         return -1;
@@ -509,6 +512,12 @@ req_finish(struct http_req *req)
         free(g);
         req->gz = NULL;
     }
+    if (req->aborted) {
+        /* No end record: FCGX_Finish_r's writes fail on the shut connection. */
+        if (req->fcgx != NULL && req->fcgx->ipcFd >= 0)
+            shutdown(req->fcgx->ipcFd, SHUT_RDWR);
+        return;
+    }
     if (req->fcgx != NULL) {
         out_content_length(req);
         out_flush(req, 1);
@@ -525,6 +534,55 @@ http_req_end(struct http_req *req)
     buf_free(&req->headers);
 }
 
+/* Drop the queued header called name (every line of it). */
+static void
+header_drop(struct http_req *req, const char *name)
+{
+    struct buf *h = &req->headers;
+    size_t n = strlen(name), i = 0;
+
+    while (i < h->len) {
+        char *eol = memchr(h->p + i, '\n', h->len - i);
+        size_t end = eol != NULL ? (size_t)(eol - h->p) + 1 : h->len;
+        if (end - i > n && strncasecmp(h->p + i, name, n) == 0 && h->p[i + n] == ':') {
+            memmove(h->p + i, h->p + end, h->len - end);
+            h->len -= end - i;
+        } else {
+            i = end;
+        }
+    }
+}
+
+/*
+ * An answer under way whose bytes have not left the process (FastCGI: all
+ * still in req->out; CGI: all still in stdio's buffer; or only held back for
+ * the gzip decision) is dropped, so that an error can be answered instead:
+ * then headers_sent and body_bytes are 0 again. Otherwise nothing changes.
+ */
+static void
+answer_take_back(struct http_req *req)
+{
+    if (req->headers_sent &&
+        (req->fcgx != NULL ? req->out_sent : __fpending(stdout) != req->cgi_out))
+        return;
+    if (req->gz != NULL) {
+        struct gz *g = req->gz;
+        deflateEnd(&g->z);
+        free(g);
+        req->gz = NULL;
+        header_drop(req, "Content-Encoding");
+    }
+    if (req->fcgx != NULL)
+        buf_reset(&req->out);
+    else
+        __fpurge(stdout);
+    req->cgi_out = 0;
+    buf_free(&req->gz_held);
+    req->gz_pending = 0;
+    req->headers_sent = 0;
+    req->body_bytes = 0;
+}
+
 void
 http_error(struct http_req *req, const struct err *e)
 {
@@ -536,9 +594,11 @@ http_error(struct http_req *req, const struct err *e)
         fprintf(stderr, "rhtmx-sync: %s %s%s: %s\n", req->method,
                 http_env(req, "SCRIPT_NAME") ? http_env(req, "SCRIPT_NAME") : "", req->path_info,
                 e->msg);
+    if (req->headers_sent || req->body_bytes > 0)
+        answer_take_back(req);
     if (req->headers_sent || req->body_bytes > 0) {
-        fprintf(stderr, "rhtmx-sync: answer already started, cannot report: %s\n", e->msg);
-        req->failed = 1;
+        fprintf(stderr, "rhtmx-sync: answer already started, cut off: %s\n", e->msg);
+        http_abort(req);
         return;
     }
     if (e->status >= 500 && e->status != 503)
@@ -560,6 +620,17 @@ http_error(struct http_req *req, const struct err *e)
         jsonw_int(&s, e->version);
     }
     jsonw_raw(&s, "}}\n");
+}
+
+void
+http_abort(struct http_req *req)
+{
+    req->failed = 1; /* every later write is dropped */
+    req->aborted = 1;
+    req->gz_pending = 0;
+    buf_free(&req->gz_held);
+    if (req->fcgx == NULL)
+        __fpurge(stdout); /* what stdio still holds never reaches the web server */
 }
 
 void
@@ -972,8 +1043,10 @@ http_run(http_handler handler, void *ctx)
         return 0;
     }
     install_shutdown_handlers();
+    parent_watch();
     if (FCGX_Init() != 0 || FCGX_InitRequest(&r, 0, 0) != 0) {
         fputs("rhtmx-sync: cannot initialise FastCGI\n", stderr);
+        parent_unwatch();
         return 1;
     }
     while (FCGX_Accept_r(&r) >= 0) {
@@ -994,5 +1067,6 @@ http_run(http_handler handler, void *ctx)
     FCGX_Free(&r, 1);
     buf_free(&out);
     buf_free(&headers);
+    parent_unwatch();
     return 0;
 }

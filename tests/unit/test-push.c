@@ -756,14 +756,14 @@ test_busy(void)
 
     CHECK(sqlite3_open(f.path, &other) == SQLITE_OK);
     CHECK(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
-    sqlite3_busy_timeout(f.db->h, 50);
+    db_deadline(f.db, db_now_ms() + 50);
     a = push_at(__LINE__, "todos", body, NULL, NULL, &e);
     CHECK(a == NULL);
     CHECK_INT(e.status, 503);
     CHECK_STR(e.code, "busy");
     sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_close(other);
-    sqlite3_busy_timeout(f.db->h, DB_BUSY_TIMEOUT_MS);
+    db_deadline(f.db, 0);
     CHECK_STR(state(), before);
     /* and the connection is usable again: the same batch now applies */
     a = push_at(__LINE__, "todos", body, NULL, NULL, &e);
