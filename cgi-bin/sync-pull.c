@@ -18,6 +18,29 @@
 
 enum { P_SINCE, P_LIMIT, P_FULL, P__COUNT };
 
+/*
+ * The app wrote rows of t since the log was last sealed (schema.h): copy them
+ * into their entries before answering, so that whatever this client sees now
+ * is the merge base its later pushes are compared against. A short write
+ * transaction of its own, then the read transaction again; nothing to do for
+ * a database this process cannot write (the answer reads rows from the table
+ * all the same).
+ */
+static int
+pull_seal(struct app *app, const struct table *t, struct err *e)
+{
+    if (app->db->readonly || !schema_unsealed(app->db, t))
+        return 0;
+    db_rollback(app->db);
+    if (db_begin_write(app->db, e) < 0)
+        return -1;
+    if (schema_seal(app->db, t, e) < 0 || db_commit(app->db, e) < 0) {
+        db_rollback(app->db);
+        return -1;
+    }
+    return db_begin_read(app->db, e);
+}
+
 static void
 serve(struct http_req *req, struct app *app)
 {
@@ -30,6 +53,7 @@ serve(struct http_req *req, struct app *app)
     long long v[P__COUNT];
     struct identity who;
     struct pull_args a;
+    struct buf sql = {0};
     struct sink out;
     struct err e;
 
@@ -70,6 +94,13 @@ serve(struct http_req *req, struct app *app)
     a.since = v[P_SINCE];
     a.limit = v[P_LIMIT];
     a.full = v[P_FULL] == 1 || a.since == 0;
+    a.schema = t->fingerprint;
+    if (pull_seal(app, t, &e) < 0) {
+        http_error(req, &e);
+        return;
+    }
+    schema_pull_sql(&sql, t);
+    a.sql = sql.p;
 
     http_header(req, "Cache-Control", "no-store");
     /* Pages compress about tenfold; a small answer is not worth a gzip header. */
@@ -77,6 +108,7 @@ serve(struct http_req *req, struct app *app)
     out = http_body(req, 200, "application/json");
     if (changelog_pull(app->db, &a, &out, &e) < 0)
         http_error(req, &e);
+    buf_free(&sql);
 }
 
 /* The read transaction app_ready_read() opened, if it did, ends here, after

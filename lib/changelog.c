@@ -144,7 +144,7 @@ write_change(struct stage *s, const struct sink *staged, sqlite3_stmt *st, int f
 int
 changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, struct err *e)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st = NULL, *dyn = NULL;
     long long head, horizon, last = 0, n = 0;
     int rc, has_more = 0, own = sqlite3_get_autocommit(d->h);
     struct stage stage;
@@ -185,9 +185,15 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
         e->version = head;
         goto err;
     }
-    st = db_stmt(d, STMT_PULL, e);
-    if (st == NULL)
+    if (a->sql != NULL) {
+        if (sqlite3_prepare_v2(d->h, a->sql, -1, &dyn, NULL) != SQLITE_OK) {
+            db_fail(d, e, "pull");
+            goto err;
+        }
+        st = dyn;
+    } else if ((st = db_stmt(d, STMT_PULL, e)) == NULL) {
         goto err;
+    }
     sqlite3_bind_text(st, 1, a->entity, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, a->since);
     sqlite3_bind_int(st, 5, a->since == 0); /* a first page: live rows only, as creates */
@@ -230,15 +236,21 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
     jsonw_raw(out, has_more ? "true" : "false");
     jsonw_raw(out, ",\"version\":");
     jsonw_int(out, has_more ? last : head);
+    if (a->schema != NULL) {
+        jsonw_raw(out, ",\"schema\":");
+        jsonw_cstring(out, a->schema);
+    }
     jsonw_raw(out, "}\n");
     stage_flush(&stage);
     sqlite3_reset(st);
+    sqlite3_finalize(dyn);
     if (own)
         db_rollback(d); /* a read transaction: nothing to commit */
     return 0;
 err:
     if (st != NULL)
         sqlite3_reset(st);
+    sqlite3_finalize(dyn);
     if (own)
         db_rollback(d);
     return -1;

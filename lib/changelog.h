@@ -15,17 +15,20 @@
 
 struct pull_args {
     const char *entity;
-    long long since; /* the cursor: changes after it */
-    long long limit; /* 1..max, already bounded by the caller */
-    const char *owner; /* only rows of this owner; NULL: all rows */
-    int full;        /* a later page of a full sync: no horizon check (the client had an
-                      * empty store, so nothing of it can have gone stale). Deletes still
-                      * come: a row sent on an earlier page may be gone since. */
+    long long since;    /* the cursor: changes after it */
+    long long limit;    /* 1..max, already bounded by the caller */
+    const char *owner;  /* only rows of this owner; NULL: all rows */
+    int full;           /* a later page of a full sync: no horizon check (the client had an
+                         * empty store, so nothing of it can have gone stale). Deletes still
+                         * come: a row sent on an earlier page may be gone since. */
+    const char *sql;    /* the query (schema_pull_sql), rows read from the table; NULL: the
+                         * data the log holds (STMT_PULL) */
+    const char *schema; /* the entity's schema fingerprint for the answer, or NULL */
 };
 
 /*
  * Write the pull answer for a to out:
- *   {"entity":E,"changes":[...],"has_more":B,"version":V}
+ *   {"entity":E,"changes":[...],"has_more":B,"version":V[,"schema":S]}
  * Nothing is written unless the read succeeds up to the first row, so on -1 the
  * caller can still answer with e: 410 resync_required (e->version = head) when
  * since is older than the compaction horizon, 5xx on database trouble. A read

@@ -65,6 +65,8 @@ static const char *const stmt_sql[STMT__COUNT] = {
                        "  WHERE type = 'trigger' AND tbl_name = ?1"
                        "    AND name IN (?2 || 'insert', ?2 || 'update', ?2 || 'delete')) = 3"
                        "  FROM _rhtmx_sync_tables WHERE entity = ?4",
+    [STMT_UNSEALED] = "SELECT 1 FROM _rhtmx_sync_log INDEXED BY idx_sync_unsealed"
+                      " WHERE entity = ?1 AND data IS NULL AND action <> 'delete' LIMIT 1",
     [STMT_ENTITY_COUNT] = "SELECT count(*) FROM _rhtmx_sync_log AS l"
                           " WHERE l.entity = ?1 AND l.action <> 'delete'"
                           "   AND l.version = (SELECT max(m.version) FROM _rhtmx_sync_log AS m"
@@ -87,7 +89,8 @@ static const char *const migrations[DB_SCHEMA_VERSION + 1] = {
           "  owner,"
           "  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')));"
           "CREATE INDEX IF NOT EXISTS idx_sync_entity_version ON _rhtmx_sync_log (entity, version);"
-          "CREATE INDEX IF NOT EXISTS idx_sync_entity_row ON _rhtmx_sync_log (entity, entity_id, version);"
+          "CREATE INDEX IF NOT EXISTS idx_sync_entity_row ON _rhtmx_sync_log (entity, entity_id, "
+          "version);"
           "CREATE TABLE IF NOT EXISTS _rhtmx_sync_context ("
           "  id INTEGER PRIMARY KEY CHECK (id = 1), client_id TEXT);"
           "INSERT OR IGNORE INTO _rhtmx_sync_context (id, client_id) VALUES (1, NULL);"
@@ -101,6 +104,15 @@ static const char *const migrations[DB_SCHEMA_VERSION + 1] = {
     /* 2: the pull's "is there a later change of this row" probe (STMT_PULL). */
     [2] = "CREATE INDEX IF NOT EXISTS idx_sync_row_version"
           "  ON _rhtmx_sync_log (entity_id, version, entity);",
+    /* 3: triggers that log the key only (lib/schema.c): the entries whose row
+     * data is still to be copied from the table (schema_seal), the columns
+     * each install saw, and the columns a table has lost (a push naming one
+     * is refused as schema_changed). */
+    [3] = "CREATE INDEX IF NOT EXISTS idx_sync_unsealed ON _rhtmx_sync_log (entity)"
+          "  WHERE data IS NULL AND action <> 'delete';"
+          "ALTER TABLE _rhtmx_sync_tables ADD COLUMN columns TEXT;"
+          "CREATE TABLE IF NOT EXISTS _rhtmx_sync_gone ("
+          "  entity TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (entity, name)) WITHOUT ROWID;",
 };
 
 int
@@ -493,8 +505,9 @@ db_migrate(struct db *d, struct err *e)
     if (db_schema_ok(d))
         return 0;
     if (d->readonly)
-        return err_set(e, 500, "database", "the database is read-only and its sync tables are "
-                                           "missing or old: run 'rhtmx-sync init' as its owner");
+        return err_set(e, 500, "database",
+                       "the database is read-only and its sync tables are "
+                       "missing or old: run 'rhtmx-sync init' as its owner");
     if (db_begin_write(d, e) < 0)
         return -1;
     v = db_schema_version(d, &app); /* again, under the write lock */

@@ -28,22 +28,23 @@
 #define DB_STR(x) DB_STR_(x)
 
 /* Our schema's version; the migrations in db.c go up to it. */
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 3
 /* user_version values we own: DB_USER_VERSION_BASE + schema version ("RH" << 16). */
 #define DB_USER_VERSION_BASE 0x52480000
 
 enum db_stmt {
-    STMT_HEAD,         /* head version */
-    STMT_HORIZON,      /* compaction horizon: versions at or below it may be gone */
-    STMT_PULL,         /* ?1 entity, ?2 since, ?3 limit, ?4 owner or NULL, ?5 first page of a full sync */
-    STMT_SET_CLIENT,   /* ?1 client_id (NULL clears) */
-    STMT_ENTITY_COUNT, /* ?1 entity: live rows by the log */
-    STMT_CURSORS,      /* head and horizon, in one step */
-    STMT_BEGIN,        /* BEGIN (deferred): a read transaction */
-    STMT_ROLLBACK,     /* ROLLBACK */
+    STMT_HEAD,    /* head version */
+    STMT_HORIZON, /* compaction horizon: versions at or below it may be gone */
+    STMT_PULL, /* ?1 entity, ?2 since, ?3 limit, ?4 owner or NULL, ?5 first page of a full sync */
+    STMT_SET_CLIENT,    /* ?1 client_id (NULL clears) */
+    STMT_ENTITY_COUNT,  /* ?1 entity: live rows by the log */
+    STMT_CURSORS,       /* head and horizon, in one step */
+    STMT_BEGIN,         /* BEGIN (deferred): a read transaction */
+    STMT_ROLLBACK,      /* ROLLBACK */
     STMT_SCHEMA_COOKIE, /* PRAGMA schema_version */
-    STMT_INSTALLED,    /* ?1 table, ?2 trigger name prefix, ?3 signature, ?4 entity: 1 when
-                        * the triggers (lib/schema.c) are there and were made from ?3 */
+    STMT_INSTALLED,     /* ?1 table, ?2 trigger name prefix, ?3 signature, ?4 entity: 1 when
+                         * the triggers (lib/schema.c) are there and were made from ?3 */
+    STMT_UNSEALED,      /* ?1 entity: a row when it has log entries still to seal (schema.h) */
     STMT__COUNT
 };
 

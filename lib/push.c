@@ -508,8 +508,7 @@ row_insert(struct push *p, struct json_object *key, struct json_object *fields,
             sql_ident(&sql, t->cols[t->key].name);
             n++;
         }
-        json_object_object_foreach(fields, f, v)
-        {
+        json_object_object_foreach (fields, f, v) {
             (void)v;
             if (n++ > 0)
                 buf_adds(&sql, ", ");
@@ -529,7 +528,7 @@ row_insert(struct push *p, struct json_object *key, struct json_object *fields,
     i = 1;
     if (key != NULL)
         sqljson_bind(st, i++, key, &t->cols[t->key]);
-    json_object_object_foreach(fields, f2, v2)
+    json_object_object_foreach (fields, f2, v2)
         sqljson_bind(st, i++, v2, &t->cols[table_column(t, f2)]);
     rc = step_write(p, st, owned, r, "push: insert", e);
     if (rc != 0)
@@ -560,8 +559,7 @@ row_update(struct push *p, sqlite3_value *kval, struct json_object *fields, stru
     buf_adds(&sql, "UPDATE ");
     sql_ident(&sql, t->en->table);
     buf_adds(&sql, " SET ");
-    json_object_object_foreach(fields, f, v)
-    {
+    json_object_object_foreach (fields, f, v) {
         (void)v;
         if (i > 1)
             buf_adds(&sql, ", ");
@@ -576,7 +574,7 @@ row_update(struct push *p, sqlite3_value *kval, struct json_object *fields, stru
     if (st == NULL)
         return -1;
     i = 1;
-    json_object_object_foreach(fields, f2, v2)
+    json_object_object_foreach (fields, f2, v2)
         sqljson_bind(st, i++, v2, &t->cols[table_column(t, f2)]);
     sqlite3_bind_value(st, i, kval);
     return step_write(p, st, owned, r, "push: update", e);
@@ -692,12 +690,16 @@ change_fields(const struct push *p, const struct push_change *c, struct json_obj
     *fields = json_object_new_object();
     if (c->data == NULL)
         return NULL;
-    json_object_object_foreach(c->data, f, v)
-    {
+    json_object_object_foreach (c->data, f, v) {
         col = table_column(t, f);
-        if (col < 0)
-            return rec_rejected(c, "unknown_column", "unknown column '%s' in %s",
+        if (col < 0 && schema_column_gone(p->d, t, f))
+            return rec_rejected(c, "schema_changed",
+                                "column '%s' is no longer in %s (the app changed its schema): "
+                                "nothing of this change was applied",
                                 err_quote(q, f), t->en->name);
+        if (col < 0)
+            return rec_rejected(c, "unknown_column", "unknown column '%s' in %s", err_quote(q, f),
+                                t->en->name);
         if ((size_t)col == t->key)
             continue;
         if (t->cols[col].generated)
@@ -748,8 +750,7 @@ check_write(const struct push *p, struct json_object *w, struct err *e)
     if (ocol != NULL && json_object_object_get_ex(w, ocol, &ov) && !owner_is(ov, p->o->owner))
         return err_set(e, 500, "internal", "custom resolver for %s changed the owner column '%s'",
                        p->t->en->name, ocol);
-    json_object_object_foreach(w, f, v)
-    {
+    json_object_object_foreach (w, f, v) {
         long col = table_column(p->t, f);
         if (col < 0)
             return err_set(e, 500, "internal", "custom resolver for %s wrote unknown column '%s'",
@@ -770,8 +771,7 @@ same_as_row(struct json_object *fields, struct json_object *row)
 {
     struct json_object *rv;
 
-    json_object_object_foreach(fields, f, v)
-    {
+    json_object_object_foreach (fields, f, v) {
         if (!json_object_object_get_ex(row, f, &rv) || !conflict_value_equal(v, rv))
             return 0;
     }
@@ -1134,6 +1134,9 @@ push_batch(struct db *d, const struct table *t, const struct push_opts *o, const
         goto out;
     if (set_client(&p, b.client_id, e) < 0)
         goto rollback;
+    /* Rows the app wrote since the last seal become merge bases first. */
+    if (schema_unsealed(d, t) && schema_seal(d, t, e) < 0)
+        goto rollback;
     for (i = 0; i < b.n; i++) {
         const struct push_change *c = &b.changes[i];
         if (mutation_get(&p, c, &recs[i], &v, e) < 0)
@@ -1157,6 +1160,9 @@ push_batch(struct db *d, const struct table *t, const struct push_opts *o, const
         if (fresh[i] && mutation_put(&p, &b.changes[i], recs[i], head, e) < 0)
             goto rollback;
     if (set_client(&p, NULL, e) < 0)
+        goto rollback;
+    /* And the rows this batch wrote: the client holds them now. */
+    if (any_new && schema_seal(d, t, e) < 0)
         goto rollback;
     push_close(&p); /* statements done before COMMIT */
     if (db_commit(d, e) < 0)

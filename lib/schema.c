@@ -27,10 +27,11 @@
 
 #include "buf.h"
 #include "schema.h"
+#include "sha256.h"
 #include "sqljson.h"
 
 /* Bumped whenever the generated trigger text changes, so old triggers are rebuilt. */
-#define TRIGGER_TEMPLATE "t4"
+#define TRIGGER_TEMPLATE "t5"
 /* json_object() takes at most 127 arguments by default: 60 columns per call. */
 #define JSON_CHUNK 60
 
@@ -144,7 +145,8 @@ table_read(struct db *d, struct table *t, struct err *e)
         }
         c = &t->cols[t->ncols++];
         c->name = strdup((const char *)sqlite3_column_text(st, 1));
-        c->type = strdup(sqlite3_column_text(st, 2) ? (const char *)sqlite3_column_text(st, 2) : "");
+        c->type =
+            strdup(sqlite3_column_text(st, 2) ? (const char *)sqlite3_column_text(st, 2) : "");
         c->notnull = sqlite3_column_int(st, 3);
         c->has_default = sqlite3_column_type(st, 4) != SQLITE_NULL;
         c->pk = sqlite3_column_int(st, 5);
@@ -226,6 +228,30 @@ out:
     return rc;
 }
 
+/* t->fingerprint: the first 64 bits of SHA-256 over the key and each column's
+ * name and declared type, in order, as hex. Clients compare it, not its parts. */
+static void
+table_fingerprint(struct table *t)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[SHA256_LEN];
+    struct sha256 h;
+    size_t i;
+
+    sha256_init(&h);
+    sha256_update(&h, t->cols[t->key].name, strlen(t->cols[t->key].name) + 1);
+    for (i = 0; i < t->ncols; i++) {
+        sha256_update(&h, t->cols[i].name, strlen(t->cols[i].name) + 1);
+        sha256_update(&h, t->cols[i].type, strlen(t->cols[i].type) + 1);
+    }
+    sha256_final(&h, md);
+    for (i = 0; i < sizeof(t->fingerprint) / 2; i++) {
+        t->fingerprint[2 * i] = hex[md[i] >> 4];
+        t->fingerprint[2 * i + 1] = hex[md[i] & 15];
+    }
+    t->fingerprint[sizeof(t->fingerprint) - 1] = '\0';
+}
+
 static int
 table_check(struct db *d, const struct config *c, struct table *t, struct err *e)
 {
@@ -247,9 +273,8 @@ table_check(struct db *d, const struct config *c, struct table *t, struct err *e
     if (en->owner_column != NULL) {
         t->owner = table_column(t, en->owner_column);
         if (t->owner < 0)
-            return err_set(e, 500, "config",
-                           "%s: entity '%s': table '%s' has no owner column '%s'", c->path,
-                           en->name, en->table, en->owner_column);
+            return err_set(e, 500, "config", "%s: entity '%s': table '%s' has no owner column '%s'",
+                           c->path, en->name, en->table, en->owner_column);
     }
     for (i = 0; i < t->ncols; i++) {
         if (t->cols[i].pk)
@@ -293,12 +318,13 @@ table_check(struct db *d, const struct config *c, struct table *t, struct err *e
     buf_printf(&sig, "%s|%s|%s|%s", TRIGGER_TEMPLATE, en->table, en->key,
                en->owner_column ? en->owner_column : "");
     for (i = 0; i < t->ncols; i++)
-        buf_printf(&sig, "|%s", t->cols[i].name);
+        buf_printf(&sig, "|%s %s", t->cols[i].name, t->cols[i].type);
     /* An INTEGER key that is not the rowid may hold other types (the blob
      * guard of json_value); the mark cannot be a column name (no quotes). */
     if (integer_pk && !t->rowid_key)
         buf_adds(&sig, "|\"not-rowid\"");
     t->signature = sig.p;
+    table_fingerprint(t);
     return 0;
 }
 
@@ -436,11 +462,15 @@ key_changed(struct buf *b, const struct table *t, int changed)
 
 /*
  * One log append for `row`: bump head, insert the entry with the new head.
- * action is SQL text (a literal or an expression); data 1 logs the row as
- * JSON; only_rekey 1 makes both statements apply only when the key changed.
+ * action is SQL text (a literal or an expression); only_rekey 1 makes both
+ * statements apply only when the key changed. The entry names the row by its
+ * key and carries no data: the triggers name no column but the key and the
+ * owner, so the app's ALTER TABLE (DROP COLUMN checks every trigger of the
+ * table against the new columns) never meets them. schema_seal() copies the
+ * row into the entry afterwards, and a pull reads rows from the table.
  */
 static void
-log_append(struct buf *b, const struct table *t, const char *action, const char *row, int data,
+log_append(struct buf *b, const struct table *t, const char *action, const char *row,
            int only_rekey)
 {
     buf_adds(b, "UPDATE _rhtmx_sync_state SET value = value + 1 WHERE key = 'head'");
@@ -453,12 +483,8 @@ log_append(struct buf *b, const struct table *t, const char *action, const char 
     sql_literal(b, t->en->name);
     buf_printf(b, ", %s.", row);
     sql_ident(b, t->cols[t->key].name);
-    buf_printf(b, ", %s, ", action);
-    if (data)
-        json_row(b, t, row);
-    else
-        buf_adds(b, "NULL");
-    buf_adds(b, ", (SELECT value FROM _rhtmx_sync_state WHERE key = 'head'), "
+    buf_printf(b, ", %s, NULL, ", action);
+    buf_adds(b, "(SELECT value FROM _rhtmx_sync_state WHERE key = 'head'), "
                 "(SELECT client_id FROM _rhtmx_sync_context WHERE id = 1), ");
     owner_value(b, t, row);
     if (only_rekey) {
@@ -494,84 +520,224 @@ triggers_sql(struct buf *b, const struct table *t)
 
     trigger_open(b, t, "insert", "INSERT");
     buf_adds(b, " BEGIN\n");
-    log_append(b, t, "'create'", "NEW", 1, 0);
+    log_append(b, t, "'create'", "NEW", 0);
     buf_adds(b, "END;\n");
 
-    /* An UPDATE that changes nothing (common in form handlers) logs nothing. */
+    /* Every UPDATE logs, even one that changes nothing: comparing the columns
+     * would name them all, and then the app could not drop one. */
     trigger_open(b, t, "update", "UPDATE");
-    buf_adds(b, " WHEN ");
-    for (i = 0; i < t->ncols; i++) {
-        if (i > 0)
-            buf_adds(b, " OR ");
-        buf_adds(b, "OLD.");
-        sql_ident(b, t->cols[i].name);
-        buf_adds(b, " IS NOT NEW.");
-        sql_ident(b, t->cols[i].name);
-    }
     buf_adds(b, " BEGIN\n");
     /* A new key: the old one is gone for the clients, the row is new to them. */
-    log_append(b, t, "'delete'", "OLD", 0, 1);
+    log_append(b, t, "'delete'", "OLD", 1);
     buf_adds(&action, "CASE WHEN ");
     key_changed(&action, t, 0);
     buf_adds(&action, " THEN 'update' ELSE 'create' END");
-    log_append(b, t, action.p, "NEW", 1, 0);
+    log_append(b, t, action.p, "NEW", 0);
     buf_adds(b, "END;\n");
     buf_free(&action);
 
     trigger_open(b, t, "delete", "DELETE");
     buf_adds(b, " BEGIN\n");
-    log_append(b, t, "'delete'", "OLD", 0, 0);
+    log_append(b, t, "'delete'", "OLD", 0);
     buf_adds(b, "END;\n");
 }
 
+/* "(SELECT action FROM the log WHERE the newest entry of key expr)" */
+static void
+newest_action(struct buf *b, const struct table *t, const char *keyexpr)
+{
+    /* +key: without affinity on either side the lookup can use the log's
+     * index (with the key column's affinity it scanned every entry of the
+     * entity for each row: minutes for 100,000 rows already in the log). */
+    buf_adds(b, "(SELECT l.action FROM _rhtmx_sync_log AS l WHERE l.entity = ");
+    sql_literal(b, t->en->name);
+    buf_printf(b, " AND l.entity_id = +%s ORDER BY l.version DESC LIMIT 1)", keyexpr);
+}
+
 /*
- * One log entry per row of the table, versions after the head in key order:
- * 'create' for rows the log has never seen (first install), or 'update' for
- * every row (the columns changed, so every client's copy lacks something),
- * or with only_reals 'update' for the rows holding a real (triggers before
- * template t4 logged reals rounded to 15 digits, infinity as a bare Inf).
+ * Make the log agree with the table, versions after the head:
+ *   every row whose newest entry is missing or a delete gets a 'create';
+ *   with all_rows, every other row gets an 'update' (the triggers were
+ *   missing for a while, as in a table rebuilt under its name, or its columns
+ *   changed: any row may differ from what the clients hold);
+ *   every key whose newest entry is live but which the table no longer has
+ *   gets a 'delete'.
+ * So a full sync after it equals the table. Entries carry no data until
+ * schema_seal() runs (install_one runs it next).
  */
 static void
-backfill_sql(struct buf *b, const struct table *t, int first, int only_reals)
+reconcile_sql(struct buf *b, const struct table *t, int all_rows)
 {
     const char *key = t->cols[t->key].name;
-    size_t i;
+    struct buf rk = {0};
+
+    buf_adds(&rk, "r.");
+    sql_ident(&rk, key);
 
     buf_adds(b, "INSERT INTO _rhtmx_sync_log (entity, entity_id, action, data, version, owner)"
                 " SELECT ");
     sql_literal(b, t->en->name);
-    buf_adds(b, ", r.");
-    sql_ident(b, key);
-    buf_printf(b, ", '%s', ", first ? "create" : "update");
-    json_row(b, t, "r");
-    buf_adds(b, ", (SELECT value FROM _rhtmx_sync_state WHERE key = 'head') + "
-                "row_number() OVER (ORDER BY r.");
-    sql_ident(b, key);
+    buf_printf(b, ", %s, CASE coalesce(", rk.p);
+    newest_action(b, t, rk.p);
+    buf_adds(b, ", 'delete') WHEN 'delete' THEN 'create' ELSE 'update' END, NULL, "
+                "(SELECT value FROM _rhtmx_sync_state WHERE key = 'head') + "
+                "row_number() OVER (ORDER BY ");
+    buf_adds(b, rk.p);
     buf_adds(b, "), ");
     owner_value(b, t, "r");
     buf_adds(b, " FROM ");
     sql_ident(b, t->en->table);
     buf_adds(b, " AS r");
-    if (first) {
-        buf_adds(b, " WHERE NOT EXISTS (SELECT 1 FROM _rhtmx_sync_log AS l WHERE l.entity = ");
-        sql_literal(b, t->en->name);
-        /* +r.key: without affinity on either side the lookup can use the log's
-         * index (with the key column's affinity it scanned every entry of the
-         * entity for each row: minutes for 100,000 rows already in the log). */
-        buf_adds(b, " AND l.entity_id = +r.");
-        sql_ident(b, key);
-        buf_adds(b, ")");
-    } else if (only_reals) {
-        for (i = 0; i < t->ncols; i++) {
-            buf_adds(b, i == 0 ? " WHERE typeof(r." : " OR typeof(r.");
-            sql_ident(b, t->cols[i].name);
-            buf_adds(b, ") = 'real'");
-        }
+    if (!all_rows) {
+        buf_adds(b, " WHERE coalesce(");
+        newest_action(b, t, rk.p);
+        buf_adds(b, ", 'delete') = 'delete'");
     }
-    buf_adds(b, " ORDER BY r.");
-    sql_ident(b, key);
-    buf_adds(b, ";\nUPDATE _rhtmx_sync_state SET value = max(value, (SELECT coalesce(max(version), 0)"
+    buf_printf(b, " ORDER BY %s;\n", rk.p);
+    buf_adds(b, "UPDATE _rhtmx_sync_state SET value = max(value, (SELECT coalesce(max(version), 0)"
                 " FROM _rhtmx_sync_log)) WHERE key = 'head';\n");
+
+    /* Keys the log holds live that the table lost without a trigger seeing it. */
+    buf_adds(b, "INSERT INTO _rhtmx_sync_log (entity, entity_id, action, data, version, owner)"
+                " SELECT l.entity, l.entity_id, 'delete', NULL, "
+                "(SELECT value FROM _rhtmx_sync_state WHERE key = 'head') + "
+                "row_number() OVER (ORDER BY l.version), l.owner FROM _rhtmx_sync_log AS l"
+                " WHERE l.entity = ");
+    sql_literal(b, t->en->name);
+    buf_adds(b, " AND l.action <> 'delete' AND NOT EXISTS (SELECT 1 FROM _rhtmx_sync_log AS m"
+                " WHERE m.entity = l.entity AND m.entity_id = l.entity_id AND m.version > "
+                "l.version) AND NOT EXISTS (SELECT 1 FROM ");
+    sql_ident(b, t->en->table);
+    buf_adds(b, " AS r WHERE ");
+    buf_adds(b, rk.p);
+    buf_adds(b, " = l.entity_id) ORDER BY l.version;\n");
+    buf_adds(b, "UPDATE _rhtmx_sync_state SET value = max(value, (SELECT coalesce(max(version), 0)"
+                " FROM _rhtmx_sync_log)) WHERE key = 'head';\n");
+    buf_free(&rk);
+}
+
+/* The table's columns as a JSON array literal, for _rhtmx_sync_tables.columns. */
+static void
+columns_literal(struct buf *b, const struct table *t)
+{
+    struct buf arr = {0};
+    size_t i;
+
+    buf_adds(&arr, "[");
+    for (i = 0; i < t->ncols; i++) {
+        buf_adds(&arr, i ? ",\"" : "\"");
+        buf_adds(&arr, t->cols[i].name); /* no quote or backslash: table_check */
+        buf_adds(&arr, "\"");
+    }
+    buf_adds(&arr, "]");
+    sql_literal(b, arr.p);
+    buf_free(&arr);
+}
+
+/* Remember the columns the last install saw and no longer exist (a push
+ * naming one is schema_changed, not unknown_column); forget a column that is
+ * back. Runs before _rhtmx_sync_tables gets the new list. */
+static void
+gone_sql(struct buf *b, const struct table *t)
+{
+    buf_adds(b, "INSERT OR IGNORE INTO _rhtmx_sync_gone (entity, name) SELECT ");
+    sql_literal(b, t->en->name);
+    buf_adds(b, ", j.value FROM _rhtmx_sync_tables AS s, json_each(s.columns) AS j"
+                " WHERE s.entity = ");
+    sql_literal(b, t->en->name);
+    buf_adds(b, " AND s.columns IS NOT NULL AND j.value NOT IN (SELECT value FROM json_each(");
+    columns_literal(b, t);
+    buf_adds(b, "));\nDELETE FROM _rhtmx_sync_gone WHERE entity = ");
+    sql_literal(b, t->en->name);
+    buf_adds(b, " AND name IN (SELECT value FROM json_each(");
+    columns_literal(b, t);
+    buf_adds(b, "));\n");
+}
+
+void
+schema_seal_sql(struct buf *b, const struct table *t)
+{
+    buf_adds(b, "UPDATE _rhtmx_sync_log AS l SET data = CASE WHEN EXISTS (SELECT 1 FROM "
+                "_rhtmx_sync_log AS m WHERE m.entity = l.entity AND m.entity_id = l.entity_id "
+                "AND m.version > l.version) THEN 'null' ELSE coalesce((SELECT ");
+    json_row(b, t, "r");
+    buf_adds(b, " FROM ");
+    sql_ident(b, t->en->table);
+    buf_adds(b, " AS r WHERE r.");
+    sql_ident(b, t->cols[t->key].name);
+    buf_adds(b, " = l.entity_id), 'null') END WHERE l.entity = ");
+    sql_literal(b, t->en->name);
+    buf_adds(b, " AND l.data IS NULL AND l.action <> 'delete'");
+}
+
+int
+schema_seal(struct db *d, const struct table *t, struct err *e)
+{
+    struct buf sql = {0};
+    int rc;
+
+    schema_seal_sql(&sql, t);
+    rc = db_exec(d, sql.p, e);
+    buf_free(&sql);
+    return rc;
+}
+
+int
+schema_unsealed(struct db *d, const struct table *t)
+{
+    sqlite3_stmt *st;
+    struct err e;
+    int found;
+
+    if ((st = db_stmt(d, STMT_UNSEALED, &e)) == NULL)
+        return 0;
+    sqlite3_bind_text(st, 1, t->en->name, -1, SQLITE_STATIC);
+    found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return found;
+}
+
+int
+schema_column_gone(struct db *d, const struct table *t, const char *name)
+{
+    sqlite3_stmt *st = NULL;
+    int gone;
+
+    if (sqlite3_prepare_v2(d->h, "SELECT 1 FROM _rhtmx_sync_gone WHERE entity = ?1 AND name = ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    sqlite3_bind_text(st, 1, t->en->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    gone = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return gone;
+}
+
+void
+schema_pull_sql(struct buf *b, const struct table *t)
+{
+    /* STMT_PULL's query (db.c explains it), with each live row's data read
+     * from the table: the newest entry of a live row is the row as it is now,
+     * in the same snapshot, whatever columns it has gained or lost since the
+     * entry was written. */
+    buf_adds(b, "SELECT l.entity_id, CASE WHEN ?5 THEN 'create' ELSE l.action END,"
+                " CASE WHEN l.action = 'delete' THEN NULL ELSE ");
+    json_row(b, t, "r");
+    buf_adds(b, " END, l.version, l.client_id"
+                " FROM _rhtmx_sync_log AS l"
+                " LEFT JOIN _rhtmx_sync_log AS m INDEXED BY idx_sync_row_version"
+                " ON m.entity = l.entity AND m.entity_id = l.entity_id AND m.version > l.version"
+                " LEFT JOIN ");
+    sql_ident(b, t->en->table);
+    buf_adds(b, " AS r ON l.action <> 'delete' AND r.");
+    sql_ident(b, t->cols[t->key].name);
+    buf_adds(b, " = l.entity_id"
+                " WHERE l.entity = ?1 AND l.version > ?2"
+                " AND (NOT ?5 OR l.action <> 'delete')"
+                " AND (?4 IS NULL OR l.owner = ?4)"
+                " AND m.version IS NULL"
+                " ORDER BY l.version LIMIT ?3");
 }
 
 /* The stored signature for t, or NULL (new string). */
@@ -620,21 +786,23 @@ install_one(struct db *d, const struct table *t, struct err *e)
     int rc;
 
     triggers_sql(&sql, t);
-    /* First sight of the table (or of this entity name): log rows not yet in the
-     * log. Columns changed: log every row again so clients get the new shape.
-     * Triggers of an older template: also log again every row holding a real. */
-    if (sig != NULL && strncmp(sig, TRIGGER_TEMPLATE "|", sizeof(TRIGGER_TEMPLATE)) != 0)
-        backfill_sql(&sql, t, 0, 1);
-    if (sig == NULL || strncmp(sig, TRIGGER_TEMPLATE "|", sizeof(TRIGGER_TEMPLATE)) != 0)
-        backfill_sql(&sql, t, 1, 0);
-    else if (strcmp(sig, t->signature) != 0)
-        backfill_sql(&sql, t, 0, 0);
-    buf_adds(&sql, "INSERT OR REPLACE INTO _rhtmx_sync_tables (entity, tbl, signature) VALUES (");
+    /* First sight of this entity: log the rows the log does not hold live.
+     * Seen before (triggers dropped with a rebuilt table, columns changed, an
+     * older template): log every row again, and a delete for every key the
+     * table lost meanwhile. Then copy the rows into the new entries. */
+    reconcile_sql(&sql, t, sig != NULL);
+    schema_seal_sql(&sql, t);
+    buf_adds(&sql, ";\n");
+    gone_sql(&sql, t);
+    buf_adds(&sql, "INSERT OR REPLACE INTO _rhtmx_sync_tables (entity, tbl, signature, columns) "
+                   "VALUES (");
     sql_literal(&sql, t->en->name);
     buf_adds(&sql, ", ");
     sql_literal(&sql, t->en->table);
     buf_adds(&sql, ", ");
     sql_literal(&sql, t->signature);
+    buf_adds(&sql, ", ");
+    columns_literal(&sql, t);
     buf_adds(&sql, ");\n");
     rc = db_exec(d, sql.p, e);
     buf_free(&sql);

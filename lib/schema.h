@@ -20,6 +20,8 @@
 #include "config.h"
 #include "db.h"
 
+struct buf;
+
 struct column {
     char *name;
     char *type; /* declared type, as written ("" when none) */
@@ -33,13 +35,14 @@ struct table {
     const struct entity *en; /* borrowed from the config */
     struct column *cols;
     size_t ncols;
-    size_t key;      /* index of the key column in cols */
-    long owner;      /* index of the owner column, or -1 */
-    int rowid_key;   /* the key is the rowid (an INTEGER PRIMARY KEY of a rowid table) */
-    int assign_key;  /* a create may leave the key out: the server assigns it (the rowid,
-                        or, for an INTEGER PRIMARY KEY that is not the rowid, as in a
-                        WITHOUT ROWID table, the largest integer key plus one) */
-    char *signature; /* what the triggers are generated from */
+    size_t key;           /* index of the key column in cols */
+    long owner;           /* index of the owner column, or -1 */
+    int rowid_key;        /* the key is the rowid (an INTEGER PRIMARY KEY of a rowid table) */
+    int assign_key;       /* a create may leave the key out: the server assigns it (the rowid,
+                             or, for an INTEGER PRIMARY KEY that is not the rowid, as in a
+                             WITHOUT ROWID table, the largest integer key plus one) */
+    char *signature;      /* what the triggers are generated from */
+    char fingerprint[17]; /* the columns' shape, as clients see it (pull answers' "schema") */
 };
 
 struct schema {
@@ -76,6 +79,26 @@ int schema_installed(struct db *d, const struct table *t);
 /* 1 if every table of s has its triggers installed (schema_install has
  * nothing to do), 0 if not. Only reads. */
 int schema_current(struct db *d, const struct schema *s);
+
+/*
+ * The triggers log a row's key only (so they never block the app's ALTER
+ * TABLE). Sealing copies each live row into its newest unsealed entry (older
+ * unsealed entries get 'null': the row as it was then is gone), so a push has
+ * the row as a client last saw it to merge against. The caller holds a write
+ * transaction. schema_unsealed: 1 if t has entries to seal (an index probe).
+ * schema_seal_sql appends the statement (no ';') to b.
+ */
+int schema_seal(struct db *d, const struct table *t, struct err *e);
+void schema_seal_sql(struct buf *b, const struct table *t);
+int schema_unsealed(struct db *d, const struct table *t);
+
+/* The pull's query for t (STMT_PULL's parameters), each row's data read
+ * from the table as it is in the pull's snapshot. Appended to b. */
+void schema_pull_sql(struct buf *b, const struct table *t);
+
+/* 1 if name was a column of t when its triggers were last installed and is
+ * no longer one (dropped or renamed by the app). */
+int schema_column_gone(struct db *d, const struct table *t, const char *name);
 
 /* Index of column name in t, or -1. */
 long table_column(const struct table *t, const char *name);

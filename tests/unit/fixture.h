@@ -20,7 +20,22 @@ struct fixture {
     struct schema *schema;
 };
 
-/* Run sql on the raw connection (as the PHP app or the sqlite3 shell would). */
+/* Copy the rows into the log entries the triggers left without data, as
+ * the next pull or push does (schema_seal). */
+static inline void
+fx_seal(struct fixture *f)
+{
+    struct err e;
+    size_t i;
+
+    for (i = 0; f->schema != NULL && i < f->schema->ntables; i++)
+        if (schema_unsealed(f->db, &f->schema->tables[i]) &&
+            schema_seal(f->db, &f->schema->tables[i], &e) < 0)
+            fprintf(stderr, "fx_seal: %s\n", e.msg);
+}
+
+/* Run sql on the raw connection (as the PHP app or the sqlite3 shell would),
+ * then seal what it logged, as a client's pull would before seeing it. */
 static inline int
 fx_exec(struct fixture *f, const char *sql)
 {
@@ -29,6 +44,8 @@ fx_exec(struct fixture *f, const char *sql)
     if (rc != SQLITE_OK)
         fprintf(stderr, "fx_exec: %s: %s\n", sql, msg);
     sqlite3_free(msg);
+    if (rc == SQLITE_OK && sqlite3_get_autocommit(f->db->h))
+        fx_seal(f);
     return rc;
 }
 
