@@ -13,12 +13,14 @@ test('a row inserted with the sqlite3 shell shows up in the next pull', () => {
   const first = pull(app, 'since=0');
   assert.equal(first.status, 200);
   assert.equal(first.headers['content-type'], 'application/json');
-  assert.deepEqual(first.json(), { entity: 'todos', changes: [], has_more: false, version: 0 });
+  const { schema, ...rest } = first.json();
+  assert.match(schema, /^[0-9a-f]{16}$/);
+  assert.deepEqual(rest, { entity: 'todos', changes: [], has_more: false, version: 0 });
 
   sql(app.db, "INSERT INTO todos (title) VALUES ('from the shell');");
   const next = pull(app, `since=${first.json().version}`);
   assert.deepEqual(next.json(), {
-    entity: 'todos', has_more: false, version: 1,
+    entity: 'todos', has_more: false, version: 1, schema,
     changes: [{ id: 1, action: 'create', version: 1, data: { id: 1, title: 'from the shell', done: 0 } }],
   });
 });

@@ -1,0 +1,139 @@
+// The app changes its schema with the product installed: its own ALTER TABLE
+// statements run as written, the programs notice on their next request, the
+// log stays consistent with the table, and queued writes meet the new shape
+// visibly (docs/DEPLOY.md "Changing your schema").
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { makeApp, runCgi, sql, cgiCommand } from '../harness/rhtmx.mjs';
+
+const SCHEMA = `CREATE TABLE todos (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0, priority INTEGER);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50)
+INSERT INTO todos (title, priority) SELECT 'row ' || i, i % 3 FROM n;`;
+
+const pull = (app, since, limit = 1000) =>
+  runCgi('sync-pull', { config: app.config, path: '/todos', query: `since=${since}&limit=${limit}` }).json();
+const push = (app, body) => runCgi('sync-push', {
+  config: app.config, method: 'POST', path: '/todos', body: JSON.stringify(body),
+  headers: { 'Content-Type': 'application/json' },
+});
+
+/* Apply pulls from since onto a copy of rows (a client's store), to the end. */
+function syncFrom(app, since, rows = new Map()) {
+  let last;
+  for (;;) {
+    const r = pull(app, since, 17);
+    for (const c of r.changes) {
+      if (c.action === 'delete') rows.delete(c.id);
+      else rows.set(c.id, c.data);
+    }
+    since = r.version;
+    last = r;
+    if (!r.has_more) break;
+  }
+  return { rows, version: since, schema: last.schema };
+}
+const table = (app) => new Map(sql(app.db, 'SELECT * FROM todos ORDER BY id;', { json: true }).map((r) => [r.id, r]));
+const sorted = (m) => [...m.entries()].sort((a, b) => a[0] - b[0]);
+
+test('DROP COLUMN runs with the triggers installed; pulls drop the column and change the fingerprint', () => {
+  const app = makeApp({ schema: SCHEMA });
+  const before = syncFrom(app, 0);
+  assert.equal(before.rows.get(1).priority, 1);
+  // Fails on the triggers that named every column: "no such column: NEW.priority".
+  sql(app.db, 'ALTER TABLE todos DROP COLUMN priority;');
+  const after = syncFrom(app, before.version, new Map(before.rows));
+  assert.notEqual(after.schema, before.schema);
+  assert.deepEqual(sorted(after.rows), sorted(table(app)));
+  assert.equal('priority' in after.rows.get(1), false);
+  assert.deepEqual(sorted(syncFrom(app, 0).rows), sorted(table(app)));
+  // The app keeps writing; the triggers still capture it.
+  sql(app.db, "UPDATE todos SET title = 'after drop' WHERE id = 2;");
+  assert.equal(syncFrom(app, after.version, after.rows).rows.get(2).title, 'after drop');
+});
+
+test('RENAME COLUMN and an added column: the next pull shows the new shape', () => {
+  const app = makeApp({ schema: SCHEMA });
+  const before = syncFrom(app, 0);
+  sql(app.db, 'ALTER TABLE todos RENAME COLUMN priority TO rank; ALTER TABLE todos ADD COLUMN note TEXT;');
+  // A write to the new column alone is logged (the old triggers compared columns).
+  runCgi('sync-pull', { config: app.config, path: '/todos', query: 'since=0&limit=1' });
+  sql(app.db, "UPDATE todos SET note = 'n' WHERE id = 3;");
+  const after = syncFrom(app, before.version, new Map(before.rows));
+  assert.notEqual(after.schema, before.schema);
+  assert.equal(after.rows.get(3).note, 'n');
+  assert.equal(after.rows.get(1).rank, 1);
+  assert.equal('priority' in after.rows.get(1), false);
+  assert.deepEqual(sorted(after.rows), sorted(table(app)));
+});
+
+test('a table rebuilt under its name (the 12-step ALTER) with writes before any request: the log catches up', () => {
+  const app = makeApp({ schema: SCHEMA });
+  const before = syncFrom(app, 0);
+  sql(app.db, `BEGIN;
+    CREATE TABLE todos_new (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0, due TEXT);
+    INSERT INTO todos_new (id, title, done) SELECT id, title, done FROM todos WHERE id <> 7;
+    DROP TABLE todos;
+    ALTER TABLE todos_new RENAME TO todos;
+    COMMIT;
+    INSERT INTO todos (title, due) VALUES ('written while the triggers were gone', '2026-12-31');
+    UPDATE todos SET title = 'changed unseen' WHERE id = 5;`);
+  const after = syncFrom(app, before.version, new Map(before.rows));
+  assert.deepEqual(sorted(after.rows), sorted(table(app)));
+  assert.equal(after.rows.has(7), false);
+  assert.equal(after.rows.get(5).title, 'changed unseen');
+  assert.deepEqual(sorted(syncFrom(app, 0).rows), sorted(table(app)));
+  // The triggers are back.
+  sql(app.db, 'DELETE FROM todos WHERE id = 8;');
+  assert.equal(syncFrom(app, after.version, after.rows).rows.has(8), false);
+});
+
+test('a queued write naming a dropped column is rejected as schema_changed and changes nothing', () => {
+  const app = makeApp({ schema: SCHEMA });
+  const before = syncFrom(app, 0);
+  pull(app, 0); // the programs saw the old shape
+  sql(app.db, 'ALTER TABLE todos DROP COLUMN priority;');
+  const r = push(app, { client_id: 'c1', changes: [
+    { mutation_id: 'm1', action: 'update', id: 4, data: { title: 'renamed', priority: 9 }, client_version: before.version },
+    { mutation_id: 'm2', action: 'update', id: 4, data: { colour: 'red' }, client_version: before.version },
+    { mutation_id: 'm3', action: 'update', id: 5, data: { title: 'kept' }, client_version: before.version },
+  ] });
+  assert.equal(r.status, 200, r.body?.toString());
+  const a = r.json();
+  assert.deepEqual(a.rejected.map((x) => [x.mutation_id, x.code]), [['m1', 'schema_changed'], ['m2', 'unknown_column']]);
+  // m3 names columns that still exist: it goes through as usual (applied, or
+  // a conflict: the install logged every row again after the change).
+  assert.ok(a.applied.includes(5) || a.conflicts.some((c) => c.mutation_id === 'm3'), JSON.stringify(a));
+  assert.equal(table(app).get(4).title, 'row 4');
+});
+
+test('pulls running while the app rebuilds the table all answer, and end equal to the table', async () => {
+  const app = makeApp({ schema: SCHEMA });
+  const before = syncFrom(app, 0);
+  const argv = cgiCommand('sync-pull');
+  const env = { PATH: process.env.PATH, ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? '', GATEWAY_INTERFACE: 'CGI/1.1',
+    REQUEST_METHOD: 'GET', PATH_INFO: '/todos', QUERY_STRING: `since=${before.version}`, RHTMX_SYNC_CONFIG: app.config };
+  const one = () => new Promise((resolve) => {
+    const p = spawn(argv[0], argv.slice(1), { env });
+    let out = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.on('close', (code) => resolve({ code, out }));
+  });
+  const running = Array.from({ length: 8 }, one);
+  sql(app.db, `BEGIN;
+    CREATE TABLE todos_new (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0);
+    INSERT INTO todos_new SELECT id, title, done FROM todos;
+    DROP TABLE todos;
+    ALTER TABLE todos_new RENAME TO todos;
+    COMMIT;
+    ALTER TABLE todos ADD COLUMN tag TEXT;
+    UPDATE todos SET tag = 'x' WHERE id <= 10;`);
+  running.push(...Array.from({ length: 8 }, one));
+  for (const r of await Promise.all(running)) {
+    assert.equal(r.code, 0);
+    assert.match(r.out, /^Status: 200|\r\n\r\n\{/m, r.out.slice(0, 300));
+  }
+  const after = syncFrom(app, before.version, new Map(before.rows));
+  assert.deepEqual(sorted(after.rows), sorted(table(app)));
+  assert.deepEqual(sorted(syncFrom(app, 0).rows), sorted(table(app)));
+});
