@@ -4,8 +4,8 @@
 // visibly (docs/DEPLOY.md "Changing your schema").
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { makeApp, runCgi, sql, cgiCommand } from '../harness/rhtmx.mjs';
+import { spawn, spawnSync } from 'node:child_process';
+import { makeApp, runCgi, sql, cgiCommand, bin } from '../harness/rhtmx.mjs';
 
 const SCHEMA = `CREATE TABLE todos (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0, priority INTEGER);
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50)
@@ -86,6 +86,10 @@ test('a table rebuilt under its name (the 12-step ALTER) with writes before any 
   // The triggers are back.
   sql(app.db, 'DELETE FROM todos WHERE id = 8;');
   assert.equal(syncFrom(app, after.version, after.rows).rows.has(8), false);
+  // status shows the entity's schema as the programs see it, and its fingerprint.
+  const st = spawnSync(bin('rhtmx-sync'), ['status', '--config', app.config], { encoding: 'utf8' });
+  assert.equal(st.status, 0, st.stderr);
+  assert.match(st.stdout, new RegExp(`schema ${after.schema}: key id; id INTEGER title TEXT done INTEGER due TEXT`));
 });
 
 test('a queued write naming a dropped column is rejected as schema_changed and changes nothing', () => {
