@@ -152,6 +152,44 @@
     return true;
   }
 
+  /* The library's own IndexedDB layout, numbered apart from the database's version (which
+   * also moves when the entity list changes). _meta 'layout' holds the number; a database
+   * without it was written by layout 1 (client.js before schema fingerprints). Each
+   * migration takes the layout from n-1 to n inside the upgrade transaction, after the
+   * stores the entity list needs exist. No migration may drop or rewrite _pending: queued
+   * writes outlive every upgrade. */
+  var LAYOUT = 2;
+  var layoutMigrations = {
+    /* 1 -> 2: each entity's server schema fingerprint is kept under 'shape:{entity}'. Rows
+     * written by layout 1 have none: the first pull records the server's without a
+     * re-sync, since layout 1 stored whole rows from pulls as they came. The old 'schema'
+     * key (the entity list and keys) stays as it was. */
+    2: function (db, tx, meta) {
+      cfg.entities.forEach(function (e) { meta.delete('shape:' + e.name); });
+    }
+  };
+
+  function layoutMigrate(db, tx) {
+    var meta = tx.objectStore('_meta');
+    var req = meta.get('layout');
+    req.onsuccess = function () {
+      var from = req.result ? Number(req.result.value) || 1 : 1;
+      for (var v = from + 1; v <= LAYOUT; v++) if (layoutMigrations[v]) layoutMigrations[v](db, tx, meta);
+      if (from < LAYOUT) meta.put({ key: 'layout', value: LAYOUT });
+    };
+  }
+
+  /* 1 if the database's layout is this library's (read in its own transaction). */
+  function layoutCurrent(db) {
+    return new Promise(function (resolve) {
+      try {
+        var req = db.transaction(['_meta'], 'readonly').objectStore('_meta').get('layout');
+        req.onsuccess = function () { resolve(!!req.result && req.result.value === LAYOUT); };
+        req.onerror = function () { resolve(false); };
+      } catch (err) { resolve(false); }
+    });
+  }
+
   function rawOpen(version) {
     return new Promise(function (resolve, reject) {
       var req = version ? indexedDB.open(cfg.dbName, version) : indexedDB.open(cfg.dbName);
@@ -178,6 +216,7 @@
       if (!db.objectStoreNames.contains(e.name)) db.createObjectStore(e.name, { keyPath: e.key });
     });
     meta.put({ key: 'schema', value: cfg.entities.map(function (e) { return e.name + ':' + e.key; }).sort().join(',') });
+    layoutMigrate(db, tx);
   }
 
   /* Opens the database, upgrading it when the entity list differs from its stores. */
@@ -186,14 +225,14 @@
     dbPromise = (async function () {
       for (var attempt = 0; attempt < 5; attempt++) {
         var db = await rawOpen();
-        if (!schemaMatches(db)) {
+        if (!schemaMatches(db) || !(await layoutCurrent(db))) {
           var v = db.version + 1;
           db.close();
           try { db = await rawOpen(v); } catch (err) {
             if (err && err.name === 'VersionError') continue; /* another tab upgraded first */
             throw err;
           }
-          if (!schemaMatches(db)) { db.close(); continue; }
+          if (!schemaMatches(db) || !(await layoutCurrent(db))) { db.close(); continue; }
         }
         db.onversionchange = function () {
           /* Another tab needs a newer schema: step aside and reopen on next use. */
@@ -781,6 +820,66 @@
     }, { durability: 'relaxed' });
   }
 
+  /* The server's schema fingerprint for `entity` (pull answers' "schema") against the one
+   * the stored rows were pulled with ('shape:{entity}' in _meta). When they differ (the app
+   * added, renamed or dropped a column, or rebuilt the table), the entity is pulled again
+   * from 0 in the background: the old rows stay shown and are replaced page by page, rows
+   * the server no longer has are removed at the end, and _pending is left as it is (a
+   * queued write the new schema refuses comes back as a rejection, undone like any other).
+   * The cursor and the fingerprint move only when that pull is complete, so one cut short
+   * starts over on the next pull. fresh: the answer just applied was a full sync already.
+   * Returns the number of changes pulled again; changed collects their ids. */
+  async function reshapeIfNeeded(entity, shape, fresh, changed) {
+    if (typeof shape !== 'string') return 0;
+    var old = await withTx(['_meta'], 'readonly', function (tx) { return metaGet(tx, 'shape:' + entity); });
+    if (old === shape) return 0;
+    var n = 0;
+    if (old !== undefined && !fresh) {
+      log(entity, 'schema changed on the server (' + old + ' -> ' + shape + '): pulling it again');
+      n = await resyncKeepingRows(entity, changed);
+    }
+    await withTx(['_meta'], 'readwrite', function (tx) { return metaPut(tx, 'shape:' + entity, shape); });
+    return n;
+  }
+
+  async function resyncKeepingRows(entity, changed) {
+    var seen = {};
+    var since = 0;
+    var cursor = await withTx(['_meta'], 'readonly', function (tx) { return metaGet(tx, 'cursor:' + entity); });
+    var n = 0;
+    for (;;) {
+      var url = cfg.base + '/' + encodeURIComponent(entity) + '?since=' + since +
+        (cfg.pageSize ? '&limit=' + cfg.pageSize : '') + (since > 0 ? '&full=1' : '');
+      var body = await requestJson(url, { headers: { Accept: 'application/json' } });
+      if (!Array.isArray(body.changes) || typeof body.version !== 'number') throw new Error('malformed pull answer for ' + entity);
+      var more = body.has_more === true;
+      if (more && body.version <= since) throw new Error('pull of ' + entity + ' made no progress');
+      body.changes.forEach(function (c) { if (c && c.action !== 'delete') seen[idKey(c.id)] = true; });
+      var applied = await applyServerPage(entity, body.changes, more ? (cursor || 0) : Math.max(body.version, cursor || 0), false, false);
+      applied.changed.forEach(function (id) { changed.push(id); });
+      n += body.changes.length;
+      if (!more) break;
+      since = body.version;
+    }
+    await sweepUnseen(entity, seen, changed);
+    return n;
+  }
+
+  /* Removes the stored rows of `entity` the full pull did not bring, except those with
+   * queued writes (their local view stays until the queue is answered). */
+  async function sweepUnseen(entity, seen, changed) {
+    return withTx([entity, '_pending'], 'readwrite', async function (tx) {
+      var queued = {};
+      (await reqP(tx.objectStore('_pending').getAll())).forEach(function (p) {
+        if (p.entity === entity) queued[idKey(p.id)] = true;
+      });
+      var store = tx.objectStore(entity);
+      (await reqP(store.getAllKeys())).forEach(function (k) {
+        if (!seen[idKey(k)] && !queued[idKey(k)]) { store.delete(k); changed.push(k); }
+      });
+    });
+  }
+
   /* Pulls `entity` until the server has no more, page by page. A 410 clears the store and
    * starts again from 0. Pulls and pushes take the same lock, shared by the tabs: an answer
    * to a pull that was in flight while a push was answered would be older than what the
@@ -852,6 +951,7 @@
           if (reset) didReset = true;
           if (!more) break;
         }
+        loaded += await reshapeIfNeeded(entity, body.schema, didReset, allChanged);
         st.error = null;
       } finally {
         if (st.progress && st.progress.entity === entity) {

@@ -400,6 +400,23 @@ log_base(struct push *p, sqlite3_value *kval, long long client_version, struct j
     return 0;
 }
 
+/* 1 if base is known and every column present in both base and row holds the
+ * same value in each (a column the app added or dropped since is not a
+ * change the client could have conflicted with). */
+static int
+same_where_both(struct json_object *base, struct json_object *row)
+{
+    struct json_object *v;
+
+    if (base == NULL || row == NULL)
+        return 0;
+    json_object_object_foreach (base, f, bv) {
+        if (json_object_object_get_ex(row, f, &v) && !conflict_value_equal(bv, v))
+            return 0;
+    }
+    return 1;
+}
+
 /* Outcome of a write: 0 done, 1 the change can never apply (code and reason
  * filled), -1 the batch must stop (e set). */
 struct refusal {
@@ -898,6 +915,18 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
     /* A conflict: the row changed on the server after the client's version. */
     if (log_base(p, kval, c->client_version, &base, e) < 0)
         goto fatal;
+    /* Unless its entries after that version change nothing the client saw: an
+     * UPDATE that wrote the values already there (every UPDATE logs), or the
+     * rows logged again after the app changed its schema. */
+    if (c->action != PUSH_DELETE && same_where_both(base, server)) {
+        rc = row_update(p, kval, fields, &r, e);
+        if (rc < 0)
+            goto fatal;
+        if (rc > 0)
+            goto refused;
+        rec = rec_new(stored, 1);
+        goto done;
+    }
     x = (struct rhtmx_conflict){
         .abi = RHTMX_RESOLVER_ABI,
         .entity = t->en->name,

@@ -105,9 +105,11 @@ test('a queued write naming a dropped column is rejected as schema_changed and c
   assert.equal(r.status, 200, r.body?.toString());
   const a = r.json();
   assert.deepEqual(a.rejected.map((x) => [x.mutation_id, x.code]), [['m1', 'schema_changed'], ['m2', 'unknown_column']]);
-  // m3 names columns that still exist: it goes through as usual (applied, or
-  // a conflict: the install logged every row again after the change).
-  assert.ok(a.applied.includes(5) || a.conflicts.some((c) => c.mutation_id === 'm3'), JSON.stringify(a));
+  // m3 names columns that still exist: applied, and no conflict with the rows
+  // the programs logged again after the change (they changed nothing m3 saw).
+  assert.deepEqual(a.applied, [5]);
+  assert.equal((a.conflicts ?? []).length, 0, JSON.stringify(a));
+  assert.equal(table(app).get(5).title, 'kept');
   assert.equal(table(app).get(4).title, 'row 4');
 });
 
@@ -140,4 +142,21 @@ test('pulls running while the app rebuilds the table all answer, and end equal t
   const after = syncFrom(app, before.version, new Map(before.rows));
   assert.deepEqual(sorted(after.rows), sorted(table(app)));
   assert.deepEqual(sorted(syncFrom(app, 0).rows), sorted(table(app)));
+});
+
+test('an UPDATE that writes the values already there logs a change but makes no conflict', () => {
+  const app = makeApp({ schema: SCHEMA });
+  const seen = syncFrom(app, 0);
+  sql(app.db, 'UPDATE todos SET done = done WHERE id = 6;');
+  const r = push(app, { client_id: 'c2', changes: [
+    { mutation_id: 'n1', action: 'update', id: 6, data: { title: 'mine' }, client_version: seen.version },
+  ] }).json();
+  assert.deepEqual(r.applied, [6]);
+  assert.equal((r.conflicts ?? []).length, 0, JSON.stringify(r));
+  // A real change after the client's version still conflicts.
+  sql(app.db, "UPDATE todos SET title = 'theirs' WHERE id = 9;");
+  const c = push(app, { client_id: 'c2', changes: [
+    { mutation_id: 'n2', action: 'update', id: 9, data: { title: 'mine too' }, client_version: seen.version },
+  ] }).json();
+  assert.equal(c.conflicts.length, 1, JSON.stringify(c));
 });
