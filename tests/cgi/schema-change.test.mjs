@@ -128,7 +128,7 @@ test('pulls running while the app rebuilds the table all answer, and end equal t
   const running = Array.from({ length: 8 }, one);
   sql(app.db, `BEGIN;
     CREATE TABLE todos_new (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0);
-    INSERT INTO todos_new SELECT id, title, done FROM todos;
+    INSERT INTO todos_new SELECT id, title, done FROM todos WHERE id <> 13;
     DROP TABLE todos;
     ALTER TABLE todos_new RENAME TO todos;
     COMMIT;
@@ -140,6 +140,7 @@ test('pulls running while the app rebuilds the table all answer, and end equal t
     assert.match(r.out, /^Status: 200|\r\n\r\n\{/m, r.out.slice(0, 300));
   }
   const after = syncFrom(app, before.version, new Map(before.rows));
+  assert.equal(after.rows.has(13), false, 'the row left out of the copy is deleted for the clients');
   assert.deepEqual(sorted(after.rows), sorted(table(app)));
   assert.deepEqual(sorted(syncFrom(app, 0).rows), sorted(table(app)));
 });
