@@ -3,6 +3,7 @@
 // log stays consistent with the table, and queued writes meet the new shape
 // visibly (docs/DEPLOY.md "Changing your schema").
 import { test } from 'node:test';
+import fs from 'node:fs';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { makeApp, runCgi, sql, cgiCommand, bin } from '../harness/rhtmx.mjs';
@@ -160,4 +161,18 @@ test('an UPDATE that writes the values already there logs a change but makes no 
     { mutation_id: 'n2', action: 'update', id: 9, data: { title: 'mine too' }, client_version: seen.version },
   ] }).json();
   assert.equal(c.conflicts.length, 1, JSON.stringify(c));
+});
+
+test('the key column changed (config and table): the log moves the rows to their new keys', () => {
+  const app = makeApp({ schema: `${SCHEMA}
+    ALTER TABLE todos ADD COLUMN uid TEXT; UPDATE todos SET uid = 'u' || id; CREATE UNIQUE INDEX todos_uid ON todos (uid);` });
+  const before = syncFrom(app, 0);
+  assert.equal(before.rows.size, 50);
+  fs.writeFileSync(app.config, JSON.stringify({ ...app.cfg, entities: [{ name: 'todos', key: 'uid' }] }));
+  const after = syncFrom(app, before.version, new Map(before.rows));
+  const byUid = new Map([...table(app).values()].map((r) => [r.uid, r]));
+  const sortedS = (m) => [...m.entries()].sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+  assert.notEqual(after.schema, before.schema);
+  assert.deepEqual(sortedS(after.rows), sortedS(byUid), 'old keys deleted, every row created under its new key');
+  assert.deepEqual(sortedS(syncFrom(app, 0).rows), sortedS(byUid));
 });
