@@ -1,13 +1,19 @@
 /*
  * schema: table introspection and change-capture triggers (see schema.h).
  *
- * Trigger shape, for entity E on table T with key K and columns c1..cn:
+ * Trigger shape, for entity E on table T with key K:
  *
- *   _rhtmx_sync_E_insert  AFTER INSERT              -> one 'create' with NEW as JSON
- *   _rhtmx_sync_E_update  AFTER UPDATE, some column
- *                         differs, K kept          -> one 'update' with NEW as JSON
- *                                  K changed       -> 'delete' of OLD.K, 'create' of NEW
- *   _rhtmx_sync_E_delete  AFTER DELETE              -> one 'delete' (a tombstone, no data)
+ *   _rhtmx_sync_E_insert  AFTER INSERT              -> one 'create' of NEW.K
+ *   _rhtmx_sync_E_update  AFTER UPDATE, K kept      -> one 'update' of NEW.K
+ *                                  K changed       -> 'delete' of OLD.K, 'create' of NEW.K
+ *   _rhtmx_sync_E_delete  AFTER DELETE              -> one 'delete' of OLD.K
+ *
+ * No entry carries data when it is written (data NULL): SQLite checks every
+ * column a trigger names against the table's new columns when the app runs
+ * ALTER TABLE DROP COLUMN, and refuses the drop if one is gone. The row's
+ * JSON is made by the programs from the columns they read at that moment:
+ * a pull reads it from the table (schema_pull_sql), and schema_seal copies
+ * it into the newest unsealed entry of each row for conflict merges.
  *
  * Each entry takes the next version from _rhtmx_sync_state('head') inside the
  * writer's own transaction, so versions are strictly increasing across all
@@ -17,8 +23,7 @@
  * The trigger text is kept small on purpose: SQLite parses every trigger of
  * the schema when a connection first uses it, and a CGI program is a new
  * connection per request. So a key change is a branch of the update trigger
- * (an earlier template had a fourth trigger repeating the row's JSON), and the
- * blob guard is left out for an INTEGER PRIMARY KEY, which holds integers only.
+ * (an earlier template had a fourth trigger for it).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -367,8 +372,8 @@ schema_table(const struct schema *s, const char *name)
  * Column i's value for JSON: blobs become hex text (JSON has no bytes), and
  * reals are written by us, not by json_object(), which in SQLite 3.40 gives
  * 15 significant digits (0.30000000000000004 becomes 0.3, DBL_MAX a number
- * past it) and a bare Inf, which is not JSON. The triggers also run in the
- * app's own connections, so only built-in SQL will do:
+ * past it) and a bare Inf, which is not JSON. The row's JSON is made in SQL
+ * (a pull's query, the seal), and only built-in SQL will do:
  *
  *   printf('%!.17g') below 1e99, '%!.21g' from there: the shortest precision
  *   that reads back (strtod, JSON.parse) as the same double from SQLite's
@@ -378,7 +383,7 @@ schema_table(const struct schema *s, const char *name)
  *
  * json() marks the text as JSON, so json_object() takes it as a number. A
  * column of TEXT affinity never holds a real (SQLite turns one into text), so
- * its branch is left out: every CGI start parses the trigger text.
+ * its branch is left out: each pull prepares this text.
  */
 static void
 json_value(struct buf *b, const struct table *t, size_t i, const char *row)

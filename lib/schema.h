@@ -5,12 +5,17 @@
  * schema_load reads PRAGMA table_xinfo for each configured entity and checks the
  * configuration against it (table, key column, owner column). schema_install
  * then makes sure each table carries our AFTER INSERT/UPDATE/DELETE triggers,
- * generated from those columns, which append the row as JSON to
- * _rhtmx_sync_log. Installing is idempotent: a table whose triggers match its
- * columns is left alone; a table that gained or lost a column gets new
- * triggers and one 'update' log entry per row (so clients learn the new column);
- * a table seen for the first time gets one 'create' per existing row, so rows
- * that predate the triggers sync like any other.
+ * which append the row's key and the action to _rhtmx_sync_log. They name no
+ * column but the key and the owner column, so the app's own ALTER TABLE (DROP
+ * and RENAME COLUMN, a 12-step rebuild) runs with them in place. Installing is
+ * idempotent: a table whose triggers are there and were made for its current
+ * columns is left alone; otherwise (columns changed, triggers dropped with a
+ * rebuilt table, an older template) the triggers are made again and the log
+ * reconciled with the table (every row logged again, a delete for each key the
+ * table lost); a table seen for the first time gets one 'create' per row the
+ * log does not hold, so rows that predate the triggers sync like any other.
+ * A pull reads each row from the table; schema_seal copies rows into the log
+ * for conflict merge bases.
  */
 #ifndef RHTMX_SCHEMA_H
 #define RHTMX_SCHEMA_H
