@@ -86,3 +86,38 @@ for (const how of ['Debugger.pause', 'Page.setWebLifecycleState frozen']) {
     }
   });
 }
+
+/* Headless Chromium shows every page as visible; the leader's page is made to say it is
+ * hidden (document.hidden, visibilityState, and the visibilitychange event it would get). */
+test('a hidden leader yields the lead to a visible tab', { skip, timeout: 60000 }, async (t) => {
+  const srv = h.startServer();
+  const browser = await h.launchBrowser();
+  const ctx = await browser.newContext();
+  const pages = [];
+  let failed = false;
+  t.after(async () => {
+    if (failed) pages.forEach((p, i) => h.dumpLogs(`tab ${i + 1}`, p));
+    await browser.close();
+    srv.stop({ keep: failed });
+  });
+  try {
+    const streams = h.recordRequests(ctx, '/api/sync/events');
+    const [leader, follower] = await twoTabs(ctx, srv, pages);
+    await leader.evaluate(() => {
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await follower.waitForFunction(() => RhtmxSync.isLeader, null, { timeout: 10000 });
+    await h.eventually(async () => !(await leader.evaluate(() => RhtmxSync.isLeader)), { what: 'the hidden tab to step down' });
+    await h.eventually(() => streams.some((r) => r.page === follower), { what: 'the visible tab to open the stream' });
+    srv.sql("INSERT INTO todos (title) VALUES ('seen by the visible leader')");
+    await follower.waitForSelector('#todo-list >> text=seen by the visible leader', { timeout: 10000 });
+    await leader.waitForSelector('#todo-list >> text=seen by the visible leader', { timeout: 10000 });
+    await leader.waitForTimeout(3000);
+    assert.equal(await follower.evaluate(() => RhtmxSync.isLeader), true, 'the lead stays with the visible tab');
+  } catch (err) {
+    failed = true;
+    throw err;
+  }
+});
