@@ -119,6 +119,12 @@
    * lease only matters when the holder stopped. */
   var LEASE_MS = 3000;
   var LEASE_BEAT_MS = 1000;
+  /* A hidden page's timers may run only once a minute (Chrome's intensive throttling), so a
+   * hidden leader's lease lasts longer; a visible tab takes the lead from it at once anyway. */
+  var LEASE_HIDDEN_MS = 65000;
+  function leaderLease(id) {
+    writeLease('leader', id, { visible: !document.hidden }, document.hidden ? LEASE_HIDDEN_MS : LEASE_MS);
+  }
 
   function leaseKey(name) { return 'rhtmx-sync:' + cfg.dbName + ':' + name + ':lease'; }
   var storageOk = (function () {
@@ -127,8 +133,8 @@
   function readLease(name) {
     try { return JSON.parse(localStorage.getItem(leaseKey(name)) || 'null'); } catch (e) { return null; }
   }
-  function writeLease(name, id, extra) {
-    try { localStorage.setItem(leaseKey(name), JSON.stringify(Object.assign({ id: id, until: Date.now() + LEASE_MS }, extra || {}))); } catch (e) { /* no storage: no lease */ }
+  function writeLease(name, id, extra, ms) {
+    try { localStorage.setItem(leaseKey(name), JSON.stringify(Object.assign({ id: id, until: Date.now() + (ms || LEASE_MS) }, extra || {}))); } catch (e) { /* no storage: no lease */ }
   }
   function dropLease(name, id) {
     var l = readLease(name);
@@ -1636,7 +1642,7 @@
       if (lead.stopWatch) { lead.stopWatch(); lead.stopWatch = null; }
       lead.id = id;
       lead.ctl = null;
-      writeLease(LEADER, id, { visible: !document.hidden });
+      leaderLease(id);
       becomeLeader();
       return new Promise(function (resolve) { lead.release = resolve; });
     }).catch(function (err) {
@@ -1665,7 +1671,8 @@
     var now = Date.now();
     var gap = lead.lastBeat ? now - lead.lastBeat : 0;
     lead.lastBeat = now;
-    if (gap > LEASE_MS) catchUp('this tab did not run for ' + Math.round(gap / 1000) + ' s', true);
+    /* (A hidden page's timers may be throttled: it catches up when it becomes visible.) */
+    if (gap > LEASE_MS && !document.hidden) catchUp('this tab did not run for ' + Math.round(gap / 1000) + ' s', true);
     if (!lead.id) return;
     var l = readLease(LEADER);
     if (l && l.id !== lead.id) {
@@ -1677,7 +1684,7 @@
       queueForLead(false);
       return;
     }
-    writeLease(LEADER, lead.id, { visible: !document.hidden });
+    leaderLease(lead.id);
   }
 
   /* Gives the lead up (a page being frozen or cached) until comeBack(). */
