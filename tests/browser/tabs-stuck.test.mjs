@@ -116,6 +116,17 @@ test('a hidden leader yields the lead to a visible tab', { skip, timeout: 60000 
     await leader.waitForSelector('#todo-list >> text=seen by the visible leader', { timeout: 10000 });
     await leader.waitForTimeout(3000);
     assert.equal(await follower.evaluate(() => RhtmxSync.isLeader), true, 'the lead stays with the visible tab');
+
+    // Visible again: the tab catches up by cursor at once (a pull), and the lead stays put.
+    const pulls = h.recordRequests(ctx, '/api/sync/todos');
+    await leader.evaluate(() => {
+      delete document.hidden;
+      delete document.visibilityState;
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await h.eventually(() => pulls.some((r) => r.page === leader && r.method === 'GET'), { timeout: 3000, what: 'a catch-up pull from the tab made visible' });
+    await leader.waitForTimeout(2500);
+    assert.deepEqual([await leader.evaluate(() => RhtmxSync.isLeader), await follower.evaluate(() => RhtmxSync.isLeader)], [false, true]);
   } catch (err) {
     failed = true;
     throw err;
