@@ -696,8 +696,8 @@ change_fields(const struct push *p, const struct push_change *c, struct json_obj
     {
         col = table_column(t, f);
         if (col < 0)
-            return rec_rejected(c, "unknown_column", "unknown column '%s' in %s",
-                                err_quote(q, f), t->en->name);
+            return rec_rejected(c, "unknown_column", "unknown column '%s' in %s", err_quote(q, f),
+                                t->en->name);
         if ((size_t)col == t->key)
             continue;
         if (t->cols[col].generated)
