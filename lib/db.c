@@ -270,8 +270,16 @@ db_open_by(const char *path, long long deadline, struct err *e)
 
     pthread_once(&once, db_setup);
 
-    if (access(path, F_OK) != 0) {
+    if (stat(path, &sb) != 0) {
         err_set(e, 500, "database", "database file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    /* An empty file is no database of ours, and most likely one being copied
+     * into place right now: opening it would write into it (SQLite would
+     * give it a header in WAL mode, the migration our tables), over the
+     * copy's first pages. Left alone, it is opened once it has content. */
+    if (sb.st_size == 0) {
+        err_set(e, 500, "database", "database file %s is empty (still being copied?)", path);
         return NULL;
     }
     d = calloc(1, sizeof(*d));

@@ -59,8 +59,9 @@ struct db {
 };
 
 /*
- * Open the database file at path (it must exist). Returns a new db (db_free), or
- * NULL with e set (500 "database", 503 "busy" when it stayed locked). A file
+ * Open the database file at path (it must exist and not be empty: an empty
+ * file would be written to). Returns a new db (db_free), or NULL with e set
+ * (500 "database", 503 "busy" when it stayed locked). A file
  * that cannot be opened for writing is opened read-only and db->readonly is
  * set. db_open_by waits for locks until deadline (db_deadline) and keeps it;
  * with deadline 0, and with db_open, the opening waits up to
