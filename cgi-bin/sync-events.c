@@ -20,6 +20,7 @@
 
 #include "app.h"
 #include "auth.h"
+#include "cors.h"
 #include "events.h"
 #include "fcgi_pool.h"
 #include "hangup.h"
@@ -37,12 +38,13 @@ static struct {
     struct hangup *hangup;
     int hangup_failed;
     int stopping;
+    int stream_cap; /* events.max_streams at start: the thread ceiling was made for it */
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* The hub for the configured database, made or replaced as needed (under g.mu).
  * NULL with e set on failure. */
 static struct hub *
-current_hub(struct err *e)
+current_hub(long long deadline, struct err *e)
 {
     const char *path = g.app.cfg->database;
     size_t i;
@@ -67,7 +69,7 @@ current_hub(struct err *e)
         g.retired[g.nretired++] = g.hub;
         g.hub = NULL;
     }
-    g.hub = hub_new(path, 0, e);
+    g.hub = hub_new(path, 0, deadline, e);
     return g.hub;
 }
 
@@ -82,8 +84,8 @@ handle(struct http_req *req, void *ctx)
 
     (void)ctx;
     memset(&p, 0, sizeof(p));
-    if (strcmp(req->method, "GET") != 0) {
-        app_method_not_allowed(req, "GET");
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "OPTIONS") != 0) {
+        app_method_not_allowed(req, APP_ALLOW_EVENTS);
         return;
     }
     pthread_mutex_lock(&g.mu);
@@ -91,10 +93,25 @@ handle(struct http_req *req, void *ctx)
         err_set(&e, 503, "busy", "the event server is shutting down");
         goto fail;
     }
-    if (app_ready(&g.app, &e) < 0 || auth_request(g.app.cfg, req, &who, &e) < 0 ||
+    if (app_ready(&g.app, &e) < 0)
+        goto fail;
+    if (strcmp(req->method, "OPTIONS") == 0) {
+        cors_options(g.app.cfg, req, APP_ALLOW_EVENTS, APP_CORS_EVENTS);
+        pthread_mutex_unlock(&g.mu);
+        return;
+    }
+    cors_headers(g.app.cfg, req);
+    if (auth_request(g.app.cfg, req, &who, &e) < 0 ||
         events_parse(req, g.app.cfg, &who, &p, &e) < 0)
         goto fail;
-    if ((h = current_hub(&e)) == NULL)
+    /* A cap raised in the config since the start would let streams take the
+     * threads kept for refusals: new connections would then wait unanswered
+     * instead of getting 503. It applies from the next start. */
+    if (p.max_streams > g.stream_cap)
+        p.max_streams = g.stream_cap;
+    /* The bound app_ready() started holds for the rest of the request. */
+    p.deadline = g.app.db->deadline;
+    if ((h = current_hub(p.deadline, &e)) == NULL)
         goto fail;
     if (g.hangup == NULL && !g.hangup_failed && (g.hangup = hangup_new(&e)) == NULL) {
         g.hangup_failed = 1;
@@ -133,6 +150,7 @@ int
 main(void)
 {
     struct fcgi_pool_opts o = {0};
+    struct config *cfg;
     struct err e;
     size_t i;
     int rc, max_streams = 2000;
@@ -150,9 +168,16 @@ main(void)
         }
     }
     app_init(&g.app, "sync-events", NULL);
-    /* The thread ceiling follows the stream cap of the configuration at start. */
-    if (app_ready(&g.app, &e) == 0)
-        max_streams = g.app.cfg->events.max_streams;
+    /* The thread ceiling follows the stream cap of the configuration at start.
+     * Only the file is read: the database is the requests' business, each
+     * within its own bound on waiting for it (a locked database at start would
+     * otherwise hold up the first requests on top of theirs). */
+    if (!http_is_cgi() && g.app.config_path != NULL &&
+        (cfg = config_load(g.app.config_path, &e)) != NULL) {
+        max_streams = cfg->events.max_streams;
+        config_free(cfg);
+    }
+    g.stream_cap = max_streams;
     o.max_threads = (size_t)max_streams + THREADS_OVER_CAP;
     o.on_stop = on_stop;
     rc = fcgi_pool_run(handle, NULL, &o);

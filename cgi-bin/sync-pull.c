@@ -14,6 +14,7 @@
 #include "app.h"
 #include "auth.h"
 #include "changelog.h"
+#include "cors.h"
 #include "hints.h"
 
 enum { P_SINCE, P_LIMIT, P_FULL, P__COUNT };
@@ -33,11 +34,23 @@ serve(struct http_req *req, struct app *app)
     struct sink out;
     struct err e;
 
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-        app_method_not_allowed(req, "GET");
+    if (strcmp(req->method, "OPTIONS") == 0) { /* a preflight, for sync-push too */
+        if (app_ready(app, &e) < 0)
+            http_error(req, &e);
+        else
+            cors_options(app->cfg, req, APP_ALLOW_ENTITY, APP_CORS_ENTITY);
         return;
     }
-    if (app_ready_read(app, &e) < 0 || auth_request(app->cfg, req, &who, &e) < 0) {
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        app_method_not_allowed(req, APP_ALLOW_ENTITY);
+        return;
+    }
+    if (app_ready_read(app, &e) < 0) {
+        http_error(req, &e);
+        return;
+    }
+    cors_headers(app->cfg, req);
+    if (auth_request(app->cfg, req, &who, &e) < 0) {
         http_error(req, &e);
         return;
     }

@@ -129,7 +129,7 @@ app_check_schema(struct app *app, int *installed, struct err *e)
 }
 
 static int
-app_load(struct app *app, struct err *e)
+app_load(struct app *app, long long deadline, struct err *e)
 {
     static int warned_auth_none;
     struct stat sb;
@@ -146,7 +146,9 @@ app_load(struct app *app, struct err *e)
     app->cfg = config_load(app->config_path, e);
     if (app->cfg == NULL)
         goto err;
-    app->db = db_open(app->cfg->database, e);
+    app->db = db_open_by(app->cfg->database, deadline, e);
+    if (app->db == NULL && e->status == 503)
+        goto err; /* locked by another: not a configuration problem */
     if (app->db == NULL) {
         char m[sizeof(e->msg)];
         snprintf(m, sizeof(m), "%s", e->msg);
@@ -215,6 +217,20 @@ db_writable_again(const struct app *app)
     return app->db->readonly && access(app->cfg->database, W_OK) == 0;
 }
 
+/* 1 if the configured path names another file than the one open (the
+ * database was moved away, or another file copied or renamed into its place):
+ * it must be opened again, or reads would be stale and writes would land in
+ * the file moved away. A stat() per request. */
+static int
+db_moved(const struct app *app)
+{
+    if (app->db == NULL || !db_replaced(app->db))
+        return 0;
+    fprintf(stderr, "%s: %s was moved or replaced: opening the file now at that path\n", app->name,
+            app->cfg->database);
+    return 1;
+}
+
 /* The one stderr line for a failed (re)load, written once until the error
  * changes. Returns rc. */
 static int
@@ -241,20 +257,34 @@ app_recheck(struct app *app, struct err *e)
 }
 
 /* 1 if what was loaded still stands as far as the files tell (the config file
- * unchanged, the database no newly writable); 0 if app_load() must run. */
+ * unchanged, the database file the same and not newly writable); 0 if
+ * app_load() must run. */
 static int
 app_loaded_fresh(struct app *app)
 {
-    return app->cfg != NULL && !config_changed(app) && !db_writable_again(app);
+    return app->cfg != NULL && !config_changed(app) && !db_moved(app) && !db_writable_again(app);
+}
+
+/* The request's one bound on waiting for the database, from now (db.h). */
+static long long
+app_deadline(struct app *app)
+{
+    long long deadline = db_now_ms() + DB_BUSY_TIMEOUT_MS;
+
+    if (app->db != NULL)
+        db_deadline(app->db, deadline);
+    return deadline;
 }
 
 int
 app_ready(struct app *app, struct err *e)
 {
+    long long deadline = app_deadline(app);
+
     if (app->config_path == NULL)
         return err_set(e, 500, "config", "cannot locate the configuration file");
     if (!app_loaded_fresh(app))
-        return app_logged(app, app_load(app, e), e);
+        return app_logged(app, app_load(app, deadline, e), e);
     if (!schema_stale(app->db, app->schema))
         return 0;
     return app_logged(app, app_recheck(app, e), e);
@@ -263,12 +293,13 @@ app_ready(struct app *app, struct err *e)
 int
 app_ready_read(struct app *app, struct err *e)
 {
+    long long deadline = app_deadline(app);
     int rc;
 
     if (app->config_path == NULL)
         return err_set(e, 500, "config", "cannot locate the configuration file");
     if (!app_loaded_fresh(app)) {
-        rc = app_load(app, e);
+        rc = app_load(app, deadline, e);
     } else {
         if (db_begin_read(app->db, e) < 0)
             return -1;
@@ -285,7 +316,7 @@ app_ready_read(struct app *app, struct err *e)
 const struct table *
 app_entity(struct app *app, struct http_req *req)
 {
-    char name[80];
+    char name[80], q[ERR_QUOTED];
     const struct table *t;
 
     if (http_path_segment(req, name, sizeof(name)) < 0) {
@@ -293,7 +324,7 @@ app_entity(struct app *app, struct http_req *req)
         return NULL;
     }
     if (!config_valid_name(name) || (t = schema_table(app->schema, name)) == NULL) {
-        http_fail(req, 404, "not_found", "unknown entity '%.64s'", name);
+        http_fail(req, 404, "not_found", "unknown entity '%s'", err_quote(q, name));
         return NULL;
     }
     return t;

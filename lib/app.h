@@ -10,7 +10,13 @@
  * only after it reports something, or a second after the last one). A broken
  * config is retried on the next request, so fixing the file is enough: no
  * restart of a FastCGI process is needed. The same goes for a database that
- * was opened read-only (its file not writable): once it is, it is opened again.
+ * was opened read-only (its file not writable): once it is, it is opened again,
+ * and for a database file moved away or replaced by another file (a stat() of
+ * its path per request): the file now at the configured path is opened.
+ *
+ * Each app_ready() starts the request's one bound on waiting for the database
+ * (db_deadline: DB_BUSY_TIMEOUT_MS from the call), which the opening, the
+ * checks and the request's own statements share: beyond it, 503 "busy".
  */
 #ifndef RHTMX_APP_H
 #define RHTMX_APP_H
@@ -59,7 +65,15 @@ void app_close(struct app *app);
  * answering 404 (unknown or malformed entity) on req. */
 const struct table *app_entity(struct app *app, struct http_req *req);
 
-/* Answer a method other than those in allow ("GET" or "GET, POST") with 405. */
+/* The methods each URL takes, for Allow headers (405 and OPTIONS answers).
+ * /api/sync/{entity} is one URL served by two programs (the web server sends
+ * POST to sync-push and the rest to sync-pull), and each names all of them. */
+#define APP_ALLOW_ENTITY "GET, HEAD, POST, OPTIONS"
+#define APP_CORS_ENTITY "GET, HEAD, POST" /* what a preflight may ask for */
+#define APP_ALLOW_EVENTS "GET, OPTIONS"
+#define APP_CORS_EVENTS "GET"
+
+/* Answer a method other than those in allow (an APP_ALLOW_* list) with 405. */
 void app_method_not_allowed(struct http_req *req, const char *allow);
 
 #endif

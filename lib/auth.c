@@ -612,6 +612,7 @@ out:
 int
 auth_entity_allowed(const struct identity *id, const char *entity, struct err *e)
 {
+    char q[ERR_QUOTED];
     int i;
 
     if (id->nentities < 0)
@@ -619,8 +620,8 @@ auth_entity_allowed(const struct identity *id, const char *entity, struct err *e
     for (i = 0; i < id->nentities; i++)
         if (strcmp(id->entities[i], entity) == 0)
             return 0;
-    return err_set(e, 403, "forbidden", "this token does not give access to entity '%.64s'",
-                   entity);
+    return err_set(e, 403, "forbidden", "this token does not give access to entity '%s'",
+                   err_quote(q, entity));
 }
 
 int
@@ -680,12 +681,26 @@ origin_of(const char *url, int only_origin, char *out, size_t outlen)
 }
 
 int
+auth_origin_listed(const struct config *cfg, const char *origin, char *out, size_t outlen)
+{
+    char a[ORIGIN_MAX];
+    size_t i;
+
+    if (origin == NULL || origin_of(origin, 1, out, outlen) < 0)
+        return 0;
+    for (i = 0; i < cfg->auth.norigins; i++)
+        if (origin_of(cfg->auth.allowed_origins[i], 1, a, sizeof(a)) >= 0 && strcmp(a, out) == 0)
+            return 1;
+    return 0;
+}
+
+int
 auth_origin_ok(const struct config *cfg, const struct http_req *req, struct err *e)
 {
     const char *origin = http_env(req, "HTTP_ORIGIN");
     const char *host = http_env(req, "HTTP_HOST");
     const char *what = "Origin";
-    char o[ORIGIN_MAX], a[ORIGIN_MAX], h[ORIGIN_MAX];
+    char o[ORIGIN_MAX], a[ORIGIN_MAX], h[ORIGIN_MAX], q[ERR_QUOTED];
     int slen;
     size_t i, hl;
 
@@ -697,8 +712,8 @@ auth_origin_ok(const struct config *cfg, const struct http_req *req, struct err 
     }
     slen = origin_of(origin, what[0] == 'O', o, sizeof(o));
     if (slen < 0)
-        return err_set(e, 403, "forbidden", "cross-site request refused: %s '%.100s' is not allowed",
-                       what, origin);
+        return err_set(e, 403, "forbidden", "cross-site request refused: %s '%s' is not allowed",
+                       what, err_quote(q, origin));
     for (i = 0; i < cfg->auth.norigins; i++)
         if (origin_of(cfg->auth.allowed_origins[i], 1, a, sizeof(a)) >= 0 && strcmp(a, o) == 0)
             return 0;
@@ -715,6 +730,6 @@ auth_origin_ok(const struct config *cfg, const struct http_req *req, struct err 
         if (strcmp(oa, h) == 0)
             return 0;
     }
-    return err_set(e, 403, "forbidden", "cross-site request refused: %s '%.100s' is not allowed",
-                   what, origin);
+    return err_set(e, 403, "forbidden", "cross-site request refused: %s '%s' is not allowed", what,
+                   err_quote(q, origin));
 }

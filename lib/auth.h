@@ -85,6 +85,14 @@ int auth_owner(const struct identity *id, const struct entity *en, const char **
 int auth_origin_ok(const struct config *cfg, const struct http_req *req, struct err *e);
 
 /*
+ * 1 if origin (an Origin header's value) is one of auth.allowed_origins,
+ * compared as origins (case of scheme and host, default ports); out (outlen
+ * bytes, 512 are enough) then holds it as a browser serialises it. 0 if not,
+ * and for anything that is not an origin ("null", a path after the host).
+ */
+int auth_origin_listed(const struct config *cfg, const char *origin, char *out, size_t outlen);
+
+/*
  * Load and check the secret of cfg (mode "token"; a no-op in mode "none"):
  * the same 500 config failures as auth_request. A program may call it at
  * start-up to refuse to run with a bad secret; auth_request calls it anyway.

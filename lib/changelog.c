@@ -7,12 +7,14 @@
  * while others change is not rescanned from an old version on every poll.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sqlite3.h>
 
 #include "changelog.h"
 #include "jsonw.h"
+#include "utf8.h"
 
 long long
 changelog_horizon(struct db *d, struct err *e)
@@ -113,10 +115,22 @@ write_change(struct stage *s, const struct sink *staged, sqlite3_stmt *st, int f
         jsonw_column(staged, st, 1);
     }
     if (sqlite3_column_type(st, 2) == SQLITE_TEXT) {
-        /* data is JSON text made by json_object() in the trigger: copy as is. */
+        /* data is JSON text made by json_object() in the trigger: copied as is,
+         * unless the app stored text that is not UTF-8 (SQLite copies it into
+         * the JSON as it is): then each bad byte becomes U+FFFD. */
         const char *data = (const char *)sqlite3_column_text(st, 2);
+        size_t n = (size_t)sqlite3_column_bytes(st, 2);
         STAGE_LIT(s, ",\"data\":");
-        stage_add(s, data, (size_t)sqlite3_column_bytes(st, 2));
+        if (utf8_valid(data, n) == n) {
+            stage_add(s, data, n);
+        } else {
+            char *fixed = malloc(n * 3);
+            if (fixed != NULL)
+                stage_add(s, fixed, utf8_repair(fixed, data, n));
+            else
+                STAGE_LIT(s, "null");
+            free(fixed);
+        }
     }
     STAGE_LIT(s, ",\"version\":");
     stage_int(s, sqlite3_column_int64(st, 3));
@@ -151,6 +165,18 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
     horizon = sqlite3_column_int64(st, 1);
     sqlite3_reset(st);
     st = NULL;
+    /* Newer than the head: the database is not the one the client synced with
+     * (restored from a backup, replaced), and its store holds rows this one
+     * may never have had. Whatever page it is on, it starts over, as the
+     * event stream tells it to. */
+    if (a->since > head) {
+        err_set(e, 410, "resync_required",
+                "cursor %lld is newer than the change log's head %lld (the database was "
+                "restored or replaced): pull from since=0",
+                a->since, head);
+        e->version = head;
+        goto err;
+    }
     if (!a->full && a->since > 0 && a->since < horizon) {
         err_set(e, 410, "resync_required",
                 "cursor %lld is older than the retained change log (horizon %lld): pull from "
@@ -192,9 +218,14 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
         last = sqlite3_column_int64(st, 3);
         n++;
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        fprintf(stderr, "rhtmx-sync: pull %s: %s (answer truncated)\n", a->entity,
-                sqlite3_errmsg(d->h));
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        /* The page cannot be finished: it must not end as if it were (the
+         * client would store the head as its cursor and never ask for the
+         * rest). What is staged is dropped; the caller breaks the answer off,
+         * or, if nothing of it was written yet, answers e instead. */
+        db_fail(d, e, "pull");
+        goto err;
+    }
     jsonw_raw(out, "],\"has_more\":");
     jsonw_raw(out, has_more ? "true" : "false");
     jsonw_raw(out, ",\"version\":");

@@ -28,7 +28,10 @@ struct pull_args {
  *   {"entity":E,"changes":[...],"has_more":B,"version":V}
  * Nothing is written unless the read succeeds up to the first row, so on -1 the
  * caller can still answer with e: 410 resync_required (e->version = head) when
- * since is older than the compaction horizon, 5xx on database trouble.
+ * since is older than the compaction horizon, 5xx on database trouble. A read
+ * that fails after the first row also returns -1 (5xx), with the answer
+ * unfinished: part of it may have reached out, so the caller must break the
+ * answer off rather than end it (http_error does either, as fits).
  * Reads in the caller's transaction when one is open (and leaves it open),
  * else in a read transaction of its own.
  */

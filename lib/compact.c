@@ -231,7 +231,7 @@ compact_maybe(struct db *d, const struct config *cfg)
 {
     struct stmts st = {{0}};
     struct err e;
-    long long last = 0, n = 0, m = 0;
+    long long last = 0, n = 0, m = 0, deadline;
     char cut[40];
     int rc = 0, has;
 
@@ -244,14 +244,15 @@ compact_maybe(struct db *d, const struct config *cfg)
         goto out;
     /* Due. Never make the caller wait: another writer holding the lock means
      * "next time". */
-    sqlite3_busy_timeout(d->h, 0);
+    deadline = d->deadline;
+    db_deadline(d, db_now_ms()); /* passed already: no waiting */
     if (db_begin_write(d, &e) < 0) {
-        sqlite3_busy_timeout(d->h, DB_BUSY_TIMEOUT_MS);
+        db_deadline(d, deadline);
         if (e.status == 503)
             goto out;
         goto fail;
     }
-    sqlite3_busy_timeout(d->h, DB_BUSY_TIMEOUT_MS);
+    db_deadline(d, deadline);
     /* Again under the lock: another process may just have done it. */
     has = single_int(d, &st, C_LAST, &last, &e);
     if (has < 0)

@@ -261,6 +261,24 @@ parse_entities(struct ctx *x, struct config *c, struct json_object *root)
     return 0;
 }
 
+/* 1 if s is an origin as a browser sends it in Origin: scheme "://" host,
+ * an optional ":port", at most a final "/"; no user, path, query or "*". */
+static int
+is_origin(const char *s)
+{
+    size_t n;
+
+    if (!isalpha((unsigned char)*s))
+        return 0;
+    while (isalnum((unsigned char)*s) || *s == '+' || *s == '-' || *s == '.')
+        s++;
+    if (strncmp(s, "://", 3) != 0)
+        return 0;
+    s += 3;
+    n = strcspn(s, "/?#@* \t");
+    return n > 0 && (s[n] == '\0' || strcmp(s + n, "/") == 0);
+}
+
 static int
 parse_auth(struct ctx *x, struct config *c, struct json_object *root)
 {
@@ -314,6 +332,13 @@ parse_auth(struct ctx *x, struct config *c, struct json_object *root)
                 goto out;
             }
             c->auth.allowed_origins[i] = strdup(json_object_get_string(o));
+            if (!is_origin(c->auth.allowed_origins[i])) {
+                fail(x,
+                     "\"allowed_origins\" entry '%.100s' is not an origin: write "
+                     "scheme://host[:port], e.g. \"https://example.com\"",
+                     c->auth.allowed_origins[i]);
+                goto out;
+            }
         }
     }
     rc = 0;

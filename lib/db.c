@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "db.h"
@@ -112,18 +114,57 @@ db_fail(struct db *d, struct err *e, const char *what)
     return err_set(e, 500, "database", "%s: %s", what, msg);
 }
 
+long long
+db_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+db_deadline(struct db *d, long long deadline)
+{
+    d->deadline = deadline;
+}
+
+/*
+ * SQLite's busy handler, called while a lock is refused (count: how often for
+ * this lock so far). SQLite's own (sqlite3_busy_timeout) bounds each statement's
+ * wait, so a request of many statements could wait many times over; this one
+ * waits only until the connection's deadline, with the same growing naps.
+ */
+static int
+db_busy(void *ctx, int count)
+{
+    static const unsigned char naps[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100};
+    struct db *d = ctx;
+    long long now = db_now_ms(), end, nap;
+
+    if (count == 0)
+        d->wait_from = now;
+    end = d->deadline > 0 ? d->deadline : d->wait_from + DB_BUSY_TIMEOUT_MS;
+    if (now >= end)
+        return 0;
+    nap = count < (int)sizeof(naps) ? naps[count] : 100;
+    sqlite3_sleep((int)(nap < end - now ? nap : end - now));
+    return 1;
+}
+
 /*
  * Switch to WAL once. Switching needs an exclusive lock and SQLite answers
  * "database is locked" at once, without the busy handler, when another process
  * holds any lock, which happens when several programs meet a new database at
  * the same moment (the first requests after an upload). So: nothing to do if
- * it is WAL already, else retry for up to the busy timeout.
+ * it is WAL already, else retry until the deadline, which the statements' own
+ * waits count against too (db_open_by always sets one).
  */
 static int
 db_use_wal(struct db *d, struct err *e)
 {
     sqlite3_stmt *st = NULL;
-    int waited = 0, wal = 0;
+    int wal = 0;
 
     for (;;) {
         if (sqlite3_prepare_v2(d->h, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
@@ -135,10 +176,9 @@ db_use_wal(struct db *d, struct err *e)
             return 0;
         if (db_exec(d, "PRAGMA journal_mode = WAL", e) == 0)
             return 0;
-        if (e->status != 503 || waited >= DB_BUSY_TIMEOUT_MS)
+        if (e->status != 503 || db_now_ms() >= d->deadline)
             return -1;
         sqlite3_sleep(20);
-        waited += 20;
     }
 }
 
@@ -161,7 +201,7 @@ db_configure(struct db *d, struct err *e)
 {
     int persist = 1;
 
-    sqlite3_busy_timeout(d->h, DB_BUSY_TIMEOUT_MS);
+    sqlite3_busy_handler(d->h, db_busy, d);
     sqlite3_extended_result_codes(d->h, 0);
     /* WAL needs write access to switch; a read-only file keeps whatever mode it has. */
     if (!d->readonly && db_use_wal(d, e) < 0)
@@ -209,21 +249,47 @@ db_setup(void)
 struct db *
 db_open(const char *path, struct err *e)
 {
+    return db_open_by(path, 0, e);
+}
+
+int
+db_replaced(const struct db *d)
+{
+    struct stat sb;
+
+    return stat(d->path, &sb) != 0 || sb.st_dev != d->dev || sb.st_ino != d->ino;
+}
+
+struct db *
+db_open_by(const char *path, long long deadline, struct err *e)
+{
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     struct db *d = NULL;
+    struct stat sb;
     int rc;
 
     pthread_once(&once, db_setup);
 
-    if (access(path, F_OK) != 0) {
+    if (stat(path, &sb) != 0) {
         err_set(e, 500, "database", "database file %s: %s", path, strerror(errno));
         return NULL;
     }
+    /* An empty file is no database of ours, and most likely one being copied
+     * into place right now: opening it would write into it (SQLite would
+     * give it a header in WAL mode, the migration our tables), over the
+     * copy's first pages. Left alone, it is opened once it has content. */
+    if (sb.st_size == 0) {
+        err_set(e, 500, "database", "database file %s is empty (still being copied?)", path);
+        return NULL;
+    }
     d = calloc(1, sizeof(*d));
-    if (d == NULL) {
+    if (d == NULL || (d->path = strdup(path)) == NULL) {
+        free(d);
         err_set(e, 500, "internal", "out of memory");
         return NULL;
     }
+    /* Without a deadline, the opening has one of its own. */
+    d->deadline = deadline > 0 ? deadline : db_now_ms() + DB_BUSY_TIMEOUT_MS;
     rc = sqlite3_open_v2(path, &d->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK && access(path, W_OK) != 0)
         rc = SQLITE_READONLY;
@@ -237,8 +303,17 @@ db_open(const char *path, struct err *e)
         db_fail(d, e, path);
         goto err;
     }
+    /* The file SQLite has open now (it opens it in sqlite3_open_v2): what
+     * db_replaced() compares the path with. */
+    if (stat(path, &sb) != 0) {
+        err_set(e, 500, "database", "database file %s: %s", path, strerror(errno));
+        goto err;
+    }
+    d->dev = sb.st_dev;
+    d->ino = sb.st_ino;
     if (db_configure(d, e) < 0)
         goto err;
+    d->deadline = deadline;
     return d;
 err:
     db_free(d);
@@ -255,6 +330,7 @@ db_free(struct db *d)
     for (i = 0; i < STMT__COUNT; i++)
         sqlite3_finalize(d->stmts[i]);
     sqlite3_close(d->h);
+    free(d->path);
     free(d);
 }
 
@@ -323,6 +399,13 @@ db_begin_write(struct db *d, struct err *e)
 int
 db_commit(struct db *d, struct err *e)
 {
+    /* Checked inside the write transaction, right before it ends: a file moved
+     * away after this point is the operator racing a commit in progress. */
+    if (db_replaced(d))
+        return err_set(e, 503, "busy",
+                       "%s was moved or replaced while this process had it open: nothing was "
+                       "committed",
+                       d->path);
     return db_exec(d, "COMMIT", e);
 }
 

@@ -1,8 +1,9 @@
 /*
  * db: the SQLite connection every executable holds, and the library's own schema.
  *
- * A connection is opened in WAL mode with a busy timeout, so the PHP app, the
- * sqlite3 shell and our writers can share the file. The library's own tables
+ * A connection is opened in WAL mode and waits for locks up to a deadline
+ * (db_deadline), so the PHP app, the sqlite3 shell and our writers can share
+ * the file. The library's own tables
  * (_rhtmx_sync_*) are created and upgraded by numbered migrations whose number
  * is kept in PRAGMA user_version (see db_migrate for how an app that uses
  * user_version itself is respected). Statements on our own tables live in one
@@ -11,10 +12,13 @@
 #ifndef RHTMX_DB_H
 #define RHTMX_DB_H
 
+#include <sys/types.h>
+
 #include <sqlite3.h>
 
 #include "err.h"
 
+/* How long a request may wait for the database in all (see db_deadline). */
 #define DB_BUSY_TIMEOUT_MS 10000
 /* How much of the database file a short-lived process maps for reading (db_short_lived). */
 #define DB_MMAP_BYTES 268435456
@@ -47,12 +51,41 @@ struct db {
     sqlite3 *h;
     int readonly; /* opened read-only (file not writable): reads keep working */
     sqlite3_stmt *stmts[STMT__COUNT];
+    char *path; /* owned: the path it was opened by */
+    dev_t dev;  /* the file opened there (db_replaced) */
+    ino_t ino;
+    long long deadline;  /* db_deadline(); 0: none */
+    long long wait_from; /* when the wait under way began (busy handler) */
 };
 
-/* Open the database file at path (it must exist). Returns a new db (db_free), or
- * NULL with e set (500 "database"). A file that cannot be opened for writing is
- * opened read-only and db->readonly is set. */
+/*
+ * Open the database file at path (it must exist and not be empty: an empty
+ * file would be written to). Returns a new db (db_free), or NULL with e set
+ * (500 "database", 503 "busy" when it stayed locked). A file
+ * that cannot be opened for writing is opened read-only and db->readonly is
+ * set. db_open_by waits for locks until deadline (db_deadline) and keeps it;
+ * with deadline 0, and with db_open, the opening waits up to
+ * DB_BUSY_TIMEOUT_MS in all and the connection is left without a deadline.
+ */
 struct db *db_open(const char *path, struct err *e);
+struct db *db_open_by(const char *path, long long deadline, struct err *e);
+
+/*
+ * The one bound on waiting: every wait of d for a lock (another connection's
+ * write lock, a locking_mode=EXCLUSIVE holder, the switch to WAL), however many
+ * statements wait in turn, ends at deadline (db_now_ms() clock) with
+ * SQLITE_BUSY, which db_fail() turns into 503 "busy". A request sets it once,
+ * at its start (app.h). 0: no deadline, each wait ends after
+ * DB_BUSY_TIMEOUT_MS of its own (connections that outlive requests).
+ */
+void db_deadline(struct db *d, long long deadline);
+/* CLOCK_MONOTONIC in milliseconds. */
+long long db_now_ms(void);
+
+/* 1 if path no longer names the file d has open (it was moved, replaced by
+ * another file, or removed): what d reads and writes is no longer the
+ * configured database. A stat(). */
+int db_replaced(const struct db *d);
 /* Before the first db_open: this process serves one request and exits (plain
  * CGI, the command-line tool), so favour opening fast over caching: reads are
  * memory-mapped (see db.c). A long-lived process keeps SQLite's own page
@@ -75,7 +108,9 @@ sqlite3_stmt *db_stmt(struct db *d, enum db_stmt id, struct err *e);
 int db_exec(struct db *d, const char *sql, struct err *e);
 
 /* Transactions: a read snapshot (BEGIN), or the write lock up front (BEGIN
- * IMMEDIATE, waiting up to the busy timeout). */
+ * IMMEDIATE, waiting up to the deadline). db_commit refuses (503 "busy",
+ * nothing committed: the caller rolls back) when db_replaced(): a write is
+ * never acknowledged into a file that is no longer the configured database. */
 int db_begin_read(struct db *d, struct err *e);
 int db_begin_write(struct db *d, struct err *e);
 int db_commit(struct db *d, struct err *e);

@@ -21,6 +21,18 @@ struct err {
 int err_set(struct err *e, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Room for a quoted client text: 64 bytes of it, "..." and the NUL. */
+#define ERR_QUOTED 68
+
+/*
+ * Client text made safe to put in a message (which reaches the client and the
+ * log): the bytes of text that are printable ASCII or valid UTF-8 characters,
+ * each other byte (a control character, a byte that is not UTF-8) as '?',
+ * cut at a character boundary with "..." when more than 64 bytes. Never the
+ * raw input bytes. out has ERR_QUOTED bytes; returns out. text may be NULL.
+ */
+const char *err_quote(char out[ERR_QUOTED], const char *text);
+
 /* Reset e to "no error". */
 void err_clear(struct err *e);
 

@@ -96,6 +96,7 @@ parse_entities(char *list, const struct config *cfg, const struct identity *who,
                struct events_params *p, struct err *e)
 {
     const struct entity *en;
+    char q[ERR_QUOTED];
     size_t i;
     int restricted;
 
@@ -103,7 +104,7 @@ parse_entities(char *list, const struct config *cfg, const struct identity *who,
         char *save = NULL, *name;
         for (name = strtok_r(list, ",", &save); name != NULL; name = strtok_r(NULL, ",", &save)) {
             if (!config_valid_name(name) || (en = config_entity(cfg, name)) == NULL)
-                return err_set(e, 404, "not_found", "unknown entity '%.64s'", name);
+                return err_set(e, 404, "not_found", "unknown entity '%s'", err_quote(q, name));
             if (auth_entity_allowed(who, name, e) < 0 || add_entity(p, who, en, e) < 0)
                 return -1;
         }
@@ -381,7 +382,7 @@ events_serve(struct hub *h, struct hangup *hu, const struct events_params *p,
         busy(req, &e);
         return;
     }
-    if (hub_state(h, &head, &horizon, &e) < 0) {
+    if (hub_state(h, &head, &horizon, p->deadline, &e) < 0) {
         if (e.status == 503)
             busy(req, &e);
         else
@@ -466,8 +467,11 @@ events_serve(struct hub *h, struct hangup *hu, const struct events_params *p,
             emit(req, &out, &b);
             goto done;
         case HUB_ERROR:
-            /* The client reconnects after retry: a natural back-off. */
+            /* Broken off, not ended: no "bye", nothing a client could take
+             * for an answer that ended on purpose. It reconnects after
+             * retry, from the last id it got: a natural back-off. */
             fprintf(stderr, "rhtmx-sync: events: %s\n", e.msg);
+            http_abort(req);
             goto done;
         }
         if (!before(t, end))

@@ -40,6 +40,8 @@ struct events_params {
     long long expires;        /* the identity's token expiry (seconds since 1970), 0: none */
     int poll;                 /* answer once, as soon as there is something */
     int heartbeat, lifetime, poll_wait, max_streams, retry_ms; /* seconds / ms, from the config */
+    long long deadline; /* the request's bound on waiting for the database (db_deadline); the
+                           caller sets it after events_parse; 0: none */
 };
 
 /* Fill p from req and cfg for identity who (auth.h). -1 with e set: 400 for

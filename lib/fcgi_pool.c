@@ -28,6 +28,7 @@
 #include <fcgiapp.h>
 
 #include "fcgi_pool.h"
+#include "parent.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define STACK_SIZE (1024 * 1024) /* ASan's redzones make frames several times larger */
@@ -251,8 +252,10 @@ run_fcgi(const struct fcgi_pool_opts *o)
     int sig = 0;
 
     setup_signals(&set);
+    parent_watch();
     if (FCGX_Init() != 0) {
         fputs("rhtmx-sync: cannot initialise FastCGI\n", stderr);
+        parent_unwatch();
         return 1;
     }
     pthread_attr_init(&p->attr);
@@ -262,6 +265,7 @@ run_fcgi(const struct fcgi_pool_opts *o)
     spawn(p);
     if (p->nthreads == 0) {
         pthread_mutex_unlock(&p->mu);
+        parent_unwatch();
         return 1;
     }
     pthread_mutex_unlock(&p->mu);
@@ -288,6 +292,7 @@ run_fcgi(const struct fcgi_pool_opts *o)
         pthread_cond_timedwait(&p->cond, &p->mu, &ts);
     }
     pthread_mutex_unlock(&p->mu);
+    parent_unwatch();
     return 0;
 }
 

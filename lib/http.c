@@ -12,8 +12,10 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -26,6 +28,7 @@
 
 #include "http.h"
 #include "jsonw.h"
+#include "parent.h"
 
 extern char **environ;
 
@@ -85,6 +88,7 @@ http_req_fill(struct http_req *req)
 
     v = http_env(req, "REQUEST_METHOD");
     req->method = v ? v : "";
+    req->head = strcmp(req->method, "HEAD") == 0;
     v = http_env(req, "PATH_INFO");
     req->path_info = v ? v : "";
     v = http_env(req, "QUERY_STRING");
@@ -211,9 +215,38 @@ raw_write(struct http_req *req, const char *p, size_t n)
         buf_add(&req->out, p, n);
         return 0;
     }
+    req->cgi_out += n;
     if (fwrite(p, 1, n, stdout) != n) {
         req->failed = 1;
         return -1;
+    }
+    return 0;
+}
+
+/* Body bytes, after any compression, to the client; for HEAD only counted, so
+ * the headers (Content-Encoding, Content-Length) are those of the GET. */
+static int
+body_out(struct http_req *req, const char *p, size_t n)
+{
+    if (req->head) {
+        req->head_bytes += n;
+        return req->failed ? -1 : 0;
+    }
+    return raw_write(req, p, n);
+}
+
+/* 1 if a header called name (any case) is queued on req. */
+static int
+header_queued(const struct http_req *req, const char *name)
+{
+    size_t n = strlen(name);
+    const char *p = req->headers.p, *end = p + req->headers.len;
+
+    while (p != NULL && p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if ((size_t)(end - p) > n && p[n] == ':' && strncasecmp(p, name, n) == 0)
+            return 1;
+        p = eol != NULL ? eol + 1 : NULL;
     }
     return 0;
 }
@@ -274,22 +307,27 @@ send_headers(struct http_req *req)
  * Content-Length for a FastCGI answer that is still whole in req->out at its
  * end (all but long pages and streams): the web server can then pass it on as
  * it is instead of chunking it, and the browser knows its size. Spliced in
- * before the headers' blank line.
+ * before the headers' blank line. A HEAD answer gets the length its GET would
+ * have had. Nothing when the handler queued its own, and never on 204 and 304
+ * (RFC 9110 forbids it on 204; on 304 it would describe the cached body).
  */
 static void
 out_content_length(struct http_req *req)
 {
     struct buf *o = &req->out;
-    size_t at = req->out_head_end, body;
+    size_t at = req->out_head_end, tail;
     char line[48];
     int n;
 
     if (req->out_sent || !req->headers_sent || at > o->len || o->len - at < 2)
         return;
-    body = o->len - at - 2;
-    n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n", body);
+    if (req->status == 204 || req->status == 304 || header_queued(req, "Content-Length"))
+        return;
+    tail = o->len - at; /* the blank line and the body */
+    n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n",
+                 req->head ? req->head_bytes : tail - 2);
     buf_add(o, line, (size_t)n); /* room first, then make the gap */
-    memmove(o->p + at + n, o->p + at, body + 2);
+    memmove(o->p + at + n, o->p + at, tail);
     memcpy(o->p + at, line, (size_t)n);
 }
 
@@ -313,7 +351,7 @@ gz_pump(struct http_req *req, const char *p, size_t n, int flush)
         rc = deflate(&g->z, flush);
         if (rc == Z_STREAM_ERROR)
             return -1;
-        if (raw_write(req, (const char *)g->out, sizeof(g->out) - g->z.avail_out) < 0)
+        if (body_out(req, (const char *)g->out, sizeof(g->out) - g->z.avail_out) < 0)
             return -1;
     } while (g->z.avail_out == 0 || (flush == Z_FINISH && rc != Z_STREAM_END));
     return 0;
@@ -354,7 +392,7 @@ gz_decide(struct http_req *req, int compress)
     else if (req->gz != NULL)
         rc = gz_pump(req, req->gz_held.p, req->gz_held.len, Z_NO_FLUSH);
     else
-        rc = raw_write(req, req->gz_held.p, req->gz_held.len);
+        rc = body_out(req, req->gz_held.p, req->gz_held.len);
     buf_free(&req->gz_held);
     return rc;
 }
@@ -375,7 +413,7 @@ body_write(void *ctx, const char *p, size_t n)
         return -1;
     if (req->gz != NULL)
         return gz_pump(req, p, n, Z_NO_FLUSH);
-    return raw_write(req, p, n);
+    return body_out(req, p, n);
 }
 
 struct sink
@@ -474,6 +512,12 @@ req_finish(struct http_req *req)
         free(g);
         req->gz = NULL;
     }
+    if (req->aborted) {
+        /* No end record: FCGX_Finish_r's writes fail on the shut connection. */
+        if (req->fcgx != NULL && req->fcgx->ipcFd >= 0)
+            shutdown(req->fcgx->ipcFd, SHUT_RDWR);
+        return;
+    }
     if (req->fcgx != NULL) {
         out_content_length(req);
         out_flush(req, 1);
@@ -490,6 +534,55 @@ http_req_end(struct http_req *req)
     buf_free(&req->headers);
 }
 
+/* Drop the queued header called name (every line of it). */
+static void
+header_drop(struct http_req *req, const char *name)
+{
+    struct buf *h = &req->headers;
+    size_t n = strlen(name), i = 0;
+
+    while (i < h->len) {
+        char *eol = memchr(h->p + i, '\n', h->len - i);
+        size_t end = eol != NULL ? (size_t)(eol - h->p) + 1 : h->len;
+        if (end - i > n && strncasecmp(h->p + i, name, n) == 0 && h->p[i + n] == ':') {
+            memmove(h->p + i, h->p + end, h->len - end);
+            h->len -= end - i;
+        } else {
+            i = end;
+        }
+    }
+}
+
+/*
+ * An answer under way whose bytes have not left the process (FastCGI: all
+ * still in req->out; CGI: all still in stdio's buffer; or only held back for
+ * the gzip decision) is dropped, so that an error can be answered instead:
+ * then headers_sent and body_bytes are 0 again. Otherwise nothing changes.
+ */
+static void
+answer_take_back(struct http_req *req)
+{
+    if (req->headers_sent &&
+        (req->fcgx != NULL ? req->out_sent : __fpending(stdout) != req->cgi_out))
+        return;
+    if (req->gz != NULL) {
+        struct gz *g = req->gz;
+        deflateEnd(&g->z);
+        free(g);
+        req->gz = NULL;
+        header_drop(req, "Content-Encoding");
+    }
+    if (req->fcgx != NULL)
+        buf_reset(&req->out);
+    else
+        __fpurge(stdout);
+    req->cgi_out = 0;
+    buf_free(&req->gz_held);
+    req->gz_pending = 0;
+    req->headers_sent = 0;
+    req->body_bytes = 0;
+}
+
 void
 http_error(struct http_req *req, const struct err *e)
 {
@@ -501,26 +594,43 @@ http_error(struct http_req *req, const struct err *e)
         fprintf(stderr, "rhtmx-sync: %s %s%s: %s\n", req->method,
                 http_env(req, "SCRIPT_NAME") ? http_env(req, "SCRIPT_NAME") : "", req->path_info,
                 e->msg);
+    if (req->headers_sent || req->body_bytes > 0)
+        answer_take_back(req);
     if (req->headers_sent || req->body_bytes > 0) {
-        fprintf(stderr, "rhtmx-sync: answer already started, cannot report: %s\n", e->msg);
-        req->failed = 1;
+        fprintf(stderr, "rhtmx-sync: answer already started, cut off: %s\n", e->msg);
+        http_abort(req);
         return;
     }
     if (e->status >= 500 && e->status != 503)
         msg = strcmp(e->code, "config") == 0
                   ? "server configuration error (details in the server's error log)"
                   : "server error (details in the server's error log)";
-    http_header(req, "Cache-Control", "no-store");
+    if (!header_queued(req, "Cache-Control")) /* a pull queued its own before it failed */
+        http_header(req, "Cache-Control", "no-store");
+    /* Every refusal for being busy says when to come back, whoever refused. */
+    if (e->status == 503 && !header_queued(req, "Retry-After"))
+        http_header(req, "Retry-After", HTTP_RETRY_AFTER);
     s = http_body(req, e->status, "application/json");
     jsonw_raw(&s, "{\"error\":{\"code\":");
     jsonw_cstring(&s, e->code);
     jsonw_raw(&s, ",\"message\":");
     jsonw_cstring(&s, msg);
-    if (e->version > 0) {
+    if (e->version > 0 || e->status == 410) { /* a resync's head, 0 included */
         jsonw_raw(&s, ",\"version\":");
         jsonw_int(&s, e->version);
     }
     jsonw_raw(&s, "}}\n");
+}
+
+void
+http_abort(struct http_req *req)
+{
+    req->failed = 1; /* every later write is dropped */
+    req->aborted = 1;
+    req->gz_pending = 0;
+    buf_free(&req->gz_held);
+    if (req->fcgx == NULL)
+        __fpurge(stdout); /* what stdio still holds never reaches the web server */
 }
 
 void
@@ -747,9 +857,12 @@ http_req_check(const struct http_req *req, struct err *e)
             continue;
         n = strlen(eq + 1);
         total += n;
-        if (n > HTTP_MAX_HEADER)
-            return err_set(e, 431, "bad_request", "request header %.*s longer than %d bytes",
-                           (int)(eq - *env > 64 ? 64 : eq - *env), *env, HTTP_MAX_HEADER);
+        if (n > HTTP_MAX_HEADER) {
+            char name[ERR_QUOTED], q[ERR_QUOTED];
+            snprintf(name, sizeof(name), "%.*s", (int)(eq - *env > 65 ? 65 : eq - *env), *env);
+            return err_set(e, 431, "bad_request", "request header %s longer than %d bytes",
+                           err_quote(q, name), HTTP_MAX_HEADER);
+        }
     }
     if (total > HTTP_MAX_HEADERS)
         return err_set(e, 431, "bad_request", "request headers longer than %d bytes in all",
@@ -930,8 +1043,10 @@ http_run(http_handler handler, void *ctx)
         return 0;
     }
     install_shutdown_handlers();
+    parent_watch();
     if (FCGX_Init() != 0 || FCGX_InitRequest(&r, 0, 0) != 0) {
         fputs("rhtmx-sync: cannot initialise FastCGI\n", stderr);
+        parent_unwatch();
         return 1;
     }
     while (FCGX_Accept_r(&r) >= 0) {
@@ -952,5 +1067,6 @@ http_run(http_handler handler, void *ctx)
     FCGX_Free(&r, 1);
     buf_free(&out);
     buf_free(&headers);
+    parent_unwatch();
     return 0;
 }

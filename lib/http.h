@@ -39,7 +39,11 @@ struct http_req {
     struct buf out;            /* FastCGI: answer bytes gathered for big records */
     size_t out_head_end;       /* ... where the headers' blank line starts in out */
     int out_sent;              /* ... some of it has left (no Content-Length then) */
+    int head;                  /* a HEAD request: the body is measured, never sent */
+    size_t head_bytes;         /* ... the bytes a GET would have sent after the headers */
     int body_read;             /* http_read_body() was called */
+    int aborted;               /* the answer broke off: it must not look complete */
+    size_t cgi_out;            /* CGI: bytes handed to stdout */
 };
 
 /* Make req describe the current CGI environment / an accepted FastCGI request.
@@ -85,9 +89,26 @@ int http_flush(struct http_req *req);
 
 /* Answer with the error shape {"error":{"code":...,"message":...}} and e's
  * status. 5xx details go to stderr and the client gets a generic message;
- * 4xx messages go to the client as they are. If the body had already started,
- * the error is only logged. */
+ * 4xx messages go to the client as they are. A 503 always carries
+ * Retry-After: the one the caller queued, else HTTP_RETRY_AFTER seconds.
+ * Cache-Control: no-store unless the caller queued a Cache-Control. If the
+ * body had already started but nothing of it has left the process yet (it is
+ * all in our buffers, or stdio's), it is dropped and the error answered
+ * instead; if some of it has left, the error is logged and the answer is cut
+ * off (http_abort): a client must never take the start of an answer for the
+ * whole of it. */
+#define HTTP_RETRY_AFTER "1"
 void http_error(struct http_req *req, const struct err *e);
+
+/*
+ * Break off an answer whose body has started: nothing more of it is written,
+ * and it ends so that no client can take it for complete. Under FastCGI the
+ * connection to the web server is shut down without the request's end record,
+ * so the web server aborts the response it relays (or, if nothing reached it
+ * yet, answers with its own 5xx); under CGI what stdio still holds is dropped
+ * and the program ends, so the body stops short of its end.
+ */
+void http_abort(struct http_req *req);
 
 /* The same from arguments. */
 void http_fail(struct http_req *req, int status, const char *code, const char *fmt, ...)

@@ -93,15 +93,18 @@ conn_close(struct conn *c)
     c->db = NULL;
 }
 
+/* Open c on path, waiting for locks until deadline (db.h; 0: the opening's own
+ * bound). The connection outlives the request: it keeps no deadline. */
 static int
-conn_open(struct conn *c, const char *path, struct err *e)
+conn_open(struct conn *c, const char *path, long long deadline, struct err *e)
 {
     int i;
 
     memset(c, 0, sizeof(*c));
-    c->db = db_open(path, e);
+    c->db = db_open_by(path, deadline, e);
     if (c->db == NULL)
         return -1;
+    db_deadline(c->db, 0);
     for (i = 0; i < Q__COUNT; i++) {
         if (sqlite3_prepare_v3(c->db->h, query_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->q[i],
                                NULL) != SQLITE_OK) {
@@ -371,7 +374,7 @@ feed_reopen(struct hub *h)
     conn_close(&h->feed);
     pthread_mutex_lock(&h->replay_mu);
     conn_close(&h->replay);
-    if (conn_open(&h->feed, h->path, &e) == 0 && conn_open(&h->replay, h->path, &e) == 0)
+    if (conn_open(&h->feed, h->path, 0, &e) == 0 && conn_open(&h->replay, h->path, 0, &e) == 0)
         rc = 0;
     else
         conn_close(&h->feed);
@@ -514,7 +517,7 @@ feeder_main(void *arg)
 /* ------------------------------------------------------------------ public */
 
 struct hub *
-hub_new(const char *path, size_t ring, struct err *e)
+hub_new(const char *path, size_t ring, long long deadline, struct err *e)
 {
     struct hub *h = calloc(1, sizeof(*h));
     long long head = 0, horizon = 0;
@@ -542,8 +545,9 @@ hub_new(const char *path, size_t ring, struct err *e)
                 "rhtmx-sync: events: cannot watch %s with inotify (no inotify, or the per-user "
                 "limit fs.inotify.max_user_instances is reached); polling it every %d ms\n",
                 path, BLIND_MS);
-    if (conn_open(&h->feed, path, e) < 0 || conn_open(&h->replay, path, e) < 0)
+    if (conn_open(&h->feed, path, deadline, e) < 0 || conn_open(&h->replay, path, deadline, e) < 0)
         goto err;
+    db_deadline(h->feed.db, deadline);
     if (db_begin_read(h->feed.db, e) < 0)
         goto err;
     if (conn_state(&h->feed, &head, &horizon, e) < 0) {
@@ -551,6 +555,7 @@ hub_new(const char *path, size_t ring, struct err *e)
         goto err;
     }
     db_rollback(h->feed.db);
+    db_deadline(h->feed.db, 0);
     h->base = h->head = head;
     h->horizon = horizon;
     if (pthread_create(&h->feeder, NULL, feeder_main, h) != 0) {
@@ -612,16 +617,20 @@ hub_stop(struct hub *h)
 }
 
 int
-hub_state(struct hub *h, long long *head, long long *horizon, struct err *e)
+hub_state(struct hub *h, long long *head, long long *horizon, long long deadline, struct err *e)
 {
     int rc = -1;
 
     pthread_mutex_lock(&h->replay_mu);
-    if (h->replay.db == NULL)
+    if (h->replay.db == NULL) {
         err_set(e, 500, "database", "%s: not open", h->path);
-    else if (db_begin_read(h->replay.db, e) == 0) {
-        rc = conn_state(&h->replay, head, horizon, e);
-        db_rollback(h->replay.db);
+    } else {
+        db_deadline(h->replay.db, deadline);
+        if (db_begin_read(h->replay.db, e) == 0) {
+            rc = conn_state(&h->replay, head, horizon, e);
+            db_rollback(h->replay.db);
+        }
+        db_deadline(h->replay.db, 0);
     }
     pthread_mutex_unlock(&h->replay_mu);
     return rc;

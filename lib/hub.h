@@ -89,10 +89,12 @@ struct hub_stream {
 };
 
 /* Open the database at path for reading, read its head and start the feeder.
- * ring: how many changes the ring holds (0: HUB_RING_DEFAULT). Returns a new
- * hub (hub_free) or NULL with e set. */
+ * ring: how many changes the ring holds (0: HUB_RING_DEFAULT). deadline: the
+ * request's bound on waiting for the database (db_deadline; 0: the opening's
+ * own). Returns a new hub (hub_free) or NULL with e set (503 busy when the
+ * database stayed locked). */
 #define HUB_RING_DEFAULT 4096
-struct hub *hub_new(const char *path, size_t ring, struct err *e);
+struct hub *hub_new(const char *path, size_t ring, long long deadline, struct err *e);
 
 /* Stop the feeder and release everything. No stream may be joined (call
  * hub_stop and wait for the streams to leave first). NULL is harmless. */
@@ -107,8 +109,10 @@ void hub_stop(struct hub *h);
 /* 1 if inotify watches the database (0: only the safety poll sees commits). */
 int hub_watching(const struct hub *h);
 
-/* The database's head and compaction horizon now, read fresh from the file. */
-int hub_state(struct hub *h, long long *head, long long *horizon, struct err *e);
+/* The database's head and compaction horizon now, read fresh from the file,
+ * waiting for locks until deadline (db_deadline; 0: DB_BUSY_TIMEOUT_MS). */
+int hub_state(struct hub *h, long long *head, long long *horizon, long long deadline,
+              struct err *e);
 
 /* Register s. -1 with e set to 503 busy when max_streams streams are open or
  * the hub is stopping. */

@@ -2,17 +2,30 @@
  * jsonr: see jsonr.h.
  *
  * json-c's strict mode still lets a few non-JSON forms through ('single
- * quotes', 2.e+3, -012), so input is first checked against the RFC 8259
- * grammar by a small validator of our own; json-c then builds the objects.
+ * quotes', 2.e+3, -012) and quietly changes others (invalid UTF-8 kept as it
+ * came, a lone surrogate escape made U+FFFD, an integer beyond 64 bits
+ * clamped, a member name cut at \u0000), so input is first checked by a
+ * small validator of our own: the RFC 8259 grammar plus those rules. json-c
+ * then builds the objects.
  */
 #include <string.h>
 
 #include "jsonr.h"
+#include "utf8.h"
 
 struct scan {
     const unsigned char *p, *end;
     int depth, max_depth;
+    const char *why; /* what is wrong at p, when more is known than "invalid JSON" */
 };
+
+/* -1, with why saying what is wrong at s->p. */
+static int
+scan_fail(struct scan *s, const char *why)
+{
+    s->why = why;
+    return -1;
+}
 
 static void
 skip_ws(struct scan *s)
@@ -42,9 +55,26 @@ scan_digits(struct scan *s)
     return s->p > start ? 0 : -1;
 }
 
+/* 1 if the integer literal p[0..n) (an optional '-', then digits without a
+ * leading zero) is outside -2^63..2^63-1, which is all json-c and SQLite hold. */
+static int
+int_out_of_range(const unsigned char *p, size_t n)
+{
+    int neg = p[0] == '-';
+
+    p += neg;
+    n -= (size_t)neg;
+    if (n != 19)
+        return n > 19;
+    return memcmp(p, neg ? "9223372036854775808" : "9223372036854775807", 19) > 0;
+}
+
 static int
 scan_number(struct scan *s)
 {
+    const unsigned char *start = s->p;
+    int integer = 1;
+
     if (s->p < s->end && *s->p == '-')
         s->p++;
     if (s->p < s->end && *s->p == '0')
@@ -52,42 +82,108 @@ scan_number(struct scan *s)
     else if (scan_digits(s) < 0)
         return -1;
     if (s->p < s->end && *s->p == '.') {
+        integer = 0;
         s->p++;
         if (scan_digits(s) < 0)
             return -1;
     }
     if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        integer = 0;
         s->p++;
         if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
             s->p++;
         if (scan_digits(s) < 0)
             return -1;
     }
+    if (integer && int_out_of_range(start, (size_t)(s->p - start))) {
+        s->p = start;
+        return scan_fail(s, "integer out of range (-2^63 to 2^63-1)");
+    }
     return 0;
 }
 
+/* The four hex digits of a \u escape (p is after the 'u'), or -1. */
+static long
+scan_hex4(struct scan *s)
+{
+    long v = 0;
+    int i, d;
+
+    for (i = 0; i < 4; i++, s->p++) {
+        if (s->p >= s->end)
+            return -1;
+        d = *s->p;
+        if (d >= '0' && d <= '9')
+            d -= '0';
+        else if (d >= 'a' && d <= 'f')
+            d -= 'a' - 10;
+        else if (d >= 'A' && d <= 'F')
+            d -= 'A' - 10;
+        else
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* A string at s->p (its opening quote). The text must be UTF-8, a \u escape
+ * of a surrogate must be half of a pair, and a member name (key 1) must not
+ * hold \u0000: json-c would cut the name there. */
 static int
-scan_string(struct scan *s)
+scan_string(struct scan *s, int key)
 {
     s->p++; /* the opening quote */
     while (s->p < s->end) {
-        unsigned char c = *s->p++;
-        if (c == '"')
+        const unsigned char *at = s->p;
+        unsigned char c = *s->p;
+        size_t len;
+        long u;
+
+        if (c == '"') {
+            s->p++;
             return 0;
+        }
         if (c < 0x20)
             return -1;
-        if (c == '\\') {
-            if (s->p >= s->end)
+        if (c >= 0x80) {
+            if ((len = utf8_seq(s->p, (size_t)(s->end - s->p))) == 0)
+                return scan_fail(s, "invalid UTF-8");
+            s->p += len;
+            continue;
+        }
+        s->p++;
+        if (c != '\\')
+            continue;
+        if (s->p >= s->end)
+            return -1;
+        c = *s->p++;
+        if (c != 'u') {
+            if (strchr("\"\\/bfnrt", c) == NULL || c == '\0')
                 return -1;
-            c = *s->p++;
-            if (c == 'u') {
-                int i;
-                for (i = 0; i < 4; i++, s->p++)
-                    if (s->p >= s->end || strchr("0123456789abcdefABCDEF", *s->p) == NULL ||
-                        *s->p == '\0')
-                        return -1;
-            } else if (strchr("\"\\/bfnrt", c) == NULL || c == '\0') {
+            continue;
+        }
+        if ((u = scan_hex4(s)) < 0)
+            return -1;
+        if (u == 0 && key) {
+            s->p = at;
+            return scan_fail(s, "\\u0000 in a member name");
+        }
+        if (u >= 0xDC00 && u <= 0xDFFF) {
+            s->p = at;
+            return scan_fail(s, "a lone surrogate in a \\u escape");
+        }
+        if (u >= 0xD800 && u <= 0xDBFF) {
+            if (s->end - s->p < 2 || s->p[0] != '\\' || s->p[1] != 'u') {
+                s->p = at;
+                return scan_fail(s, "a lone surrogate in a \\u escape");
+            }
+            s->p += 2;
+            u = scan_hex4(s);
+            if (u < 0)
                 return -1;
+            if (u < 0xDC00 || u > 0xDFFF) {
+                s->p = at;
+                return scan_fail(s, "a lone surrogate in a \\u escape");
             }
         }
     }
@@ -113,8 +209,10 @@ scan_container(struct scan *s, int object)
         int rc;
         skip_ws(s);
         if (object) {
-            if (s->p >= s->end || *s->p != '"' || scan_string(s) < 0)
+            if (s->p >= s->end || *s->p != '"')
                 return -1;
+            if ((rc = scan_string(s, 1)) < 0)
+                return rc;
             skip_ws(s);
             if (s->p >= s->end || *s->p++ != ':')
                 return -1;
@@ -148,7 +246,7 @@ scan_value(struct scan *s)
     case '[':
         return scan_container(s, 0);
     case '"':
-        return scan_string(s);
+        return scan_string(s, 0);
     case 't':
         return scan_lit(s, "true");
     case 'f':
@@ -160,11 +258,12 @@ scan_value(struct scan *s)
     }
 }
 
-/* Check p[0..n) against the RFC 8259 grammar (UTF-8 is json-c's job). */
+/* Check p[0..n) against the RFC 8259 grammar and the rules above. The message
+ * names the byte offset, never the bytes: they may be anything. */
 static int
 jsonr_valid(const char *p, size_t n, int max_depth, struct err *e)
 {
-    struct scan s = {(const unsigned char *)p, (const unsigned char *)p + n, 0, max_depth};
+    struct scan s = {(const unsigned char *)p, (const unsigned char *)p + n, 0, max_depth, NULL};
     int rc;
 
     skip_ws(&s);
@@ -177,7 +276,7 @@ jsonr_valid(const char *p, size_t n, int max_depth, struct err *e)
     if (rc == -2)
         return err_set(e, 400, "bad_request", "JSON nested deeper than %d levels", max_depth);
     if (rc < 0)
-        return err_set(e, 400, "bad_request", "invalid JSON at byte %ld",
+        return err_set(e, 400, "bad_request", "%s at byte %ld", s.why ? s.why : "invalid JSON",
                        (long)(s.p - (const unsigned char *)p));
     return 0;
 }
@@ -225,8 +324,7 @@ jsonr_parse(const char *p, size_t n, int max_depth, struct err *e)
         else if (jerr == json_tokener_success)
             err_set(e, 400, "bad_request", "JSON text is empty or only null");
         else
-            err_set(e, 400, "bad_request", "invalid JSON: %s",
-                    json_tokener_error_desc(jerr));
+            err_set(e, 400, "bad_request", "invalid JSON: %s", json_tokener_error_desc(jerr));
         goto err;
     }
     for (i = end; i < n; i++) {

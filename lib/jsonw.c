@@ -6,42 +6,12 @@
 #include <sqlite3.h>
 
 #include "jsonw.h"
+#include "utf8.h"
 
 int
 jsonw_raw(const struct sink *s, const char *text)
 {
     return sink_write(s, text, strlen(text));
-}
-
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 if it is not valid. */
-static size_t
-utf8_seq(const unsigned char *p, size_t n)
-{
-    unsigned c = p[0];
-    size_t len, i;
-    unsigned cp;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4, cp = c & 0x07;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    for (i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
 }
 
 int
@@ -54,7 +24,7 @@ jsonw_string(const struct sink *s, const char *p, size_t n)
     out[o++] = '"';
     while (i < n) {
         unsigned char c = u[i];
-        size_t len;
+        size_t used;
 
         if (o > sizeof(out) - 16) {
             if (sink_write(s, out, o) < 0)
@@ -74,14 +44,9 @@ jsonw_string(const struct sink *s, const char *p, size_t n)
                 o += (size_t)snprintf(out + o, 7, "\\u%04x", c);
             }
             i++;
-        } else if ((len = utf8_seq(u + i, n - i)) == 0) {
-            memcpy(out + o, "\xEF\xBF\xBD", 3); /* U+FFFD for a broken byte */
-            o += 3;
-            i++;
         } else {
-            memcpy(out + o, p + i, len);
-            o += len;
-            i += len;
+            o += utf8_copy1(out + o, u + i, n - i, &used); /* U+FFFD for a broken byte */
+            i += used;
         }
     }
     out[o++] = '"';
@@ -146,7 +111,9 @@ jsonw_column(const struct sink *s, sqlite3_stmt *st, int col)
         return jsonw_int(s, sqlite3_column_int64(st, col));
     case SQLITE_FLOAT:
         d = sqlite3_column_double(st, col);
-        if (!isfinite(d))
+        if (isinf(d)) /* past any double: JSON.parse and strtod read infinity */
+            return jsonw_raw(s, d > 0 ? "9e999" : "-9e999");
+        if (isnan(d))
             return jsonw_raw(s, "null");
         n = snprintf(tmp, sizeof(tmp), "%.17g", d);
         return sink_write(s, tmp, (size_t)n);

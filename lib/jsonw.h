@@ -24,7 +24,8 @@ int jsonw_int(const struct sink *s, long long v);
 /* v in decimal at out (which has room for 20 bytes); returns the length. */
 size_t jsonw_format_int(char *out, long long v);
 /* Column col of a stepped statement, typed: integer, real, string, null; a blob
- * becomes its hex string. Non-finite reals become null. */
+ * becomes its hex string. Infinity is 9e999 or -9e999 (valid JSON that reads
+ * back as infinity), NaN null. */
 int jsonw_column(const struct sink *s, struct sqlite3_stmt *st, int col);
 
 #endif

@@ -17,7 +17,7 @@
  * exactly what it answered the first time.
  *
  * Statements. Identifiers come only from struct table (checked against
- * PRAGMA table_info) and are quoted with sql_ident(); values are always bound.
+ * PRAGMA table_xinfo) and are quoted with sql_ident(); values are always bound.
  * Statements are prepared once per batch and reused for every change of it
  * (the INSERT/UPDATE ones per set of columns). They do not outlive the batch,
  * because app_ready() may reopen the connection between requests.
@@ -38,6 +38,7 @@
 #include "push.h"
 #include "push_body.h"
 #include "sqljson.h"
+#include "utf8.h"
 
 #define DYN_CACHE 16 /* INSERT/UPDATE statements kept per batch */
 #define TMP_PREFIX "tmp-"
@@ -51,8 +52,9 @@ enum pstmt {
     PS_MUT_TMP,
     PS_LOG_NEWEST,
     PS_LOG_BASE,
-    PS_ROW,    /* per table: every column of the row with key ?1 */
-    PS_DELETE, /* per table: delete the row with key ?1 */
+    PS_ROW,      /* per table: every column of the row with key ?1 */
+    PS_DELETE,   /* per table: delete the row with key ?1 */
+    PS_LAST_KEY, /* per table: the largest numeric key (assign_key tables without rowid) */
     PS__COUNT
 };
 
@@ -142,6 +144,20 @@ table_sql(const struct table *t, enum pstmt id, struct buf *b)
 {
     size_t i;
 
+    if (id == PS_LAST_KEY) {
+        /* Text and blobs sort above every number, so the range keeps to
+         * numbers, and the primary key's index answers it in one step. */
+        buf_adds(b, "SELECT ");
+        sql_ident(b, t->cols[t->key].name);
+        buf_adds(b, " FROM ");
+        sql_ident(b, t->en->table);
+        buf_adds(b, " WHERE ");
+        sql_ident(b, t->cols[t->key].name);
+        buf_adds(b, " <= 9223372036854775807 ORDER BY ");
+        sql_ident(b, t->cols[t->key].name);
+        buf_adds(b, " DESC LIMIT 1");
+        return;
+    }
     if (id == PS_ROW) {
         buf_adds(b, "SELECT ");
         for (i = 0; i < t->ncols; i++) {
@@ -330,6 +346,30 @@ log_newest(struct push *p, sqlite3_value *kval, long long client_version, struct
     return 0;
 }
 
+/*
+ * Column col of st, JSON this program or the triggers wrote earlier, parsed:
+ * a new reference, or NULL with e set. Text the app stored that is not UTF-8
+ * is in the log as it came (and in answers stored before it was repaired):
+ * it is read repaired, as sqljson_value() gives a server row, so the two
+ * compare and the strict reader takes it.
+ */
+static struct json_object *
+stored_json(sqlite3_stmt *st, int col, int max_depth, struct err *e)
+{
+    const char *text = (const char *)sqlite3_column_text(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    struct json_object *o;
+    char *fixed = NULL;
+
+    if (text != NULL && utf8_valid(text, n) != n && (fixed = malloc(n * 3)) != NULL) {
+        n = utf8_repair(fixed, text, n);
+        text = fixed;
+    }
+    o = jsonr_parse(text ? text : "", n, max_depth, e);
+    free(fixed);
+    return o;
+}
+
 /* The row as the client last saw it (new object), or NULL when the log no longer
  * has it (never seen, deleted then, or compacted away). */
 static int
@@ -348,8 +388,7 @@ log_base(struct push *p, sqlite3_value *kval, long long client_version, struct j
     sqlite3_bind_int64(st, 3, client_version);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT) {
-        *base = jsonr_parse((const char *)sqlite3_column_text(st, 0),
-                            (size_t)sqlite3_column_bytes(st, 0), 4, &ignored);
+        *base = stored_json(st, 0, 4, &ignored);
         if (*base != NULL && !json_object_is_type(*base, json_type_object)) {
             json_object_put(*base);
             *base = NULL;
@@ -402,18 +441,63 @@ step_write(struct push *p, sqlite3_stmt *st, int owned, struct refusal *r, const
     return out;
 }
 
-/* INSERT the row: key (NULL: SQLite assigns it) and fields. *newkey: the key
- * it got (new reference). */
+/*
+ * The key for a create that named none, in a table whose INTEGER PRIMARY KEY
+ * is not the rowid (WITHOUT ROWID): the largest numeric key plus one, as
+ * SQLite does for a rowid. Safe from races: the batch holds the write lock.
+ * *key is a new reference, or NULL with r set when no key is left.
+ */
+static int
+next_key(struct push *p, struct json_object **key, struct refusal *r, struct err *e)
+{
+    sqlite3_stmt *st = ps(p, PS_LAST_KEY, e);
+    sqlite3_int64 last = 0;
+    double real = 0;
+    int rc, full = 0;
+
+    *key = NULL;
+    if (st == NULL)
+        return -1;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_INTEGER) {
+        last = sqlite3_column_int64(st, 0);
+        full = last == INT64_MAX;
+    } else if (rc == SQLITE_ROW) { /* a REAL the column could not make an integer */
+        real = floor(sqlite3_column_double(st, 0));
+        full = real >= 9223372036854775807.0;
+        last = full || real < 0 ? 0 : (sqlite3_int64)real;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(p->d, e, "push: find the largest key");
+    if (full) {
+        r->code = "bad_change";
+        snprintf(r->reason, sizeof(r->reason), "%s has no integer key left to assign",
+                 p->t->en->name);
+        return 1;
+    }
+    *key = json_object_new_int64(last < 0 ? 1 : last + 1);
+    return 0;
+}
+
+/* INSERT the row: key (NULL: the server assigns it, see assign_key) and
+ * fields. *newkey: the key it got (new reference). 0, 1 refused (r), -1. */
 static int
 row_insert(struct push *p, struct json_object *key, struct json_object *fields,
            struct json_object **newkey, struct refusal *r, struct err *e)
 {
     const struct table *t = p->t;
     struct buf sql = {0};
+    struct json_object *assigned = NULL;
     sqlite3_stmt *st;
     int i = 0, n = 0, owned, rc;
 
     *newkey = NULL;
+    if (key == NULL && t->assign_key && !t->rowid_key) {
+        if ((rc = next_key(p, &assigned, r, e)) != 0)
+            return rc;
+        key = assigned;
+    }
     buf_adds(&sql, "INSERT INTO ");
     sql_ident(&sql, t->en->table);
     if (key == NULL && json_object_object_length(fields) == 0) {
@@ -438,8 +522,10 @@ row_insert(struct push *p, struct json_object *key, struct json_object *fields,
     }
     st = dyn(p, sql.p, &owned, e);
     buf_free(&sql);
-    if (st == NULL)
-        return -1;
+    if (st == NULL) {
+        rc = -1;
+        goto out;
+    }
     i = 1;
     if (key != NULL)
         sqljson_bind(st, i++, key, &t->cols[t->key]);
@@ -447,12 +533,16 @@ row_insert(struct push *p, struct json_object *key, struct json_object *fields,
         sqljson_bind(st, i++, v2, &t->cols[table_column(t, f2)]);
     rc = step_write(p, st, owned, r, "push: insert", e);
     if (rc != 0)
-        return rc;
-    if (t->rowid_key)
+        goto out;
+    /* Only a rowid comes back through last_insert_rowid(); any other key is
+     * the one the row was inserted with. */
+    if (key == NULL)
         *newkey = json_object_new_int64(sqlite3_last_insert_rowid(p->d->h));
     else
         *newkey = json_object_get(key);
-    return 0;
+out:
+    json_object_put(assigned);
+    return rc;
 }
 
 /* UPDATE the row whose stored key is kval with fields (nothing to do when empty). */
@@ -581,9 +671,9 @@ key_problem(const struct table *t, struct json_object *key)
     char a = sqljson_affinity(t->cols[t->key].type);
 
     if (a == 'I' && !json_object_is_type(key, json_type_int))
-        return t->rowid_key ? "the id must be an integer (or, for a create, a temporary id "
-                              "\"" TMP_PREFIX "...\")"
-                            : "the id must be an integer";
+        return t->assign_key ? "the id must be an integer (or, for a create, a temporary id "
+                               "\"" TMP_PREFIX "...\")"
+                             : "the id must be an integer";
     if (a == 'T' && !json_object_is_type(key, json_type_string))
         return "the id must be a string";
     return NULL;
@@ -595,6 +685,7 @@ static struct json_object *
 change_fields(const struct push *p, const struct push_change *c, struct json_object **fields)
 {
     const struct table *t = p->t;
+    char q[ERR_QUOTED];
     const char *why;
     long col;
 
@@ -605,10 +696,15 @@ change_fields(const struct push *p, const struct push_change *c, struct json_obj
     {
         col = table_column(t, f);
         if (col < 0)
-            return rec_rejected(c, "unknown_column", "unknown column '%.64s' in %s", f,
+            return rec_rejected(c, "unknown_column", "unknown column '%s' in %s", err_quote(q, f),
                                 t->en->name);
         if ((size_t)col == t->key)
             continue;
+        if (t->cols[col].generated)
+            return rec_rejected(c, "bad_change",
+                                "column '%s' of %s is generated by the database: a push cannot "
+                                "write it",
+                                f, t->en->name);
         if ((why = sqljson_problem(v)) != NULL)
             return rec_rejected(c, "bad_change", "column '%s': %s", f, why);
         json_object_object_add(*fields, f, json_object_get(v));
@@ -654,8 +750,12 @@ check_write(const struct push *p, struct json_object *w, struct err *e)
                        p->t->en->name, ocol);
     json_object_object_foreach(w, f, v)
     {
-        if (table_column(p->t, f) < 0)
+        long col = table_column(p->t, f);
+        if (col < 0)
             return err_set(e, 500, "internal", "custom resolver for %s wrote unknown column '%s'",
+                           p->t->en->name, f);
+        if (p->t->cols[col].generated)
+            return err_set(e, 500, "internal", "custom resolver for %s wrote generated column '%s'",
                            p->t->en->name, f);
         if ((why = sqljson_problem(v)) != NULL)
             return err_set(e, 500, "internal", "custom resolver for %s: column '%s': %s",
@@ -685,6 +785,7 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
 {
     const struct table *t = p->t;
     const char *keyname = t->cols[t->key].name, *tmp = NULL, *why, *ocol = owner_column(p);
+    char q[ERR_QUOTED];
     struct json_object *rec = NULL, *key = NULL, *fields = NULL, *dk = NULL, *ov;
     struct json_object *server = NULL, *base = NULL, *after = NULL, *stored = NULL, *cf;
     struct conflict_result res = {0};
@@ -704,7 +805,7 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
 
     /* The key: the change's id, a temporary id, or the key inside data. */
     has_dk = c->data != NULL && json_object_object_get_ex(c->data, keyname, &dk) && dk != NULL;
-    if (t->rowid_key && is_tmp(c->id)) {
+    if (t->assign_key && is_tmp(c->id)) {
         if (has_dk && !conflict_value_equal(dk, c->id)) {
             rec = rec_rejected(c, "bad_change", "data.%s differs from the change's id", keyname);
             goto done;
@@ -717,7 +818,7 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
             if (key == NULL) {
                 rec = rec_rejected(c, "not_found",
                                    "temporary id '%s' was never created by this client",
-                                   json_object_get_string(c->id));
+                                   err_quote(q, json_object_get_string(c->id)));
                 goto done;
             }
         }
@@ -729,7 +830,7 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
         key = json_object_get(c->id);
     } else if (has_dk) {
         key = json_object_get(dk);
-    } else if (!t->rowid_key) {
+    } else if (!t->assign_key) {
         rec = rec_rejected(c, "bad_change",
                            "a create needs an id: %s.%s is not assigned by "
                            "the server",
@@ -884,8 +985,7 @@ mutation_get(struct push *p, const struct push_change *c, struct json_object **r
                              c->mutation_id, (const char *)sqlite3_column_text(st, 0));
             *version = -1;
         } else {
-            *rec = jsonr_parse((const char *)sqlite3_column_text(st, 1),
-                               (size_t)sqlite3_column_bytes(st, 1), PUSH_BODY_MAX_DEPTH + 2, &perr);
+            *rec = stored_json(st, 1, PUSH_BODY_MAX_DEPTH + 2, &perr);
             *version = sqlite3_column_int64(st, 2);
             if (*rec == NULL)
                 err_set(e, 500, "database", "push: stored answer of %s/%s is unreadable: %s",

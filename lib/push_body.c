@@ -44,6 +44,7 @@ valid_token(const char *s, size_t len)
 static int
 only_keys(struct json_object *obj, const char *const *allowed, const char *where, struct err *e)
 {
+    char q[ERR_QUOTED];
     size_t i;
 
     json_object_object_foreach(obj, k, v)
@@ -53,7 +54,8 @@ only_keys(struct json_object *obj, const char *const *allowed, const char *where
             if (strcmp(k, allowed[i]) == 0)
                 break;
         if (allowed[i] == NULL)
-            return err_set(e, 400, "bad_request", "%s: unknown member '%.64s'", where, k);
+            return err_set(e, 400, "bad_request", "%s: unknown member '%s'", where,
+                           err_quote(q, k));
     }
     return 0;
 }

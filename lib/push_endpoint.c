@@ -5,6 +5,7 @@
 
 #include "auth.h"
 #include "compact.h"
+#include "cors.h"
 #include "hints.h"
 #include "push.h"
 #include "push_endpoint.h"
@@ -113,12 +114,24 @@ push_endpoint_serve(struct http_req *req, void *ctx)
     struct sink s;
     struct err e;
 
-    o.now_ms = push_now_ms(); /* arrival, before any waiting: the LWW clock */
-    if (strcmp(req->method, "POST") != 0) {
-        app_method_not_allowed(req, "POST");
+    o.now_ms = push_now_ms();                  /* arrival, before any waiting: the LWW clock */
+    if (strcmp(req->method, "OPTIONS") == 0) { /* where the web server sends it here */
+        if (app_ready(&ep->app, &e) < 0)
+            http_error(req, &e);
+        else
+            cors_options(ep->app.cfg, req, APP_ALLOW_ENTITY, APP_CORS_ENTITY);
         return;
     }
-    if (app_ready(&ep->app, &e) < 0 || auth_request(ep->app.cfg, req, &who, &e) < 0) {
+    if (strcmp(req->method, "POST") != 0) {
+        app_method_not_allowed(req, APP_ALLOW_ENTITY);
+        return;
+    }
+    if (app_ready(&ep->app, &e) < 0) {
+        http_error(req, &e);
+        return;
+    }
+    cors_headers(ep->app.cfg, req);
+    if (auth_request(ep->app.cfg, req, &who, &e) < 0) {
         http_error(req, &e);
         return;
     }

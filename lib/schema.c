@@ -27,9 +27,10 @@
 
 #include "buf.h"
 #include "schema.h"
+#include "sqljson.h"
 
 /* Bumped whenever the generated trigger text changes, so old triggers are rebuilt. */
-#define TRIGGER_TEMPLATE "t3"
+#define TRIGGER_TEMPLATE "t4"
 /* json_object() takes at most 127 arguments by default: 60 columns per call. */
 #define JSON_CHUNK 60
 
@@ -111,7 +112,7 @@ schema_stale(struct db *d, const struct schema *s)
     return schema_cookie(d) != s->cookie;
 }
 
-/* Read PRAGMA table_info(T) into t. 0 rows means the table does not exist. */
+/* Read PRAGMA table_xinfo(T) into t. 0 rows means the table does not exist. */
 static int
 table_read(struct db *d, struct table *t, struct err *e)
 {
@@ -120,18 +121,23 @@ table_read(struct db *d, struct table *t, struct err *e)
     size_t cap = 0;
     int rc;
 
-    /* The PRAGMA itself rather than SELECT ... FROM pragma_table_info(?): a
+    /* The PRAGMA itself rather than SELECT ... FROM pragma_table_xinfo(?): a
      * third of the cost to prepare, and this runs at every CGI start. Its
-     * columns: cid, name, type, notnull, dflt_value, pk, in cid order. */
-    buf_adds(&sql, "PRAGMA table_info(");
+     * columns: cid, name, type, notnull, dflt_value, pk, hidden, in cid order.
+     * table_xinfo rather than table_info: it lists generated columns too
+     * (hidden 2 VIRTUAL, 3 STORED); hidden 1 is a virtual table's own. */
+    buf_adds(&sql, "PRAGMA table_xinfo(");
     sql_ident(&sql, t->en->table);
     buf_adds(&sql, ")");
     rc = sqlite3_prepare_v2(d->h, sql.p, -1, &st, NULL);
     buf_free(&sql);
     if (rc != SQLITE_OK)
-        return db_fail(d, e, "read table_info");
+        return db_fail(d, e, "read table_xinfo");
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct column *c;
+        int hidden = sqlite3_column_int(st, 6);
+        if (hidden == 1)
+            continue;
         if (t->ncols == cap) {
             cap = cap ? cap * 2 : 8;
             t->cols = realloc(t->cols, cap * sizeof(*t->cols));
@@ -142,19 +148,91 @@ table_read(struct db *d, struct table *t, struct err *e)
         c->notnull = sqlite3_column_int(st, 3);
         c->has_default = sqlite3_column_type(st, 4) != SQLITE_NULL;
         c->pk = sqlite3_column_int(st, 5);
+        c->generated = hidden == 2 || hidden == 3;
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
-        return db_fail(d, e, "read table_info");
+        return db_fail(d, e, "read table_xinfo");
     return 0;
 }
 
+/*
+ * How the key column of t is indexed, from PRAGMA index_list and index_info:
+ * *unique 1 when a UNIQUE index (a PRIMARY KEY's or UNIQUE constraint's
+ * automatic index, or a CREATE UNIQUE INDEX) covers exactly that column and
+ * is not partial (only looked for when want_unique: this runs at every CGI
+ * start, and a key that is the primary key needs no more); *pk_index 1 when
+ * the table's primary key has an index of its own, which is how an INTEGER
+ * PRIMARY KEY that is not the rowid (WITHOUT ROWID, or declared DESC)
+ * differs from one that is. 0, or -1 with e set.
+ */
 static int
-table_check(const struct config *c, struct table *t, struct err *e)
+key_indexes(struct db *d, const struct table *t, int want_unique, int *unique, int *pk_index,
+            struct err *e)
+{
+    sqlite3_stmt *list = NULL, *info = NULL;
+    struct buf sql = {0};
+    int rc = -1, step;
+
+    *unique = *pk_index = 0;
+    buf_adds(&sql, "PRAGMA index_list(");
+    sql_ident(&sql, t->en->table);
+    buf_adds(&sql, ")");
+    if (sqlite3_prepare_v2(d->h, sql.p, -1, &list, NULL) != SQLITE_OK) {
+        db_fail(d, e, "read index_list");
+        goto out;
+    }
+    /* columns: seq, name, unique, origin ('c', 'u' or 'pk'), partial */
+    while ((step = sqlite3_step(list)) == SQLITE_ROW) {
+        const char *origin = (const char *)sqlite3_column_text(list, 3);
+        int n = 0, on_key = 0;
+
+        if (origin != NULL && strcmp(origin, "pk") == 0)
+            *pk_index = 1;
+        if (!want_unique || sqlite3_column_int(list, 2) != 1 || sqlite3_column_int(list, 4) != 0)
+            continue;
+        buf_reset(&sql);
+        buf_adds(&sql, "PRAGMA index_info(");
+        sql_ident(&sql, (const char *)sqlite3_column_text(list, 1));
+        buf_adds(&sql, ")");
+        if (sqlite3_prepare_v2(d->h, sql.p, -1, &info, NULL) != SQLITE_OK) {
+            db_fail(d, e, "read index_info");
+            goto out;
+        }
+        /* columns: seqno, cid, name (NULL for an expression) */
+        while ((step = sqlite3_step(info)) == SQLITE_ROW) {
+            const char *col = (const char *)sqlite3_column_text(info, 2);
+            n++;
+            on_key = col != NULL && strcmp(col, t->cols[t->key].name) == 0;
+        }
+        sqlite3_finalize(info);
+        info = NULL;
+        if (step != SQLITE_DONE) {
+            db_fail(d, e, "read index_info");
+            goto out;
+        }
+        if (n == 1 && on_key)
+            *unique = 1;
+    }
+    if (step != SQLITE_DONE) {
+        db_fail(d, e, "read index_list");
+        goto out;
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(info);
+    sqlite3_finalize(list);
+    buf_free(&sql);
+    return rc;
+}
+
+static int
+table_check(struct db *d, const struct config *c, struct table *t, struct err *e)
 {
     const struct entity *en = t->en;
     long k;
     size_t i, npk = 0;
+    int unique, pk_index, pk_key, integer_pk;
     struct buf sig = {0};
 
     if (t->ncols == 0)
@@ -182,13 +260,44 @@ table_check(const struct config *c, struct table *t, struct err *e)
                            "supported",
                            c->path, en->name, t->cols[i].name);
     }
-    t->rowid_key = npk == 1 && t->cols[t->key].pk == 1 &&
-                   strcasecmp(t->cols[t->key].type, "INTEGER") == 0;
+    if (t->cols[t->key].generated)
+        return err_set(e, 500, "config",
+                       "%s: entity '%s': key column '%s' of table '%s' is a generated column: "
+                       "a push could not create a row",
+                       c->path, en->name, en->key, en->table);
+    if (t->owner >= 0 && t->cols[t->owner].generated)
+        return err_set(e, 500, "config",
+                       "%s: entity '%s': owner column '%s' of table '%s' is a generated column: "
+                       "a push could not set the owner",
+                       c->path, en->name, en->owner_column, en->table);
+    /* A key that is not unique would merge rows in the clients (a pull shows
+     * one of them) and a pushed delete would remove all of them. A table's
+     * only primary key column is unique; anything else needs a unique index. */
+    pk_key = npk == 1 && t->cols[t->key].pk == 1;
+    integer_pk = pk_key && strcasecmp(t->cols[t->key].type, "INTEGER") == 0;
+    unique = pk_key;
+    pk_index = 0;
+    if ((!pk_key || integer_pk) && key_indexes(d, t, !pk_key, &unique, &pk_index, e) < 0)
+        return -1;
+    if (!pk_key && !unique)
+        return err_set(e, 500, "config",
+                       "%s: entity '%s': key column '%s' of table '%s' is not unique (part of a "
+                       "composite key, or no UNIQUE index of its own): one key would name "
+                       "several rows; make it the only PRIMARY KEY column or give it a UNIQUE "
+                       "index",
+                       c->path, en->name, en->key, en->table);
+    /* The rowid alias has no index of its own; any other primary key has one. */
+    t->rowid_key = integer_pk && !pk_index;
+    t->assign_key = integer_pk;
     /* The signature covers everything the trigger text depends on. */
     buf_printf(&sig, "%s|%s|%s|%s", TRIGGER_TEMPLATE, en->table, en->key,
                en->owner_column ? en->owner_column : "");
     for (i = 0; i < t->ncols; i++)
         buf_printf(&sig, "|%s", t->cols[i].name);
+    /* An INTEGER key that is not the rowid may hold other types (the blob
+     * guard of json_value); the mark cannot be a column name (no quotes). */
+    if (integer_pk && !t->rowid_key)
+        buf_adds(&sig, "|\"not-rowid\"");
     t->signature = sig.p;
     return 0;
 }
@@ -208,7 +317,7 @@ schema_load(struct db *d, const struct config *c, struct err *e)
     s->ntables = c->nentities;
     for (i = 0; i < c->nentities; i++) {
         s->tables[i].en = &c->entities[i];
-        if (table_read(d, &s->tables[i], e) < 0 || table_check(c, &s->tables[i], e) < 0)
+        if (table_read(d, &s->tables[i], e) < 0 || table_check(d, c, &s->tables[i], e) < 0)
             goto err;
     }
     return s;
@@ -228,24 +337,42 @@ schema_table(const struct schema *s, const char *name)
     return NULL;
 }
 
-/* Column i's value for JSON: blobs become hex text (JSON has no bytes). */
+/*
+ * Column i's value for JSON: blobs become hex text (JSON has no bytes), and
+ * reals are written by us, not by json_object(), which in SQLite 3.40 gives
+ * 15 significant digits (0.30000000000000004 becomes 0.3, DBL_MAX a number
+ * past it) and a bare Inf, which is not JSON. The triggers also run in the
+ * app's own connections, so only built-in SQL will do:
+ *
+ *   printf('%!.17g') below 1e99, '%!.21g' from there: the shortest precision
+ *   that reads back (strtod, JSON.parse) as the same double from SQLite's
+ *   own digit generation, whose scaling by 1e100 steps is off by up to 5e-17
+ *   (measured and explained in docs/PROTOCOL.md);
+ *   Inf / -Inf become 9e999 / -9e999: valid JSON, read back as infinity.
+ *
+ * json() marks the text as JSON, so json_object() takes it as a number. A
+ * column of TEXT affinity never holds a real (SQLite turns one into text), so
+ * its branch is left out: every CGI start parses the trigger text.
+ */
 static void
 json_value(struct buf *b, const struct table *t, size_t i, const char *row)
 {
-    const char *col = t->cols[i].name;
+    struct buf v = {0};
 
+    buf_printf(&v, "%s.", row);
+    sql_ident(&v, t->cols[i].name);
     if (t->rowid_key && i == t->key) {
-        buf_printf(b, "%s.", row);
-        sql_ident(b, col);
-        return;
+        buf_adds(b, v.p);
+    } else {
+        buf_printf(b, "CASE typeof(%s) WHEN 'blob' THEN hex(%s) ", v.p, v.p);
+        if (sqljson_affinity(t->cols[i].type) != 'T')
+            buf_printf(b,
+                       "WHEN 'real' THEN json(replace(printf('%%!.*g',17+4*(abs(%s)>=1e99),%s),"
+                       "'Inf','9e999')) ",
+                       v.p, v.p);
+        buf_printf(b, "ELSE %s END", v.p);
     }
-    buf_printf(b, "CASE typeof(%s.", row);
-    sql_ident(b, col);
-    buf_printf(b, ") WHEN 'blob' THEN hex(%s.", row);
-    sql_ident(b, col);
-    buf_printf(b, ") ELSE %s.", row);
-    sql_ident(b, col);
-    buf_adds(b, " END");
+    buf_free(&v);
 }
 
 /* The row `row` (NEW, OLD, or a table alias) as a JSON object expression. */
@@ -400,12 +527,15 @@ triggers_sql(struct buf *b, const struct table *t)
 /*
  * One log entry per row of the table, versions after the head in key order:
  * 'create' for rows the log has never seen (first install), or 'update' for
- * every row (the columns changed, so every client's copy lacks something).
+ * every row (the columns changed, so every client's copy lacks something),
+ * or with only_reals 'update' for the rows holding a real (triggers before
+ * template t4 logged reals rounded to 15 digits, infinity as a bare Inf).
  */
 static void
-backfill_sql(struct buf *b, const struct table *t, int first)
+backfill_sql(struct buf *b, const struct table *t, int first, int only_reals)
 {
     const char *key = t->cols[t->key].name;
+    size_t i;
 
     buf_adds(b, "INSERT INTO _rhtmx_sync_log (entity, entity_id, action, data, version, owner)"
                 " SELECT ");
@@ -425,9 +555,18 @@ backfill_sql(struct buf *b, const struct table *t, int first)
     if (first) {
         buf_adds(b, " WHERE NOT EXISTS (SELECT 1 FROM _rhtmx_sync_log AS l WHERE l.entity = ");
         sql_literal(b, t->en->name);
-        buf_adds(b, " AND l.entity_id = r.");
+        /* +r.key: without affinity on either side the lookup can use the log's
+         * index (with the key column's affinity it scanned every entry of the
+         * entity for each row: minutes for 100,000 rows already in the log). */
+        buf_adds(b, " AND l.entity_id = +r.");
         sql_ident(b, key);
         buf_adds(b, ")");
+    } else if (only_reals) {
+        for (i = 0; i < t->ncols; i++) {
+            buf_adds(b, i == 0 ? " WHERE typeof(r." : " OR typeof(r.");
+            sql_ident(b, t->cols[i].name);
+            buf_adds(b, ") = 'real'");
+        }
     }
     buf_adds(b, " ORDER BY r.");
     sql_ident(b, key);
@@ -482,11 +621,14 @@ install_one(struct db *d, const struct table *t, struct err *e)
 
     triggers_sql(&sql, t);
     /* First sight of the table (or of this entity name): log rows not yet in the
-     * log. Columns changed: log every row again so clients get the new shape. */
+     * log. Columns changed: log every row again so clients get the new shape.
+     * Triggers of an older template: also log again every row holding a real. */
+    if (sig != NULL && strncmp(sig, TRIGGER_TEMPLATE "|", sizeof(TRIGGER_TEMPLATE)) != 0)
+        backfill_sql(&sql, t, 0, 1);
     if (sig == NULL || strncmp(sig, TRIGGER_TEMPLATE "|", sizeof(TRIGGER_TEMPLATE)) != 0)
-        backfill_sql(&sql, t, 1);
+        backfill_sql(&sql, t, 1, 0);
     else if (strcmp(sig, t->signature) != 0)
-        backfill_sql(&sql, t, 0);
+        backfill_sql(&sql, t, 0, 0);
     buf_adds(&sql, "INSERT OR REPLACE INTO _rhtmx_sync_tables (entity, tbl, signature) VALUES (");
     sql_literal(&sql, t->en->name);
     buf_adds(&sql, ", ");

@@ -2,7 +2,7 @@
  * schema: what the configured tables look like, and the triggers that capture
  * every write to them.
  *
- * schema_load reads PRAGMA table_info for each configured entity and checks the
+ * schema_load reads PRAGMA table_xinfo for each configured entity and checks the
  * configuration against it (table, key column, owner column). schema_install
  * then makes sure each table carries our AFTER INSERT/UPDATE/DELETE triggers,
  * generated from those columns, which append the row as JSON to
@@ -25,17 +25,21 @@ struct column {
     char *type; /* declared type, as written ("" when none) */
     int notnull;
     int has_default;
-    int pk; /* position in the primary key, 0 if not part of it */
+    int pk;        /* position in the primary key, 0 if not part of it */
+    int generated; /* a generated column (VIRTUAL or STORED): read, never written */
 };
 
 struct table {
     const struct entity *en; /* borrowed from the config */
     struct column *cols;
     size_t ncols;
-    size_t key;       /* index of the key column in cols */
-    long owner;       /* index of the owner column, or -1 */
-    int rowid_key;    /* the key is an INTEGER PRIMARY KEY: SQLite can assign it */
-    char *signature;  /* what the triggers are generated from */
+    size_t key;      /* index of the key column in cols */
+    long owner;      /* index of the owner column, or -1 */
+    int rowid_key;   /* the key is the rowid (an INTEGER PRIMARY KEY of a rowid table) */
+    int assign_key;  /* a create may leave the key out: the server assigns it (the rowid,
+                        or, for an INTEGER PRIMARY KEY that is not the rowid, as in a
+                        WITHOUT ROWID table, the largest integer key plus one) */
+    char *signature; /* what the triggers are generated from */
 };
 
 struct schema {
@@ -45,7 +49,13 @@ struct schema {
 };
 
 /* Read and check every configured table. Returns a new schema (schema_free) or
- * NULL with e set to 500 "config" naming the config file and the problem. */
+ * NULL with e set to 500 "config" naming the config file and the problem.
+ * Among the checks: the key column must identify one row (a single-column
+ * PRIMARY KEY, or a UNIQUE index or constraint on that column alone, not
+ * partial), and neither the key nor the owner column may be generated.
+ * Generated columns are part of cols (their values sync; a push cannot write
+ * them). NOT NULL is not required of the key: the change log refuses a NULL
+ * key, so a write that would store one fails. */
 struct schema *schema_load(struct db *d, const struct config *c, struct err *e);
 void schema_free(struct schema *s); /* NULL is harmless */
 

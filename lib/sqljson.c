@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "sqljson.h"
+#include "utf8.h"
 
 int
 sqljson_int_overflows(struct json_object *v)
@@ -59,7 +60,8 @@ sqljson_problem(struct json_object *v)
     case json_type_int:
         return sqljson_int_overflows(v) ? "integer out of range" : NULL;
     case json_type_double:
-        return isfinite(json_object_get_double(v)) ? NULL : "number out of range";
+        /* A number past the double range (9e999) is infinity, as pulls write it. */
+        return isnan(json_object_get_double(v)) ? "not a number" : NULL;
     default:
         return "must be a string, number, boolean or null";
     }
@@ -115,15 +117,18 @@ sqljson_bind(sqlite3_stmt *st, int i, struct json_object *v, const struct column
     return sqlite3_bind_text(st, i, s, (int)len, SQLITE_TRANSIENT);
 }
 
-/* A real as JSON, in the shortest form that reads back the same. */
+/* A real as JSON, in the shortest form that reads back the same; infinity
+ * as 9e999 or -9e999 (the triggers' form); NULL for NaN. */
 static struct json_object *
 double_json(double d)
 {
     char tmp[40];
     int prec;
 
-    if (!isfinite(d))
+    if (isnan(d))
         return NULL;
+    if (isinf(d))
+        return json_object_new_double_s(d, d > 0 ? "9e999" : "-9e999");
     for (prec = 15; prec < 17; prec++) {
         snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
         if (strtod(tmp, NULL) == d)
@@ -139,6 +144,7 @@ struct json_object *
 sqljson_value(sqlite3_value *v)
 {
     static const char hex[] = "0123456789ABCDEF";
+    const char *text;
     const unsigned char *b;
     struct json_object *o;
     char *s;
@@ -150,8 +156,16 @@ sqljson_value(sqlite3_value *v)
     case SQLITE_FLOAT:
         return double_json(sqlite3_value_double(v));
     case SQLITE_TEXT:
-        return json_object_new_string_len((const char *)sqlite3_value_text(v),
-                                          sqlite3_value_bytes(v));
+        text = (const char *)sqlite3_value_text(v);
+        n = sqlite3_value_bytes(v);
+        if (utf8_valid(text, (size_t)n) == (size_t)n)
+            return json_object_new_string_len(text, n);
+        s = malloc((size_t)n * 3 + 1); /* the app stored bytes that are not UTF-8 */
+        if (s == NULL)
+            return NULL;
+        o = json_object_new_string_len(s, (int)utf8_repair(s, text, (size_t)n));
+        free(s);
+        return o;
     case SQLITE_BLOB:
         b = sqlite3_value_blob(v);
         n = sqlite3_value_bytes(v);

@@ -22,17 +22,19 @@ char sqljson_affinity(const char *declared_type);
 /* 1 if v is an integer json-c only holds as uint64 (above INT64_MAX). */
 int sqljson_int_overflows(struct json_object *v);
 
-/* Why v cannot be a column value (an object, an array, a number out of
- * range), or NULL if it can: null, true/false, integers, finite reals, strings. */
+/* Why v cannot be a column value (an object, an array, an integer out of
+ * range, NaN), or NULL if it can: null, true/false, integers, reals (a JSON
+ * number past the double range, like 9e999, is infinity), strings. */
 const char *sqljson_problem(struct json_object *v);
 
 /* Bind v (checked by sqljson_problem) to parameter i of st; col, the column
  * it goes to, may be NULL. true/false become 1/0. Returns SQLite's code. */
 int sqljson_bind(sqlite3_stmt *st, int i, struct json_object *v, const struct column *col);
 
-/* v as JSON: a new reference (caller puts), or NULL for SQL NULL (and for a
- * non-finite real, which JSON cannot hold). Reals keep the shortest form
- * that reads back the same, with a ".0" so they stay reals. */
+/* v as JSON: a new reference (caller puts), or NULL for SQL NULL. Reals keep
+ * the shortest form that reads back the same, with a ".0" so they stay reals;
+ * infinity is 9e999 or -9e999. Text that is not valid UTF-8 (the app may
+ * store anything) has each bad byte replaced by U+FFFD. */
 struct json_object *sqljson_value(sqlite3_value *v);
 
 #endif

@@ -5,11 +5,13 @@
 # without sanitizers (the two do not mix), so each CGI process is checked by both.
 #
 #   scripts/test.sh                 everything
-#   scripts/test.sh -L unit         one label (unit, cgi, server, browser, fuzz, bench)
+#   scripts/test.sh -L unit         one label (unit, cgi, server, fault, browser, fuzz, bench)
 #   scripts/test.sh -R pull         tests whose name matches
 #   RHTMX_VALGRIND=0 scripts/test.sh   skip the valgrind pass
 #
-# The valgrind pass runs the cgi tests among those selected (none for -L unit).
+# The valgrind pass runs the cgi and fault tests among those selected (none for
+# -L unit): in the fault tests only the CGI runs they start through the harness's
+# cgiCommand are under valgrind.
 # Every CGI process costs over a second of CPU under valgrind, so the corpus-heavy
 # tests run a sample there (push-jsontestsuite: every 16th file; push-concurrency:
 # fewer clients); the sanitized pass runs them whole. A valgrind finding makes the
@@ -20,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 
-need_apt "${BUILD_PKGS[@]}" "${TEST_BUILD_PKGS[@]}" lighttpd php-cli php-cgi php-sqlite3 apache2 libapache2-mod-fcgid nginx spawn-fcgi fcgiwrap wrk \
+need_apt "${BUILD_PKGS[@]}" "${TEST_BUILD_PKGS[@]}" lighttpd php-cli php-cgi php-sqlite3 apache2 libapache2-mod-fcgid nginx spawn-fcgi fcgiwrap libfcgi-bin wrk \
          chromium fonts-dejavu-core clang valgrind strace curl openssl
 need_npm
 
@@ -43,12 +45,12 @@ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DRHTMX_SANITIZE=ON -DRHTMX_WERR
 cmake --build "$BUILD" -j"$(nproc)"
 ctest --test-dir "$BUILD" --output-on-failure --timeout 900 -j2 "$@"
 
-cgi_tests=$(ctest --test-dir "$BUILD" -N -L cgi "$@" | grep -c '^ *Test *#' || true)
+cgi_tests=$(ctest --test-dir "$BUILD" -N -L '^(cgi|fault)$' "$@" | grep -c '^ *Test *#' || true)
 if [ "${RHTMX_VALGRIND:-1}" != 0 ] && [ "$cgi_tests" -gt 0 ]; then
   VG="$BUILD-valgrind"
   cmake -S . -B "$VG" -DCMAKE_BUILD_TYPE=Debug -DRHTMX_SANITIZE=OFF -DRHTMX_WERROR=ON >/dev/null
   cmake --build "$VG" -j"$(nproc)"
-  echo "==> the cgi tests under valgrind memcheck"
+  echo "==> the cgi and fault tests under valgrind memcheck"
   RHTMX_CGI_WRAPPER='valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite -q' \
-    ctest --test-dir "$VG" --output-on-failure --timeout 900 -j2 -L cgi "$@"
+    ctest --test-dir "$VG" --output-on-failure --timeout 900 -j2 -L '^(cgi|fault)$' "$@"
 fi

@@ -4,9 +4,10 @@
  *   embed INPUT OUTPUT.c SYMBOL
  *
  * Writes SYMBOL (the bytes), SYMBOL_gz (the same, gzip-compressed at level 9,
- * so nothing is compressed per request), their lengths, and SYMBOL_etag (a
- * strong validator: a 64-bit FNV-1a hash of the bytes, quoted). Built and run
- * on the build machine only.
+ * so nothing is compressed per request), their lengths, SYMBOL_etag (a strong
+ * validator: a 64-bit FNV-1a hash of the bytes, quoted) and SYMBOL_gz_etag (the
+ * same with "-gz": the compressed body is another representation, and a strong
+ * validator names exactly one). Built and run on the build machine only.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -84,6 +85,8 @@ main(int argc, char **argv)
     snprintf(sym, sizeof(sym), "%s_gz", argv[3]);
     emit(out, sym, gz, z.total_out);
     fprintf(out, "const char %s_etag[] = \"\\\"%016llx\\\"\";\n", argv[3], (unsigned long long)h);
+    fprintf(out, "const char %s_gz_etag[] = \"\\\"%016llx-gz\\\"\";\n", argv[3],
+            (unsigned long long)h);
     deflateEnd(&z);
     free(gz);
     free(src);

@@ -147,7 +147,7 @@ test('input is declared: bad values are 400, unknown entities 404, other methods
   }
   const post = runCgi('sync-events', { config: app.config, method: 'POST' });
   assert.equal(post.status, 405);
-  assert.equal(post.headers.allow, 'GET');
+  assert.equal(post.headers.allow, 'GET, OPTIONS');
 });
 
 test('events.mode "poll" in the config and mode=stream: the server wins', () => {

@@ -77,7 +77,7 @@ test('errors have the contract shape and status', () => {
     assert.equal(body.error.code, code);
     assert.match(body.error.message, msg);
   }
-  assert.equal(pull(app, '', { method: 'PUT' }).headers.allow, 'GET');
+  assert.equal(pull(app, '', { method: 'PUT' }).headers.allow, 'GET, HEAD, POST, OPTIONS');
 });
 
 test('unknown query parameters (cache busters) are ignored', () => {

@@ -208,7 +208,7 @@ test('errors have the contract shape and status, and change nothing', () => {
     assert.match(b.error.message, msg);
     assert.equal(dump(app), before, `${JSON.stringify(opts)} changed the database`);
   }
-  assert.equal(push(app, ok, { method: 'GET' }).headers.allow, 'POST');
+  assert.equal(push(app, ok, { method: 'GET' }).headers.allow, 'GET, HEAD, POST, OPTIONS');
   // Content-Type with parameters and in another case is still JSON.
   assert.equal(push(app, ok, { headers: { 'Content-Type': 'Application/JSON; charset=utf-8' } }).status, 200);
 });

@@ -182,6 +182,25 @@ test('nginx with nginx/rhtmx-sync.conf and the programs under spawn-fcgi', async
       assert.equal((await request(`${srv.url}/api/sync/todos/extra`)).status, 404);
       assert.equal((await request(`${srv.url}/api/other`)).status, 404);
     });
+    await t.test('HEAD gets the GET\'s headers and no body; an ETag per encoding; 304 without a length', async () => {
+      for (const [url, headers] of [[`${srv.url}/api/sync/client.js`, {}],
+        [`${srv.url}/api/sync/client.js`, { 'accept-encoding': 'gzip' }],
+        [`${srv.url}/api/sync/todos?since=0`, {}]]) {
+        const get = await request(url, { headers });
+        const head = await request(url, { method: 'HEAD', headers });
+        assert.equal(head.status, 200);
+        assert.equal(head.body.length, 0);
+        assert.equal(get.headers['content-length'], String(get.body.length), `${url}: the GET's length is its body's`);
+        assert.equal(head.headers['content-length'], get.headers['content-length'], `${url} ${JSON.stringify(headers)}: HEAD's length`);
+        assert.equal(head.headers['content-encoding'], get.headers['content-encoding']);
+      }
+      const plain = await request(`${srv.url}/api/sync/client.js`);
+      const gz = await request(`${srv.url}/api/sync/client.js`, { headers: { 'accept-encoding': 'gzip' } });
+      assert.notEqual(plain.headers.etag, gz.headers.etag);
+      const again = await request(`${srv.url}/api/sync/client.js`, { headers: { 'accept-encoding': 'gzip', 'if-none-match': gz.headers.etag } });
+      assert.equal(again.status, 304);
+      assert.equal(again.headers['content-length'], undefined);
+    });
     await t.test('one sync-events process serves every stream', async () => {
       const streams = [];
       for (let i = 0; i < 8; i++) streams.push(openStream(`${srv.url}/api/sync/events?entities=todos&since=0`));

@@ -44,6 +44,26 @@ static const struct {
     {__LINE__,
      "{\"database\":\"a.db\",\"entities\":[\"t\"],\"auth\":{\"mode\":\"none\"},\"events\":{\"mode\":\"x\"}}",
      "unknown events mode 'x'"},
+    {__LINE__,
+     "{\"database\":\"a.db\",\"entities\":[\"t\"],\"auth\":{\"mode\":\"none\","
+     "\"allowed_origins\":[\"https://a.example\",\"http://127.0.0.1:8080/\"]}}",
+     NULL},
+    {__LINE__,
+     "{\"database\":\"a.db\",\"entities\":[\"t\"],\"auth\":{\"mode\":\"none\","
+     "\"allowed_origins\":[\"a.example\"]}}",
+     "entry 'a.example' is not an origin"},
+    {__LINE__,
+     "{\"database\":\"a.db\",\"entities\":[\"t\"],\"auth\":{\"mode\":\"none\","
+     "\"allowed_origins\":[\"https://a.example/app\"]}}",
+     "is not an origin"},
+    {__LINE__,
+     "{\"database\":\"a.db\",\"entities\":[\"t\"],\"auth\":{\"mode\":\"none\","
+     "\"allowed_origins\":[\"*\"]}}",
+     "entry '*' is not an origin"},
+    {__LINE__,
+     "{\"database\":\"a.db\",\"entities\":[\"t\"],\"auth\":{\"mode\":\"none\","
+     "\"allowed_origins\":[\"https://*.example\"]}}",
+     "is not an origin"},
     {__LINE__, "{\"database\":\"a.db\",", "invalid JSON"},
     {__LINE__, "{\"database\":\"a.db\"} trailing", "invalid JSON"},
     {__LINE__, "[1,2]", "must be a JSON object"},

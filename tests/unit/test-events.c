@@ -185,7 +185,7 @@ static void
 test_hub(void)
 {
     struct err e;
-    struct hub *h = hub_new(path, 8, &e);
+    struct hub *h = hub_new(path, 8, 0, &e);
     struct hub_stream s, t;
     struct buf out = {0};
     long long v, got[64], base, head, h0, want;
@@ -199,7 +199,7 @@ test_hub(void)
     if (h == NULL)
         return;
     CHECK(hub_watching(h));
-    CHECK_INT(hub_state(h, &h0, &v, &e), 0);
+    CHECK_INT(hub_state(h, &h0, &v, 0, &e), 0);
     CHECK_INT(v, 0);
 
     /* 20 changes: the ring (8) keeps the last ones, the rest is replayed. */
@@ -377,7 +377,7 @@ test_delivery(void)
         {HUB_DELIVERY_FAILED, HUB_GONE, 0, 0, __LINE__},
     };
     struct err e;
-    struct hub *h = hub_new(path, 0, &e);
+    struct hub *h = hub_new(path, 0, 0, &e);
     struct timespec dl;
     struct buf out = {0};
     long long v, head, base, got[8];

@@ -5,6 +5,7 @@
 #include "check.h"
 #include "jsonr.h"
 #include "jsonw.h"
+#include "sqljson.h"
 
 static const struct {
     int line;
@@ -69,13 +70,38 @@ main(void)
                              NULL) == SQLITE_OK);
     CHECK(sqlite3_step(st) == SQLITE_ROW);
     {
-        static const char *const want[] = {"42", "1.5", "\"x\\\"y\"", "null", "\"00FF\"", "null",
-                                           "null"};
+        static const char *const want[] = {"42",       "1.5",   "\"x\\\"y\"", "null",
+                                           "\"00FF\"", "9e999", "-9e999"};
         for (i = 0; i < 7; i++) {
             buf_reset(&b);
             jsonw_column(&s, st, (int)i);
             CHECK_AT(__LINE__, strcmp(b.p, want[i]) == 0, "column %zu: got %s want %s", i, b.p,
                      want[i]);
+        }
+    }
+    sqlite3_finalize(st);
+
+    /* The same values as json-c objects (conflict rows, stored answers): infinity
+     * as 9e999 reads back as infinity; text that is not UTF-8 is repaired. */
+    CHECK(sqlite3_prepare_v2(db,
+                             "SELECT 0.30000000000000004, 1e999, -1e999, 2.0, "
+                             "CAST(x'61c0af62' AS TEXT), 'caf\xc3\xa9'",
+                             -1, &st, NULL) == SQLITE_OK);
+    CHECK(sqlite3_step(st) == SQLITE_ROW);
+    {
+        static const char *const want[] = {"0.30000000000000004",
+                                           "9e999",
+                                           "-9e999",
+                                           "2.0",
+                                           "\"a\xef\xbf\xbd\xef\xbf\xbd"
+                                           "b\"",
+                                           "\"caf\xc3\xa9\""};
+        for (i = 0; i < 6; i++) {
+            struct json_object *o = sqljson_value(sqlite3_column_value(st, (int)i));
+            const char *got = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+            CHECK_AT(__LINE__, strcmp(got, want[i]) == 0, "value %zu: got %s want %s", i, got,
+                     want[i]);
+            json_object_put(o);
         }
     }
     sqlite3_finalize(st);
