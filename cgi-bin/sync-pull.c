@@ -15,6 +15,7 @@
 #include "auth.h"
 #include "changelog.h"
 #include "cors.h"
+#include "hints.h"
 
 enum { P_SINCE, P_LIMIT, P_FULL, P__COUNT };
 
@@ -103,6 +104,7 @@ serve(struct http_req *req, struct app *app)
     a.sql = sql.p;
 
     http_header(req, "Cache-Control", "no-store");
+    hints_header(req, app->cfg);
     /* Pages compress about tenfold; a small answer is not worth a gzip header. */
     http_gzip_over(req, (size_t)app->cfg->pull.gzip_min_bytes);
     out = http_body(req, 200, "application/json");

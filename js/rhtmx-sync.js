@@ -107,16 +107,120 @@
     else document.addEventListener('DOMContentLoaded', fn, { once: true });
   }
 
-  /* A promise-returning lock shared by the tabs of this browser (Web Locks), or by this tab
-   * only where the browser has none. */
+  /* ------------------------------------------------------------------ locks with a lease */
+
+  /* A Web Lock held by a tab that stopped running JavaScript (paused in a debugger, frozen by
+   * the browser, hung) is never released, and every other tab would wait on it for good. So
+   * each lock of this library carries a lease in localStorage ({ id, until }, renewed every
+   * LEASE_BEAT_MS while the holder runs, good for LEASE_MS): a tab that waits longer than the
+   * lease says takes the lock over (Web Locks `steal`), and the tab it was taken from, once it
+   * runs again, sees that the lease names someone else and stops before it sends or applies
+   * anything more. The browser hands a released lock to the next waiting tab as usual; a
+   * lease only matters when the holder stopped. */
+  var LEASE_MS = 3000;
+  var LEASE_BEAT_MS = 1000;
+  /* A hidden page's timers may run only once a minute (Chrome's intensive throttling), so a
+   * hidden leader's lease lasts longer; a visible tab takes the lead from it at once anyway. */
+  var LEASE_HIDDEN_MS = 65000;
+  function leaderLease(id) {
+    writeLease('leader', id, { visible: !document.hidden }, document.hidden ? LEASE_HIDDEN_MS : LEASE_MS);
+  }
+
+  function leaseKey(name) { return 'rhtmx-sync:' + cfg.dbName + ':' + name + ':lease'; }
+  var storageOk = (function () {
+    try { localStorage.setItem('rhtmx-sync:probe', '1'); localStorage.removeItem('rhtmx-sync:probe'); return true; } catch (e) { return false; }
+  })();
+  function readLease(name) {
+    try { return JSON.parse(localStorage.getItem(leaseKey(name)) || 'null'); } catch (e) { return null; }
+  }
+  function writeLease(name, id, extra, ms) {
+    try { localStorage.setItem(leaseKey(name), JSON.stringify(Object.assign({ id: id, until: Date.now() + (ms || LEASE_MS) }, extra || {}))); } catch (e) { /* no storage: no lease */ }
+  }
+  function dropLease(name, id) {
+    var l = readLease(name);
+    if (l && l.id === id) { try { localStorage.removeItem(leaseKey(name)); } catch (e) { /* gone */ } }
+  }
+  function leaseIsMine(name, id) {
+    if (!storageOk) return true;
+    var l = readLease(name);
+    return !!l && l.id === id;
+  }
+
+  /* Watches a lease on behalf of a tab waiting for its lock; calls takeOver() once when the
+   * holder has stopped: its lease ran out, or no lease was written for LEASE_MS (a lock
+   * granted to a tab that cannot run its callback). Returns a function that stops watching. */
+  function watchLease(name, takeOver, alsoWhen) {
+    var missingSince = null;
+    var timer = setInterval(function () {
+      var l = readLease(name);
+      var now = Date.now();
+      if (l) missingSince = null;
+      else if (missingSince === null) missingSince = now;
+      if ((l && l.until < now) || (!l && now - missingSince > LEASE_MS) || (l && alsoWhen && alsoWhen(l))) {
+        clearInterval(timer);
+        takeOver();
+      }
+    }, LEASE_BEAT_MS + Math.floor(Math.random() * 200));
+    return function () { clearInterval(timer); };
+  }
+
+  function lockLost(name) {
+    var e = new Error('the ' + name + ' lock was taken over by another tab');
+    e.lockLost = true;
+    return e;
+  }
+
+  /* Runs fn(held) under a lock shared by the tabs of this browser (Web Locks), or by this tab
+   * only where the browser has none (or no localStorage for the lease). fn must call
+   * held.check() before each request it sends and each answer it applies: it throws once
+   * another tab took the lock over (see above). Resolves with fn's result; rejects with its
+   * error, or with err.lockLost when the lock was taken from this tab. */
   var localLocks = {};
   function withLock(name, fn) {
     var full = 'rhtmx-sync:' + cfg.dbName + ':' + name;
-    if (navigator.locks && navigator.locks.request) return navigator.locks.request(full, fn);
-    var prev = localLocks[full] || Promise.resolve();
-    var next = prev.then(fn, fn);
-    localLocks[full] = next.catch(function () {});
-    return next;
+    var id = uid('k-');
+    var held = { check: function () { if (!leaseIsMine(name, id)) throw lockLost(name); } };
+    if (!(navigator.locks && navigator.locks.request) || !storageOk) {
+      held.check = function () {};
+      var prev = localLocks[full] || Promise.resolve();
+      var next = prev.then(function () { return fn(held); }, function () { return fn(held); });
+      localLocks[full] = next.catch(function () {});
+      return next;
+    }
+    return new Promise(function (resolve, reject) {
+      var granted = false;
+      var ctl = new AbortController();
+      var stopWatch = function () {};
+      function run() {
+        granted = true;
+        stopWatch();
+        writeLease(name, id);
+        var beat = setInterval(function () { if (leaseIsMine(name, id)) writeLease(name, id); }, LEASE_BEAT_MS);
+        return Promise.resolve().then(function () { return fn(held); }).then(function (v) {
+          clearInterval(beat);
+          dropLease(name, id);
+          resolve(v);
+        }, function (err) {
+          clearInterval(beat);
+          dropLease(name, id);
+          reject(err);
+        });
+      }
+      function request(opts) {
+        navigator.locks.request(full, opts, run).catch(function (err) {
+          if (granted) { reject(lockLost(name)); return; } /* taken from us while fn runs */
+          if (opts.signal && opts.signal.aborted) return;   /* replaced by the take-over */
+          reject(err);
+        });
+      }
+      stopWatch = watchLease(name, function () {
+        if (granted) return;
+        log('the', name, 'lock is held by a tab that stopped running: taking it over');
+        ctl.abort();
+        request({ steal: true });
+      });
+      request({ signal: ctl.signal });
+    });
   }
 
   /* ------------------------------------------------------------------ IndexedDB */
@@ -298,6 +402,8 @@
     ready: false,
     leader: false,
     reachable: true,          /* false after a failed request until one succeeds */
+    answers: 0,               /* answers from the server so far (counts, see handlePushError) */
+    hints: { seen: false, events: null, maxBody: 0, maxChanges: 0 }, /* X-Rhtmx-Sync */
     cursors: {},              /* entity -> pull cursor (mirror of _meta) */
     synced: {},               /* entity -> true once a full pull has finished (this load or before) */
     pendingBy: {},            /* entity -> queued mutation count (mirror of _pending) */
@@ -701,6 +807,7 @@
       err.network = true;
       throw err;
     }
+    readHints(res);
     var body = null;
     try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
     if (fromProxy(res.status, body)) {
@@ -718,6 +825,31 @@
     }
     if (body === null || typeof body !== 'object') throw HttpError(res.status, { error: { code: 'bad_response', message: 'response is not JSON' } });
     return body;
+  }
+
+  /* What the server says about itself in X-Rhtmx-Sync (pull and push answers): whether its
+   * event answers poll ("events=poll": plain CGI, Apache with buffered output, or the config
+   * says so), so this library polls at once instead of detecting it, and how large a push
+   * may be ("max-body", "max-changes"). */
+  function readHints(res) {
+    var h = res.headers.get('X-Rhtmx-Sync');
+    if (!h) return;
+    h.split(';').forEach(function (part) {
+      var kv = part.trim().split('=');
+      var n = parseInt(kv[1], 10);
+      if (kv[0] === 'events' && (kv[1] === 'poll' || kv[1] === 'stream')) st.hints.events = kv[1];
+      else if (kv[0] === 'max-body' && n > 0) st.hints.maxBody = n;
+      else if (kv[0] === 'max-changes' && n > 0) st.hints.maxChanges = n;
+    });
+    var first = !st.hints.seen;
+    st.hints.seen = true;
+    if (st.hints.events === 'poll' && cfg.eventsMode !== 'off' && ev.mode !== 'poll') {
+      log('the server answers events in poll mode: polling');
+      ev.mode = 'poll';
+      if (st.leader && (ev.es || ev.timer)) reconnectEvents(0);
+    } else if (first && ev.awaitHints && st.leader) {
+      openEvents();
+    }
   }
 
   /* The server refused who we are (401) or what we asked (403): the page may want to log in
@@ -885,7 +1017,7 @@
    * to a pull that was in flight while a push was answered would be older than what the
    * push wrote locally, and must not be applied over it. */
   async function pullEntity(entity) {
-    return withLock('sync', async function () {
+    return withLock('sync', async function (held) {
       var saved = await withTx(['_meta'], 'readonly', function (tx) {
         return Promise.all([metaGet(tx, 'cursor:' + entity), metaGet(tx, 'synced:' + entity)])
           .then(function (v) { return { cursor: v[0], synced: v[1] }; });
@@ -932,6 +1064,7 @@
           var more = body.has_more === true;
           if (more && body.version <= cursor && body.changes.length === 0) throw new Error('pull of ' + entity + ' made no progress');
           if (more) next = fetchPage(body.version);
+          held.check(); /* a tab that took the lock over may have applied newer answers */
           var applied = await applyServerPage(entity, body.changes, body.version, reset, !more);
           allChanged = allChanged.concat(applied.changed);
           overwritten = overwritten.concat(applied.overwritten);
@@ -990,14 +1123,22 @@
           await pullEntity(entity);
           ps.failures = 0;
           st.synced[entity] = true;
-          if (ev.awaitSync && st.leader && allSynced()) openEvents();
+          ev.pulled = true;
+          if ((ev.awaitSync || ev.awaitHints) && st.leader && allSynced()) openEvents();
         } catch (err) {
+          ev.pulled = true;
+          if (err.lockLost) {
+            /* Another tab took the lock while this one had stopped: ask again, behind it. */
+            ps.timer = setTimeout(function () { ps.timer = null; schedulePull(entity); }, 0);
+            break;
+          }
           ps.failures++;
           noteError('pull ' + entity, err);
           /* A network failure made the server unreachable: the probe pulls again. Anything
            * else (a 5xx from the server itself, a full disk) retries here, with backoff. */
           if (!err.network) {
             ps.timer = setTimeout(function () { ps.timer = null; schedulePull(entity); }, backoffDelay(ps.failures - 1));
+            if (ev.awaitHints && st.leader && allSynced()) openEvents();
           }
           break;
         }
@@ -1022,7 +1163,30 @@
 
   /* ------------------------------------------------------------------ push */
 
-  var flushState = { running: null, again: false, timer: null, failures: 0, batchLimit: 100, netFail: false };
+  /* batchLimit: changes per batch, halved after a failed batch (down to 1) and doubled again
+   * after each success (up to BATCH_CHANGES). stuck: the single change that a web server in
+   * front of sync-push keeps refusing with its own 500 (see handlePushError). */
+  var BATCH_CHANGES = 100;
+  var BATCH_BYTES = 65536;
+  var flushState = { running: null, again: false, timer: null, failures: 0, batchLimit: BATCH_CHANGES, netFail: false, stuck: null };
+
+  /* One queued mutation as a push sends it. */
+  function wireChange(p) {
+    var c = { mutation_id: p.mutation_id, id: p.id, action: p.action, client_version: p.client_version || 0 };
+    if (p.action !== 'delete') c.data = p.data || {};
+    return c;
+  }
+  var encoder = new TextEncoder();
+  function wireBytes(p) {
+    if (p._bytes === undefined) p._bytes = encoder.encode(JSON.stringify(wireChange(p))).length + 1;
+    return p._bytes;
+  }
+  /* What one push may hold: the server's push.max_body_bytes and push.max_changes (from its
+   * X-Rhtmx-Sync header), and never more than BATCH_BYTES, which passes mod_fcgid's default
+   * FcgidMaxRequestLen (131072) and proxies' usual limits with room. */
+  function pushEnvelope() { return 64 + String(st.clientId || '').length; }
+  function maxBody() { return st.hints.maxBody || 1048576; }
+  function batchBytes() { return Math.min(BATCH_BYTES, maxBody()) - pushEnvelope(); }
 
   function scheduleFlush(delay) {
     if (flushState.timer) clearTimeout(flushState.timer);
@@ -1036,19 +1200,27 @@
     if (flushState.running) { flushState.again = true; return flushState.running; }
     /* Not netOnline(): after a network failure this is also the probe that finds the server. */
     if (!st.ready || navigator.onLine === false) return Promise.resolve();
-    flushState.running = withLock('sync', async function () {
+    flushState.running = withLock('sync', async function (held) {
       do {
         flushState.again = false;
         for (;;) {
           if (navigator.onLine === false) return;
+          held.check();
           var all = (await pendingAll()).sort(function (a, b) { return a.seq - b.seq; });
           if (!all.length) return;
           var batch = takeBatch(all);
-          var ok = await pushBatch(batch);
+          var ok = await pushBatch(batch, held);
           if (!ok) return;
         }
       } while (flushState.again);
     }).catch(function (err) {
+      if (err && err.lockLost) {
+        /* This tab stopped while pushing and another took the queue over: it goes on there
+         * (a batch sent twice is answered from its mutation ids); look again shortly. */
+        log(err.message);
+        scheduleFlush(LEASE_BEAT_MS);
+        return;
+      }
       /* Anything else that failed (storing the answer on a full disk, reading the queue):
        * the queue is intact, so try again later. A batch the server already applied is
        * answered again from its mutation ids, never applied twice. */
@@ -1068,10 +1240,15 @@
     var entity = all[0].entity;
     var batch = [];
     var createdHere = {};
-    for (var i = 0; i < all.length && batch.length < flushState.batchLimit; i++) {
+    var limit = Math.min(flushState.batchLimit, st.hints.maxChanges || BATCH_CHANGES);
+    var room = batchBytes();
+    for (var i = 0; i < all.length && batch.length < limit; i++) {
       var p = all[i];
       if (p.entity !== entity) break;
       if (isTmp(p.id) && createdHere[p.id]) break;
+      /* Bounded in bytes too; one change bigger than the bound goes alone. */
+      if (batch.length && wireBytes(p) > room) break;
+      room -= wireBytes(p);
       if (p.action === 'create' && isTmp(p.id)) createdHere[p.id] = true;
       batch.push(p);
     }
@@ -1079,16 +1256,16 @@
   }
 
   /* Sends one batch and applies the answer. Returns true to go on with the queue. */
-  async function pushBatch(batch) {
+  async function pushBatch(batch, held) {
     var entity = batch[0].entity;
-    var body = {
-      client_id: st.clientId,
-      changes: batch.map(function (p) {
-        var c = { mutation_id: p.mutation_id, id: p.id, action: p.action, client_version: p.client_version || 0 };
-        if (p.action !== 'delete') c.data = p.data || {};
-        return c;
-      })
-    };
+    var body = { client_id: st.clientId, changes: batch.map(wireChange) };
+    if (batch.length === 1 && wireBytes(batch[0]) + pushEnvelope() > maxBody()) {
+      /* Over the server's push.max_body_bytes on its own: it can never be sent. */
+      held.check();
+      await rejectUnsendable(batch, 'too_large', 'the change is larger than the server takes (' + maxBody() + ' bytes)');
+      return true;
+    }
+    held.check();
     st.busy++;
     statusChanged();
     var answer;
@@ -1099,43 +1276,66 @@
         body: JSON.stringify(body)
       });
     } catch (err) {
-      return handlePushError(batch, err);
+      return handlePushError(batch, err, held);
     } finally {
       st.busy--;
       statusChanged();
     }
     if (!Array.isArray(answer.applied) && !Array.isArray(answer.rejected) && !Array.isArray(answer.conflicts)) {
-      return handlePushError(batch, new Error('malformed push answer'));
+      return handlePushError(batch, new Error('malformed push answer'), held);
     }
     flushState.failures = 0;
     flushState.netFail = false;
-    flushState.batchLimit = 100;
+    flushState.stuck = null;
+    flushState.batchLimit = Math.min(BATCH_CHANGES, flushState.batchLimit * 2);
     st.error = null;
+    held.check(); /* a tab that took the queue over got (or will get) the same answer */
     await applyPushAnswer(entity, batch, answer);
     return true;
   }
 
-  async function handlePushError(batch, err) {
+  /* Drops changes that can never be accepted as sent, as rejected (undone locally, listed
+   * in the problems), instead of trying them forever. */
+  function rejectUnsendable(batch, code, reason) {
+    warn('push of', batch.length, 'change(s) to', batch[0].entity, 'rejected:', reason);
+    return applyPushAnswer(batch[0].entity, batch, {
+      applied: [], conflicts: [],
+      rejected: batch.map(function (p) { return { mutation_id: p.mutation_id, id: p.id, code: code, reason: reason }; })
+    });
+  }
+
+  /* A failed batch of several changes is split, whatever the failure: the next try sends
+   * half as many, down to one (a web server's own limit in front of sync-push, such as
+   * mod_fcgid's FcgidMaxRequestLen, answers with an HTML 500 that names no change). A
+   * single change is dropped as rejected when the server says it can never take it (400,
+   * 404, 413, 415), or when a web server in front answers its own 500 to it three times
+   * in a row while other requests reach the server in between. */
+  async function handlePushError(batch, err, held) {
+    var s = err.status || 0;
+    var proxy500 = !!err.network && s === 500;
+    if (batch.length > 1) flushState.batchLimit = Math.max(1, Math.floor(batch.length / 2));
+    if (batch.length > 1 && (proxy500 || s === 400 || s === 413 || s === 415)) return true;
+    if (batch.length === 1 && proxy500) {
+      var k = flushState.stuck;
+      if (!k || k.mutation_id !== batch[0].mutation_id) k = flushState.stuck = { mutation_id: batch[0].mutation_id, count: 0, answers: -1 };
+      if (k.answers !== st.answers) { k.count++; k.answers = st.answers; }
+      if (k.count >= 3) {
+        flushState.stuck = null;
+        held.check();
+        await rejectUnsendable(batch, 'not_accepted', 'the web server in front of the sync server refuses it (HTTP 500)');
+        return true;
+      }
+    }
     if (err.network) {
       /* Sooner when the server is seen again (onBackOnline). */
       flushState.netFail = true;
       scheduleFlush(backoffDelay(flushState.failures++));
       return false;
     }
-    var s = err.status || 0;
-    if ((s === 400 || s === 413 || s === 415) && batch.length > 1) {
-      /* Find the one change the server cannot take: retry one by one. */
-      flushState.batchLimit = 1;
-      return true;
-    }
     if (s === 400 || s === 404 || s === 413 || s === 415) {
       /* This change can never be accepted as sent: drop it, and say so. */
-      await applyPushAnswer(batch[0].entity, batch, {
-        applied: [], conflicts: [],
-        rejected: batch.map(function (p) {
-          return { mutation_id: p.mutation_id, id: p.id, code: err.code || 'bad_change', reason: err.message };
-        })
-      });
+      held.check();
+      await rejectUnsendable(batch, err.code || 'bad_change', err.message);
       return true;
     }
     noteError('push ' + batch[0].entity, err);
@@ -1309,13 +1509,17 @@
 
   /* ------------------------------------------------------------------ events (leader only) */
 
-  var ev = { es: null, mode: cfg.eventsMode === 'poll' ? 'poll' : 'stream', lastId: 0, failures: 0, timer: null, openTimer: null, opened: false, catchUp: false, pollOk: false, awaitSync: false };
+  var ev = { es: null, mode: cfg.eventsMode === 'poll' ? 'poll' : 'stream', lastId: 0, failures: 0, timer: null, openTimer: null, opened: false, catchUp: false, pollOk: false, awaitSync: false, awaitHints: false, pulled: false };
 
-  /* What to show while (re)connecting: polling that works stays "poll" between answers (a
-   * buffered poll shows nothing until it ends, which is most of the time). */
+  /* Poll mode chosen, not detected: the page or the server said so. */
+  function pollKnown() { return cfg.eventsMode === 'poll' || st.hints.events === 'poll'; }
+
+  /* What to show while (re)connecting: polling that works, or that the page or the server
+   * chose, stays "poll" between answers (a buffered poll shows nothing until it ends, which
+   * is most of the time). */
   function connectingState() {
     if (!netOnline()) return 'off';
-    return ev.mode === 'poll' && ev.pollOk ? 'poll' : 'connecting';
+    return ev.mode === 'poll' && (ev.pollOk || pollKnown()) ? 'poll' : 'connecting';
   }
 
   function setLive(live) {
@@ -1362,6 +1566,11 @@
     if (navigator.onLine === false) { setLive('off'); return; }
     if (!allSynced()) { ev.awaitSync = true; setLive('connecting'); return; }
     ev.awaitSync = false;
+    /* The first pull answer says whether the server polls (X-Rhtmx-Sync): wait for it, so a
+     * polling server is polled from the first request, without the detection's delay. */
+    if (!st.hints.seen && !ev.pulled) { ev.awaitHints = true; setLive('connecting'); return; }
+    ev.awaitHints = false;
+    if (pollKnown()) ev.mode = 'poll';
     var since = Math.max(ev.lastId, minCursor());
     var url = cfg.base + '/events?entities=' + cfg.entities.map(function (e) { return encodeURIComponent(e.name); }).join(',') +
       '&since=' + since + (ev.mode === 'poll' ? '&mode=poll' : '');
@@ -1493,15 +1702,109 @@
     });
   }
 
-  /* The tab that holds the lock leads until it goes away; the browser then hands the lock to
-   * the next waiting tab. Without Web Locks every tab leads for itself. */
+  function stepDown(why) {
+    if (!st.leader) return;
+    log('this tab no longer leads:', why);
+    st.leader = false;
+    closeEvents();
+    statusChanged();
+    broadcast({ type: 'hello' }); /* the new leader says what its stream does */
+  }
+
+  /* The tab holding the leader lock leads; the browser hands the lock to the next waiting
+   * tab when it goes away. The lock carries a lease (see withLock) that the leader renews
+   * every second, saying whether its page is visible: a waiting tab takes the lead over when
+   * the lease runs out (the leader stopped running JavaScript: paused, frozen, hung), and a
+   * visible tab takes it from a hidden one, so the stream lives where someone looks. A leader
+   * that finds the lease naming another tab steps down and waits in line again. A page being
+   * frozen or put in the back/forward cache gives the lead up, and asks again when it comes
+   * back. Without Web Locks or localStorage every tab leads for itself. */
+  var lead = { id: null, ctl: null, release: null, stopWatch: null, beat: null, away: false };
+  var LEADER = 'leader';
+
   function electLeader() {
     if (cfg.eventsMode === 'off') return;
-    if (!(navigator.locks && navigator.locks.request)) { becomeLeader(); return; }
-    navigator.locks.request('rhtmx-sync:' + cfg.dbName + ':leader', function () {
+    if (!(navigator.locks && navigator.locks.request) || !storageOk) { becomeLeader(); return; }
+    lead.queued = true;
+    queueForLead(false);
+  }
+
+  /* Asks for the leader lock: in line behind the holder, or (steal) at once. */
+  function queueForLead(steal) {
+    if (lead.away) return;
+    if (lead.ctl) lead.ctl.abort();
+    if (lead.stopWatch) lead.stopWatch();
+    lead.ctl = steal ? null : new AbortController();
+    var id = uid('l-');
+    lead.pending = id;
+    navigator.locks.request('rhtmx-sync:' + cfg.dbName + ':' + LEADER, steal ? { steal: true } : { signal: lead.ctl.signal }, function () {
+      if (lead.pending !== id || lead.away) return null; /* superseded: let it go */
+      if (lead.stopWatch) { lead.stopWatch(); lead.stopWatch = null; }
+      lead.id = id;
+      lead.ctl = null;
+      leaderLease(id);
       becomeLeader();
-      return new Promise(function () { /* held for the life of this tab */ });
-    }).catch(function (err) { warn('leader election failed:', err); becomeLeader(); });
+      return new Promise(function (resolve) { lead.release = resolve; });
+    }).catch(function (err) {
+      if (err && err.name === 'AbortError') {
+        /* Taken over by another tab (or our own request replaced): wait in line again. */
+        if (lead.id === id) { lead.id = null; lead.release = null; stepDown('another tab took over'); queueForLead(false); }
+        return;
+      }
+      warn('leader election failed:', err);
+      becomeLeader();
+    });
+    if (!steal) {
+      lead.stopWatch = watchLease(LEADER, function () {
+        lead.stopWatch = null;
+        if (lead.pending !== id || lead.id) return;
+        log('the leading tab stopped running or is hidden: taking the lead');
+        queueForLead(true);
+      }, function (l) { return l.visible === false && !document.hidden; });
+    }
+  }
+
+  /* Every second, in every tab: a tab that finds it did not run for longer than a lease
+   * (paused, frozen, suspended) catches up; the leader renews its lease, or steps down when
+   * it names another tab. */
+  function leaderBeat() {
+    var now = Date.now();
+    var gap = lead.lastBeat ? now - lead.lastBeat : 0;
+    lead.lastBeat = now;
+    /* (A hidden page's timers may be throttled: it catches up when it becomes visible.) */
+    if (gap > LEASE_MS && !document.hidden) catchUp('this tab did not run for ' + Math.round(gap / 1000) + ' s', true);
+    if (!lead.id) return;
+    var l = readLease(LEADER);
+    if (l && l.id !== lead.id) {
+      var was = lead.release;
+      lead.id = null;
+      lead.release = null;
+      if (was) was();
+      stepDown('another tab took over');
+      queueForLead(false);
+      return;
+    }
+    leaderLease(lead.id);
+  }
+
+  /* Gives the lead up (a page being frozen or cached) until comeBack(). */
+  function leaveLead() {
+    if (!lead.queued) return;
+    lead.away = true;
+    if (lead.stopWatch) { lead.stopWatch(); lead.stopWatch = null; }
+    if (lead.ctl) { lead.ctl.abort(); lead.ctl = null; }
+    lead.pending = null;
+    if (lead.id) {
+      dropLease(LEADER, lead.id);
+      lead.id = null;
+      if (lead.release) { lead.release(); lead.release = null; }
+      stepDown('the page is frozen or cached');
+    }
+  }
+  function comeBack() {
+    if (!lead.queued || !lead.away) return;
+    lead.away = false;
+    queueForLead(false);
   }
 
   function onChannelMessage(e) {
@@ -1561,6 +1864,7 @@
   }
 
   function markReachable() {
+    st.answers++;
     probe.failures = 0;
     if (probe.timer) { clearTimeout(probe.timer); probe.timer = null; }
     if (st.reachable) return;
@@ -1604,6 +1908,33 @@
     probe.failures = 0;
     onBackOnline('online');
   });
+  /* A page that comes back (from the back/forward cache, from being frozen, into view, onto
+   * the network) may have missed changes while it did not run: it pulls by cursor at once,
+   * pushes what is queued and, if it leads, reopens a stream that is not open. */
+  function catchUp(why, missed) {
+    if (!st.ready || navigator.onLine === false) return;
+    log('catching up (' + why + ')');
+    /* Messages from the other tabs may have been lost meanwhile, and what they pulled is
+     * already in IndexedDB (a pull finds nothing new): the regions refresh anyway. */
+    if (missed) cfg.entities.forEach(function (e) { notifyChanged(e.name, [], 'resync', true, true); });
+    pullAll();
+    scheduleFlush(0);
+    if (st.leader && (!ev.es || ev.es.readyState === 2)) { ev.failures = 0; reconnectEvents(0); }
+  }
+  window.addEventListener('pageshow', function (e) {
+    if (!e.persisted) return;
+    comeBack();
+    catchUp('pageshow', true);
+  });
+  window.addEventListener('pagehide', function (e) { if (e.persisted) leaveLead(); });
+  document.addEventListener('freeze', leaveLead);
+  document.addEventListener('resume', function () { comeBack(); catchUp('resume', true); });
+  document.addEventListener('visibilitychange', function () {
+    if (document.hidden) { leaderBeat(); return; }
+    leaderBeat();
+    catchUp('visible');
+  });
+
   window.addEventListener('offline', function () {
     log('offline');
     closeEvents();
@@ -1911,6 +2242,8 @@
     readyResolve(api);
     log('ready; client', st.clientId, 'entities', cfg.entities.map(function (e) { return e.name; }).join(','));
     electLeader();
+    lead.lastBeat = Date.now();
+    lead.beat = setInterval(leaderBeat, LEASE_BEAT_MS);
     cfg.entities.forEach(function (e) { if (shouldRenderLocal(e.name)) renderRegions(e.name); });
     if (netOnline()) {
       scheduleFlush(0);
@@ -1983,7 +2316,7 @@
         listeners[type] = (listeners[type] || []).filter(function (f) { return f !== fn; });
       };
     },
-    _debug: { state: st, events: ev, cfg: cfg }
+    _debug: { state: st, events: ev, cfg: cfg, withLock: withLock, lead: lead }
   };
   window.RhtmxSync = api;
 

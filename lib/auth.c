@@ -730,6 +730,6 @@ auth_origin_ok(const struct config *cfg, const struct http_req *req, struct err 
         if (strcmp(oa, h) == 0)
             return 0;
     }
-    return err_set(e, 403, "forbidden", "cross-site request refused: %s '%s' is not allowed",
-                   what, err_quote(q, origin));
+    return err_set(e, 403, "forbidden", "cross-site request refused: %s '%s' is not allowed", what,
+                   err_quote(q, origin));
 }

@@ -15,7 +15,7 @@ cors_headers(const struct config *cfg, struct http_req *req)
      * from the listed one, never raw request bytes. */
     http_header(req, "Access-Control-Allow-Origin", origin);
     http_header(req, "Access-Control-Allow-Credentials", "true");
-    http_header(req, "Access-Control-Expose-Headers", "Retry-After");
+    http_header(req, "Access-Control-Expose-Headers", "Retry-After, X-Rhtmx-Sync");
     http_header(req, "Vary", "Origin");
     return 1;
 }

@@ -9,7 +9,7 @@
  *
  *   Access-Control-Allow-Origin: <that origin>
  *   Access-Control-Allow-Credentials: true
- *   Access-Control-Expose-Headers: Retry-After
+ *   Access-Control-Expose-Headers: Retry-After, X-Rhtmx-Sync
  *   Vary: Origin
  *
  * and the preflight (OPTIONS, which a browser sends before a push or a request

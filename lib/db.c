@@ -89,8 +89,7 @@ static const char *const migrations[DB_SCHEMA_VERSION + 1] = {
           "  owner,"
           "  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')));"
           "CREATE INDEX IF NOT EXISTS idx_sync_entity_version ON _rhtmx_sync_log (entity, version);"
-          "CREATE INDEX IF NOT EXISTS idx_sync_entity_row ON _rhtmx_sync_log (entity, entity_id, "
-          "version);"
+          "CREATE INDEX IF NOT EXISTS idx_sync_entity_row ON _rhtmx_sync_log (entity, entity_id, version);"
           "CREATE TABLE IF NOT EXISTS _rhtmx_sync_context ("
           "  id INTEGER PRIMARY KEY CHECK (id = 1), client_id TEXT);"
           "INSERT OR IGNORE INTO _rhtmx_sync_context (id, client_id) VALUES (1, NULL);"
@@ -282,8 +281,16 @@ db_open_by(const char *path, long long deadline, struct err *e)
 
     pthread_once(&once, db_setup);
 
-    if (access(path, F_OK) != 0) {
+    if (stat(path, &sb) != 0) {
         err_set(e, 500, "database", "database file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    /* An empty file is no database of ours, and most likely one being copied
+     * into place right now: opening it would write into it (SQLite would
+     * give it a header in WAL mode, the migration our tables), over the
+     * copy's first pages. Left alone, it is opened once it has content. */
+    if (sb.st_size == 0) {
+        err_set(e, 500, "database", "database file %s is empty (still being copied?)", path);
         return NULL;
     }
     d = calloc(1, sizeof(*d));
@@ -505,9 +512,8 @@ db_migrate(struct db *d, struct err *e)
     if (db_schema_ok(d))
         return 0;
     if (d->readonly)
-        return err_set(e, 500, "database",
-                       "the database is read-only and its sync tables are "
-                       "missing or old: run 'rhtmx-sync init' as its owner");
+        return err_set(e, 500, "database", "the database is read-only and its sync tables are "
+                                           "missing or old: run 'rhtmx-sync init' as its owner");
     if (db_begin_write(d, e) < 0)
         return -1;
     v = db_schema_version(d, &app); /* again, under the write lock */

@@ -33,18 +33,18 @@
 #define DB_USER_VERSION_BASE 0x52480000
 
 enum db_stmt {
-    STMT_HEAD,    /* head version */
-    STMT_HORIZON, /* compaction horizon: versions at or below it may be gone */
-    STMT_PULL, /* ?1 entity, ?2 since, ?3 limit, ?4 owner or NULL, ?5 first page of a full sync */
-    STMT_SET_CLIENT,    /* ?1 client_id (NULL clears) */
-    STMT_ENTITY_COUNT,  /* ?1 entity: live rows by the log */
-    STMT_CURSORS,       /* head and horizon, in one step */
-    STMT_BEGIN,         /* BEGIN (deferred): a read transaction */
-    STMT_ROLLBACK,      /* ROLLBACK */
+    STMT_HEAD,         /* head version */
+    STMT_HORIZON,      /* compaction horizon: versions at or below it may be gone */
+    STMT_PULL,         /* ?1 entity, ?2 since, ?3 limit, ?4 owner or NULL, ?5 first page of a full sync */
+    STMT_SET_CLIENT,   /* ?1 client_id (NULL clears) */
+    STMT_ENTITY_COUNT, /* ?1 entity: live rows by the log */
+    STMT_CURSORS,      /* head and horizon, in one step */
+    STMT_BEGIN,        /* BEGIN (deferred): a read transaction */
+    STMT_ROLLBACK,     /* ROLLBACK */
     STMT_SCHEMA_COOKIE, /* PRAGMA schema_version */
-    STMT_INSTALLED,     /* ?1 table, ?2 trigger name prefix, ?3 signature, ?4 entity: 1 when
-                         * the triggers (lib/schema.c) are there and were made from ?3 */
-    STMT_UNSEALED,      /* ?1 entity: a row when it has log entries still to seal (schema.h) */
+    STMT_INSTALLED,    /* ?1 table, ?2 trigger name prefix, ?3 signature, ?4 entity: 1 when
+                        * the triggers (lib/schema.c) are there and were made from ?3 */
+    STMT_UNSEALED,     /* ?1 entity: a row when its log has entries to seal (schema.h) */
     STMT__COUNT
 };
 
@@ -60,8 +60,9 @@ struct db {
 };
 
 /*
- * Open the database file at path (it must exist). Returns a new db (db_free), or
- * NULL with e set (500 "database", 503 "busy" when it stayed locked). A file
+ * Open the database file at path (it must exist and not be empty: an empty
+ * file would be written to). Returns a new db (db_free), or NULL with e set
+ * (500 "database", 503 "busy" when it stayed locked). A file
  * that cannot be opened for writing is opened read-only and db->readonly is
  * set. db_open_by waits for locks until deadline (db_deadline) and keeps it;
  * with deadline 0, and with db_open, the opening waits up to

@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hints.h"
+
 #include <fcgiapp.h>
 
 #include "events.h"
@@ -167,13 +169,19 @@ events_parse(const struct http_req *req, const struct config *cfg, const struct 
         return err_set(e, 400, "bad_request", "query parameter 'mode' must be poll or stream");
     /* The server's "poll" and a client's mode=poll always win; then an explicit
      * stream; by default plain CGI polls (a process per open stream is what
-     * shared hosts limit first) and FastCGI streams. */
+     * shared hosts limit first), and so does Apache unless its config says
+     * output is not buffered (hints.h); other FastCGI hosts stream. */
     if (cfg->events.mode == EVENTS_POLL || (rc > 0 && strcmp(mode, "poll") == 0))
         p->poll = 1;
     else if (cfg->events.mode == EVENTS_STREAM || rc > 0)
         p->poll = 0;
     else
-        p->poll = http_is_cgi();
+        p->poll = hints_poll(req, cfg);
+    /* A poll answer ends on purpose, and a plain EventSource (or htmx's SSE
+     * extension) asks again only after retry: keep that gap short, so a change
+     * made in it waits at most this long. */
+    if (p->poll && p->retry_ms > EVENTS_POLL_RETRY_MS)
+        p->retry_ms = EVENTS_POLL_RETRY_MS;
     return 0;
 }
 

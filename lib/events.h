@@ -30,6 +30,10 @@
 #include "http.h"
 #include "hub.h"
 
+/* The retry: of a poll answer (ms), whatever events.retry_ms says: the gap in
+ * which a plain EventSource is not listening between two polls. */
+#define EVENTS_POLL_RETRY_MS 100
+
 struct events_params {
     struct hub_filter filter; /* owned: names and owners copied */
     long long cursor;         /* -1: none given, start at the head */

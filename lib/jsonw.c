@@ -24,7 +24,7 @@ jsonw_string(const struct sink *s, const char *p, size_t n)
     out[o++] = '"';
     while (i < n) {
         unsigned char c = u[i];
-        size_t len;
+        size_t used;
 
         if (o > sizeof(out) - 16) {
             if (sink_write(s, out, o) < 0)
@@ -44,14 +44,9 @@ jsonw_string(const struct sink *s, const char *p, size_t n)
                 o += (size_t)snprintf(out + o, 7, "\\u%04x", c);
             }
             i++;
-        } else if ((len = utf8_seq(u + i, n - i)) == 0) {
-            memcpy(out + o, "\xEF\xBF\xBD", 3); /* U+FFFD for a broken byte */
-            o += 3;
-            i++;
         } else {
-            memcpy(out + o, p + i, len);
-            o += len;
-            i += len;
+            o += utf8_copy1(out + o, u + i, n - i, &used); /* U+FFFD for a broken byte */
+            i += used;
         }
     }
     out[o++] = '"';

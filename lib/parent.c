@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -80,6 +81,16 @@ parent_there(void)
     return grandparent == 0 || proc_parent(parent, name, sizeof(name)) == grandparent;
 }
 
+/* 1 when the environment says a process manager that does not stay started
+ * this process (RHTMX_SYNC_DETACHED set and not "0"). */
+static int
+parent_detached(void)
+{
+    const char *v = getenv("RHTMX_SYNC_DETACHED");
+
+    return v != NULL && *v != '\0' && strcmp(v, "0") != 0;
+}
+
 /* The watcher thread: every signal is blocked in it, so the SIGTERM it sends
  * reaches the thread that handles or waits for it. */
 static void *
@@ -102,19 +113,21 @@ parent_main(void *arg)
 void
 parent_watch(void)
 {
-    char name[64], gname[64];
+    char name[64] = "", gname[64];
     sigset_t all, old;
     pthread_condattr_t ca;
     pid_t gp;
 
     parent = getppid();
-    if (parent == 1)
+    if (parent == 1 || parent_detached())
         return;
+    gp = proc_parent(parent, name, sizeof(name));
+    if (strcmp(name, "spawn-fcgi") == 0)
+        return; /* it exits once this process runs: there is no web server to follow */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     /* A parent running the same program as its own parent is a helper of the
      * web server (mod_fcgid's process manager is a forked Apache), which can
      * outlive it: the web server is the grandparent then. */
-    gp = proc_parent(parent, name, sizeof(name));
     if (gp > 1 && proc_parent(gp, gname, sizeof(gname)) >= 0 && strcmp(name, gname) == 0)
         grandparent = gp;
     pthread_condattr_init(&ca);

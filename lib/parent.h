@@ -16,8 +16,11 @@
  *   then the helper's parent changing means the web server is gone. Either
  *   way SIGTERM follows.
  *
- * A process whose parent is init already at start (daemonised, as spawn-fcgi
- * does) has no web server to outlive and is not watched. If the graceful stop
+ * A process with no web server for a parent is not watched: one whose parent
+ * is init already at start (daemonised), one started by spawn-fcgi (which
+ * exits as soon as its child runs: nginx setups, nginx/rhtmx-sync-fcgi.sh),
+ * and one whose environment sets RHTMX_SYNC_DETACHED=1 (any other process
+ * manager that does not stay; the manager then stops it). If the graceful stop
  * has not ended the process PARENT_GRACE_S seconds after the SIGTERM, the
  * thread ends it at once.
  */

@@ -410,7 +410,8 @@ same_where_both(struct json_object *base, struct json_object *row)
 
     if (base == NULL || row == NULL)
         return 0;
-    json_object_object_foreach (base, f, bv) {
+    json_object_object_foreach(base, f, bv)
+    {
         if (json_object_object_get_ex(row, f, &v) && !conflict_value_equal(bv, v))
             return 0;
     }
@@ -525,7 +526,8 @@ row_insert(struct push *p, struct json_object *key, struct json_object *fields,
             sql_ident(&sql, t->cols[t->key].name);
             n++;
         }
-        json_object_object_foreach (fields, f, v) {
+        json_object_object_foreach(fields, f, v)
+        {
             (void)v;
             if (n++ > 0)
                 buf_adds(&sql, ", ");
@@ -545,7 +547,7 @@ row_insert(struct push *p, struct json_object *key, struct json_object *fields,
     i = 1;
     if (key != NULL)
         sqljson_bind(st, i++, key, &t->cols[t->key]);
-    json_object_object_foreach (fields, f2, v2)
+    json_object_object_foreach(fields, f2, v2)
         sqljson_bind(st, i++, v2, &t->cols[table_column(t, f2)]);
     rc = step_write(p, st, owned, r, "push: insert", e);
     if (rc != 0)
@@ -576,7 +578,8 @@ row_update(struct push *p, sqlite3_value *kval, struct json_object *fields, stru
     buf_adds(&sql, "UPDATE ");
     sql_ident(&sql, t->en->table);
     buf_adds(&sql, " SET ");
-    json_object_object_foreach (fields, f, v) {
+    json_object_object_foreach(fields, f, v)
+    {
         (void)v;
         if (i > 1)
             buf_adds(&sql, ", ");
@@ -591,7 +594,7 @@ row_update(struct push *p, sqlite3_value *kval, struct json_object *fields, stru
     if (st == NULL)
         return -1;
     i = 1;
-    json_object_object_foreach (fields, f2, v2)
+    json_object_object_foreach(fields, f2, v2)
         sqljson_bind(st, i++, v2, &t->cols[table_column(t, f2)]);
     sqlite3_bind_value(st, i, kval);
     return step_write(p, st, owned, r, "push: update", e);
@@ -707,7 +710,8 @@ change_fields(const struct push *p, const struct push_change *c, struct json_obj
     *fields = json_object_new_object();
     if (c->data == NULL)
         return NULL;
-    json_object_object_foreach (c->data, f, v) {
+    json_object_object_foreach(c->data, f, v)
+    {
         col = table_column(t, f);
         if (col < 0 && schema_column_gone(p->d, t, f))
             return rec_rejected(c, "schema_changed",
@@ -767,7 +771,8 @@ check_write(const struct push *p, struct json_object *w, struct err *e)
     if (ocol != NULL && json_object_object_get_ex(w, ocol, &ov) && !owner_is(ov, p->o->owner))
         return err_set(e, 500, "internal", "custom resolver for %s changed the owner column '%s'",
                        p->t->en->name, ocol);
-    json_object_object_foreach (w, f, v) {
+    json_object_object_foreach(w, f, v)
+    {
         long col = table_column(p->t, f);
         if (col < 0)
             return err_set(e, 500, "internal", "custom resolver for %s wrote unknown column '%s'",
@@ -788,7 +793,8 @@ same_as_row(struct json_object *fields, struct json_object *row)
 {
     struct json_object *rv;
 
-    json_object_object_foreach (fields, f, v) {
+    json_object_object_foreach(fields, f, v)
+    {
         if (!json_object_object_get_ex(row, f, &rv) || !conflict_value_equal(v, rv))
             return 0;
     }

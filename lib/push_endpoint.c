@@ -6,6 +6,7 @@
 #include "auth.h"
 #include "compact.h"
 #include "cors.h"
+#include "hints.h"
 #include "push.h"
 #include "push_endpoint.h"
 
@@ -155,6 +156,7 @@ push_endpoint_serve(struct http_req *req, void *ctx)
         goto out;
     }
     http_header(req, "Cache-Control", "no-store");
+    hints_header(req, ep->app.cfg);
     s = http_body(req, 200, "application/json");
     sink_write(&s, answer.p, answer.len);
     /* Log retention without cron: at most one bounded batch, at most every

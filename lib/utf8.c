@@ -69,21 +69,29 @@ utf8_valid(const char *p, size_t n)
 }
 
 size_t
+utf8_copy1(char *out, const unsigned char *p, size_t n, size_t *used)
+{
+    size_t len = utf8_seq(p, n);
+
+    if (len == 0) {
+        memcpy(out, "\xEF\xBF\xBD", 3);
+        *used = 1;
+        return 3;
+    }
+    memcpy(out, p, len);
+    *used = len;
+    return len;
+}
+
+size_t
 utf8_repair(char *out, const char *p, size_t n)
 {
     const unsigned char *u = (const unsigned char *)p;
-    size_t i = 0, o = 0, len;
+    size_t i = 0, o = 0, used;
 
     while (i < n) {
-        if ((len = utf8_seq(u + i, n - i)) == 0) {
-            memcpy(out + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
-        } else {
-            memcpy(out + o, p + i, len);
-            o += len;
-            i += len;
-        }
+        o += utf8_copy1(out + o, u + i, n - i, &used);
+        i += used;
     }
     return o;
 }

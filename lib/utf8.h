@@ -20,6 +20,11 @@ size_t utf8_seq(const unsigned char *p, size_t n);
  * valid, else the offset of the first byte that is not. */
 size_t utf8_valid(const char *p, size_t n);
 
+/* The character at p (n > 0 bytes available) into out (room for 4 bytes), or
+ * U+FFFD when the byte at p does not start valid UTF-8. Returns the bytes
+ * written; *used is the bytes of p consumed (1 for a bad byte). */
+size_t utf8_copy1(char *out, const unsigned char *p, size_t n, size_t *used);
+
 /* p[0..n) into out (room for 3 * n bytes) with each byte that is not part of
  * valid UTF-8 replaced by U+FFFD; returns the length written. Everything
  * else, ASCII punctuation included, is copied as is, so JSON text stays JSON. */

@@ -38,7 +38,9 @@ start_one() {
   rm -f "$sock"
   # spawn-fcgi points a program's stderr at /dev/null; the shell puts it back on
   # the log, then becomes the program (same pid, the one in the pid file).
-  RHTMX_SYNC_CONFIG="$RHTMX_SYNC_CONFIG" spawn-fcgi "$@" -- \
+  # RHTMX_SYNC_DETACHED: spawn-fcgi exits once the program runs; the program
+  # must not take that for its web server going away (this script stops it).
+  RHTMX_SYNC_DETACHED=1 RHTMX_SYNC_CONFIG="$RHTMX_SYNC_CONFIG" spawn-fcgi "$@" -- \
     /bin/sh -c 'exec "$0" 2>>"$1"' "$RHTMX_BIN/$prog" "$RHTMX_LOG" >/dev/null
 }
 

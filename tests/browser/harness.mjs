@@ -271,3 +271,31 @@ export async function startProxy(srv, intercept) {
     close: () => { server.closeAllConnections(); server.close(); },
   };
 }
+
+/* The programs behind a real Apache (tests/harness/apache.mjs), uploaded with apache/.htaccess:
+ * fcgid 'default' (mod_fcgid as installed: a shared host), 'recommended' (plus
+ * apache/fcgid.conf) or false (plain CGI through mod_cgid); config is merged into the app's
+ * rhtmx-sync.json (the harness's todos schema). `pages` ({ 'name.html': html }) are written
+ * into the document root, next to /vendor/htmx.min.js and /vendor/sse.js (htmx-ext-sse).
+ * Resolves with { url, app, apache, sql(q), stop() }. */
+export async function startApacheApp({ fcgid = 'default', config = {}, pages = {} } = {}) {
+  process.env.RHTMX_BIN ??= BIN;
+  process.env.RHTMX_SOURCE ??= ROOT;
+  const { makeApp } = await import('../harness/rhtmx.mjs');
+  const { startApache } = await import('../harness/apache.mjs');
+  const app = makeApp({ config, tag: 'browser-apache' });
+  const apache = await startApache(app, { fcgid, from: BIN, htaccess: path.join(ROOT, 'apache/.htaccess') });
+  const vendor = path.join(apache.www, 'vendor');
+  fs.mkdirSync(vendor, { recursive: true });
+  fs.copyFileSync(path.join(ROOT, 'node_modules/htmx.org/dist/htmx.min.js'), path.join(vendor, 'htmx.min.js'));
+  fs.copyFileSync(path.join(ROOT, 'node_modules/htmx-ext-sse/dist/sse.js'), path.join(vendor, 'sse.js'));
+  for (const [name, html] of Object.entries(pages)) fs.writeFileSync(path.join(apache.www, name), html);
+  return { url: apache.url, app, apache, sql: (q) => sql(app.db, q), stop: () => apache.stop() };
+}
+
+/* A page with the library and its status element (for startApacheApp's pages). */
+export function libraryPage(attrs = '') {
+  return `<!doctype html><meta charset="utf-8"><title>sync</title>
+<rhtmx-sync-status></rhtmx-sync-status>
+<script src="/api/sync/client.js" data-sync-entities="todos" data-debug="true" ${attrs}></script>\n`;
+}

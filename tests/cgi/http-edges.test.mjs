@@ -77,7 +77,7 @@ test('CORS: a listed origin gets credentials-allowed answers, errors included; o
   const bearer = { Authorization: `Bearer ${app.token('u1')}` };
   const listed = {
     'access-control-allow-origin': LISTED, 'access-control-allow-credentials': 'true',
-    'access-control-expose-headers': 'Retry-After',
+    'access-control-expose-headers': 'Retry-After, X-Rhtmx-Sync',
   };
   // The origin is compared as an origin: case and the default port do not matter.
   for (const origin of [LISTED, 'HTTP://APP.example:8080']) {
@@ -115,7 +115,7 @@ test('CORS preflight: methods and request headers for a listed origin, nothing f
   assert.equal(r.status, 204);
   assert.deepEqual(corsOf(r), {
     'access-control-allow-origin': LISTED, 'access-control-allow-credentials': 'true',
-    'access-control-expose-headers': 'Retry-After', 'access-control-allow-methods': 'GET, HEAD, POST',
+    'access-control-expose-headers': 'Retry-After, X-Rhtmx-Sync', 'access-control-allow-methods': 'GET, HEAD, POST',
     'access-control-allow-headers': 'Authorization, Content-Type', 'access-control-max-age': '600',
   });
   assert.equal(r.headers.allow, ENTITY_ALLOW);

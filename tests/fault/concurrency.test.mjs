@@ -13,6 +13,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { makeApp, sql, bin, startLighttpd, openEvents, parseCgi, assertSanitizerClean, childrenOf } from '../harness/rhtmx.mjs';
+import { assertIntact } from '../harness/fault.mjs';
 
 const SECONDS = 12;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -217,6 +218,7 @@ test(`concurrent pushers, a sqlite3 writer, a puller and a stream for ${SECONDS}
     const table = new Map(sql(app.db, 'SELECT id, title, done FROM todos;', { json: true }).map((r) => [r.id, r]));
     const logged = new Map(newest.filter((l) => l.action !== 'delete').map((l) => [l.id, JSON.parse(l.data)]));
     assert.deepEqual(logged, table, 'the log replayed is not the table');
+    assertIntact(app.db); // integrity_check, and the same comparison in SQL
     // Each pushed create is in the log once.
     const creates = sql(app.db, `SELECT count(*) AS n, count(DISTINCT entity_id) AS rows FROM _rhtmx_sync_log
                                  WHERE action = 'create' AND client_id IS NOT NULL AND client_id <> 'warm';`, { json: true })[0];

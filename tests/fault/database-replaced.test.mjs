@@ -78,12 +78,12 @@ test('database replaced between requests: pulls read the new file, pushes land i
     const acknowledged = [];
     for (const t of ['b1', 'b2', 'b3', 'b4']) {
       const r = await push(batch(t));
-      assert.equal(r.status, 200, r.text);
+      assert.equal(r.status, 200, `${r.text}\n${srv.errorLog()}`);
       acknowledged.push(t);
     }
     for (let i = 0; i < 4; i++) {
       const p = await pull();
-      assert.equal(p.status, 200, p.text);
+      assert.equal(p.status, 200, `${p.text}\n${srv.errorLog()}`);
       assert.deepEqual(JSON.parse(p.text).changes.map((c) => c.data.title), ['before', ...acknowledged], 'a stale pull');
     }
     await stream.take((i) => i.event === 'resync');
