@@ -36,7 +36,10 @@ async function holdExclusive(db) {
   const p = spawn('sqlite3', ['-batch', db], { stdio: ['pipe', 'ignore', 'inherit'] });
   const exited = new Promise((r) => p.on('close', r));
   const release = async () => { p.stdin.end(); await exited; };
-  p.stdin.write('PRAGMA locking_mode = EXCLUSIVE;\nSELECT count(*) FROM todos;\n');
+  // .timeout: the probe below (another connection, opened every 20 ms) may hold
+  // a shared lock at the moment the shell asks for its exclusive one; without a
+  // busy timeout the shell's one read fails then and never takes the lock.
+  p.stdin.write('.timeout 10000\nPRAGMA locking_mode = EXCLUSIVE;\nSELECT count(*) FROM todos;\n');
   const until = Date.now() + 10_000;
   while (!locked(db)) {
     if (Date.now() > until) {
