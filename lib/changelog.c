@@ -213,6 +213,10 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
     out = &staged;
     jsonw_raw(out, "{\"entity\":");
     jsonw_cstring(out, a->entity);
+    if (a->schema != NULL) { /* first: a client reading the tail finds what it always did */
+        jsonw_raw(out, ",\"schema\":");
+        jsonw_cstring(out, a->schema);
+    }
     jsonw_raw(out, ",\"changes\":[");
     for (; rc == SQLITE_ROW; rc = sqlite3_step(st)) {
         if (n == a->limit) {
@@ -236,10 +240,6 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
     jsonw_raw(out, has_more ? "true" : "false");
     jsonw_raw(out, ",\"version\":");
     jsonw_int(out, has_more ? last : head);
-    if (a->schema != NULL) {
-        jsonw_raw(out, ",\"schema\":");
-        jsonw_cstring(out, a->schema);
-    }
     jsonw_raw(out, "}\n");
     stage_flush(&stage);
     sqlite3_reset(st);

@@ -28,7 +28,7 @@ struct pull_args {
 
 /*
  * Write the pull answer for a to out:
- *   {"entity":E,"changes":[...],"has_more":B,"version":V[,"schema":S]}
+ *   {"entity":E[,"schema":S],"changes":[...],"has_more":B,"version":V}
  * Nothing is written unless the read succeeds up to the first row, so on -1 the
  * caller can still answer with e: 410 resync_required (e->version = head) when
  * since is older than the compaction horizon, 5xx on database trouble. A read

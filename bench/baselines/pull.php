@@ -51,6 +51,14 @@ try {
     $st->bindValue(':lim', $limit + 1, PDO::PARAM_INT);
     $st->execute();
     $rows = $st->fetchAll(PDO::FETCH_ASSOC);
+    // The entity's schema fingerprint, as sync-pull computes it (lib/schema.c):
+    // SHA-256 over the key column's name and each column's name and declared
+    // type, each followed by a NUL; the first 8 bytes in hex.
+    $shape = "id\0";
+    foreach ($db->query('PRAGMA table_xinfo(items)') as $col) {
+        $shape .= $col['name'] . "\0" . $col['type'] . "\0";
+    }
+    $schema = substr(hash('sha256', $shape), 0, 16);
     $db->commit();
 } catch (PDOException $e) {
     error_log('pull.php: ' . $e->getMessage());
@@ -81,4 +89,5 @@ echo json_encode([
     'changes' => $changes,
     'has_more' => $hasMore,
     'version' => $hasMore ? $last : $head,
+    'schema' => $schema,
 ], JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE), "\n";
