@@ -136,6 +136,18 @@ enum hub_next {
 enum hub_next hub_next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max,
                        const struct timespec *deadline, long long *version, struct err *e);
 
+/* The same without waiting: HUB_TIMEOUT at once when there is nothing to do.
+ * For a stream whose owner waits elsewhere (an event loop, streams.h) and
+ * comes back when hub_listen's callback says something changed. */
+enum hub_next hub_take(struct hub *h, struct hub_stream *s, struct buf *out, size_t max,
+                       long long *version, struct err *e);
+
+/* Call cb(ctx) after every change a stream may want: new changes in the ring,
+ * a replaced database, hub_stop. cb runs on the feeder's (or hub_stop's)
+ * thread under the hub's lock: it must not block or call hub functions (an
+ * eventfd write). One listener per hub; NULL removes it. */
+void hub_listen(struct hub *h, void (*cb)(void *ctx), void *ctx);
+
 /* Testing aid: the ring's bounds (versions in (base, head] are held). */
 void hub_bounds(struct hub *h, long long *base, long long *head);
 
