@@ -210,10 +210,11 @@ export async function stopPid(pid, { also = [], ms = 5000 } = {}) {
  * cgi: true). procs: FastCGI processes per program ({ 'sync-push': 3 }; 1 each
  * by default). user: { uid, gid } to run lighttpd and its children as (its own
  * folder is handed to that user; the app's files are the caller's business).
- * Returns { url, port, dir, stop(), errorLog() }. stop() kills it by
+ * maxConnections: server.max-connections (server.max-fds is twice it: each
+ * open stream holds a client and a FastCGI connection). Returns { url, port, dir, stop(), errorLog() }. stop() kills it by
  * pid and fails if any FastCGI child outlives it.
  */
-export async function startLighttpd(app, { cgi = false, extra = '', docroot = null, env = {}, procs = {}, user = null } = {}) {
+export async function startLighttpd(app, { cgi = false, extra = '', docroot = null, env = {}, procs = {}, user = null, maxConnections = 4096 } = {}) {
   const port = await freePort();
   const dir = tmpdir('lighttpd');
   const www = docroot ?? path.join(dir, 'www');
@@ -233,8 +234,8 @@ server.port = ${port}
 server.errorlog = "${dir}/error.log"
 server.modules += ( "mod_alias", "mod_setenv", "mod_fastcgi", "mod_cgi" )
 server.stream-response-body = 2
-server.max-connections = 4096
-server.max-fds = 8192
+server.max-connections = ${maxConnections}
+server.max-fds = ${maxConnections * 2}
 mimetype.assign = ( ".html" => "text/html", ".js" => "text/javascript", ".css" => "text/css" )
 ${cgi ? `cgi.x-sendfile = "disable"\nsetenv.add-environment = ( ${envConf} )` : ''}
 $HTTP["url"] == "/api/sync/client.js" {
