@@ -112,8 +112,8 @@ burst(const struct sockaddr_in *sa, const char *req, int n)
         return 1;
     for (i = 0; i < n; i++) {
         c[i].fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-        if (c[i].fd < 0 ||
-            (connect(c[i].fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 && errno != EINPROGRESS)) {
+        if (c[i].fd < 0 || (connect(c[i].fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 &&
+                            errno != EINPROGRESS)) {
             perror("connect");
             return 1;
         }
@@ -164,7 +164,12 @@ burst(const struct sockaddr_in *sa, const char *req, int n)
                 json += strstr(b->head, "Content-Type: application/json") != NULL;
                 retry += strstr(b->head, "Retry-After: ") != NULL;
             } else if (b->len > 0) {
-                other++;
+                if (other++ == 0) {
+                    char *eol = strstr(b->head, "\r\n");
+                    if (eol != NULL)
+                        *eol = '\0';
+                    fprintf(stderr, "events-client: burst: first other answer: %.80s\n", b->head);
+                }
             } else {
                 failed++;
             }

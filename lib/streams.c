@@ -393,9 +393,11 @@ pump(struct streams *l, struct st *t, long long now)
             record(t, l->scratch.p, l->scratch.len);
             end(l, t, 0, now);
         } else if (r == HUB_ERROR) {
-            /* The client reconnects after retry: a natural back-off. */
+            /* Broken off, not ended: the web server sees the answer cut and
+             * the client an error; it reconnects after retry. */
             fprintf(stderr, "rhtmx-sync: events: %s\n", e.msg);
-            end(l, t, 0, now);
+            drop(l, t);
+            return -1;
         }
         break;
     }
@@ -426,7 +428,9 @@ on_timer(struct streams *l, struct st *t, long long now)
             record(t, beat, sizeof(beat) - 1);
         t->beat_at = now + t->c.heartbeat_ms;
     }
-    flush(l, t, now);
+    /* pump, not flush: writing out what waited makes room for more of a
+     * backlog, and nothing else would come back for it. */
+    pump(l, t, now);
 }
 
 /* The connection of t is readable, hung up or failed. */
@@ -483,7 +487,7 @@ on_input(struct streams *l, struct st *t, uint32_t events, long long now)
     }
     if (aborted)
         end(l, t, 0, now); /* the web server wants no more of this answer */
-    flush(l, t, now);
+    pump(l, t, now);       /* EPOLLOUT may have come with the input: room for more */
 }
 
 /* ------------------------------------------------------------------ the loop */

@@ -211,10 +211,13 @@ export async function stopPid(pid, { also = [], ms = 5000 } = {}) {
  * by default). user: { uid, gid } to run lighttpd and its children as (its own
  * folder is handed to that user; the app's files are the caller's business).
  * maxConnections: server.max-connections (server.max-fds is twice it: each
- * open stream holds a client and a FastCGI connection). Returns { url, port, dir, stop(), errorLog() }. stop() kills it by
+ * open stream holds a client and a FastCGI connection). workers > 1: that many
+ * lighttpd worker processes (server.max-worker), each with those limits, all in
+ * front of the same FastCGI children; lighttpd then runs in its own process
+ * group, since its master signals its whole group when it stops. Returns { url, port, dir, stop(), errorLog() }. stop() kills it by
  * pid and fails if any FastCGI child outlives it.
  */
-export async function startLighttpd(app, { cgi = false, extra = '', docroot = null, env = {}, procs = {}, user = null, maxConnections = 4096 } = {}) {
+export async function startLighttpd(app, { cgi = false, extra = '', docroot = null, env = {}, procs = {}, user = null, maxConnections = 4096, workers = 1 } = {}) {
   const port = await freePort();
   const dir = tmpdir('lighttpd');
   const www = docroot ?? path.join(dir, 'www');
@@ -236,6 +239,7 @@ server.modules += ( "mod_alias", "mod_setenv", "mod_fastcgi", "mod_cgi" )
 server.stream-response-body = 2
 server.max-connections = ${maxConnections}
 server.max-fds = ${maxConnections * 2}
+${workers > 1 ? `server.max-worker = ${workers}` : ''}
 mimetype.assign = ( ".html" => "text/html", ".js" => "text/javascript", ".css" => "text/css" )
 ${cgi ? `cgi.x-sendfile = "disable"\nsetenv.add-environment = ( ${envConf} )` : ''}
 $HTTP["url"] == "/api/sync/client.js" {
@@ -255,7 +259,7 @@ else $HTTP["url"] =~ "^/api/sync/" {
 ${extra}
 `);
   if (user) execFileSync('chown', ['-R', `${user.uid}:${user.gid}`, dir]);
-  const proc = spawn('/usr/sbin/lighttpd', ['-D', '-f', confPath], { stdio: ['ignore', 'pipe', 'pipe'], ...(user ?? {}) });
+  const proc = spawn('/usr/sbin/lighttpd', ['-D', '-f', confPath], { stdio: ['ignore', 'pipe', 'pipe'], detached: workers > 1, ...(user ?? {}) });
   let output = '';
   proc.stdout.on('data', (d) => { output += d; });
   proc.stderr.on('data', (d) => { output += d; });
