@@ -344,7 +344,8 @@ export async function benchEvents({ smoke = SMOKE, streams: N = opt('--streams',
     // The burst: the streams above are gone (the client closed them); B connections at once.
     client.close();
     client = null;
-    for (let i = 0; i < 100 && fdCount(pid) > 64; i++) await sleep(100);
+    for (let i = 0; i < 300 && fdCount(pid) > 64; i++) await sleep(100);
+    const fdsBefore = fdCount(pid);
     if (exe) {
       const out = execFileSync(exe, ['127.0.0.1', String(srv.port), '/api/sync/events', String(B), 'burst'],
         { encoding: 'utf8', timeout: 120_000 });
@@ -353,7 +354,7 @@ export async function benchEvents({ smoke = SMOKE, streams: N = opt('--streams',
       const wrong = other + failed + (busy - Math.min(json, retry));
       rows.push(row(`events: a burst of ${B} connections, answers other than 200 or JSON 503 busy with Retry-After`,
         '<', 1, '', wrong,
-        `${B} opened at once, all answered within ${ms} ms: ${ok} × 200, ${busy} × 503 (${json} JSON, ${retry} with Retry-After), ${other} other, ${failed} without an answer; sync-events has ${procStatus(pid, 'Threads')} threads after it`));
+        `${B} opened at once, all answered within ${ms} ms: ${ok} × 200, ${busy} × 503 (${json} JSON, ${retry} with Retry-After), ${other} other, ${failed} without an answer; sync-events had ${fdsBefore} descriptors open before it and ${procStatus(pid, 'Threads')} threads after it`));
     } else {
       rows.push({ name: 'events: burst', ratio: null, met: null, note: 'needs a C compiler' });
     }
