@@ -191,7 +191,15 @@ export function childrenOf(pid) {
   return out;
 }
 
-const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+/** True while pid runs. A zombie has exited: once its parent is gone, nobody may reap it here
+ *  (this container's init does not), so it is not counted. */
+const alive = (pid) => {
+  try { process.kill(pid, 0); } catch { return false; }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch { return false; }
+};
 
 /** Stop pid with SIGTERM (SIGKILL after ms), and wait for it and the given pids to be gone. */
 export async function stopPid(pid, { also = [], ms = 5000 } = {}) {
