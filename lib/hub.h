@@ -20,6 +20,9 @@
  * Delivery: while a stream's thread waits, the feeder hands it new events
  * itself, through the stream's deliver callback (a non-blocking write to its
  * connection) or, without one, into the stream's pending buffer with a wake-up.
+ * A stream without a thread of its own (one of the event loop's, streams.h)
+ * never waits here: the hub's listener (hub_listen) tells the loop that
+ * something changed, and the loop takes each stream's share with hub_take.
  *
  * Locking: the hub's mutex guards the ring and the stream list; each stream's
  * own mutex guards its waiting state and, while it waits, its cursor; the
