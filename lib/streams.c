@@ -321,7 +321,7 @@ flush(struct streams *l, struct st *t, long long now)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (t->stall_at == 0 || t->off > before)
-                t->stall_at = now + (long long)STREAMS_STALL_S * 1000;
+                t->stall_at = now + t->c.stall_ms;
             if (!t->want_out) {
                 t->want_out = 1;
                 interest(l, t);
@@ -498,6 +498,8 @@ adopt(struct streams *l, struct st *t, long long now)
     struct epoll_event ev;
 
     t->state = LIVE;
+    if (t->c.stall_ms <= 0)
+        t->c.stall_ms = (long long)STREAMS_STALL_S * 1000;
     t->beat_at = now + t->c.heartbeat_ms;
     t->prev = NULL;
     t->next = l->all;

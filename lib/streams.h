@@ -53,6 +53,8 @@ struct streams_stream {
     long long heartbeat_ms;
     long long end_ms;      /* CLOCK_MONOTONIC milliseconds: bye then */
     long long poll_end_ms; /* ... for a poll without events */
+    long long stall_ms;    /* no byte taken for this long: bye (0: STREAMS_STALL_S); the
+                              bye then has STREAMS_STALL_S more to leave */
 };
 
 /* Start the loop thread. Returns a new loop (streams_free) or NULL with e set. */

@@ -9,6 +9,10 @@
  *   abort     FCGI_ABORT_REQUEST from the web server: the answer ends at once
  *   gone      the web server closing the connection drops the stream
  *   stop      streams_free ends every open stream with bye
+ *   slow      a reader that takes nothing: the loop stops taking events at its
+ *             output bound, and after the stall time ends the stream with bye
+ *             carrying the last version it queued; every event up to it
+ *             arrives once, in order, so a reconnect from bye loses nothing
  */
 #include <poll.h>
 #include <stdio.h>
@@ -104,7 +108,8 @@ check_end(int fd, int id, int line)
 /* Join a new stream at cursor and hand it to l over a new socketpair; the
  * web server's end is returned. */
 static int
-adopt(struct streams *l, struct hub *h, long long cursor, int id, long long life_ms)
+adopt_slow(struct streams *l, struct hub *h, long long cursor, int id, long long life_ms,
+           long long stall_ms)
 {
     struct streams_stream st;
     struct hub_stream *s = calloc(1, sizeof(*s));
@@ -113,6 +118,10 @@ adopt(struct streams *l, struct hub *h, long long cursor, int id, long long life
 
     CHECK(s != NULL);
     CHECK_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    if (stall_ms > 0) {
+        int small = 4096; /* the kernel's minimum: the connection fills at once */
+        setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    }
     s->cursor = cursor;
     CHECK_INT(hub_join(h, s, 0, &e), 0);
     memset(&st, 0, sizeof(st));
@@ -123,8 +132,63 @@ adopt(struct streams *l, struct hub *h, long long cursor, int id, long long life
     st.heartbeat_ms = 60000;
     st.end_ms = streams_now_ms() + life_ms;
     st.poll_end_ms = st.end_ms;
+    st.stall_ms = stall_ms;
     streams_adopt(l, &st);
     return sv[1];
+}
+
+static int
+adopt(struct streams *l, struct hub *h, long long cursor, int id, long long life_ms)
+{
+    return adopt_slow(l, h, cursor, id, life_ms, 0);
+}
+
+static long long head(struct fixture *f);
+
+/* The slow reader: see the file's comment. */
+static void
+test_slow(struct fixture *f, struct streams *l, struct hub *h)
+{
+    static char all[2000000];
+    char rec[70000], *p, *bye;
+    long long v0 = head(f), last = v0, want_next = v0 + 1;
+    int fd, type = 0, id = 0, n;
+
+    fd = adopt_slow(l, h, v0, 5, 600000, 200);
+    fx_exec(f, "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 20000)"
+               " INSERT INTO todos (title) SELECT 'slow ' || i FROM c");
+    usleep(1000 * 1000); /* well past the stall time: nothing read */
+    all[0] = '\0';
+    for (n = 0; (n = read_record(fd, 5000, &type, &id, rec, sizeof(rec))) == 1 && type == 6 &&
+                rec[0] != '\0';) {
+        CHECK_INT(id, 5);
+        if (strlen(all) + strlen(rec) < sizeof(all))
+            strcat(all, rec);
+    }
+    CHECK_AT(__LINE__, n == 1 && type == 6, "the empty STDOUT record (%d, type %d)", n, type);
+    CHECK_AT(__LINE__, read_record(fd, 5000, &type, &id, rec, sizeof(rec)) == 1 && type == 3,
+             "FCGI_END_REQUEST (type %d)", type);
+    bye = strstr(all, "event: bye\n");
+    CHECK(bye != NULL);
+    if (bye == NULL)
+        goto out;
+    /* Every event before bye, consecutive from the cursor on, none twice. */
+    for (p = all; p < bye; p = strstr(p, "\n\n") + 2) {
+        long long v = -1;
+        CHECK(sscanf(p, "id: %lld\n", &v) == 1);
+        if (v != want_next) {
+            CHECK_AT(__LINE__, 0, "event %lld where %lld was due", v, want_next);
+            break;
+        }
+        last = v;
+        want_next = v + 1;
+    }
+    CHECK(last > v0);
+    CHECK(last < v0 + 20000); /* the bound held the rest back: the stream ended first */
+    snprintf(rec, sizeof(rec), "event: bye\nid: %lld\ndata: {\"version\":%lld}\n\n", last, last);
+    CHECK_STR(bye, rec);
+out:
+    close(fd);
 }
 
 static long long
@@ -198,12 +262,15 @@ main(void)
     CHECK(wait_count(l, 0));
     CHECK_INT((long long)hub_streams(h), 0);
 
+    test_slow(&f, l, h);
+    CHECK(wait_count(l, 0));
+
     /* stop */
-    d = adopt(l, h, v0 + 1, 4, 60000);
+    v0 = head(&f);
+    d = adopt(l, h, v0, 4, 60000);
     CHECK(wait_count(l, 1));
     hub_stop(h);
-    snprintf(want, sizeof(want), "event: bye\nid: %lld\ndata: {\"version\":%lld}\n\n", v0 + 1,
-             v0 + 1);
+    snprintf(want, sizeof(want), "event: bye\nid: %lld\ndata: {\"version\":%lld}\n\n", v0, v0);
     CHECK(read_until(d, 4, "event: bye", all, sizeof(all), 5000));
     CHECK_STR(all, want);
     check_end(d, 4, __LINE__);
