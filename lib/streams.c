@@ -322,6 +322,14 @@ flush(struct streams *l, struct st *t, long long now)
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (t->stall_at == 0 || t->off > before)
                 t->stall_at = now + t->c.stall_ms;
+            if (t->off >= STREAMS_OUT_LOW) {
+                /* What was sent goes, or a slow but moving reader of a long
+                 * backlog would keep all of it here. */
+                memmove(t->out.p, t->out.p + t->off, t->out.len - t->off);
+                t->out.len -= t->off;
+                t->out.p[t->out.len] = '\0';
+                t->off = 0;
+            }
             if (!t->want_out) {
                 t->want_out = 1;
                 interest(l, t);
