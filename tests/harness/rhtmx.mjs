@@ -191,13 +191,13 @@ export function childrenOf(pid) {
   return out;
 }
 
-/** True while pid runs. A zombie has exited: once its parent is gone, nobody may reap it here
- *  (this container's init does not), so it is not counted. */
-const alive = (pid) => {
-  try { process.kill(pid, 0); } catch { return false; }
+const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+/** A zombie has exited; once its parent is gone nobody may reap it here (this container's
+ *  init leaves <defunct> children of pid 1), so stopPid does not count one as stuck. */
+const zombie = (pid) => {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
   } catch { return false; }
 };
 
@@ -206,8 +206,10 @@ export async function stopPid(pid, { also = [], ms = 5000 } = {}) {
   const all = [pid, ...also];
   for (const p of all) { try { process.kill(p, 'SIGTERM'); } catch { /* gone */ } }
   const deadline = Date.now() + ms;
+  // Waits for zombies too: a parent that is still there (node, for what it spawned) reaps
+  // its child within this loop, and callers check with kill(pid, 0) afterwards.
   while (all.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-  const stuck = all.filter(alive);
+  const stuck = all.filter((p) => alive(p) && !zombie(p));
   for (const p of stuck) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
   return stuck;
 }
