@@ -9,6 +9,17 @@
  *   got V                  once all N streams have received the event with id V
  *   r V NS                 (at the end, when stdin closes) every receipt: version and
  *                          CLOCK_MONOTONIC time in nanoseconds
+ *
+ *   events-client HOST PORT PATH N burst
+ *
+ * Opens N connections at once instead (non-blocking connects, each request sent
+ * as soon as its connection is up), reads each answer's head, closes it, and
+ * prints one line:
+ *   burst N MS ok=A busy=B busy_json=C retry_after=D other=E failed=F
+ * MS: from the first connect to the last answer's head; busy_json: 503s with a
+ * JSON body type; retry_after: 503s with a Retry-After; other: any other status
+ * (lighttpd's HTML 500 when it cannot reach the backend); failed: no answer.
+ *
  * A node client spends about 20 us of CPU per event received; on a two-core machine
  * that shares the CPU with lighttpd and sync-events it would be a large part of the
  * measured latency. This loop costs a few microseconds per event.
@@ -81,6 +92,97 @@ record(long long v, long long ns, int n)
     }
 }
 
+/* One connection of a burst: its answer's head, then classified. */
+struct bconn {
+    int fd, sent, done;
+    size_t len;
+    char head[2048];
+};
+
+static int
+burst(const struct sockaddr_in *sa, const char *req, int n)
+{
+    struct bconn *c = calloc((size_t)n, sizeof(*c));
+    struct epoll_event ev, evs[256];
+    int ep = epoll_create1(0), i, left = n, ok = 0, busy = 0, json = 0, retry = 0, other = 0,
+        failed = 0;
+    long long t0 = now_ns(), t1 = t0;
+
+    if (c == NULL || ep < 0)
+        return 1;
+    for (i = 0; i < n; i++) {
+        c[i].fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (c[i].fd < 0 || (connect(c[i].fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 &&
+                            errno != EINPROGRESS)) {
+            perror("connect");
+            return 1;
+        }
+        ev.events = EPOLLIN | EPOLLOUT;
+        ev.data.u64 = (uint64_t)i;
+        epoll_ctl(ep, EPOLL_CTL_ADD, c[i].fd, &ev);
+    }
+    while (left > 0) {
+        int k = epoll_wait(ep, evs, 256, 30000), j;
+        if (k <= 0)
+            break; /* 30 s without any answer: the rest failed */
+        for (j = 0; j < k; j++) {
+            struct bconn *b = &c[evs[j].data.u64];
+            ssize_t r;
+            if (b->done)
+                continue;
+            if (!b->sent && (evs[j].events & EPOLLOUT)) {
+                if (write(b->fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+                    b->done = 1;
+                    failed++;
+                    left--;
+                    close(b->fd);
+                    continue;
+                }
+                b->sent = 1;
+                ev.events = EPOLLIN;
+                ev.data.u64 = evs[j].data.u64;
+                epoll_ctl(ep, EPOLL_CTL_MOD, b->fd, &ev);
+            }
+            if (!(evs[j].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                continue;
+            r = read(b->fd, b->head + b->len, sizeof(b->head) - 1 - b->len);
+            if (r < 0 && errno == EAGAIN)
+                continue;
+            if (r > 0) {
+                b->len += (size_t)r;
+                b->head[b->len] = '\0';
+                if (strstr(b->head, "\r\n\r\n") == NULL && b->len < sizeof(b->head) - 1)
+                    continue;
+            }
+            b->done = 1;
+            left--;
+            t1 = now_ns();
+            if (strncmp(b->head, "HTTP/1.1 200", 12) == 0) {
+                ok++;
+            } else if (strncmp(b->head, "HTTP/1.1 503", 12) == 0) {
+                busy++;
+                json += strstr(b->head, "Content-Type: application/json") != NULL;
+                retry += strstr(b->head, "Retry-After: ") != NULL;
+            } else if (b->len > 0) {
+                if (other++ == 0) {
+                    char *eol = strstr(b->head, "\r\n");
+                    if (eol != NULL)
+                        *eol = '\0';
+                    fprintf(stderr, "events-client: burst: first other answer: %.80s\n", b->head);
+                }
+            } else {
+                failed++;
+            }
+            close(b->fd);
+        }
+    }
+    failed += left;
+    printf("burst %d %.0f ok=%d busy=%d busy_json=%d retry_after=%d other=%d failed=%d\n", n,
+           (double)(t1 - t0) / 1e6, ok, busy, json, retry, other, failed);
+    fflush(stdout);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -90,8 +192,8 @@ main(int argc, char **argv)
     char req[512];
     int n, i, ep, ready = 0, open_ = 0;
 
-    if (argc != 5) {
-        fprintf(stderr, "usage: events-client HOST PORT PATH N\n");
+    if (argc != 5 && !(argc == 6 && strcmp(argv[5], "burst") == 0)) {
+        fprintf(stderr, "usage: events-client HOST PORT PATH N [burst]\n");
         return 2;
     }
     n = atoi(argv[4]);
@@ -102,6 +204,8 @@ main(int argc, char **argv)
         return 2;
     snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n",
              argv[3], argv[1]);
+    if (argc == 6)
+        return burst(&sa, req, n);
     conns = calloc((size_t)n, sizeof(*conns));
     ep = epoll_create1(0);
     if (conns == NULL || ep < 0)

@@ -4,13 +4,20 @@
  * Tells open pages, within milliseconds, that data changed: a Server-Sent
  * Events stream (or one poll) per request, fed by one watcher per process
  * (docs/PROTOCOL.md, docs/EVENTS.md). Under FastCGI one process serves many
- * streams at once, a thread each (fcgi_pool.h); under plain CGI it answers one
- * request and exits.
+ * streams at once: a few threads accept and open answers (fcgi_pool.h), then
+ * hand every open stream to one event loop (streams.h); under plain CGI it
+ * answers one request and exits.
  *
  * What the threads share lives in `g`, under g.mu: the app (configuration,
- * schema), the hub of the configured database, and the hang-up watcher. A
- * request holds g.mu only while it checks its input; the answer itself runs
- * without it.
+ * schema), the hub of the configured database, the loop and the hang-up
+ * watcher. A request holds g.mu only while it checks its input; the answer
+ * itself runs without it.
+ *
+ * Descriptors: each open stream holds one (its FastCGI connection), so the
+ * soft RLIMIT_NOFILE is raised to the hard limit at start. Beyond it, accept()
+ * fails with EMFILE: the pool logs it once a second and retries every 100 ms,
+ * and the web server's connections wait in the listen backlog meanwhile (see
+ * docs/EVENTS.md, "Many pages").
  */
 #include <malloc.h>
 #include <pthread.h>
@@ -25,9 +32,11 @@
 #include "fcgi_pool.h"
 #include "hangup.h"
 #include "hub.h"
+#include "streams.h"
 
 #define MAX_RETIRED 16
-#define THREADS_OVER_CAP 16 /* threads beyond max_streams, to answer 503s and short requests */
+#define THREADS_OVER_CAP 16 /* without a loop: threads beyond max_streams, for 503s */
+#define LOOP_THREADS 32     /* with a loop: threads that accept and open answers */
 
 static struct {
     pthread_mutex_t mu;
@@ -35,10 +44,11 @@ static struct {
     struct hub *hub;                  /* of app.cfg->database */
     struct hub *retired[MAX_RETIRED]; /* hubs of a database the config no longer names */
     size_t nretired;
+    struct streams *loop; /* NULL under CGI, or if it could not start */
     struct hangup *hangup;
     int hangup_failed;
     int stopping;
-    int stream_cap; /* events.max_streams at start: the thread ceiling was made for it */
+    int stream_cap; /* without the loop: events.max_streams at start, the thread ceiling */
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* The hub for the configured database, made or replaced as needed (under g.mu).
@@ -70,6 +80,8 @@ current_hub(long long deadline, struct err *e)
         g.hub = NULL;
     }
     g.hub = hub_new(path, 0, deadline, e);
+    if (g.hub != NULL && g.loop != NULL)
+        hub_listen(g.hub, streams_wake, g.loop);
     return g.hub;
 }
 
@@ -104,31 +116,34 @@ handle(struct http_req *req, void *ctx)
     if (auth_request(g.app.cfg, req, &who, &e) < 0 ||
         events_parse(req, g.app.cfg, &who, &p, &e) < 0)
         goto fail;
-    /* A cap raised in the config since the start would let streams take the
-     * threads kept for refusals: new connections would then wait unanswered
-     * instead of getting 503. It applies from the next start. */
-    if (p.max_streams > g.stream_cap)
+    /* Without the loop (a thread per stream), a cap raised in the config since
+     * the start would let streams take the threads kept for refusals: new
+     * connections would then wait unanswered instead of getting 503. It
+     * applies from the next start. With the loop, streams hold no thread. */
+    if (g.loop == NULL && p.max_streams > g.stream_cap)
         p.max_streams = g.stream_cap;
     /* The bound app_ready() started holds for the rest of the request. */
     p.deadline = g.app.db->deadline;
     if ((h = current_hub(p.deadline, &e)) == NULL)
         goto fail;
-    if (g.hangup == NULL && !g.hangup_failed && (g.hangup = hangup_new(&e)) == NULL) {
+    if (g.loop == NULL && g.hangup == NULL && !g.hangup_failed &&
+        (g.hangup = hangup_new(&e)) == NULL) {
         g.hangup_failed = 1;
         fprintf(stderr, "sync-events: %s (clients that leave are noticed at the next heartbeat)\n",
                 e.msg);
     }
     hu = g.hangup;
     pthread_mutex_unlock(&g.mu);
-    events_serve(h, hu, &p, req);
+    events_serve(h, hu, g.loop, &p, req);
     events_params_clear(&p);
     return;
 fail:
     pthread_mutex_unlock(&g.mu);
     events_params_clear(&p);
     if (e.status == 503)
-        http_header(req, "Retry-After", "5");
-    http_error(req, &e);
+        events_busy(req, &e);
+    else
+        http_error(req, &e);
 }
 
 static void
@@ -153,7 +168,7 @@ main(void)
     struct config *cfg;
     struct err e;
     size_t i;
-    int rc, max_streams = 2000;
+    int rc, max_streams = 10000;
 
     /* A thread per stream would otherwise spread small allocations over up to 8
      * arenas per core, which fragments and keeps memory resident; events are
@@ -168,20 +183,28 @@ main(void)
         }
     }
     app_init(&g.app, "sync-events", NULL);
-    /* The thread ceiling follows the stream cap of the configuration at start.
-     * Only the file is read: the database is the requests' business, each
-     * within its own bound on waiting for it (a locked database at start would
-     * otherwise hold up the first requests on top of theirs). */
-    if (!http_is_cgi() && g.app.config_path != NULL &&
-        (cfg = config_load(g.app.config_path, &e)) != NULL) {
-        max_streams = cfg->events.max_streams;
-        config_free(cfg);
+    if (!http_is_cgi() && (g.loop = streams_new(&e)) == NULL)
+        fprintf(stderr, "sync-events: %s (a thread per stream instead)\n", e.msg);
+    if (g.loop != NULL) {
+        o.max_threads = LOOP_THREADS;
+    } else {
+        /* The thread ceiling follows the stream cap of the configuration at
+         * start. Only the file is read: the database is the requests'
+         * business, each within its own bound on waiting for it (a locked
+         * database at start would otherwise hold up the first requests on top
+         * of theirs). */
+        if (!http_is_cgi() && g.app.config_path != NULL &&
+            (cfg = config_load(g.app.config_path, &e)) != NULL) {
+            max_streams = cfg->events.max_streams;
+            config_free(cfg);
+        }
+        g.stream_cap = max_streams;
+        o.max_threads = (size_t)max_streams + THREADS_OVER_CAP;
     }
-    g.stream_cap = max_streams;
-    o.max_threads = (size_t)max_streams + THREADS_OVER_CAP;
     o.on_stop = on_stop;
     rc = fcgi_pool_run(handle, NULL, &o);
 
+    streams_free(g.loop); /* bye to every stream still open (the hubs are stopped) */
     hub_free(g.hub);
     for (i = 0; i < g.nretired; i++)
         hub_free(g.retired[i]);

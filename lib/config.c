@@ -460,7 +460,7 @@ config_defaults(struct config *c)
     c->events.heartbeat = 15;
     c->events.lifetime = 240;
     c->events.poll_wait = 25;
-    c->events.max_streams = 2000;
+    c->events.max_streams = 10000;
     c->events.retry_ms = 2000;
     c->retention.days = 30;
 }

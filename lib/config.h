@@ -67,7 +67,7 @@ struct config {
         int heartbeat;  /* seconds between comments, 15 */
         int lifetime;   /* seconds before a stream ends on purpose, 240 */
         int poll_wait;  /* seconds a poll answer waits for news, 25 */
-        int max_streams;/* per process, 2000 */
+        int max_streams;/* per process, 10000 */
         int retry_ms;   /* the SSE retry: field, 2000 */
     } events;
 

@@ -10,13 +10,19 @@
  *   - poll: the answer ends with "bye" right after the first events, or after
  *     events.poll_wait seconds without any.
  *
- * Direct delivery (FastCGI streams): while this thread waits, the hub's feeder
- * writes new events to the connection itself, as one FastCGI STDOUT record
- * sent without blocking (libfcgi's own buffer is always flushed before the
- * thread waits, so records never interleave). A record the socket takes only
- * in part leaves its rest in `carry`, which this thread writes before
- * anything else. So a commit reaching 1,000 streams costs 1,000 writes from
- * one thread instead of 1,000 thread wake-ups.
+ *
+ * Under FastCGI (with a loop, streams.h) this thread only opens the answer:
+ * headers, retry and the opening comment; then it hands the stream's
+ * connection to the loop, which sends the backlog, the live events, the
+ * heartbeats and the end, and the thread goes back to accepting. Under plain
+ * CGI (or without a loop) the thread serves the answer to its end, waiting in
+ * hub_next, and the hub's feeder writes new events to a FastCGI connection
+ * itself while the thread waits (direct delivery, hub.h).
+ *
+ * Spreads: the lifetime (90-100%), the retry: field (events.retry_ms plus up
+ * to half of it) and a busy answer's Retry-After (5-14 s) differ per answer,
+ * so that N clients that connected, or were refused, in the same second do
+ * not all come back in the same second.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -33,6 +39,7 @@
 #include <fcgiapp.h>
 
 #include "events.h"
+#include "streams.h"
 
 #define EVENTS_CHUNK 65536 /* bytes of events per write */
 #define RETRY_AFTER_MIN 5  /* a busy answer's Retry-After: 5..14 s */
@@ -258,13 +265,13 @@ emit(struct http_req *req, const struct sink *out, struct buf *b)
 static void
 bye(struct buf *b, long long cursor)
 {
-    buf_printf(b, "event: bye\nid: %lld\ndata: {\"version\":%lld}\n\n", cursor, cursor);
+    streams_say_bye(b, cursor);
 }
 
 static void
 resync(struct buf *b, long long version)
 {
-    buf_printf(b, "event: resync\ndata: {\"version\":%lld}\n\n", version);
+    streams_say_resync(b, version);
 }
 
 struct gone_ctx {
@@ -314,7 +321,7 @@ direct_deliver(void *ctx, const char *p, size_t n)
     w = sendmsg(d->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (w < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? HUB_DELIVERED_NONE
-                                                                        : HUB_DELIVERY_FAILED;
+                                                                         : HUB_DELIVERY_FAILED;
     if ((size_t)w == sizeof(hdr) + n)
         return HUB_DELIVERED_ALL;
     if ((size_t)w < sizeof(hdr)) {
@@ -345,8 +352,8 @@ direct_finish(struct direct *d)
     return 0;
 }
 
-static void
-busy(struct http_req *req, const struct err *e)
+void
+events_busy(struct http_req *req, const struct err *e)
 {
     char secs[16];
 
@@ -355,12 +362,92 @@ busy(struct http_req *req, const struct err *e)
     http_error(req, e);
 }
 
+/* A copy of f into c (owned: filter_free in streams.c frees it). -1 on no memory. */
+static int
+filter_copy(struct hub_filter *c, const struct hub_filter *f)
+{
+    size_t i;
+
+    memset(c, 0, sizeof(*c));
+    if (f->n == 0)
+        return 0;
+    c->entities = calloc(f->n, sizeof(*c->entities));
+    c->owners = calloc(f->n, sizeof(*c->owners));
+    if (c->entities == NULL || c->owners == NULL)
+        goto err;
+    for (; c->n < f->n; c->n++) {
+        i = c->n;
+        c->entities[i] = strdup(f->entities[i]);
+        if (f->owners != NULL && f->owners[i] != NULL)
+            c->owners[i] = strdup(f->owners[i]);
+        if (c->entities[i] == NULL ||
+            (f->owners != NULL && f->owners[i] != NULL && c->owners[i] == NULL)) {
+            free(c->entities[i]);
+            free(c->owners[i]);
+            goto err;
+        }
+    }
+    return 0;
+err:
+    for (i = 0; i < c->n; i++) {
+        free(c->entities[i]);
+        free(c->owners[i]);
+    }
+    free(c->entities);
+    free(c->owners);
+    memset(c, 0, sizeof(*c));
+    return -1;
+}
+
+static long long
+ms(struct timespec t)
+{
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/*
+ * Give the stream s, joined to h, with its connection to loop l. The opening
+ * lines are written (flushed) first, and the request's input is read to its
+ * end (the empty FCGI_STDIN record, sent with a GET), so that libfcgi holds
+ * nothing of it; then libfcgi lets go of the connection without closing it
+ * (FCGX_Free(r, 0) and ipcFd -1: FCGX_Finish_r and the next FCGX_Accept_r
+ * then neither write nor close it) and the loop owns it. -1 (nothing handed
+ * over, the caller goes on) when the input has a body or the peer is gone.
+ */
+static int
+hand_off(struct streams *l, struct hub *h, struct hub_stream *s, const struct events_params *p,
+         struct http_req *req, struct timespec end, struct timespec poll_end)
+{
+    FCGX_Request *r = req->fcgx;
+    struct streams_stream st;
+
+    if (http_flush(req) < 0)
+        return -1;
+    if (!FCGX_HasSeenEOF(r->in) && FCGX_GetChar(r->in) != EOF)
+        return -1; /* a GET with a body: served on this thread */
+    memset(&st, 0, sizeof(st));
+    st.hub = h;
+    st.s = s;
+    st.fd = r->ipcFd;
+    st.request_id = r->requestId;
+    st.keep = r->keepConnection;
+    st.poll = p->poll;
+    st.heartbeat_ms = (long long)p->heartbeat * 1000;
+    st.end_ms = ms(end);
+    st.poll_end_ms = ms(poll_end);
+    FCGX_Free(r, 0);
+    r->ipcFd = -1;
+    req->failed = 1; /* the answer is the loop's: nothing more is written here */
+    streams_adopt(l, &st);
+    return 0;
+}
+
 void
-events_serve(struct hub *h, struct hangup *hu, const struct events_params *p,
+events_serve(struct hub *h, struct hangup *hu, struct streams *l, const struct events_params *p,
              struct http_req *req)
 {
-    struct hub_stream s;
-    struct gone_ctx g = {h, &s};
+    struct hub_stream local, *s = &local;
+    struct gone_ctx g = {h, NULL};
     struct direct d = {-1, 0, {0}};
     struct buf b = {0};
     struct sink out;
@@ -370,21 +457,31 @@ events_serve(struct hub *h, struct hangup *hu, const struct events_params *p,
     unsigned long reg = 0;
     int fd;
 
-    memset(&s, 0, sizeof(s));
-    s.filter = p->filter; /* borrowed from p for the answer's life */
-    if (req->fcgx != NULL && !p->poll) {
+    memset(&local, 0, sizeof(local));
+    if (l != NULL && req->fcgx != NULL) {
+        /* The loop will own it: on the heap, with its own filter. */
+        s = calloc(1, sizeof(*s));
+        if (s == NULL || filter_copy(&s->filter, &p->filter) < 0) {
+            free(s);
+            s = &local;
+        }
+    }
+    if (s == &local)
+        s->filter = p->filter; /* borrowed from p for the answer's life */
+    g.s = s;
+    if (req->fcgx != NULL && !p->poll && s == &local) {
         d.fd = req->fcgx->ipcFd;
         d.request_id = req->fcgx->requestId;
-        s.deliver = direct_deliver;
-        s.deliver_ctx = &d;
+        s->deliver = direct_deliver;
+        s->deliver_ctx = &d;
     }
-    if (hub_join(h, &s, p->max_streams, &e) < 0) {
-        busy(req, &e);
-        return;
+    if (hub_join(h, s, p->max_streams, &e) < 0) {
+        events_busy(req, &e);
+        goto out;
     }
     if (hub_state(h, &head, &horizon, p->deadline, &e) < 0) {
         if (e.status == 503)
-            busy(req, &e);
+            events_busy(req, &e);
         else
             http_error(req, &e);
         goto leave;
@@ -393,12 +490,14 @@ events_serve(struct hub *h, struct hangup *hu, const struct events_params *p,
     http_header(req, "Cache-Control", "no-cache, no-transform");
     http_header(req, "X-Accel-Buffering", "no");
     out = http_body(req, 200, "text/event-stream");
-    buf_printf(&b, "retry: %d\n\n: rhtmx-sync %s\n\n", p->retry_ms, p->poll ? "poll" : "stream");
-    if (emit(req, &out, &b) < 0)
+    buf_printf(&b, "retry: %d\n\n: rhtmx-sync %s\n\n",
+               p->retry_ms + (int)spread((unsigned)p->retry_ms / 2 + 1),
+               p->poll ? "poll" : "stream");
+    if (s == &local && emit(req, &out, &b) < 0)
         goto leave;
 
     if (p->cursor < 0) {
-        s.cursor = head; /* no cursor: live changes from now on */
+        s->cursor = head; /* no cursor: live changes from now on */
     } else if (p->cursor > head || p->cursor < horizon) {
         /* Newer than the head: the database is not the one the client synced
          * with (restored, replaced). Older than the horizon: the log no
@@ -407,14 +506,12 @@ events_serve(struct hub *h, struct hangup *hu, const struct events_params *p,
         emit(req, &out, &b);
         goto leave;
     } else {
-        s.cursor = p->cursor;
+        s->cursor = p->cursor;
     }
 
-    fd = req->fcgx != NULL ? req->fcgx->ipcFd : STDOUT_FILENO;
-    reg = hangup_add(hu, fd, on_hangup, &g);
-
     t = now();
-    end = after(t, (long long)p->lifetime * 1000 - (long long)spread((unsigned)p->lifetime * 100 + 1));
+    end = after(t,
+                (long long)p->lifetime * 1000 - (long long)spread((unsigned)p->lifetime * 100 + 1));
     if (p->expires > 0) {
         /* A stream ends with its token; the reconnect then needs a fresh one. */
         long long left = (p->expires - (long long)time(NULL)) * 1000;
@@ -424,6 +521,22 @@ events_serve(struct hub *h, struct hangup *hu, const struct events_params *p,
     }
     poll_end = after(t, (long long)p->poll_wait * 1000);
     beat = after(t, (long long)p->heartbeat * 1000);
+
+    if (s != &local) {
+        /* The opening lines go out with the hand-over's flush. */
+        if (b.len > 0 && sink_write(&out, b.p, b.len) < 0)
+            goto leave;
+        buf_reset(&b);
+        if (hand_off(l, h, s, p, req, end, poll_end) == 0) {
+            buf_free(&b);
+            return; /* the loop owns s now */
+        }
+        if (req->failed)
+            goto leave;
+    }
+
+    fd = req->fcgx != NULL ? req->fcgx->ipcFd : STDOUT_FILENO;
+    reg = hangup_add(hu, fd, on_hangup, &g);
     for (;;) {
         struct timespec deadline = beat;
         enum hub_next r;
@@ -432,7 +545,7 @@ events_serve(struct hub *h, struct hangup *hu, const struct events_params *p,
             deadline = end;
         if (p->poll && before(poll_end, deadline))
             deadline = poll_end;
-        r = hub_next(h, &s, &b, EVENTS_CHUNK, &deadline, &v, &e);
+        r = hub_next(h, s, &b, EVENTS_CHUNK, &deadline, &v, &e);
         t = now();
         if (d.carry.len > 0 && direct_finish(&d) < 0)
             goto done;
@@ -441,7 +554,7 @@ events_serve(struct hub *h, struct hangup *hu, const struct events_params *p,
             if (b.len == 0)
                 break; /* a direct delivery was finished */
             if (p->poll)
-                bye(&b, s.cursor);
+                bye(&b, s->cursor);
             if (emit(req, &out, &b) < 0 || p->poll)
                 goto done;
             beat = after(t, (long long)p->heartbeat * 1000);
@@ -478,12 +591,23 @@ events_serve(struct hub *h, struct hangup *hu, const struct events_params *p,
             goto say_bye;
     }
 say_bye:
-    bye(&b, s.cursor);
+    bye(&b, s->cursor);
     emit(req, &out, &b);
 done:
     hangup_del(hu, reg);
 leave:
-    hub_leave(h, &s);
+    hub_leave(h, s);
+out:
+    if (s != &local) {
+        size_t i;
+        for (i = 0; i < s->filter.n; i++) {
+            free(s->filter.entities[i]);
+            free(s->filter.owners[i]);
+        }
+        free(s->filter.entities);
+        free(s->filter.owners);
+        free(s);
+    }
     buf_free(&b);
     buf_free(&d.carry);
 }

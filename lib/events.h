@@ -29,6 +29,7 @@
 #include "hangup.h"
 #include "http.h"
 #include "hub.h"
+#include "streams.h"
 
 /* The retry: of a poll answer (ms), whatever events.retry_ms says: the gap in
  * which a plain EventSource is not listening between two polls. */
@@ -54,9 +55,14 @@ int events_parse(const struct http_req *req, const struct config *cfg, const str
 void events_params_clear(struct events_params *p);
 
 /* Answer req from h: 503 busy (with Retry-After) over p->max_streams, else the
- * stream or poll. hu (may be NULL) notices a peer that hangs up while idle.
- * Returns when the answer is complete. */
-void events_serve(struct hub *h, struct hangup *hu, const struct events_params *p,
-                  struct http_req *req);
+ * stream or poll. Under FastCGI with a loop l (may be NULL) the answer is
+ * handed to l once it is open and this returns at once; otherwise it returns
+ * when the answer is complete, and hu (may be NULL) notices a peer that hangs
+ * up while idle. */
+void events_serve(struct hub *h, struct hangup *hu, struct streams *l,
+                  const struct events_params *p, struct http_req *req);
+
+/* Answer e (a 503) with a Retry-After of 5 to 14 s, spread per answer. */
+void events_busy(struct http_req *req, const struct err *e);
 
 #endif

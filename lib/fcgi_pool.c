@@ -13,6 +13,17 @@
  * does nothing but makes accept() fail with EINTR (FCGI_FAIL_ACCEPT_ON_INTR).
  * It repeats that until no thread is left, since a signal that arrives just
  * before a thread enters accept() is lost.
+ *
+ * Bursts: one acceptor thread does nothing but accept() and queue the new
+ * connections; request threads take them from the queue and let libfcgi read
+ * the request from the given descriptor (FCGX_Accept_r skips its own accept()
+ * when ipcFd is set; keepConnection set beforehand keeps its FCGX_Finish_r
+ * from closing it). So the listen backlog, which the kernel caps at
+ * net.core.somaxconn, is emptied as fast as connections arrive, not at the
+ * pace the requests are answered: 5,000 pages opening at once wait in this
+ * queue, not in a backlog that overflows into the web server's 500s. Without
+ * the thread (FCGI_WEB_SERVER_ADDRS set: libfcgi's accept checks the peer
+ * address) the request threads accept in turn, as before.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -45,8 +56,14 @@ struct worker {
 
 static struct pool {
     pthread_mutex_t mu;
-    pthread_cond_t cond; /* nthreads went down */
+    pthread_cond_t cond;   /* nthreads went down */
+    pthread_cond_t queued; /* a connection was queued, or stopping */
     pthread_mutex_t accept_mu;
+    /* The acceptor's queue (under mu): accepted connections, oldest at head. */
+    int *q;
+    size_t qhead, qlen, qcap;
+    pthread_t acceptor;
+    int acceptor_running, acceptor_done;
     pthread_attr_t attr;
     size_t nthreads, idle, max, spare;
     int stopping;
@@ -56,6 +73,7 @@ static struct pool {
 } pool = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
     .cond = PTHREAD_COND_INITIALIZER,
+    .queued = PTHREAD_COND_INITIALIZER,
     .accept_mu = PTHREAD_MUTEX_INITIALIZER,
 };
 
@@ -144,6 +162,84 @@ transient(int err)
            err == ECONNABORTED || err == EPROTO;
 }
 
+/* Append fd to the queue (under mu). -1 when out of memory. */
+static int
+queue_push(struct pool *p, int fd)
+{
+    if (p->qlen == p->qcap) {
+        size_t cap = p->qcap ? p->qcap * 2 : 1024, i;
+        int *q = malloc(cap * sizeof(*q));
+        if (q == NULL)
+            return -1;
+        for (i = 0; i < p->qlen; i++)
+            q[i] = p->q[(p->qhead + i) % p->qcap];
+        free(p->q);
+        p->q = q;
+        p->qhead = 0;
+        p->qcap = cap;
+    }
+    p->q[(p->qhead + p->qlen) % p->qcap] = fd;
+    p->qlen++;
+    return 0;
+}
+
+/* Accept connections on libfcgi's listen socket until stopping. */
+static void *
+acceptor_main(void *arg)
+{
+    struct pool *p = arg;
+
+    for (;;) {
+        int fd = accept(0, NULL, NULL), err = errno, stop;
+
+        pthread_mutex_lock(&p->mu);
+        stop = p->stopping;
+        if (fd >= 0 && !stop && queue_push(p, fd) == 0) {
+            pthread_cond_signal(&p->queued);
+            pthread_mutex_unlock(&p->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&p->mu);
+        if (fd >= 0) {
+            close(fd); /* stopping, or no memory: the web server retries */
+        } else if (!stop && transient(err)) {
+            static time_t last;
+            time_t now = time(NULL);
+            if (now != last)
+                fprintf(stderr, "rhtmx-sync: accept: %s (retrying)\n", strerror(err));
+            last = now;
+            usleep(100 * 1000);
+        } else if (!stop && err != EINTR) {
+            fprintf(stderr, "rhtmx-sync: accept: %s: stopping\n", strerror(err));
+            kill(getpid(), SIGTERM);
+            break;
+        }
+        if (stop)
+            break;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->acceptor_done = 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* The next queued connection into r (under mu, waiting for one). 0, or -1
+ * when stopping. */
+static int
+queue_take(struct pool *p, FCGX_Request *r)
+{
+    while (p->qlen == 0 && !p->stopping)
+        pthread_cond_wait(&p->queued, &p->mu);
+    if (p->stopping)
+        return -1;
+    r->ipcFd = p->q[p->qhead];
+    r->keepConnection = 1; /* FCGX_Accept_r's FCGX_Finish_r must not close it */
+    p->qhead = (p->qhead + 1) % p->qcap;
+    p->qlen--;
+    return 0;
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -158,12 +254,18 @@ worker_main(void *arg)
     while (!p->stopping) {
         int kept = r.ipcFd >= 0, rc, err;
 
+        /* With the acceptor, a connection from its queue; libfcgi then only
+         * reads the request from it (accept_mu is not needed). */
+        int queued = !kept && p->acceptor_running;
+
+        if (queued && queue_take(p, &r) < 0)
+            break;
         pthread_mutex_unlock(&p->mu);
-        if (!kept)
+        if (!kept && !queued)
             pthread_mutex_lock(&p->accept_mu);
         pthread_mutex_lock(&p->mu);
         if (p->stopping) {
-            if (!kept)
+            if (!kept && !queued)
                 pthread_mutex_unlock(&p->accept_mu);
             break;
         }
@@ -175,7 +277,7 @@ worker_main(void *arg)
 
         pthread_mutex_lock(&p->mu);
         w->in_accept = 0;
-        if (!kept)
+        if (!kept && !queued)
             pthread_mutex_unlock(&p->accept_mu);
         if (rc < 0) {
             if (p->stopping)
@@ -262,6 +364,9 @@ run_fcgi(const struct fcgi_pool_opts *o)
     pthread_attr_setstacksize(&p->attr, STACK_SIZE);
     pthread_attr_setdetachstate(&p->attr, PTHREAD_CREATE_DETACHED);
     pthread_mutex_lock(&p->mu);
+    if (getenv("FCGI_WEB_SERVER_ADDRS") == NULL &&
+        pthread_create(&p->acceptor, &p->attr, acceptor_main, p) == 0)
+        p->acceptor_running = 1;
     spawn(p);
     if (p->nthreads == 0) {
         pthread_mutex_unlock(&p->mu);
@@ -277,12 +382,15 @@ run_fcgi(const struct fcgi_pool_opts *o)
 
     pthread_mutex_lock(&p->mu);
     p->stopping = 1;
-    while (p->nthreads > 0) {
+    pthread_cond_broadcast(&p->queued);
+    while (p->nthreads > 0 || (p->acceptor_running && !p->acceptor_done)) {
         struct timespec ts;
         struct worker *w;
         for (w = p->workers; w != NULL; w = w->next)
             if (w->in_accept)
                 pthread_kill(w->tid, SIGUSR2);
+        if (p->acceptor_running && !p->acceptor_done)
+            pthread_kill(p->acceptor, SIGUSR2);
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 20 * 1000 * 1000;
         if (ts.tv_nsec >= 1000000000L) {
@@ -291,6 +399,13 @@ run_fcgi(const struct fcgi_pool_opts *o)
         }
         pthread_cond_timedwait(&p->cond, &p->mu, &ts);
     }
+    while (p->qlen > 0) { /* accepted, never answered: the web server sees them close */
+        close(p->q[p->qhead]);
+        p->qhead = (p->qhead + 1) % p->qcap;
+        p->qlen--;
+    }
+    free(p->q);
+    p->q = NULL;
     pthread_mutex_unlock(&p->mu);
     parent_unwatch();
     return 0;

@@ -2,13 +2,15 @@
  * fcgi_pool: serve requests on many threads, for answers that last minutes.
  *
  * http_run serves one request at a time, which suits short requests. An event
- * stream holds its request for minutes, so sync-events needs a thread per open
- * request: each thread owns an FCGX_Request and takes its turn in
- * FCGX_Accept_r behind one mutex (libfcgi's threaded example). Threads start
- * on demand, when the last idle one has just accepted a request, and end again
- * when more than a few are idle, so their number follows the number of open
- * requests, up to a ceiling. Stacks are small: they only run our handlers and
- * SQLite.
+ * stream holds its request for minutes, so sync-events serves requests on
+ * several threads: each owns an FCGX_Request; one more thread only accepts
+ * connections and queues them, so bursts leave the listen backlog at once
+ * (fcgi_pool.c). Threads start on demand, when the last idle one has just
+ * taken a request, and end again when more than a few are idle, so their
+ * number follows the number of requests being handled, up to a ceiling. A
+ * handler may hand its connection elsewhere and return (sync-events gives open
+ * streams to its event loop, streams.h), so a few threads serve thousands of
+ * streams. Stacks are small: they only run our handlers and SQLite.
  *
  * SIGTERM, SIGINT, SIGHUP and SIGUSR1 (what web servers send to stop FastCGI
  * processes) start a graceful stop: on_stop tells the handlers to finish,

@@ -23,11 +23,11 @@
 #include "jsonw.h"
 #include "watch.h"
 
-#define FEED_BATCH 512   /* rows per feeder read */
-#define REPLAY_BATCH 256 /* rows per replay read */
+#define FEED_BATCH 512    /* rows per feeder read */
+#define REPLAY_BATCH 256  /* rows per replay read */
 #define DELIVER_MAX 60000 /* bytes the feeder hands one stream at once (one FastCGI record) */
-#define SAFETY_MS 5000   /* safety poll with inotify */
-#define BLIND_MS 1000    /* poll interval without inotify */
+#define SAFETY_MS 5000    /* safety poll with inotify */
+#define BLIND_MS 1000     /* poll interval without inotify */
 static const int recheck_ms[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
 #define NRECHECK ((int)(sizeof(recheck_ms) / sizeof(recheck_ms[0])))
 
@@ -67,6 +67,8 @@ struct hub {
     int stopping;
     size_t nstreams;
     struct hub_stream *streams;
+    void (*listener)(void *ctx); /* hub_listen: told of every change, under mu */
+    void *listener_ctx;
 
     struct buf scratch; /* the feeder's, for building a stream's share of a batch */
     struct watch *watch;
@@ -160,7 +162,7 @@ static const char *
 column_text(sqlite3_stmt *st, int col)
 {
     return sqlite3_column_type(st, col) == SQLITE_NULL ? NULL
-                                                         : (const char *)sqlite3_column_text(st, col);
+                                                       : (const char *)sqlite3_column_text(st, col);
 }
 
 /* ------------------------------------------------------------------ filters */
@@ -329,6 +331,8 @@ notify(struct hub *h)
     }
     if (h->scratch.cap > DELIVER_MAX * 2)
         buf_free(&h->scratch);
+    if (h->listener != NULL)
+        h->listener(h->listener_ctx);
 }
 
 /* Wake every stream: it re-checks the hub's state (under mu). */
@@ -342,6 +346,8 @@ wake_all(struct hub *h)
         kick(s);
         pthread_mutex_unlock(&s->mu);
     }
+    if (h->listener != NULL)
+        h->listener(h->listener_ctx);
 }
 
 /* ------------------------------------------------------------------ the feeder */
@@ -493,8 +499,9 @@ feeder_main(void *arg)
     int recheck = NRECHECK; /* NRECHECK: no recheck pending */
 
     for (;;) {
-        int timeout = recheck < NRECHECK ? recheck_ms[recheck]
-                                         : watch_active(h->watch) ? SAFETY_MS : BLIND_MS;
+        int timeout = recheck < NRECHECK       ? recheck_ms[recheck]
+                      : watch_active(h->watch) ? SAFETY_MS
+                                               : BLIND_MS;
         int r = watch_wait(h->watch, timeout);
         int stop;
 
@@ -779,11 +786,12 @@ out:
     return res;
 }
 
-enum hub_next
-hub_next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max,
-         const struct timespec *deadline, long long *version, struct err *e)
+/* hub_next and hub_take: wait (until deadline) only if wait is set. */
+static enum hub_next
+next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max, int wait,
+     const struct timespec *deadline, long long *version, struct err *e)
 {
-    int timed_out = 0, gone;
+    int timed_out = !wait, gone;
 
     pthread_mutex_lock(&h->mu);
     for (;;) {
@@ -865,4 +873,27 @@ hub_next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max,
         pthread_mutex_unlock(&s->mu);
         pthread_mutex_lock(&h->mu);
     }
+}
+
+enum hub_next
+hub_next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max,
+         const struct timespec *deadline, long long *version, struct err *e)
+{
+    return next(h, s, out, max, 1, deadline, version, e);
+}
+
+enum hub_next
+hub_take(struct hub *h, struct hub_stream *s, struct buf *out, size_t max, long long *version,
+         struct err *e)
+{
+    return next(h, s, out, max, 0, NULL, version, e);
+}
+
+void
+hub_listen(struct hub *h, void (*cb)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&h->mu);
+    h->listener = cb;
+    h->listener_ctx = ctx;
+    pthread_mutex_unlock(&h->mu);
 }

@@ -20,6 +20,9 @@
  * Delivery: while a stream's thread waits, the feeder hands it new events
  * itself, through the stream's deliver callback (a non-blocking write to its
  * connection) or, without one, into the stream's pending buffer with a wake-up.
+ * A stream without a thread of its own (one of the event loop's, streams.h)
+ * never waits here: the hub's listener (hub_listen) tells the loop that
+ * something changed, and the loop takes each stream's share with hub_take.
  *
  * Locking: the hub's mutex guards the ring and the stream list; each stream's
  * own mutex guards its waiting state and, while it waits, its cursor; the
@@ -139,6 +142,18 @@ enum hub_next {
  * limit). Events are appended to out, roughly at most max bytes per call. */
 enum hub_next hub_next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max,
                        const struct timespec *deadline, long long *version, struct err *e);
+
+/* The same without waiting: HUB_TIMEOUT at once when there is nothing to do.
+ * For a stream whose owner waits elsewhere (an event loop, streams.h) and
+ * comes back when hub_listen's callback says something changed. */
+enum hub_next hub_take(struct hub *h, struct hub_stream *s, struct buf *out, size_t max,
+                       long long *version, struct err *e);
+
+/* Call cb(ctx) after every change a stream may want: new changes in the ring,
+ * a replaced database, hub_stop. cb runs on the feeder's (or hub_stop's)
+ * thread under the hub's lock: it must not block or call hub functions (an
+ * eventfd write). One listener per hub; NULL removes it. */
+void hub_listen(struct hub *h, void (*cb)(void *ctx), void *ctx);
 
 /* Testing aid: the ring's bounds (versions in (base, head] are held). */
 void hub_bounds(struct hub *h, long long *base, long long *head);

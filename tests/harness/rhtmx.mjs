@@ -192,14 +192,24 @@ export function childrenOf(pid) {
 }
 
 const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+/** A zombie has exited; once its parent is gone nobody may reap it here (this container's
+ *  init leaves <defunct> children of pid 1), so stopPid does not count one as stuck. */
+const zombie = (pid) => {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch { return false; }
+};
 
 /** Stop pid with SIGTERM (SIGKILL after ms), and wait for it and the given pids to be gone. */
 export async function stopPid(pid, { also = [], ms = 5000 } = {}) {
   const all = [pid, ...also];
   for (const p of all) { try { process.kill(p, 'SIGTERM'); } catch { /* gone */ } }
   const deadline = Date.now() + ms;
+  // Waits for zombies too: a parent that is still there (node, for what it spawned) reaps
+  // its child within this loop, and callers check with kill(pid, 0) afterwards.
   while (all.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-  const stuck = all.filter(alive);
+  const stuck = all.filter((p) => alive(p) && !zombie(p));
   for (const p of stuck) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
   return stuck;
 }
@@ -210,10 +220,14 @@ export async function stopPid(pid, { also = [], ms = 5000 } = {}) {
  * cgi: true). procs: FastCGI processes per program ({ 'sync-push': 3 }; 1 each
  * by default). user: { uid, gid } to run lighttpd and its children as (its own
  * folder is handed to that user; the app's files are the caller's business).
- * Returns { url, port, dir, stop(), errorLog() }. stop() kills it by
+ * maxConnections: server.max-connections (server.max-fds is twice it: each
+ * open stream holds a client and a FastCGI connection). workers > 1: that many
+ * lighttpd worker processes (server.max-worker), each with those limits, all in
+ * front of the same FastCGI children; lighttpd then runs in its own process
+ * group, since its master signals its whole group when it stops. Returns { url, port, dir, stop(), errorLog() }. stop() kills it by
  * pid and fails if any FastCGI child outlives it.
  */
-export async function startLighttpd(app, { cgi = false, extra = '', docroot = null, env = {}, procs = {}, user = null } = {}) {
+export async function startLighttpd(app, { cgi = false, extra = '', docroot = null, env = {}, procs = {}, user = null, maxConnections = 4096, workers = 1 } = {}) {
   const port = await freePort();
   const dir = tmpdir('lighttpd');
   const www = docroot ?? path.join(dir, 'www');
@@ -233,8 +247,9 @@ server.port = ${port}
 server.errorlog = "${dir}/error.log"
 server.modules += ( "mod_alias", "mod_setenv", "mod_fastcgi", "mod_cgi" )
 server.stream-response-body = 2
-server.max-connections = 4096
-server.max-fds = 8192
+server.max-connections = ${maxConnections}
+server.max-fds = ${maxConnections * 2}
+${workers > 1 ? `server.max-worker = ${workers}` : ''}
 mimetype.assign = ( ".html" => "text/html", ".js" => "text/javascript", ".css" => "text/css" )
 ${cgi ? `cgi.x-sendfile = "disable"\nsetenv.add-environment = ( ${envConf} )` : ''}
 $HTTP["url"] == "/api/sync/client.js" {
@@ -254,7 +269,7 @@ else $HTTP["url"] =~ "^/api/sync/" {
 ${extra}
 `);
   if (user) execFileSync('chown', ['-R', `${user.uid}:${user.gid}`, dir]);
-  const proc = spawn('/usr/sbin/lighttpd', ['-D', '-f', confPath], { stdio: ['ignore', 'pipe', 'pipe'], ...(user ?? {}) });
+  const proc = spawn('/usr/sbin/lighttpd', ['-D', '-f', confPath], { stdio: ['ignore', 'pipe', 'pipe'], detached: workers > 1, ...(user ?? {}) });
   let output = '';
   proc.stdout.on('data', (d) => { output += d; });
   proc.stderr.on('data', (d) => { output += d; });

@@ -80,7 +80,7 @@ test(`${BURST} event streams at once get 200 or JSON 503 busy, never an HTML err
   if (stopped) throw stopped;
 });
 
-test('a stream cap raised while sync-events runs applies at its next start: the threads kept for refusals stay free', { timeout: 120_000 }, async () => {
+test('a stream cap changed while sync-events runs applies at once: open streams hold no thread', { timeout: 120_000 }, async () => {
   const app = makeApp({ config: { events: { max_streams: 4, mode: 'stream' } } });
   const srv = await startLighttpdConf(app);
   let let_go;
@@ -89,12 +89,12 @@ test('a stream cap raised while sync-events runs applies at its next start: the 
   let stopped;
   try {
     const url = `${srv.url}/api/sync/events?entities=todos`;
-    const first = await open(url, release); // the process is up, its thread ceiling set (4 + 16)
+    const first = await open(url, release); // the process is up
     assert.equal(first.status, 200);
-    fs.writeFileSync(app.config, JSON.stringify({ ...app.cfg, events: { max_streams: 1000, mode: 'stream' } }));
+    fs.writeFileSync(app.config, JSON.stringify({ ...app.cfg, events: { max_streams: 30, mode: 'stream' } }));
     await new Promise((r) => setTimeout(r, 1100)); // past the config watch's one-second stat
-    // More than the ceiling at once: with the raised cap every thread would hold a stream and
-    // the rest would wait unanswered; with the cap of the start they are refused at once.
+    // More than the accepting threads (32) and the new cap at once: the cap of the new
+    // config counts, and every connection is answered (a stream, or the JSON 503).
     answers = await Promise.all(Array.from({ length: 40 }, () => open(url, release)));
   } finally {
     let_go();
@@ -102,6 +102,10 @@ test('a stream cap raised while sync-events runs applies at its next start: the 
   }
   const by = {};
   for (const a of answers) by[a.status] = (by[a.status] ?? 0) + 1;
-  assert.deepEqual(by, { 200: 3, 503: 37 });
+  assert.deepEqual(by, { 200: 29, 503: 11 });
+  for (const a of answers.filter((x) => x.status === 503)) {
+    assert.equal(JSON.parse(a.body).error.code, 'busy');
+    assert.match(a.headers['retry-after'], /^\d+$/);
+  }
   if (stopped) throw stopped;
 });
