@@ -191,3 +191,52 @@ test('a database written by the previous IndexedDB layout is migrated with its q
   await page.evaluate(() => RhtmxSync.sync());
   await converged(page, srv);
 });
+
+test('the key changed while a write waited in the queue: the store is rebuilt, the write comes back rejected, no row under an old key', { skip, timeout: 120000 }, async (t) => {
+  const srv = h.startServer();
+  const browser = await h.launchBrowser();
+  const ctx = await browser.newContext();
+  let page, two;
+  let failed = false;
+  t.after(async () => {
+    if (failed) { h.dumpLogs('page', page); if (two) h.dumpLogs('two', two); }
+    await browser.close(); srv.stop({ keep: failed });
+  });
+  try {
+    page = await h.openApp(ctx, srv);
+    await ctx.setOffline(true);
+    await page.waitForSelector('rhtmx-sync-status[state=offline]');
+    await put(page, { id: 2, title: 'K queued under the old key' });
+    srv.sql("ALTER TABLE todos ADD COLUMN uid TEXT; UPDATE todos SET uid = 'u' || id; CREATE UNIQUE INDEX todos_uid ON todos (uid);");
+    const cfgPath = path.join(srv.dir, 'rhtmx-sync.json');
+    const cfg = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
+    cfg.entities[0].key = 'uid';
+    fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
+    await page.close(); // the deploy: the old page goes, the new one names the new key
+    await ctx.setOffline(false);
+    await ctx.route(srv.origin + '/uid.html', (route) => route.fulfill({
+      contentType: 'text/html',
+      body: '<!doctype html><title>uid</title><script src="/api/sync/client.js" data-sync-entities="todos:uid"></script><body></body>',
+    }));
+    two = await ctx.newPage();
+    two.logs = [];
+    two.on('console', (m) => two.logs.push(`${m.type()}: ${m.text()}`));
+    await two.goto(srv.origin + '/uid.html');
+    await h.appReady(two);
+    await two.evaluate(() => {
+      window.__rejected = [];
+      document.body.addEventListener('rhtmx:sync:rejected', (e) => window.__rejected.push(e.detail.detail));
+    });
+    await h.waitIdle(two, 30000);
+    assert.equal(await two.evaluate(() => RhtmxSync.pendingCount()), 0, 'the queued write was answered');
+    assert.equal(table(srv).find((r) => r.id === 2).title, 'Turn the network off', 'the server did not apply it');
+    const rows = await h.eventually(async () => {
+      const a = (await two.evaluate(() => RhtmxSync.list('todos'))).sort((x, y) => x.id - y.id);
+      return JSON.stringify(a) === JSON.stringify(table(srv)) ? a : false;
+    }, { what: 'the rebuilt store to equal the table, keyed by uid' }).catch(async (err) => {
+      err.message += `\nstored: ${JSON.stringify(await two.evaluate(() => RhtmxSync.list('todos')))}`;
+      throw err;
+    });
+    assert.ok(rows.every((r) => typeof r.uid === 'string'));
+  } catch (err) { failed = true; throw err; }
+});
