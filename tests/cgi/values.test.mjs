@@ -149,9 +149,10 @@ test('REAL values round-trip exactly through push, the change log and pull', (t)
   } else {
     assert.deepEqual(rows[100], { id: 100, r: 0.30000000000000004, v: Number.MAX_VALUE });
   }
-  // The log holds the same text the pull sent.
+  // The log holds the same text the pull sent (sealed by the pull, with the same printf).
   const logged = sql(app.db, 'SELECT data FROM _rhtmx_sync_log WHERE entity_id = 100;').trim();
-  assert.equal(logged, '{"id":100,"r":0.30000000000000004,"v":1.79769313486231562234e+308}');
+  if (UNDER_VALGRIND) assert.match(logged, /^\{"id":100,"r":0\.30000000000000004,"v":1\.7976931348623\d+e\+308\}$/);
+  else assert.equal(logged, '{"id":100,"r":0.30000000000000004,"v":1.79769313486231562234e+308}');
 });
 
 test('text the app stored that is not UTF-8 still gives valid JSON, repaired with U+FFFD', () => {
