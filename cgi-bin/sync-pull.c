@@ -16,6 +16,8 @@
 #include "changelog.h"
 #include "cors.h"
 #include "hints.h"
+#include "jsonr.h"
+#include "scope.h"
 
 enum { P_SINCE, P_LIMIT, P_FULL, P__COUNT };
 
@@ -43,6 +45,42 @@ pull_seal(struct app *app, const struct table *t, struct err *e)
 }
 
 static void
+bind_scope(sqlite3_stmt *st, const void *ctx)
+{
+    scope_bind(st, ctx);
+}
+
+/*
+ * scope hook (lib/scope.h): for an entity with a scope, bring the caller's
+ * view up to date and read it instead of the log. A cursor below the view's
+ * birth (it was rebuilt: a new scope, other claims, or a user back after a
+ * long absence) cannot be resumed: 410, as for one below the horizon.
+ */
+static int
+pull_scope(struct app *app, const struct table *t, struct pull_args *a, struct scope_who *w,
+           struct buf *sql, struct err *e)
+{
+    long long born, head;
+
+    if (scope_reconcile(app->db, t, w, &born, e) < 0)
+        return -1;
+    if (!a->full && a->since > 0 && a->since < born) {
+        if ((head = db_head(app->db, e)) < 0)
+            return -1;
+        err_set(e, 410, "resync_required",
+                "cursor %lld is older than this user's view of %s (rebuilt at %lld): pull from "
+                "since=0",
+                a->since, t->en->name, born);
+        e->version = head;
+        return -1;
+    }
+    scope_pull_sql(sql, t);
+    a->bind = bind_scope;
+    a->bind_ctx = w;
+    return 0;
+}
+
+static void
 serve(struct http_req *req, struct app *app)
 {
     const struct table *t;
@@ -57,6 +95,7 @@ serve(struct http_req *req, struct app *app)
     struct buf sql = {0};
     struct sink out;
     struct err e;
+    struct scope_who w = {NULL, NULL};
 
     if (strcmp(req->method, "OPTIONS") == 0) { /* a preflight, for sync-push too */
         if (app_ready(app, &e) < 0)
@@ -96,11 +135,23 @@ serve(struct http_req *req, struct app *app)
     a.limit = v[P_LIMIT];
     a.full = v[P_FULL] == 1 || a.since == 0;
     a.schema = t->fingerprint;
+    a.bind = NULL;
+    a.bind_ctx = NULL;
     if (pull_seal(app, t, &e) < 0) {
         http_error(req, &e);
         return;
     }
-    schema_pull_sql(&sql, t);
+    if (t->scope != NULL) {
+        w.user = who.sub;
+        if (t->scope->nclaims > 0)
+            w.claims = jsonr_parse(who.claims, strlen(who.claims), 8, &e);
+        if (pull_scope(app, t, &a, &w, &sql, &e) < 0) {
+            http_error(req, &e);
+            goto out;
+        }
+    } else {
+        schema_pull_sql(&sql, t);
+    }
     a.sql = sql.p;
 
     http_header(req, "Cache-Control", "no-store");
@@ -110,7 +161,9 @@ serve(struct http_req *req, struct app *app)
     out = http_body(req, 200, "application/json");
     if (changelog_pull(app->db, &a, &out, &e) < 0)
         http_error(req, &e);
+out:
     buf_free(&sql);
+    json_object_put(w.claims);
 }
 
 /* The read transaction app_ready_read() opened, if it did, ends here, after

@@ -228,6 +228,10 @@ check_payload(const unsigned char *p, size_t n, long long now, struct identity *
         }
     }
     memcpy(out->sub, s, len + 1);
+    if (n <= AUTH_CLAIMS_MAX) { /* always, for a token within AUTH_TOKEN_MAX */
+        memcpy(out->claims, p, n);
+        out->claims[n] = '\0';
+    }
 
     r = claim_time(o, "exp", &exp);
     if (r <= 0) {

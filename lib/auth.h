@@ -37,6 +37,7 @@
 #define AUTH_LEEWAY 60        /* seconds of clock skew allowed on exp and nbf */
 #define AUTH_SECRET_MIN 32    /* bytes the secret must have, at least */
 #define AUTH_SECRET_MAX 4096  /* bytes the secret file may have, at most */
+#define AUTH_CLAIMS_MAX (AUTH_TOKEN_MAX * 3 / 4) /* bytes of a payload, at most */
 
 struct identity {
     int anonymous;              /* 1 in auth mode "none": no token was asked for */
@@ -44,6 +45,8 @@ struct identity {
     long long exp;              /* the token's expiry, seconds since 1970; 0 when anonymous */
     int nentities;              /* -1: every entity; else the count of names below */
     char entities[AUTH_MAX_ENTITIES][65];
+    char claims[AUTH_CLAIMS_MAX + 1]; /* the verified payload (JSON text), for a scope's
+                                         :claim.NAME (lib/scope.h); "" when anonymous */
 };
 
 /*

@@ -200,6 +200,8 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
     sqlite3_bind_int64(st, 3, a->limit + 1);
     if (a->owner != NULL)
         sqlite3_bind_text(st, 4, a->owner, -1, SQLITE_STATIC);
+    if (a->bind != NULL)
+        a->bind(st, a->bind_ctx);
     rc = sqlite3_step(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         db_fail(d, e, "pull");

@@ -24,6 +24,9 @@ struct pull_args {
     const char *sql;    /* the query (schema_pull_sql), rows read from the table; NULL: the
                          * data the log holds (STMT_PULL) */
     const char *schema; /* the entity's schema fingerprint for the answer, or NULL */
+    /* scope hook: binds sql's further parameters (scope_bind), or NULL */
+    void (*bind)(sqlite3_stmt *st, const void *ctx);
+    const void *bind_ctx;
 };
 
 /*

@@ -186,7 +186,7 @@ static int
 parse_entity(struct ctx *x, struct json_object *v, struct entity *en)
 {
     static const char *const keys[] = {"name",   "table", "key", "strategy", "offline_writes",
-                                       "owner_column", NULL};
+                                       "owner_column", "scope", NULL};
     char *strategy = NULL;
     int rc = -1;
 
@@ -199,6 +199,7 @@ parse_entity(struct ctx *x, struct json_object *v, struct entity *en)
             get_str(x, v, "table", "an entity", &en->table) < 0 ||
             get_str(x, v, "key", "an entity", &en->key) < 0 ||
             get_str(x, v, "owner_column", "an entity", &en->owner_column) < 0 ||
+            get_str(x, v, "scope", "an entity", &en->scope) < 0 ||
             get_str(x, v, "strategy", "an entity", &strategy) < 0 ||
             get_bool(x, v, "offline_writes", "an entity", &en->offline_writes) < 0)
             goto out;
@@ -217,6 +218,12 @@ parse_entity(struct ctx *x, struct json_object *v, struct entity *en)
     if (strcmp(en->name, "events") == 0 || strcmp(en->name, "client") == 0 ||
         strncmp(en->name, "_rhtmx", 6) == 0) {
         fail(x, "entity name '%s' is reserved", en->name);
+        goto out;
+    }
+    if (en->scope != NULL && en->owner_column != NULL) {
+        fail(x, "entity '%s' has both \"scope\" and \"owner_column\" (owner_column \"c\" is the "
+                "scope \"c = :user\": keep one)",
+             en->name);
         goto out;
     }
     if (en->table == NULL)
@@ -510,6 +517,15 @@ config_parse(const char *path, const char *text, size_t len, struct err *e)
     if (parse_entities(&x, c, root) < 0 || parse_auth(&x, c, root) < 0 ||
         parse_sections(&x, c, root) < 0)
         goto err;
+    /* scope hook (lib/scope.h): a scope is per user, which mode "none" cannot tell apart */
+    for (size_t i = 0; i < c->nentities; i++) {
+        if (c->entities[i].scope != NULL && c->auth.mode != AUTH_TOKEN) {
+            fail(&x, "entity '%s' has a \"scope\", which needs auth mode \"token\" (mode "
+                     "\"none\" cannot tell users apart)",
+                 c->entities[i].name);
+            goto err;
+        }
+    }
     free(db);
     json_object_put(root);
     return c;
@@ -567,6 +583,7 @@ config_free(struct config *c)
         free(c->entities[i].table);
         free(c->entities[i].key);
         free(c->entities[i].owner_column);
+        free(c->entities[i].scope);
     }
     free(c->entities);
     for (i = 0; i < c->auth.norigins; i++)

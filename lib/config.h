@@ -30,6 +30,7 @@ struct entity {
     char *table;        /* defaults to name */
     char *key;          /* defaults to "id" */
     char *owner_column; /* NULL: rows are shared by every user */
+    char *scope;        /* SQL boolean over the row (lib/scope.h); NULL: none */
     enum strategy strategy;
     int offline_writes; /* default 1 */
 };

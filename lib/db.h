@@ -28,7 +28,7 @@
 #define DB_STR(x) DB_STR_(x)
 
 /* Our schema's version; the migrations in db.c go up to it. */
-#define DB_SCHEMA_VERSION 3
+#define DB_SCHEMA_VERSION 4
 /* user_version values we own: DB_USER_VERSION_BASE + schema version ("RH" << 16). */
 #define DB_USER_VERSION_BASE 0x52480000
 

@@ -882,6 +882,15 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
                            t->en->name, ocol);
         goto done;
     }
+    /* scope hook: a row outside the caller's scope is not theirs to touch */
+    if (server != NULL && t->scope != NULL && p->o->scope != NULL) {
+        if ((rc = scope_row_visible(p->d, t, kval, p->o->scope, e)) < 0)
+            goto fatal;
+        if (rc == 0) {
+            rec = rec_rejected(c, "forbidden", "this %s is outside your scope", t->en->name);
+            goto done;
+        }
+    }
     if (server == NULL) {
         if (c->action == PUSH_CREATE) {
             if (ocol != NULL)
@@ -1097,6 +1106,38 @@ answer_write(struct json_object **recs, size_t n, long long version, struct buf 
 }
 
 /* Run change i: its savepoint, the change, and the savepoint's end. */
+/*
+ * scope hook: after an applied change, the row (if it is still there) must be
+ * in the caller's scope; otherwise *rec becomes a rejection, so the caller
+ * rolls the change back.
+ */
+static int
+scope_after(struct push *p, const struct push_change *c, struct json_object **rec, struct err *e)
+{
+    struct json_object *id = NULL, *applied = NULL, *row = NULL;
+    sqlite3_value *kval = NULL;
+    int rc = 0;
+
+    if (p->t->scope == NULL || p->o->scope == NULL ||
+        json_object_object_get_ex(*rec, "rejected", NULL) ||
+        !json_object_object_get_ex(*rec, "applied", &applied) ||
+        !json_object_get_boolean(applied) || !json_object_object_get_ex(*rec, "id", &id))
+        return 0;
+    if (row_load(p, id, &row, &kval, e) < 0)
+        return -1;
+    if (row != NULL && (rc = scope_row_visible(p->d, p->t, kval, p->o->scope, e)) == 0) {
+        json_object_put(*rec);
+        *rec = rec_rejected(c, "forbidden",
+                            c->action == PUSH_CREATE && c->id != NULL
+                                ? "the %s would be outside your scope: not written"
+                                : "the change would move this %s out of your scope: not written",
+                            p->t->en->name);
+    }
+    json_object_put(row);
+    sqlite3_value_free(kval);
+    return rc < 0 ? -1 : 0;
+}
+
 static struct json_object *
 change_in_savepoint(struct push *p, const struct push_change *c, struct err *e)
 {
@@ -1107,6 +1148,8 @@ change_in_savepoint(struct push *p, const struct push_change *c, struct err *e)
     rec = change_run(p, c, e);
     if (rec == NULL)
         return NULL; /* the whole transaction is rolled back */
+    if (scope_after(p, c, &rec, e) < 0)
+        goto err;
     if (json_object_object_get_ex(rec, "rejected", NULL) &&
         run_ps(p, PS_ROLLBACK_TO, "push: roll back a rejected change", e) < 0)
         goto err;

@@ -21,7 +21,10 @@
  *     read another's mutations by picking the same client_id);
  *   - for an entity with owner_column, a change may only touch the caller's
  *     rows: a create gets the owner filled in, anything else that would
- *     touch or hand over another owner's row is rejected as "forbidden".
+ *     touch or hand over another owner's row is rejected as "forbidden";
+ *   - for an entity with a scope (owner_column included), a change to a row
+ *     outside the caller's scope, and a change that would leave the row
+ *     outside it, is rejected as "forbidden" and undone.
  *
  * The writes are ordinary INSERT/UPDATE/DELETE statements on the entity's
  * table; the change log is filled by the same triggers as any other writer's.
@@ -36,6 +39,7 @@
 #include "err.h"
 #include "resolver.h"
 #include "schema.h"
+#include "scope.h"
 
 struct push_opts {
     int max_changes;                 /* more changes than this: 413 */
@@ -48,6 +52,9 @@ struct push_opts {
     const char *owner;               /* for an entity with owner_column: the value every
                                         row it touches must have (auth_owner()), as
                                         text; NULL: rows are shared */
+    const struct scope_who *scope;   /* scope hook (lib/scope.h): who the rows must be
+                                        visible to before and after each change, for an
+                                        entity with a scope; NULL: none */
 };
 
 /*

@@ -7,6 +7,7 @@
 #include "compact.h"
 #include "cors.h"
 #include "hints.h"
+#include "jsonr.h"
 #include "push.h"
 #include "push_endpoint.h"
 
@@ -108,6 +109,7 @@ push_endpoint_serve(struct http_req *req, void *ctx)
 {
     struct push_endpoint *ep = ctx;
     struct push_opts o = {0};
+    struct scope_who sw = {NULL, NULL};
     struct identity who;
     const struct table *t;
     struct buf body = {0}, answer = {0};
@@ -149,6 +151,12 @@ push_endpoint_serve(struct http_req *req, void *ctx)
         return;
     }
     o.max_changes = ep->app.cfg->push.max_changes;
+    if (t->scope != NULL) { /* scope hook (lib/scope.h) */
+        sw.user = who.sub;
+        if (t->scope->nclaims > 0)
+            sw.claims = jsonr_parse(who.claims, strlen(who.claims), 8, &e);
+        o.scope = &sw;
+    }
     if (resolver_for(ep, t, &o.resolver, &e) < 0 ||
         http_read_body(req, ep->app.cfg->push.max_body_bytes, &body, &e) < 0 ||
         push_batch(ep->app.db, t, &o, body.p ? body.p : "", body.len, &answer, &e) < 0) {
@@ -166,4 +174,5 @@ push_endpoint_serve(struct http_req *req, void *ctx)
 out:
     buf_free(&body);
     buf_free(&answer);
+    json_object_put(sw.claims);
 }

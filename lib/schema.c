@@ -32,6 +32,7 @@
 
 #include "buf.h"
 #include "schema.h"
+#include "scope.h"
 #include "sha256.h"
 #include "sqljson.h"
 
@@ -91,6 +92,7 @@ table_clear(struct table *t)
     }
     free(t->cols);
     free(t->signature);
+    scope_free(t->scope);
 }
 
 void
@@ -350,6 +352,16 @@ schema_load(struct db *d, const struct config *c, struct err *e)
         s->tables[i].en = &c->entities[i];
         if (table_read(d, &s->tables[i], e) < 0 || table_check(d, c, &s->tables[i], e) < 0)
             goto err;
+        /* scope hook (lib/scope.h): compiled and checked here, part of the signature */
+        if (scope_load(d, c, &s->tables[i], &s->tables[i].scope, e) < 0)
+            goto err;
+        if (s->tables[i].scope != NULL) {
+            struct buf sig = {0};
+            buf_adds(&sig, s->tables[i].signature);
+            scope_signature(&sig, &s->tables[i]);
+            free(s->tables[i].signature);
+            s->tables[i].signature = sig.p;
+        }
     }
     return s;
 err:
@@ -433,6 +445,12 @@ json_row(struct buf *b, const struct table *t, const char *row)
         json_value(b, t, i, row);
     }
     buf_adds(b, ")");
+}
+
+void
+schema_json_row(struct buf *b, const struct table *t, const char *row)
+{
+    json_row(b, t, row);
 }
 
 /* The row's owner for the log, as text: a token's "sub" is text, and an
@@ -810,6 +828,8 @@ install_one(struct db *d, const struct table *t, struct err *e)
     columns_literal(&sql, t);
     buf_adds(&sql, ");\n");
     rc = db_exec(d, sql.p, e);
+    if (rc == 0) /* scope hook: the triggers of the tables its scope reads */
+        rc = scope_install(d, t, e);
     buf_free(&sql);
     free(sig);
     return rc;

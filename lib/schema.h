@@ -48,6 +48,7 @@ struct table {
                              WITHOUT ROWID table, the largest integer key plus one) */
     char *signature;      /* what the triggers are generated from */
     char fingerprint[17]; /* the columns' shape, as clients see it (pull answers' "schema") */
+    struct scope *scope;  /* owned: who may see which rows (lib/scope.h), or NULL: everyone */
 };
 
 struct schema {
@@ -104,6 +105,9 @@ void schema_pull_sql(struct buf *b, const struct table *t);
 /* 1 if name was a column of t when its triggers were last installed and is
  * no longer one (dropped or renamed by the app). */
 int schema_column_gone(struct db *d, const struct table *t, const char *name);
+
+/* The row `row` (a table alias) of t as a JSON object expression, appended to b. */
+void schema_json_row(struct buf *b, const struct table *t, const char *row);
 
 /* Index of column name in t, or -1. */
 long table_column(const struct table *t, const char *name);

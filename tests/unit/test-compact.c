@@ -27,7 +27,7 @@ pull_status(struct fixture *f, long long since, long long *resume)
 {
     struct buf b = {0};
     struct sink s = buf_sink(&b);
-    struct pull_args a = {"todos", since, 1000, NULL, 0, NULL, NULL};
+    struct pull_args a = {"todos", since, 1000, NULL, 0, NULL, NULL, NULL, NULL};
     struct err e;
     int rc;
 

@@ -14,7 +14,7 @@ pull(struct fixture *f, const char *entity, long long since, long long limit, st
 {
     struct buf b = {0};
     struct sink s = buf_sink(&b);
-    struct pull_args a = {entity, since, limit, NULL, 0, NULL, NULL};
+    struct pull_args a = {entity, since, limit, NULL, 0, NULL, NULL, NULL, NULL};
     struct json_object *o = NULL;
 
     if (changelog_pull(f->db, &a, &s, e) == 0) {
