@@ -221,8 +221,9 @@ parse_entity(struct ctx *x, struct json_object *v, struct entity *en)
         goto out;
     }
     if (en->scope != NULL && en->owner_column != NULL) {
-        fail(x, "entity '%s' has both \"scope\" and \"owner_column\" (owner_column \"c\" is the "
-                "scope \"c = :user\": keep one)",
+        fail(x,
+             "entity '%s' has both \"scope\" and \"owner_column\" (owner_column \"c\" is the "
+             "scope \"c = :user\": keep one)",
              en->name);
         goto out;
     }
@@ -520,8 +521,9 @@ config_parse(const char *path, const char *text, size_t len, struct err *e)
     /* scope hook (lib/scope.h): a scope is per user, which mode "none" cannot tell apart */
     for (size_t i = 0; i < c->nentities; i++) {
         if (c->entities[i].scope != NULL && c->auth.mode != AUTH_TOKEN) {
-            fail(&x, "entity '%s' has a \"scope\", which needs auth mode \"token\" (mode "
-                     "\"none\" cannot tell users apart)",
+            fail(&x,
+                 "entity '%s' has a \"scope\", which needs auth mode \"token\" (mode "
+                 "\"none\" cannot tell users apart)",
                  c->entities[i].name);
             goto err;
         }
