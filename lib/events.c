@@ -39,6 +39,7 @@
 #include <fcgiapp.h>
 
 #include "events.h"
+#include "scope.h"
 #include "streams.h"
 
 #define EVENTS_CHUNK 65536 /* bytes of events per write */
@@ -70,8 +71,9 @@ add_entity(struct events_params *p, const struct identity *who, const struct ent
 {
     struct hub_filter *f = &p->filter;
     const char *owner = NULL;
-    char **n, **o;
+    char **n, **o, *rule = NULL;
     size_t i;
+    int rc;
 
     for (i = 0; i < f->n; i++)
         if (strcmp(f->entities[i], en->name) == 0)
@@ -79,22 +81,39 @@ add_entity(struct events_params *p, const struct identity *who, const struct ent
     if (auth_owner(who, en, &owner, e) < 0)
         return -1;
     n = realloc(f->entities, (f->n + 1) * sizeof(*n));
+    /* scope hook (lib/scope.h): a scoped entity's rule replaces the owner value */
+    if (en->scope != NULL || en->owner_column != NULL) {
+        rule = scope_rule(en, who->sub, who->claims);
+        if (rule == NULL) {
+            if (n != NULL)
+                f->entities = n;
+            return err_set(e, 500, "internal", "out of memory");
+        }
+        owner = rule;
+    }
     if (n != NULL)
         f->entities = n;
     o = realloc(f->owners, (f->n + 1) * sizeof(*o));
     if (o != NULL)
         f->owners = o;
-    if (n == NULL || o == NULL)
-        return err_set(e, 500, "internal", "out of memory");
+    rc = -1;
+    if (n == NULL || o == NULL) {
+        err_set(e, 500, "internal", "out of memory");
+        goto out;
+    }
     n[f->n] = strdup(en->name);
     o[f->n] = owner != NULL ? strdup(owner) : NULL;
     if (n[f->n] == NULL || (owner != NULL && o[f->n] == NULL)) {
         free(n[f->n]);
         free(o[f->n]);
-        return err_set(e, 500, "internal", "out of memory");
+        err_set(e, 500, "internal", "out of memory");
+        goto out;
     }
     f->n++;
-    return 0;
+    rc = 0;
+out:
+    free(rule);
+    return rc;
 }
 
 /* The entities of ?entities=a,b (list, modified), or every one who may see. */
@@ -121,7 +140,7 @@ parse_entities(char *list, const struct config *cfg, const struct identity *who,
     /* Everything: an explicit list when the token or an owner rule narrows it. */
     restricted = who->nentities >= 0;
     for (i = 0; i < cfg->nentities; i++)
-        restricted |= cfg->entities[i].owner_column != NULL;
+        restricted |= cfg->entities[i].owner_column != NULL || cfg->entities[i].scope != NULL;
     if (!restricted)
         return 0;
     for (i = 0; i < cfg->nentities; i++) {

@@ -21,11 +21,14 @@
 #include "db.h"
 #include "hub.h"
 #include "jsonw.h"
+#include "log.h"
+#include "scope.h"
 #include "watch.h"
 
 #define FEED_BATCH 512    /* rows per feeder read */
 #define REPLAY_BATCH 256  /* rows per replay read */
 #define DELIVER_MAX 60000 /* bytes the feeder hands one stream at once (one FastCGI record) */
+#define PROBE_CACHE 16    /* scope probes kept prepared */
 #define SAFETY_MS 5000    /* safety poll with inotify */
 #define BLIND_MS 1000     /* poll interval without inotify */
 static const int recheck_ms[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
@@ -47,6 +50,12 @@ struct conn {
     sqlite3_stmt *q[Q__COUNT];
 };
 
+/* A scope probe's answer for one rule (by hash), kept with the change. */
+struct memo {
+    uint64_t rule;
+    int visible;
+};
+
 /* One change in the ring: its SSE text, and what filters look at. */
 struct ev {
     long long version;
@@ -55,6 +64,10 @@ struct ev {
     const char *text;   /* inside mem */
     size_t len;
     char *mem;
+    sqlite3_value *key; /* the row's key (owned), for scope probes */
+    int dep;            /* a "scope" event: a table the entity's scope reads changed */
+    struct memo *memo;  /* scope probes answered for it (owned) */
+    size_t nmemo;
 };
 
 struct hub {
@@ -78,6 +91,16 @@ struct hub {
 
     pthread_mutex_t replay_mu;
     struct conn replay; /* under replay_mu */
+
+    /* Scope probes (lib/scope.h), under probe_mu, which is taken last: after
+     * mu or replay_mu, never before them. Opened at the first probe. */
+    pthread_mutex_t probe_mu;
+    struct db *probe;
+    struct {
+        char *sql;
+        sqlite3_stmt *st;
+    } probes[PROBE_CACHE];
+    size_t nprobes;
 };
 
 /* ------------------------------------------------------------------ connections */
@@ -138,12 +161,34 @@ conn_state(struct conn *c, long long *head, long long *horizon, struct err *e)
 /* Append the SSE event of the current ROWS row to b:
  *   id: 47
  *   data: {"entity":"users","action":"update","id":1,"version":47[,"client_id":"c"]} */
+static int
+is_dep(sqlite3_stmt *st)
+{
+    const char *entity = (const char *)sqlite3_column_text(st, 0);
+    return entity != NULL && strcmp(entity, SCOPE_LOG_ENTITY) == 0;
+}
+
+/* The entity a ROWS row is about: a "scope" entry names it in entity_id. */
+static const char *
+row_entity(sqlite3_stmt *st)
+{
+    return (const char *)sqlite3_column_text(st, is_dep(st) ? 1 : 0);
+}
+
 static void
 format_event(struct buf *b, sqlite3_stmt *st)
 {
     struct sink s = buf_sink(b);
     long long v = sqlite3_column_int64(st, 3);
 
+    if (is_dep(st)) {
+        /* A table the entity's scope reads changed: rows may have left or
+         * entered the view; the client's next pull says which. */
+        buf_printf(b, "id: %lld\ndata: {\"entity\":", v);
+        jsonw_column(&s, st, 1);
+        buf_printf(b, ",\"action\":\"scope\",\"version\":%lld}\n\n", v);
+        return;
+    }
     buf_printf(b, "id: %lld\ndata: {\"entity\":", v);
     jsonw_column(&s, st, 0);
     jsonw_raw(&s, ",\"action\":");
@@ -177,11 +222,143 @@ hub_filter_match(const struct hub_filter *f, const char *entity, const char *own
     for (i = 0; i < f->n; i++) {
         if (strcmp(f->entities[i], entity) != 0)
             continue;
-        if (f->owners == NULL || f->owners[i] == NULL)
+        if (f->owners == NULL || f->owners[i] == NULL || f->owners[i][0] == SCOPE_RULE_MARK)
             return 1;
         return owner != NULL && strcmp(owner, f->owners[i]) == 0;
     }
     return 0;
+}
+
+/* The scope rule of f for entity, or NULL. */
+static const char *
+filter_rule(const struct hub_filter *f, const char *entity)
+{
+    size_t i;
+
+    for (i = 0; f->owners != NULL && i < f->n; i++)
+        if (strcmp(f->entities[i], entity) == 0)
+            return f->owners[i] != NULL && f->owners[i][0] == SCOPE_RULE_MARK ? f->owners[i]
+                                                                              : NULL;
+    return NULL;
+}
+
+static uint64_t
+fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* Run rule's probe for key on the probe connection (probe_mu taken here). 1,
+ * 0, or 0 with a log line on trouble: a stream is told nothing it may not see. */
+static int
+probe(struct hub *h, const char *rule, sqlite3_value *key)
+{
+    const char *sql = strchr(rule + 1, SCOPE_RULE_SEP);
+    sqlite3_stmt **st = NULL;
+    struct err e;
+    size_t i;
+    int r = -1;
+
+    sql = sql != NULL ? strchr(sql + 1, SCOPE_RULE_SEP) : NULL;
+    if (sql == NULL || key == NULL)
+        return 0;
+    pthread_mutex_lock(&h->probe_mu);
+    if (h->probe == NULL && (h->probe = db_open(h->path, &e)) == NULL) {
+        log_once("events: scope probes: %s", e.msg);
+        goto out;
+    }
+    for (i = 0; i < h->nprobes; i++)
+        if (strcmp(h->probes[i].sql, sql) == 0)
+            st = &h->probes[i].st;
+    if (st == NULL) {
+        if (h->nprobes == PROBE_CACHE) { /* full: the oldest goes */
+            sqlite3_finalize(h->probes[0].st);
+            free(h->probes[0].sql);
+            memmove(&h->probes[0], &h->probes[1], (PROBE_CACHE - 1) * sizeof(h->probes[0]));
+            h->nprobes--;
+        }
+        h->probes[h->nprobes].sql = strdup(sql);
+        h->probes[h->nprobes].st = NULL;
+        st = &h->probes[h->nprobes++].st;
+    }
+    r = scope_rule_probe(h->probe, rule, st, key);
+    if (r < 0)
+        log_once("events: scope probe failed: %s", sqlite3_errmsg(h->probe->h));
+out:
+    pthread_mutex_unlock(&h->probe_mu);
+    return r > 0;
+}
+
+static void
+probe_close(struct hub *h)
+{
+    size_t i;
+
+    pthread_mutex_lock(&h->probe_mu);
+    for (i = 0; i < h->nprobes; i++) {
+        sqlite3_finalize(h->probes[i].st);
+        free(h->probes[i].sql);
+    }
+    h->nprobes = 0;
+    db_free(h->probe);
+    h->probe = NULL;
+    pthread_mutex_unlock(&h->probe_mu);
+}
+
+/* 1 if s wants ring entry e (under mu): its filter, then, for a scoped
+ * entity, the probe, answered once per rule and change. */
+static int
+wants(struct hub *h, const struct hub_stream *s, struct ev *e)
+{
+    const char *rule;
+    struct memo *m;
+    uint64_t k;
+    size_t i;
+
+    if (!hub_filter_match(&s->filter, e->entity, e->owner))
+        return 0;
+    rule = filter_rule(&s->filter, e->entity);
+    if (rule == NULL)
+        return !e->dep;
+    if (e->dep)
+        return 1;
+    k = fnv1a(rule);
+    for (i = 0; i < e->nmemo; i++)
+        if (e->memo[i].rule == k)
+            return e->memo[i].visible;
+    m = realloc(e->memo, (e->nmemo + 1) * sizeof(*m));
+    if (m == NULL)
+        return probe(h, rule, e->key);
+    e->memo = m;
+    m[e->nmemo].rule = k;
+    m[e->nmemo].visible = probe(h, rule, e->key);
+    return m[e->nmemo++].visible;
+}
+
+/* The same for a row read from the database (replay): no memo. */
+static int
+wants_row(struct hub *h, const struct hub_stream *s, sqlite3_stmt *st)
+{
+    const char *entity = row_entity(st), *rule;
+
+    if (entity == NULL || !hub_filter_match(&s->filter, entity, column_text(st, 5)))
+        return 0;
+    rule = filter_rule(&s->filter, entity);
+    if (rule == NULL)
+        return !is_dep(st);
+    return is_dep(st) || probe(h, rule, sqlite3_column_value(st, 1));
+}
+
+static void
+ev_free(struct ev *e)
+{
+    free(e->mem);
+    sqlite3_value_free(e->key);
+    free(e->memo);
 }
 
 /* ------------------------------------------------------------------ the ring */
@@ -196,7 +373,7 @@ static void
 ring_clear(struct hub *h)
 {
     while (h->count > 0) {
-        free(ring_at(h, 0)->mem);
+        ev_free(ring_at(h, 0));
         h->first = (h->first + 1) % h->cap;
         h->count--;
     }
@@ -210,7 +387,7 @@ ring_push(struct hub *h, struct ev *ev)
     if (h->count == h->cap) {
         struct ev *old = ring_at(h, 0);
         h->base = old->version;
-        free(old->mem);
+        ev_free(old);
         h->first = (h->first + 1) % h->cap;
         h->count--;
     }
@@ -243,7 +420,7 @@ ring_take(struct hub *h, struct hub_stream *s, struct buf *out, size_t max)
     for (i = ring_find(h, s->cursor); i < h->count; i++) {
         struct ev *e = ring_at(h, i);
         s->cursor = e->version;
-        if (hub_filter_match(&s->filter, e->entity, e->owner)) {
+        if (wants(h, s, e)) {
             buf_add(out, e->text, e->len);
             if (out->len >= max)
                 return;
@@ -295,7 +472,7 @@ notify(struct hub *h)
                 break;
             }
             last = e->version;
-            if (hub_filter_match(&s->filter, e->entity, e->owner))
+            if (wants(h, s, e))
                 buf_add(b, e->text, e->len);
         }
         if (!more && last < h->head)
@@ -378,6 +555,7 @@ feed_reopen(struct hub *h)
     int rc = -1;
 
     conn_close(&h->feed);
+    probe_close(h);
     pthread_mutex_lock(&h->replay_mu);
     conn_close(&h->replay);
     if (conn_open(&h->feed, h->path, 0, &e) == 0 && conn_open(&h->replay, h->path, 0, &e) == 0)
@@ -442,8 +620,10 @@ feed(struct hub *h)
             size_t elen, olen;
 
             format_event(&b, st);
+            ev->dep = is_dep(st);
+            ev->key = sqlite3_value_dup(sqlite3_column_value(st, 1));
             /* After formatting: reading the owner as text may convert the column. */
-            entity = column_text(st, 0);
+            entity = row_entity(st);
             owner = column_text(st, 5);
             elen = strlen(entity ? entity : "");
             olen = owner ? strlen(owner) : 0;
@@ -467,7 +647,7 @@ feed(struct hub *h)
         db_rollback(c->db);
         if (rc != SQLITE_DONE) {
             for (i = 0; i < n; i++)
-                free(batch[i].mem);
+                ev_free(&batch[i]);
             free(batch);
             db_fail(c->db, &e, "read new changes");
             fprintf(stderr, "rhtmx-sync: events: %s\n", e.msg);
@@ -535,6 +715,7 @@ hub_new(const char *path, size_t ring, long long deadline, struct err *e)
     }
     pthread_mutex_init(&h->mu, NULL);
     pthread_mutex_init(&h->replay_mu, NULL);
+    pthread_mutex_init(&h->probe_mu, NULL);
     h->cap = ring ? ring : HUB_RING_DEFAULT;
     h->ring = calloc(h->cap, sizeof(*h->ring));
     h->path = strdup(path);
@@ -594,9 +775,11 @@ hub_free(struct hub *h)
     buf_free(&h->scratch);
     conn_close(&h->feed);
     conn_close(&h->replay);
+    probe_close(h);
     watch_free(h->watch);
     pthread_mutex_destroy(&h->mu);
     pthread_mutex_destroy(&h->replay_mu);
+    pthread_mutex_destroy(&h->probe_mu);
     free(h->path);
     free(h);
 }
@@ -761,8 +944,7 @@ replay(struct hub *h, struct hub_stream *s, long long bound, struct buf *out, si
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         n++;
         cursor = sqlite3_column_int64(st, 3);
-        if (hub_filter_match(&s->filter, (const char *)sqlite3_column_text(st, 0),
-                             column_text(st, 5))) {
+        if (wants_row(h, s, st)) {
             format_event(out, st);
             if (out->len >= max)
                 break;

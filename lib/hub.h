@@ -47,13 +47,18 @@ struct hub;
 struct hub_filter {
     size_t n;
     char **entities; /* n entity names */
-    /* The owner hook: n values, or NULL for none. A NULL entry: every row of
-     * that entity. Otherwise only rows whose owner column, as text, equals it
-     * (rows without an owner belong to nobody, as in auth.h). */
+    /* The row rules: n values, or NULL for none. A NULL entry: every row of
+     * that entity. A scope rule (scope_rule(), lib/scope.h: it starts with
+     * SCOPE_RULE_MARK): the rows its probe finds in the user's scope, before
+     * or after the change, and every "scope" event of the entity (a table its
+     * scope reads changed). Otherwise an owner value: only rows whose owner
+     * column, as text, equals it (rows without an owner belong to nobody, as
+     * in auth.h). */
     char **owners;
 };
 
-/* 1 if a change of entity, whose row has owner (NULL: none), passes f. */
+/* 1 if a change of entity, whose row has owner (NULL: none), passes f; for a
+ * scope rule, 1 if the entity is f's (the hub then probes the row). */
 int hub_filter_match(const struct hub_filter *f, const char *entity, const char *owner);
 
 /* What a deliver callback did with the bytes it was offered. */

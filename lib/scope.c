@@ -811,16 +811,75 @@ scope_row_visible(struct db *d, const struct table *t, sqlite3_value *k, const s
     return rc;
 }
 
-void
-scope_probe_sql(struct buf *b, const struct table *t)
+char *
+scope_rule(const struct entity *en, const char *user, const char *claims)
 {
-    buf_adds(b, "SELECT EXISTS (SELECT 1 FROM ");
-    buf_adds(b, t->scope->source);
-    buf_adds(b, " AS r WHERE ");
-    key_of(b, t, "r");
-    buf_adds(b, " = :_rhtmx_k) OR EXISTS (SELECT 1 FROM _rhtmx_sync_view WHERE entity = ");
-    sql_literal(b, t->en->name);
-    buf_adds(b, " AND viewer = :user AND entity_id = :_rhtmx_k AND visible)");
+    struct scope tmp;
+    struct buf b = {0}, expr = {0};
+    const char *key = en->key != NULL ? en->key : "id";
+
+    memset(&tmp, 0, sizeof(tmp));
+    if (en->scope != NULL) {
+        if (rewrite(en->scope, &expr, &tmp) != NULL)
+            goto err;
+    } else if (en->owner_column != NULL) {
+        buf_adds(&expr, "CAST(");
+        sql_ident(&expr, en->owner_column);
+        buf_adds(&expr, " AS TEXT) = :user");
+    } else {
+        goto err;
+    }
+    buf_printf(&b, "%c%s%c%s%c", SCOPE_RULE_MARK, user, SCOPE_RULE_SEP,
+               claims != NULL && *claims != '\0' ? claims : "{}", SCOPE_RULE_SEP);
+    buf_adds(&b, "SELECT EXISTS (SELECT 1 FROM (SELECT * FROM ");
+    sql_ident(&b, en->table != NULL ? en->table : en->name);
+    buf_printf(&b, " WHERE (\n%s\n)) AS r WHERE r.", expr.p);
+    sql_ident(&b, key);
+    buf_adds(&b, " = :_rhtmx_k) OR EXISTS (SELECT 1 FROM _rhtmx_sync_view WHERE entity = ");
+    sql_literal(&b, en->name);
+    buf_adds(&b, " AND viewer = :user AND entity_id = :_rhtmx_k AND visible)");
+    list_free(tmp.claims, tmp.nclaims);
+    buf_free(&expr);
+    return b.p;
+err:
+    list_free(tmp.claims, tmp.nclaims);
+    buf_free(&expr);
+    buf_free(&b);
+    return NULL;
+}
+
+int
+scope_rule_probe(struct db *d, const char *rule, sqlite3_stmt **st, sqlite3_value *k)
+{
+    const char *user = rule + 1, *claims, *sql;
+    struct json_object *parsed = NULL;
+    struct scope_who w;
+    char *u = NULL;
+    int rc;
+
+    if (rule[0] != SCOPE_RULE_MARK || (claims = strchr(user, SCOPE_RULE_SEP)) == NULL ||
+        (sql = strchr(claims + 1, SCOPE_RULE_SEP)) == NULL)
+        return -1;
+    if (*st == NULL &&
+        sqlite3_prepare_v3(d->h, sql + 1, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
+        return -1;
+    u = xstrndup(user, (size_t)(claims - user));
+    if (strstr(sql, CLAIM_PREFIX) != NULL) {
+        char *text = xstrndup(claims + 1, (size_t)(sql - claims - 1));
+        parsed = text != NULL ? json_tokener_parse(text) : NULL;
+        free(text);
+    }
+    w.user = u;
+    w.claims = parsed;
+    scope_bind(*st, &w);
+    sqlite3_bind_value(*st, sqlite3_bind_parameter_index(*st, ":_rhtmx_k"), k);
+    rc = sqlite3_step(*st);
+    rc = rc == SQLITE_ROW ? sqlite3_column_int(*st, 0) != 0 : -1;
+    sqlite3_reset(*st);
+    sqlite3_clear_bindings(*st);
+    json_object_put(parsed);
+    free(u);
+    return rc;
 }
 
 int

@@ -101,9 +101,22 @@ void scope_pull_sql(struct buf *b, const struct table *t);
 int scope_row_visible(struct db *d, const struct table *t, sqlite3_value *k,
                       const struct scope_who *w, struct err *e);
 
-/* The event filter's probe (hub.h): one row, 1 when the row with key
- * :_rhtmx_k is in :user's scope now or in their view as visible. */
-void scope_probe_sql(struct buf *b, const struct table *t);
+/*
+ * An event stream's rule for en and user (hub.h's filter): one string,
+ *   SCOPE_RULE_MARK user SCOPE_RULE_SEP claims-json SCOPE_RULE_SEP probe-sql
+ * where the probe (one row, 1 or 0) says whether the row with key :_rhtmx_k
+ * is in the user's scope now or in their view as visible (so it was on their
+ * devices before the change). Made from the config alone: the expression was
+ * checked when the schema loaded. Returns a new string, or NULL when en has no
+ * scope (or no memory). claims: the token's payload JSON text, or NULL.
+ */
+#define SCOPE_RULE_MARK '\x1e'
+#define SCOPE_RULE_SEP '\x1f'
+char *scope_rule(const struct entity *en, const char *user, const char *claims);
+
+/* Run a rule's probe for key k on d (a connection of the caller's), with st
+ * cached by the caller: *st is prepared from the rule when NULL. 1, 0, or -1. */
+int scope_rule_probe(struct db *d, const char *rule, sqlite3_stmt **st, sqlite3_value *k);
 
 /* Compaction (inside the caller's write transaction): drop view entries of
  * rows that left a view at or below horizon, and the views of users who
