@@ -22,6 +22,7 @@
 
 #include "changelog.h"
 #include "compact.h"
+#include "scope.h"
 
 enum {
     C_PICK,      /* ?1 cutoff, ?2 batch -> max(id), max(version), count(*) */
@@ -157,10 +158,16 @@ batch(struct db *d, struct stmts *st, const char *cut, long long *removed, struc
 
 /* Old push answers, and the time stamp; inside the caller's transaction. */
 static int
-finish(struct db *d, struct stmts *st, const char *cut, long long *mutations, struct err *e)
+finish(struct db *d, struct stmts *st, const char *cut, int days, long long *mutations,
+       struct err *e)
 {
     sqlite3_stmt *s;
+    long long horizon;
 
+    /* scope hook (lib/scope.h): what left a view before the horizon, and the
+     * views of users gone longer than the retention */
+    if ((horizon = changelog_horizon(d, e)) < 0 || scope_compact(d, horizon, days, e) < 0)
+        return -1;
     if ((s = stmt(d, st, C_MUTATIONS, e)) == NULL)
         return -1;
     sqlite3_bind_text(s, 1, cut, -1, SQLITE_STATIC);
@@ -206,7 +213,7 @@ compact_run(struct db *d, const struct config *cfg, struct compact_stats *out, s
         if (db_begin_write(d, e) < 0)
             goto err;
         if (batch(d, &st, cut, &n, e) < 0 ||
-            (n < COMPACT_BATCH && finish(d, &st, cut, &m, e) < 0) || db_commit(d, e) < 0) {
+            (n < COMPACT_BATCH && finish(d, &st, cut, cfg->retention.days, &m, e) < 0) || db_commit(d, e) < 0) {
             db_rollback(d);
             goto err;
         }
@@ -262,7 +269,7 @@ compact_maybe(struct db *d, const struct config *cfg)
         goto out;
     }
     if (cutoff(d, &st, cfg, cut, sizeof(cut), &e) < 0 || batch(d, &st, cut, &n, &e) < 0 ||
-        finish(d, &st, cut, &m, &e) < 0 || db_commit(d, &e) < 0)
+        finish(d, &st, cut, cfg->retention.days, &m, &e) < 0 || db_commit(d, &e) < 0)
         goto rollback;
     rc = 1;
     goto out;

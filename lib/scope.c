@@ -30,6 +30,7 @@
 
 #include <json-c/json.h>
 
+#include "changelog.h"
 #include "schema.h"
 #include "scope.h"
 
@@ -656,14 +657,16 @@ reconcile_write(struct db *d, const struct table *t, const struct scope_who *w, 
     struct viewer v;
     struct buf sql = {0};
     sqlite3_stmt *st = NULL;
-    long long head;
+    long long head, horizon;
     int n = 0, dep, rc = -1;
 
-    if ((head = db_head(d, e)) < 0 || viewer_read(d, t, w, claims, &v, e) < 0)
+    if ((head = db_head(d, e)) < 0 || (horizon = changelog_horizon(d, e)) < 0 ||
+        viewer_read(d, t, w, claims, &v, e) < 0)
         goto out;
-    if (!v.found || !v.same) {
-        /* New, or built for another scope or other claims: start over; the
-         * user's devices resync (their cursors are below born). */
+    if (!v.found || !v.same || v.checked < horizon) {
+        /* New, built for another scope or other claims, or older than the
+         * horizon (deletes it has not seen may be compacted away): start
+         * over; the user's devices resync (their cursors are below born). */
         if (run_named(d, "DELETE FROM _rhtmx_sync_view WHERE entity = :_rhtmx_e AND viewer = :user",
                       t, w, 0, 0, NULL, e) < 0)
             goto out;
@@ -721,6 +724,7 @@ scope_reconcile(struct db *d, const struct table *t, const struct scope_who *w, 
 {
     struct viewer v;
     char *claims = claims_text(t->scope, w);
+    long long horizon;
     int rc = -1, own;
 
     *born = 0;
@@ -731,7 +735,10 @@ scope_reconcile(struct db *d, const struct table *t, const struct scope_who *w, 
     /* In the pull's snapshot first: most pulls have nothing to write. */
     if (viewer_read(d, t, w, claims, &v, e) < 0)
         goto out;
-    if (v.found && v.same && (long long)time(NULL) - v.seen < SEEN_REFRESH_S) {
+    if ((horizon = changelog_horizon(d, e)) < 0)
+        goto out;
+    if (v.found && v.same && v.checked >= horizon &&
+        (long long)time(NULL) - v.seen < SEEN_REFRESH_S) {
         own = exists_after(d, Q_OWN_CHANGED, t->en->name, v.checked, e);
         if (own == 0)
             own = exists_after(d, Q_DEP_CHANGED, t->en->name, v.checked, e);
