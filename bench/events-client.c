@@ -20,6 +20,10 @@
  * JSON body type; retry_after: 503s with a Retry-After; other: any other status
  * (lighttpd's HTML 500 when it cannot reach the backend); failed: no answer.
  *
+ * With EVENTS_CLIENT_TOKENS naming a file of tokens, one a line, stream i sends
+ * "Authorization: Bearer" with token i modulo their number (the scoped benchmark:
+ * many users, each with several streams).
+ *
  * A node client spends about 20 us of CPU per event received; on a two-core machine
  * that shares the CPU with lighttpd and sync-events it would be a large part of the
  * measured latency. This loop costs a few microseconds per event.
@@ -183,14 +187,36 @@ burst(const struct sockaddr_in *sa, const char *req, int n)
     return 0;
 }
 
+/* The lines of file path (new strings) into *out; their number (0 without a file). */
+static int
+read_tokens(const char *path, char ***out)
+{
+    FILE *f = path != NULL ? fopen(path, "r") : NULL;
+    char line[4096];
+    int n = 0;
+
+    *out = NULL;
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '\0')
+            continue;
+        *out = realloc(*out, (size_t)(n + 1) * sizeof(**out));
+        (*out)[n++] = strdup(line);
+    }
+    fclose(f);
+    return n;
+}
+
 int
 main(int argc, char **argv)
 {
     struct sockaddr_in sa;
     struct epoll_event ev, evs[256];
     struct conn *conns;
-    char req[512];
-    int n, i, ep, ready = 0, open_ = 0;
+    char req[8192], **tokens = NULL;
+    int n, i, ep, ready = 0, open_ = 0, ntokens;
 
     if (argc != 5 && !(argc == 6 && strcmp(argv[5], "burst") == 0)) {
         fprintf(stderr, "usage: events-client HOST PORT PATH N [burst]\n");
@@ -214,8 +240,14 @@ main(int argc, char **argv)
     ev.data.u64 = (uint64_t)-1;
     epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev); /* stdin closing ends the run */
 
+    ntokens = read_tokens(getenv("EVENTS_CLIENT_TOKENS"), &tokens);
     for (i = 0; i < n; i++) {
         int one = 1;
+        if (ntokens > 0)
+            snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n"
+                     "Authorization: Bearer %s\r\n\r\n",
+                     argv[3], argv[1], tokens[i % ntokens]);
         conns[i].fd = socket(AF_INET, SOCK_STREAM, 0);
         if (conns[i].fd < 0 || connect(conns[i].fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
             write(conns[i].fd, req, strlen(req)) != (ssize_t)strlen(req)) {
@@ -289,6 +321,9 @@ done:
     free(conns);
     free(receipts);
     free(counts);
+    for (i = 0; i < ntokens; i++)
+        free(tokens[i]);
+    free(tokens);
     (void)open_;
     return 0;
 }

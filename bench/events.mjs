@@ -43,7 +43,7 @@ const opt = (name, def) => {
 };
 const SMOKE = argv.includes('--smoke');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const quantile = (xs, q) => {
+export const quantile = (xs, q) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.floor(q * s.length))] : NaN;
 };
@@ -109,7 +109,7 @@ const nowNs = () => Number(process.hrtime.bigint()); // CLOCK_MONOTONIC, like th
  * Commit `commits` times with writer, one at a time (the next once every stream has the
  * last). Returns the commit time (ns) of each version.
  */
-async function commitAll(client, writer, db, commits) {
+export async function commitAll(client, writer, db, commits) {
   const t0 = new Map();
   // Nobody else writes: each commit is the next version (read once; no process spawned per commit).
   let v = Number(sql(db, "SELECT value FROM _rhtmx_sync_state WHERE key = 'head';").trim());
@@ -125,7 +125,7 @@ async function commitAll(client, writer, db, commits) {
 }
 
 /** Latencies (ms) of the receipts of the versions in t0, with per-commit first and last. */
-function latencies(receipts, t0) {
+export function latencies(receipts, t0) {
   const lat = [];
   const byVersion = new Map();
   for (const [v, ns] of receipts) {
@@ -143,7 +143,7 @@ function latencies(receipts, t0) {
 }
 
 /** bench/events-client.c, compiled once per run into dir; null without a C compiler. */
-function buildCClient(dir) {
+export function buildCClient(dir) {
   const src = fileURLToPath(new URL('./events-client.c', import.meta.url));
   const exe = `${dir}/events-client`;
   try {
@@ -155,7 +155,7 @@ function buildCClient(dir) {
 }
 
 /** N streams read by the C client: { ready, allGot(v), finish() -> [[v, ns]], pid, close() }. */
-async function cClient(exe, port, N) {
+export async function cClient(exe, port, N) {
   const p = spawn(exe, ['127.0.0.1', String(port), '/api/sync/events', String(N)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const waits = new Map();
   const got = new Set();

@@ -7,7 +7,7 @@
 # and prints each target of issue 8 as a ratio with the figures behind it.
 #
 #   bench/run-all.sh                      everything
-#   bench/run-all.sh --only pull,cgi      some: pull, cgi, push, events, browser
+#   bench/run-all.sh --only pull,cgi      some: pull, cgi, push, events, browser, scope
 #   bench/run-all.sh --json results.json  also write the rows as JSON
 #
 # Only loopback addresses are used; every process the suite starts is stopped by pid.

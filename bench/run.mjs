@@ -2,7 +2,7 @@
 // The benchmark suite: every target of issue 8 as a ratio against a baseline measured side
 // by side in the same run, with the figures behind it. See bench/README.md.
 //
-//   node bench/run.mjs [--smoke] [--only pull,cgi,push,browser,events] [--json FILE]
+//   node bench/run.mjs [--smoke] [--only pull,cgi,push,browser,events,scope] [--json FILE]
 //
 // Environment: RHTMX_BIN (the executables; bench/run-all.sh points it at a Release build
 // without sanitizers), BENCH_BASELINES (bench-fcgi-fixed, bench-cgi-fixed).
@@ -64,6 +64,7 @@ async function main() {
     ['push', () => import('./push.mjs').then((m) => m.benchPush())],
     ['events', () => import('./events.mjs').then((m) => m.benchEvents())],
     ['browser', () => import('./browser.mjs').then((m) => m.benchBrowser())],
+    ['scope', () => import('./scope.mjs').then((m) => m.benchScope())],
   ];
   const rows = [];
   let failed = false;
