@@ -598,16 +598,55 @@ key_of(struct buf *b, const struct table *t, const char *a)
     sql_ident(b, t->cols[t->key].name);
 }
 
-/* Every row in scope, into an empty view, as creates numbered from head. */
-static void
-bootstrap_sql(struct buf *b, const struct table *t)
+/*
+ * Every row in scope into w's empty view, as creates numbered head+1, head+2,
+ * ... in the order the scan meets them; *n: how many. Numbered here rather
+ * than with row_number() in SQL: the window function materialises and sorts
+ * every row first, which doubled the cost of a user's first pull.
+ */
+static int
+bootstrap(struct db *d, const struct table *t, const struct scope_who *w, long long head,
+          int *n, struct err *e)
 {
-    buf_adds(b, "INSERT INTO _rhtmx_sync_view (entity, viewer, entity_id, visible, action, "
-                "version, client_id) SELECT :_rhtmx_e, :user, ");
-    key_of(b, t, "r");
-    buf_adds(b, ", 1, 'create', :_rhtmx_head + row_number() OVER (ORDER BY ");
-    key_of(b, t, "r");
-    buf_printf(b, "), NULL FROM %s AS r WHERE 1", t->scope->source);
+    struct buf sql = {0};
+    sqlite3_stmt *rows = NULL, *ins = NULL;
+    int rc = -1, step;
+
+    *n = 0;
+    buf_adds(&sql, "SELECT ");
+    key_of(&sql, t, "r");
+    buf_printf(&sql, " FROM %s AS r", t->scope->source);
+    if (sqlite3_prepare_v2(d->h, sql.p, -1, &rows, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(d->h,
+                           "INSERT INTO _rhtmx_sync_view (entity, viewer, entity_id, visible, "
+                           "action, version, client_id) VALUES (?1, ?2, ?3, 1, 'create', ?4, NULL)",
+                           -1, &ins, NULL) != SQLITE_OK) {
+        db_fail(d, e, "scope: build the view");
+        goto out;
+    }
+    scope_bind(rows, w);
+    sqlite3_bind_text(ins, 1, t->en->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 2, w->user, -1, SQLITE_STATIC);
+    while ((step = sqlite3_step(rows)) == SQLITE_ROW) {
+        sqlite3_bind_value(ins, 3, sqlite3_column_value(rows, 0));
+        sqlite3_bind_int64(ins, 4, head + *n + 1);
+        if (sqlite3_step(ins) != SQLITE_DONE) {
+            db_fail(d, e, "scope: build the view");
+            goto out;
+        }
+        sqlite3_reset(ins);
+        (*n)++;
+    }
+    if (step != SQLITE_DONE) {
+        db_fail(d, e, "scope: build the view");
+        goto out;
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(rows);
+    sqlite3_finalize(ins);
+    buf_free(&sql);
+    return rc;
 }
 
 /*
@@ -670,8 +709,7 @@ reconcile_write(struct db *d, const struct table *t, const struct scope_who *w, 
         if (run_named(d, "DELETE FROM _rhtmx_sync_view WHERE entity = :_rhtmx_e AND viewer = :user",
                       t, w, 0, 0, NULL, e) < 0)
             goto out;
-        bootstrap_sql(&sql, t);
-        if (run_named(d, sql.p, t, w, 0, head, &n, e) < 0)
+        if (bootstrap(d, t, w, head, &n, e) < 0)
             goto out;
         v.born = head + n;
     } else {
