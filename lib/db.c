@@ -113,16 +113,15 @@ static const char *const migrations[DB_SCHEMA_VERSION + 1] = {
           "CREATE TABLE IF NOT EXISTS _rhtmx_sync_gone ("
           "  entity TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (entity, name)) WITHOUT ROWID;",
     /* 4: per-user views of scoped entities (lib/scope.h). */
-    [4] = "CREATE TABLE IF NOT EXISTS _rhtmx_sync_view ("
-          "  entity TEXT NOT NULL, viewer TEXT NOT NULL, entity_id NOT NULL,"
-          "  visible INTEGER NOT NULL, action TEXT NOT NULL, version INTEGER NOT NULL,"
-          "  client_id TEXT, PRIMARY KEY (entity, viewer, entity_id)) WITHOUT ROWID;"
-          "CREATE INDEX IF NOT EXISTS idx_sync_view_version"
-          "  ON _rhtmx_sync_view (entity, viewer, version);"
-          "CREATE TABLE IF NOT EXISTS _rhtmx_sync_viewers ("
-          "  entity TEXT NOT NULL, viewer TEXT NOT NULL, signature TEXT NOT NULL,"
-          "  claims TEXT NOT NULL, checked INTEGER NOT NULL, born INTEGER NOT NULL,"
-          "  seen INTEGER NOT NULL, PRIMARY KEY (entity, viewer)) WITHOUT ROWID;",
+    [4] = "CREATE TABLE IF NOT EXISTS _rhtmx_sync_viewers ("
+          "  id INTEGER PRIMARY KEY, entity TEXT NOT NULL, viewer TEXT NOT NULL,"
+          "  signature TEXT NOT NULL, claims TEXT NOT NULL, checked INTEGER NOT NULL,"
+          "  born INTEGER NOT NULL, seen INTEGER NOT NULL, UNIQUE (entity, viewer));"
+          "CREATE TABLE IF NOT EXISTS _rhtmx_sync_view ("
+          "  vid INTEGER NOT NULL, entity_id NOT NULL, visible INTEGER NOT NULL,"
+          "  action TEXT NOT NULL, version INTEGER NOT NULL, client_id TEXT,"
+          "  PRIMARY KEY (vid, entity_id)) WITHOUT ROWID;"
+          "CREATE INDEX IF NOT EXISTS idx_sync_view_version ON _rhtmx_sync_view (vid, version);",
 };
 
 int
