@@ -604,13 +604,13 @@ key_of(struct buf *b, const struct table *t, const char *a)
 
 /*
  * Every row in scope into w's empty view, as creates with versions above
- * head; *n: how far the head moves. For a table with a rowid whose rows in
- * scope have dense rowids (the usual INTEGER PRIMARY KEY), a row's version is
- * head + 1 + its rowid - the smallest one: one INSERT ... SELECT without a
- * window function (row_number() materialises and sorts every row first, which
- * made a user's first full pull of 100,000 rows cost 1.8 times an unscoped
- * one). Otherwise (WITHOUT ROWID, sparse rowids) they are numbered with
- * row_number().
+ * head; *n: how far the head moves. For a table with a rowid spanning less
+ * than 2^31 (the usual INTEGER PRIMARY KEY), a row's version is head + 1 +
+ * its rowid - the table's smallest: one INSERT ... SELECT without a window
+ * function (row_number() materialises and sorts every row first, which made
+ * a user's first full pull of 100,000 rows cost 1.8 times an unscoped one),
+ * and the head moves by the span. Otherwise (WITHOUT ROWID, a wider span)
+ * they are numbered with row_number().
  */
 static int
 bootstrap(struct db *d, const struct table *t, const struct scope_who *w, long long vid,
@@ -618,24 +618,21 @@ bootstrap(struct db *d, const struct table *t, const struct scope_who *w, long l
 {
     struct buf sql = {0};
     sqlite3_stmt *st = NULL;
-    long long lo = 0, hi = 0, count = 0;
+    long long lo = 0, hi = 0;
     int dense = 0, rc;
 
     *n = 0;
-    /* rowid, unless a column of that name hides it */
+    /* rowid, unless a column of that name hides it: its bounds are two b-tree
+     * probes, and a span below 2^31 keeps the head far from overflowing */
     if (table_column(t, "rowid") < 0) {
-        buf_adds(&sql, "SELECT min(rowid), max(rowid), count(*) FROM ");
+        buf_adds(&sql, "SELECT min(rowid), max(rowid) FROM ");
         sql_ident(&sql, t->en->table);
-        buf_printf(&sql, " WHERE (\n%s\n)", t->scope->expr);
-        if (sqlite3_prepare_v2(d->h, sql.p, -1, &st, NULL) == SQLITE_OK) {
-            scope_bind(st, w);
-            if (sqlite3_step(st) == SQLITE_ROW) {
-                lo = sqlite3_column_int64(st, 0);
-                hi = sqlite3_column_int64(st, 1);
-                count = sqlite3_column_int64(st, 2);
-                dense = count > 0 && hi >= lo && hi - lo < 2 * count && hi - lo < (1LL << 30);
-            }
-        } /* else a table without rowid: numbered below */
+        if (sqlite3_prepare_v2(d->h, sql.p, -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_INTEGER) {
+            lo = sqlite3_column_int64(st, 0);
+            hi = sqlite3_column_int64(st, 1);
+            dense = hi >= lo && hi - lo < (1LL << 31);
+        } /* else empty, or a table without rowid: numbered below */
         sqlite3_finalize(st);
         buf_reset(&sql);
     }
@@ -651,8 +648,9 @@ bootstrap(struct db *d, const struct table *t, const struct scope_who *w, long l
         buf_printf(&sql, " WHERE (\n%s\n)", t->scope->expr);
     } else {
         key_of(&sql, t, "r");
-        buf_printf(&sql, ", 1, 'create', :_rhtmx_head + row_number() OVER (), NULL FROM %s AS r"
-                         " WHERE 1",
+        buf_printf(&sql,
+                   ", 1, 'create', :_rhtmx_head + row_number() OVER (), NULL FROM %s AS r"
+                   " WHERE 1",
                    t->scope->source);
     }
     rc = run_named(d, sql.p, t, w, vid, 0, head, n, e);
@@ -758,10 +756,11 @@ reconcile_write(struct db *d, const struct table *t, const struct scope_who *w, 
         sqlite3_finalize(st);
         st = NULL;
     }
-    if (sqlite3_prepare_v2(d->h,
-                           "UPDATE _rhtmx_sync_viewers SET signature = ?3, claims = ?4, checked = ?5,"
-                           " born = ?6, seen = ?7 WHERE id = ?1",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            d->h,
+            "UPDATE _rhtmx_sync_viewers SET signature = ?3, claims = ?4, checked = ?5,"
+            " born = ?6, seen = ?7 WHERE id = ?1",
+            -1, &st, NULL) != SQLITE_OK)
         goto fail;
     sqlite3_bind_int64(st, 1, v.id);
     sqlite3_bind_text(st, 3, t->scope->expr, -1, SQLITE_STATIC);

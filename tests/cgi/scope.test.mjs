@@ -204,3 +204,17 @@ test('push: outside the scope, or moving a row out of it, is rejected as forbidd
   assert.deepEqual(t.rejected.map((x) => x.code), ['forbidden']);
   assert.equal(sql(app.db, "SELECT count(*) FROM todos WHERE title = 'x';").trim(), '0');
 });
+
+test('a WITHOUT ROWID table with text keys: the view is numbered all the same', () => {
+  const app = makeTokenApp({
+    schema: `${SCHEMA}
+      CREATE TABLE cards (code TEXT PRIMARY KEY, list_id INTEGER NOT NULL, body TEXT) WITHOUT ROWID;
+      INSERT INTO cards VALUES ('b', 1, 'x'), ('a', 1, 'y'), ('z', 2, 'z'), ('q', 3, 'w');`,
+    config: { entities: [{ name: 'cards', key: 'code', scope: MEMBER }] },
+  });
+  const first = pullOk(app, 'alice', 0, { entity: 'cards' });
+  assert.deepEqual(ids(first).sort(), [['a', 'create'], ['b', 'create'], ['z', 'create']]);
+  assert.equal(new Set(first.changes.map((c) => c.version)).size, 3, 'one version each');
+  sql(app.db, "DELETE FROM list_members WHERE list_id = 1 AND user_id = 'alice';");
+  assert.deepEqual(ids(pullOk(app, 'alice', first.version, { entity: 'cards' })).sort(), [['a', 'delete'], ['b', 'delete']]);
+});
