@@ -5,7 +5,8 @@
 // arriving as deletes and creates on the next incremental pull; every push case.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runCgi, sql } from '../harness/rhtmx.mjs';
+import { spawnSync } from 'node:child_process';
+import { runCgi, sql, bin, assertSanitizerClean } from '../harness/rhtmx.mjs';
 import { makeTokenApp } from '../harness/token.mjs';
 
 const SCHEMA = `
@@ -217,4 +218,30 @@ test('a WITHOUT ROWID table with text keys: the view is numbered all the same', 
   assert.equal(new Set(first.changes.map((c) => c.version)).size, 3, 'one version each');
   sql(app.db, "DELETE FROM list_members WHERE list_id = 1 AND user_id = 'alice';");
   assert.deepEqual(ids(pullOk(app, 'alice', first.version, { entity: 'cards' })).sort(), [['a', 'delete'], ['b', 'delete']]);
+});
+
+test('compaction: entries of rows that left a view go with the horizon, a user away for the retention loses the view and resyncs', () => {
+  const app = makeShared([{ name: 'todos', scope: MEMBER }], { retention: { days: 1 } });
+  const a = pullOk(app, 'alice');
+  const b = pullOk(app, 'bob');
+  sql(app.db, 'UPDATE todos SET list_id = 3 WHERE id = 20;');
+  const a1 = pullOk(app, 'alice', a.version);
+  assert.deepEqual(ids(a1), [[20, 'delete']]);
+  const left = () => Number(sql(app.db, 'SELECT count(*) FROM _rhtmx_sync_view WHERE NOT visible;').trim());
+  assert.equal(left(), 1);
+  // A tombstone after that, old enough to go; and bob has not pulled for two days.
+  sql(app.db, `DELETE FROM todos WHERE id = 30;
+               UPDATE _rhtmx_sync_log SET created_at = '2000-01-01T00:00:00.000Z';
+               UPDATE _rhtmx_sync_viewers SET seen = strftime('%s', 'now') - 2 * 86400 WHERE viewer = 'bob';`);
+  const r = spawnSync(bin('rhtmx-sync'), ['compact', '--config', app.config], { encoding: 'utf8', env: { ...process.env, RHTMX_SYNC_CONFIG: '' } });
+  assertSanitizerClean(r.stderr, 'rhtmx-sync');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(left(), 0, 'the delete alice was told of is forgotten');
+  assert.deepEqual(sql(app.db, 'SELECT viewer FROM _rhtmx_sync_viewers ORDER BY viewer;', { json: true }).map((x) => x.viewer), ['alice']);
+  // Bob's device comes back: its cursor is below his rebuilt view, so it resyncs, and the
+  // full sync lists exactly his rows.
+  const again = pull(app, 'bob', b.version);
+  assert.equal(again.status, 410, again.text());
+  assert.equal(again.json().error.code, 'resync_required');
+  assert.deepEqual(ids(pullOk(app, 'bob')), [[10, 'create'], [11, 'create']]);
 });
