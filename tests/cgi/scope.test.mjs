@@ -6,6 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { runCgi, sql, bin, assertSanitizerClean } from '../harness/rhtmx.mjs';
 import { makeTokenApp } from '../harness/token.mjs';
 
@@ -147,10 +149,13 @@ test('a scope reading a claim of the token: :claim.NAME', () => {
 
 test('hostile or broken scopes are refused when the config loads, with one log line naming the entity', () => {
   const cases = [
-    ['DELETE', "1 AND (SELECT count(*) FROM (DELETE FROM lists RETURNING 1))", /scope (refused|does not compile)/],
+    ['DELETE', "DELETE FROM lists", /scope does not compile/],
+    ['DELETE in a subquery', "1 AND (SELECT count(*) FROM (DELETE FROM lists RETURNING 1))", /scope (refused|does not compile)/],
     ['; DROP', "1); DROP TABLE lists; SELECT (1", /scope refused: .*(parentheses|second statement)/],
     ['; DROP inside', "list_id = 1; DROP TABLE lists", /scope does not compile/],
-    ['ATTACH', "1 IN (SELECT 1 FROM other.t)", /scope (refused|does not compile)/],
+    ['ATTACH', "1); ATTACH DATABASE 'attached.db' AS other; SELECT (1", /scope refused: it contains unbalanced parentheses/],
+    ['ATTACH inside', "list_id = 1; ATTACH DATABASE 'attached.db' AS other", /scope does not compile/],
+    ['another database', "EXISTS (SELECT 1 FROM temp.sqlite_temp_master)", /scope refused: it reads 'sqlite_temp_master'/],
     ['load_extension', "load_extension('/tmp/x.so') IS NULL", /load_extension\(\), which may have side effects/],
     ['unknown column', "no_such_column = :user", /scope does not compile: no such column: no_such_column/],
     ['a comment', "1 /* ) OR (1 */", /scope refused: it contains a comment/],
@@ -169,6 +174,7 @@ test('hostile or broken scopes are refused when the config loads, with one log l
     assert.match(lines[0], re, what);
     // Nothing of it ran.
     assert.equal(sql(app.db, 'SELECT count(*) FROM lists;').trim(), '3', what);
+    assert.ok(!fs.existsSync(path.join(app.dir, 'attached.db')), what);
   }
 });
 
