@@ -798,7 +798,9 @@ schema_installed(struct db *d, const struct table *t)
     ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
     sqlite3_reset(st); /* ends its read of the schema, and drops the borrowed strings */
     sqlite3_clear_bindings(st);
-    return ok;
+    /* scope hook: and the triggers on the tables its scope reads (a table the
+     * app rebuilt lost them) */
+    return ok && (t->scope == NULL || scope_installed(d, t));
 }
 
 static int

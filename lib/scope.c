@@ -504,6 +504,28 @@ out:
     return rc;
 }
 
+int
+scope_installed(struct db *d, const struct table *t)
+{
+    sqlite3_stmt *st = NULL;
+    char prefix[100];
+    int n = 0;
+
+    snprintf(prefix, sizeof(prefix), "_rhtmx_sync_%s_dep_", t->en->name);
+    if (sqlite3_prepare_v2(d->h,
+                           "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"
+                           " AND substr(name, 1, length(?1)) = ?1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return 0;
+    }
+    sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return (size_t)n == 3 * t->scope->ndeps;
+}
+
 /* ------------------------------------------------------------------ reconciling */
 
 /* The viewer record of w for t, read in the caller's transaction. */

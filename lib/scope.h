@@ -82,6 +82,10 @@ void scope_bind(sqlite3_stmt *st, const struct scope_who *w);
  */
 int scope_install(struct db *d, const struct table *t, struct err *e);
 
+/* 1 if every dependency trigger of t is there (three per table its scope
+ * reads), 0 if not (or on trouble). Only reads. */
+int scope_installed(struct db *d, const struct table *t);
+
 /*
  * Bring w's view of t up to date before a pull (see above). Called with the
  * pull's read transaction open; when there is something to write, it ends

@@ -251,3 +251,22 @@ test('compaction: entries of rows that left a view go with the horizon, a user a
   assert.equal(again.json().error.code, 'resync_required');
   assert.deepEqual(ids(pullOk(app, 'bob')), [[10, 'create'], [11, 'create']]);
 });
+
+test('a table the scope reads, rebuilt by the app (its triggers gone with it): they are made again, and a membership change still arrives', () => {
+  const app = makeShared();
+  const a = pullOk(app, 'alice');
+  const deps = () => sql(app.db, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE '_rhtmx_sync_todos_dep_%';").trim();
+  assert.equal(deps(), '3');
+  // The 12-step rebuild of SQLite's ALTER TABLE documentation: new table, copy, drop, rename.
+  sql(app.db, `BEGIN;
+    CREATE TABLE list_members_new (list_id INTEGER NOT NULL, user_id TEXT NOT NULL, since TEXT, PRIMARY KEY (list_id, user_id));
+    INSERT INTO list_members_new (list_id, user_id) SELECT list_id, user_id FROM list_members;
+    DROP TABLE list_members;
+    ALTER TABLE list_members_new RENAME TO list_members;
+    COMMIT;`);
+  assert.equal(deps(), '0');
+  const a1 = pullOk(app, 'alice', a.version); // notices, and makes them again
+  assert.equal(deps(), '3');
+  sql(app.db, "DELETE FROM list_members WHERE list_id = 2 AND user_id = 'alice';");
+  assert.deepEqual(ids(pullOk(app, 'alice', a1.version)).filter(([, act]) => act === 'delete'), [[20, 'delete']]);
+});
