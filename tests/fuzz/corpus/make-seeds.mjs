@@ -34,6 +34,8 @@ for (const [n, t] of q) w('query', n, t);
 // config
 const c = {
   minimal: { database: 'app.db', entities: ['todos'], auth: { mode: 'none' } },
+  scope: { database: 'a', entities: [{ name: 'todos', scope: 'list_id IN (SELECT list_id FROM m WHERE u = :user AND t = :claim.team)' }, { name: 'x', scope: 'a', owner_column: 'b' }],
+    auth: { mode: 'token', secret_file: 's' } },
   full: { database: '/srv/app.db', entities: ['users', { name: 'todos', table: 'todos', key: 'id', strategy: 'merge', offline_writes: false, owner_column: 'user_id' }],
     auth: { mode: 'token', secret_file: '../private/sync.secret', cookie: 'app_sync', allowed_origins: ['https://app.example'] },
     pull: { default_limit: 100, max_limit: 10000, gzip_min_bytes: 0 }, push: { max_body_bytes: 1024, max_changes: 1, resolver: 'r.so', resolver_symbol: 'resolve' },
