@@ -15,6 +15,7 @@
 #include "app.h"
 #include "changelog.h"
 #include "compact.h"
+#include "log.h"
 
 static int
 usage(void)
@@ -37,7 +38,8 @@ count_rows(struct db *d, const struct table *t)
 
     buf_adds(&sql, "SELECT count(*) FROM ");
     sql_ident(&sql, t->en->table);
-    if (sqlite3_prepare_v2(d->h, sql.p, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    if (sqlite3_prepare_v2(d->h, sql.p, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
         n = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     buf_free(&sql);
@@ -71,7 +73,8 @@ report(struct db *d, const struct config *c, const struct schema *s)
 
     printf("config    %s\n", c->path);
     printf("database  %s%s\n", c->database, d->readonly ? " (read-only)" : "");
-    printf("auth      %s\n", c->auth.mode == AUTH_TOKEN ? "token" : "none (anyone can read and write)");
+    printf("auth      %s\n",
+           c->auth.mode == AUTH_TOKEN ? "token" : "none (anyone can read and write)");
     printf("head      %lld\n", head);
     printf("horizon   %lld\n", horizon);
     printf("\n%-20s %-20s %10s %10s  %s\n", "entity", "table", "rows", "synced", "triggers");
@@ -127,8 +130,8 @@ cmd_status(struct app *app)
     if (d == NULL)
         goto fail;
     if (!db_schema_ok(d)) {
-        err_set(&e, 500, "database", "%s: the sync tables are missing or old: run 'rhtmx-sync init'",
-                c->database);
+        err_set(&e, 500, "database",
+                "%s: the sync tables are missing or old: run 'rhtmx-sync init'", c->database);
         goto fail;
     }
     s = schema_load(d, c, &e);
@@ -137,7 +140,7 @@ cmd_status(struct app *app)
     rc = report(d, c, s);
     goto out;
 fail:
-    fprintf(stderr, "rhtmx-sync: %s\n", e.msg);
+    log_msg("%s", e.msg);
 out:
     schema_free(s);
     db_free(d);
@@ -155,7 +158,7 @@ cmd_compact(struct app *app)
     if (app_ready(app, &e) < 0)
         return 1; /* app_ready printed the line */
     if (compact_run(app->db, app->cfg, &st, &e) < 0) {
-        fprintf(stderr, "rhtmx-sync: %s\n", e.msg);
+        log_msg("%s", e.msg);
         return 1;
     }
     printf("retention %d days\n", app->cfg->retention.days);

@@ -22,6 +22,7 @@
 
 #include "changelog.h"
 #include "compact.h"
+#include "log.h"
 
 enum {
     C_PICK,      /* ?1 cutoff, ?2 batch -> max(id), max(version), count(*) */
@@ -269,7 +270,7 @@ compact_maybe(struct db *d, const struct config *cfg)
 rollback:
     db_rollback(d);
 fail:
-    fprintf(stderr, "rhtmx-sync: opportunistic compaction: %s\n", e.msg);
+    log_msg("opportunistic compaction: %s", e.msg);
     rc = 0;
 out:
     stmts_free(&st);

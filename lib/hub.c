@@ -21,6 +21,7 @@
 #include "db.h"
 #include "hub.h"
 #include "jsonw.h"
+#include "log.h"
 #include "watch.h"
 
 #define FEED_BATCH 512    /* rows per feeder read */
@@ -388,7 +389,7 @@ feed_reopen(struct hub *h)
     if (rc < 0)
         return -1;
     watch_rearm(h->watch);
-    fprintf(stderr, "rhtmx-sync: events: %s was replaced; streams resync\n", h->path);
+    log_msg("events: %s was replaced; streams resync", h->path);
     return 0;
 }
 
@@ -470,7 +471,7 @@ feed(struct hub *h)
                 free(batch[i].mem);
             free(batch);
             db_fail(c->db, &e, "read new changes");
-            fprintf(stderr, "rhtmx-sync: events: %s\n", e.msg);
+            log_msg("events: %s", e.msg);
             return -1;
         }
         pthread_mutex_lock(&h->mu);
@@ -488,7 +489,7 @@ feed(struct hub *h)
     }
 err:
     db_rollback(c->db);
-    fprintf(stderr, "rhtmx-sync: events: %s\n", e.msg);
+    log_msg("events: %s", e.msg);
     return -1;
 }
 
@@ -548,9 +549,8 @@ hub_new(const char *path, size_t ring, long long deadline, struct err *e)
     if (h->watch == NULL)
         goto err;
     if (!watch_active(h->watch))
-        fprintf(stderr,
-                "rhtmx-sync: events: cannot watch %s with inotify (no inotify, or the per-user "
-                "limit fs.inotify.max_user_instances is reached); polling it every %d ms\n",
+        log_msg("events: cannot watch %s with inotify (no inotify, or the per-user limit "
+                "fs.inotify.max_user_instances is reached); polling it every %d ms",
                 path, BLIND_MS);
     if (conn_open(&h->feed, path, deadline, e) < 0 || conn_open(&h->replay, path, deadline, e) < 0)
         goto err;
