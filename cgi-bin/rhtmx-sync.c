@@ -16,6 +16,7 @@
 #include "changelog.h"
 #include "compact.h"
 #include "log.h"
+#include "sqlgen.h"
 
 static int
 usage(void)
@@ -32,17 +33,15 @@ usage(void)
 static long long
 count_rows(struct db *d, const struct table *t)
 {
-    struct buf sql = {0};
-    sqlite3_stmt *st = NULL;
+    char *sql = sqlgen_count_rows(t);
+    struct err e;
+    sqlite3_stmt *st = db_prepare(d, sql, "count rows", &e);
     long long n = -1;
 
-    buf_adds(&sql, "SELECT count(*) FROM ");
-    sql_ident(&sql, t->en->table);
-    if (sqlite3_prepare_v2(d->h, sql.p, -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
+    sqlite3_free(sql);
+    if (st != NULL && sqlite3_step(st) == SQLITE_ROW)
         n = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    buf_free(&sql);
     return n;
 }
 

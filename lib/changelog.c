@@ -186,10 +186,8 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
         goto err;
     }
     if (a->sql != NULL) {
-        if (sqlite3_prepare_v2(d->h, a->sql, -1, &dyn, NULL) != SQLITE_OK) {
-            db_fail(d, e, "pull");
+        if ((dyn = db_prepare(d, a->sql, "pull", e)) == NULL)
             goto err;
-        }
         st = dyn;
     } else if ((st = db_stmt(d, STMT_PULL, e)) == NULL) {
         goto err;

@@ -32,20 +32,10 @@
 static const int recheck_ms[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
 #define NRECHECK ((int)(sizeof(recheck_ms) / sizeof(recheck_ms[0])))
 
-/* The SQL of this module. Columns of ROWS are what format_event reads. */
-enum { Q_STATE, Q_ROWS, Q__COUNT };
-static const char *const query_sql[Q__COUNT] = {
-    [Q_STATE] = "SELECT (SELECT value FROM _rhtmx_sync_state WHERE key = 'head'),"
-                "       (SELECT value FROM _rhtmx_sync_state WHERE key = 'horizon')",
-    [Q_ROWS] = "SELECT entity, entity_id, action, version, client_id, owner"
-               "  FROM _rhtmx_sync_log WHERE version > ?1 AND version <= ?2"
-               " ORDER BY version LIMIT ?3",
-};
-
-/* A connection with this module's statements. */
+/* A connection of the hub's (its statements: db.c's STMT_CURSORS and
+ * STMT_EVENT_ROWS, whose columns are what format_event reads). */
 struct conn {
     struct db *db;
-    sqlite3_stmt *q[Q__COUNT];
 };
 
 /* One change in the ring: its SSE text, and what filters look at. */
@@ -86,12 +76,6 @@ struct hub {
 static void
 conn_close(struct conn *c)
 {
-    int i;
-
-    for (i = 0; i < Q__COUNT; i++) {
-        sqlite3_finalize(c->q[i]);
-        c->q[i] = NULL;
-    }
     db_free(c->db);
     c->db = NULL;
 }
@@ -101,20 +85,16 @@ conn_close(struct conn *c)
 static int
 conn_open(struct conn *c, const char *path, long long deadline, struct err *e)
 {
-    int i;
-
     memset(c, 0, sizeof(*c));
     c->db = db_open_by(path, deadline, e);
     if (c->db == NULL)
         return -1;
     db_deadline(c->db, 0);
-    for (i = 0; i < Q__COUNT; i++) {
-        if (sqlite3_prepare_v3(c->db->h, query_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->q[i],
-                               NULL) != SQLITE_OK) {
-            db_fail(c->db, e, "prepare (are the sync tables installed?)");
-            conn_close(c);
-            return -1;
-        }
+    /* Prepared now, so a database without our tables fails here. */
+    if (db_stmt(c->db, STMT_CURSORS, e) == NULL || db_stmt(c->db, STMT_EVENT_ROWS, e) == NULL) {
+        db_fail(c->db, e, "prepare (are the sync tables installed?)");
+        conn_close(c);
+        return -1;
     }
     return 0;
 }
@@ -123,8 +103,12 @@ conn_open(struct conn *c, const char *path, long long deadline, struct err *e)
 static int
 conn_state(struct conn *c, long long *head, long long *horizon, struct err *e)
 {
-    sqlite3_stmt *st = c->q[Q_STATE];
-    int rc = sqlite3_step(st);
+    sqlite3_stmt *st = db_stmt(c->db, STMT_CURSORS, e);
+    int rc;
+
+    if (st == NULL)
+        return -1;
+    rc = sqlite3_step(st);
 
     if (rc != SQLITE_ROW) {
         sqlite3_reset(st);
@@ -429,7 +413,8 @@ feed(struct hub *h)
             }
             return 0;
         }
-        st = c->q[Q_ROWS];
+        if ((st = db_stmt(c->db, STMT_EVENT_ROWS, &e)) == NULL)
+            goto err;
         sqlite3_bind_int64(st, 1, h->head);
         sqlite3_bind_int64(st, 2, head);
         sqlite3_bind_int64(st, 3, FEED_BATCH);
@@ -754,7 +739,8 @@ replay(struct hub *h, struct hub_stream *s, long long bound, struct buf *out, si
         res = HUB_RESYNC;
         goto done;
     }
-    st = c->q[Q_ROWS];
+    if ((st = db_stmt(c->db, STMT_EVENT_ROWS, e)) == NULL)
+        goto done;
     sqlite3_bind_int64(st, 1, cursor);
     sqlite3_bind_int64(st, 2, bound);
     sqlite3_bind_int64(st, 3, REPLAY_BATCH);
