@@ -66,6 +66,7 @@ static int
 report(struct db *d, const struct config *c, const struct schema *s)
 {
     struct err e;
+    struct buf settings = {0};
     long long head = db_head(d, &e), horizon = changelog_horizon(d, &e);
     size_t i;
     int bad = 0;
@@ -97,6 +98,10 @@ report(struct db *d, const struct config *c, const struct schema *s)
                    t->en->name, rows, synced);
         }
     }
+    /* Every setting with the value in force (config_keys: defaults included). */
+    config_describe(c, &settings);
+    printf("\nsettings\n%s", settings.p != NULL ? settings.p : "");
+    buf_free(&settings);
     return bad;
 }
 
