@@ -6,6 +6,7 @@
  * the global head read in the same transaction, so an entity that stays quiet
  * while others change is not rescanned from an old version on every poll.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,7 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
     struct stage stage;
     struct sink staged = {stage_write, &stage};
 
+    assert(a->limit >= 1); /* bounded by the caller (pull_args) */
     /* The caller may have a read transaction open already (sync-pull does). */
     if (own && db_begin_read(d, e) < 0)
         return -1;

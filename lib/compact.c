@@ -15,6 +15,7 @@
  * STMT_COMPACT_*. A scan with nothing to remove
  * costs about 1 s per million log entries.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -54,6 +55,7 @@ batch(struct db *d, const char *cut, long long *removed, struct err *e)
     long long upto, top, n;
 
     *removed = 0;
+    assert(!sqlite3_get_autocommit(d->h)); /* the caller holds the write lock */
     if ((s = db_stmt(d, STMT_COMPACT_PICK, e)) == NULL)
         return -1;
     sqlite3_bind_text(s, 1, cut, -1, SQLITE_STATIC);

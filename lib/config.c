@@ -9,6 +9,7 @@
  * checked in code after it. Messages have the form "FILE: PROBLEM" so the one
  * line of the error log they become points an operator straight at the fix.
  */
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -352,6 +353,7 @@ resolve(const char *dir, const char *path)
 static void
 store_int(void *at, size_t size, long v)
 {
+    assert(size == sizeof(long) || size == sizeof(int)); /* CONFIG_INT members */
     if (size == sizeof(long))
         *(long *)at = v;
     else

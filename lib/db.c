@@ -17,6 +17,7 @@
  *   _rhtmx_sync_mutations (client_id, mutation_id) already applied, with the answer
  *                         given, so a retried push is answered without writing twice.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -432,8 +433,10 @@ db_exec(struct db *d, const char *sql, struct err *e)
 sqlite3_stmt *
 db_stmt(struct db *d, enum db_stmt id, struct err *e)
 {
-    sqlite3_stmt *st = d->stmts[id];
+    sqlite3_stmt *st;
 
+    assert(id >= 0 && id < STMT__COUNT && stmt_sql[id] != NULL); /* every id has its text */
+    st = d->stmts[id];
     if (st == NULL) {
         if (sqlite3_prepare_v3(d->h, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
             SQLITE_OK) {
@@ -498,6 +501,7 @@ db_begin_write(struct db *d, struct err *e)
 int
 db_commit(struct db *d, struct err *e)
 {
+    assert(!sqlite3_get_autocommit(d->h)); /* a transaction is open: db_begin_write */
     /* Checked inside the write transaction, right before it ends: a file moved
      * away after this point is the operator racing a commit in progress. */
     if (db_replaced(d))

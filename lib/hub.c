@@ -10,6 +10,7 @@
  * or every second where inotify is unavailable), which also notices a
  * database file that was replaced.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -70,6 +71,65 @@ struct hub {
     pthread_mutex_t replay_mu;
     struct conn replay; /* under replay_mu */
 };
+
+/* ------------------------------------------------------------------ locking */
+
+/*
+ * The lock order of hub.h, asserted: a thread takes the hub's mutex before a
+ * stream's, never the other way, and holds the replay mutex alone. Each
+ * thread notes what it holds; taking a lock out of order is a bug, caught by
+ * assert() in a debug build before it can deadlock in production.
+ */
+enum { HELD_HUB = 1, HELD_STREAM = 2, HELD_REPLAY = 4 };
+static _Thread_local unsigned held;
+
+static void
+hub_lock(struct hub *h)
+{
+    assert(held == 0);
+    pthread_mutex_lock(&h->mu);
+    held |= HELD_HUB;
+}
+
+static void
+hub_unlock(struct hub *h)
+{
+    assert(held & HELD_HUB);
+    held &= ~(unsigned)HELD_HUB;
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void
+stream_lock(struct hub_stream *s)
+{
+    assert((held & (HELD_STREAM | HELD_REPLAY)) == 0);
+    pthread_mutex_lock(&s->mu);
+    held |= HELD_STREAM;
+}
+
+static void
+stream_unlock(struct hub_stream *s)
+{
+    assert(held & HELD_STREAM);
+    held &= ~(unsigned)HELD_STREAM;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void
+replay_lock(struct hub *h)
+{
+    assert(held == 0);
+    pthread_mutex_lock(&h->replay_mu);
+    held |= HELD_REPLAY;
+}
+
+static void
+replay_unlock(struct hub *h)
+{
+    assert(held == HELD_REPLAY);
+    held = 0;
+    pthread_mutex_unlock(&h->replay_mu);
+}
 
 /* ------------------------------------------------------------------ connections */
 
@@ -266,9 +326,9 @@ notify(struct hub *h)
 
         if (s->gen != h->gen)
             continue;
-        pthread_mutex_lock(&s->mu);
+        stream_lock(s);
         if (!s->waiting || s->kick) {
-            pthread_mutex_unlock(&s->mu);
+            stream_unlock(s);
             continue;
         }
         buf_reset(b);
@@ -312,7 +372,7 @@ notify(struct hub *h)
         }
         if (more)
             kick(s);
-        pthread_mutex_unlock(&s->mu);
+        stream_unlock(s);
     }
     if (h->scratch.cap > DELIVER_MAX * 2)
         buf_free(&h->scratch);
@@ -327,9 +387,9 @@ wake_all(struct hub *h)
     struct hub_stream *s;
 
     for (s = h->streams; s != NULL; s = s->next) {
-        pthread_mutex_lock(&s->mu);
+        stream_lock(s);
         kick(s);
-        pthread_mutex_unlock(&s->mu);
+        stream_unlock(s);
     }
     if (h->listener != NULL)
         h->listener(h->listener_ctx);
@@ -342,13 +402,13 @@ wake_all(struct hub *h)
 static void
 feed_reset(struct hub *h, long long head, long long horizon)
 {
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     ring_clear(h);
     h->base = h->head = head;
     h->horizon = horizon;
     h->gen++;
     wake_all(h);
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
 }
 
 /* A replaced database file: reopen both connections on the new file. The old
@@ -363,13 +423,13 @@ feed_reopen(struct hub *h)
     int rc = -1;
 
     conn_close(&h->feed);
-    pthread_mutex_lock(&h->replay_mu);
+    replay_lock(h);
     conn_close(&h->replay);
     if (conn_open(&h->feed, h->path, 0, &e) == 0 && conn_open(&h->replay, h->path, 0, &e) == 0)
         rc = 0;
     else
         conn_close(&h->feed);
-    pthread_mutex_unlock(&h->replay_mu);
+    replay_unlock(h);
     if (rc < 0)
         return -1;
     watch_rearm(h->watch);
@@ -407,9 +467,9 @@ feed(struct hub *h)
         if (head == h->head) {
             db_rollback(c->db);
             if (horizon != h->horizon) {
-                pthread_mutex_lock(&h->mu);
+                hub_lock(h);
                 h->horizon = horizon;
-                pthread_mutex_unlock(&h->mu);
+                hub_unlock(h);
             }
             return 0;
         }
@@ -459,7 +519,7 @@ feed(struct hub *h)
             log_msg("events: %s", e.msg);
             return -1;
         }
-        pthread_mutex_lock(&h->mu);
+        hub_lock(h);
         for (i = 0; i < n; i++)
             ring_push(h, &batch[i]);
         /* A full batch stops at its last row; otherwise everything up to head
@@ -467,7 +527,7 @@ feed(struct hub *h)
         h->head = n == FEED_BATCH ? last : head;
         h->horizon = horizon;
         notify(h);
-        pthread_mutex_unlock(&h->mu);
+        hub_unlock(h);
         free(batch);
         if (n < FEED_BATCH)
             return 0;
@@ -491,9 +551,9 @@ feeder_main(void *arg)
         int r = watch_wait(h->watch, timeout);
         int stop;
 
-        pthread_mutex_lock(&h->mu);
+        hub_lock(h);
         stop = h->stopping;
-        pthread_mutex_unlock(&h->mu);
+        hub_unlock(h);
         if (stop)
             break;
         if (r & WATCH_CHANGED)
@@ -567,9 +627,9 @@ hub_free(struct hub *h)
     if (h == NULL)
         return;
     if (h->feeder_started) {
-        pthread_mutex_lock(&h->mu);
+        hub_lock(h);
         h->stopping = 1;
-        pthread_mutex_unlock(&h->mu);
+        hub_unlock(h);
         watch_wake(h->watch);
         pthread_join(h->feeder, NULL);
     }
@@ -601,10 +661,10 @@ hub_watching(const struct hub *h)
 void
 hub_stop(struct hub *h)
 {
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     h->stopping = 1;
     wake_all(h);
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
     watch_wake(h->watch);
 }
 
@@ -613,7 +673,7 @@ hub_state(struct hub *h, long long *head, long long *horizon, long long deadline
 {
     int rc = -1;
 
-    pthread_mutex_lock(&h->replay_mu);
+    replay_lock(h);
     if (h->replay.db == NULL) {
         err_set(e, 500, "database", "%s: not open", h->path);
     } else {
@@ -624,7 +684,7 @@ hub_state(struct hub *h, long long *head, long long *horizon, long long deadline
         }
         db_deadline(h->replay.db, 0);
     }
-    pthread_mutex_unlock(&h->replay_mu);
+    replay_unlock(h);
     return rc;
 }
 
@@ -633,13 +693,13 @@ hub_join(struct hub *h, struct hub_stream *s, int max_streams, struct err *e)
 {
     pthread_condattr_t ca;
 
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     if (h->stopping) {
-        pthread_mutex_unlock(&h->mu);
+        hub_unlock(h);
         return err_set(e, 503, "busy", "the event server is shutting down");
     }
     if (max_streams > 0 && h->nstreams >= (size_t)max_streams) {
-        pthread_mutex_unlock(&h->mu);
+        hub_unlock(h);
         return err_set(e, 503, "busy", "too many open event streams (%d): try again later",
                        max_streams);
     }
@@ -657,14 +717,14 @@ hub_join(struct hub *h, struct hub_stream *s, int max_streams, struct err *e)
         h->streams->prev = s;
     h->streams = s;
     h->nstreams++;
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
     return 0;
 }
 
 void
 hub_leave(struct hub *h, struct hub_stream *s)
 {
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     if (s->prev != NULL)
         s->prev->next = s->next;
     else
@@ -673,7 +733,7 @@ hub_leave(struct hub *h, struct hub_stream *s)
         s->next->prev = s->prev;
     s->prev = s->next = NULL;
     h->nstreams--;
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->mu);
     buf_free(&s->pending);
@@ -684,9 +744,9 @@ hub_streams(struct hub *h)
 {
     size_t n;
 
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     n = h->nstreams;
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
     return n;
 }
 
@@ -694,19 +754,19 @@ void
 hub_gone(struct hub *h, struct hub_stream *s)
 {
     (void)h;
-    pthread_mutex_lock(&s->mu);
+    stream_lock(s);
     s->gone = 1;
     kick(s);
-    pthread_mutex_unlock(&s->mu);
+    stream_unlock(s);
 }
 
 void
 hub_bounds(struct hub *h, long long *base, long long *head)
 {
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     *base = h->base;
     *head = h->head;
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
 }
 
 /*
@@ -725,7 +785,7 @@ replay(struct hub *h, struct hub_stream *s, long long bound, struct buf *out, si
     sqlite3_stmt *st;
     int rc, n = 0;
 
-    pthread_mutex_lock(&h->replay_mu);
+    replay_lock(h);
     if (c->db == NULL) {
         err_set(e, 500, "database", "%s: not open", h->path);
         goto out;
@@ -766,7 +826,7 @@ replay(struct hub *h, struct hub_stream *s, long long bound, struct buf *out, si
 done:
     db_rollback(c->db);
 out:
-    pthread_mutex_unlock(&h->replay_mu);
+    replay_unlock(h);
     if (res == HUB_EVENTS)
         s->cursor = cursor; /* not waiting: nobody else touches it */
     return res;
@@ -779,59 +839,59 @@ next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max, int wait,
 {
     int timed_out = !wait, gone;
 
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     for (;;) {
         if (h->stopping) {
-            pthread_mutex_unlock(&h->mu);
+            hub_unlock(h);
             return HUB_STOP;
         }
         if (s->gen != h->gen) {
             *version = h->head;
-            pthread_mutex_unlock(&h->mu);
+            hub_unlock(h);
             return HUB_RESYNC;
         }
-        pthread_mutex_lock(&s->mu);
+        stream_lock(s);
         gone = s->gone;
         s->gone = 0;
-        pthread_mutex_unlock(&s->mu);
+        stream_unlock(s);
         if (gone) {
-            pthread_mutex_unlock(&h->mu);
+            hub_unlock(h);
             return HUB_GONE;
         }
         if (s->cursor < h->horizon) {
             *version = h->head;
-            pthread_mutex_unlock(&h->mu);
+            hub_unlock(h);
             return HUB_RESYNC;
         }
         if (s->cursor < h->base) {
             long long bound = h->base;
             enum hub_next r;
-            pthread_mutex_unlock(&h->mu);
+            hub_unlock(h);
             r = replay(h, s, bound, out, max, version, e);
             if (r != HUB_EVENTS || out->len > 0)
                 return r;
-            pthread_mutex_lock(&h->mu);
+            hub_lock(h);
             continue;
         }
         if (h->head > s->cursor) {
             ring_take(h, s, out, max);
             if (out->len > 0) {
-                pthread_mutex_unlock(&h->mu);
+                hub_unlock(h);
                 return HUB_EVENTS;
             }
             continue;
         }
         if (timed_out) {
-            pthread_mutex_unlock(&h->mu);
+            hub_unlock(h);
             return HUB_TIMEOUT;
         }
 
         /* Wait. From here until waiting is cleared the feeder may move the
          * cursor, deliver, or fill pending (under s->mu). */
-        pthread_mutex_lock(&s->mu);
+        stream_lock(s);
         s->waiting = 1;
         s->kick = 0;
-        pthread_mutex_unlock(&h->mu);
+        hub_unlock(h);
         while (!s->kick) {
             int rc = deadline == NULL ? pthread_cond_wait(&s->cond, &s->mu)
                                       : pthread_cond_timedwait(&s->cond, &s->mu, deadline);
@@ -845,7 +905,7 @@ next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max, int wait,
         if (s->flush) {
             /* A partial delivery: the caller finishes it before anything else. */
             s->flush = 0;
-            pthread_mutex_unlock(&s->mu);
+            stream_unlock(s);
             return HUB_EVENTS;
         }
         if (s->pending.len > 0) {
@@ -853,11 +913,11 @@ next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max, int wait,
             buf_reset(&s->pending);
             if (s->pending.cap > 16384)
                 buf_free(&s->pending);
-            pthread_mutex_unlock(&s->mu);
+            stream_unlock(s);
             return HUB_EVENTS;
         }
-        pthread_mutex_unlock(&s->mu);
-        pthread_mutex_lock(&h->mu);
+        stream_unlock(s);
+        hub_lock(h);
     }
 }
 
@@ -878,8 +938,8 @@ hub_take(struct hub *h, struct hub_stream *s, struct buf *out, size_t max, long 
 void
 hub_listen(struct hub *h, void (*cb)(void *ctx), void *ctx)
 {
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     h->listener = cb;
     h->listener_ctx = ctx;
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
 }

@@ -23,6 +23,7 @@
  * do not outlive the batch, because app_ready() may reopen the connection
  * between requests.
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -65,6 +66,7 @@ struct push {
         sqlite3_stmt *st;
     } dyn[DYN_CACHE];
     size_t ndyn;
+    int savepoints;             /* open: 0 between changes, 1 inside one */
     struct json_object *tmpmap; /* temporary id -> real key, for this batch */
     char *mkey;                 /* the client's key in _rhtmx_sync_mutations */
 };
@@ -965,8 +967,10 @@ change_in_savepoint(struct push *p, const struct push_change *c, struct err *e)
 {
     struct json_object *rec;
 
+    assert(p->savepoints == 0); /* one change at a time: savepoints never nest */
     if (db_run(p->d, STMT_SAVEPOINT, "push: savepoint", e) < 0)
         return NULL;
+    p->savepoints++;
     rec = change_run(p, c, e);
     if (rec == NULL)
         return NULL; /* the whole transaction is rolled back */
@@ -975,6 +979,7 @@ change_in_savepoint(struct push *p, const struct push_change *c, struct err *e)
         goto err;
     if (db_run(p->d, STMT_RELEASE, "push: release", e) < 0)
         goto err;
+    p->savepoints--;
     return rec;
 err:
     json_object_put(rec);
@@ -1062,7 +1067,8 @@ push_batch(struct db *d, const struct table *t, const struct push_opts *o, const
     /* And the rows this batch wrote: the client holds them now. */
     if (any_new && schema_seal(d, t, e) < 0)
         goto rollback;
-    push_close(&p); /* statements done before COMMIT */
+    assert(p.savepoints == 0); /* every change's savepoint released before COMMIT */
+    push_close(&p);            /* statements done before COMMIT */
     if (db_commit(d, e) < 0)
         goto rollback;
     /* A batch answered entirely from stored outcomes answers their version too. */

@@ -8,6 +8,8 @@
  * Quoting is SQLite's: "\"%w\"" doubles the double quotes of an identifier,
  * %Q makes a string literal (doubling single quotes), %q the inside of one.
  */
+#include <assert.h>
+
 #include <sqlite3.h>
 
 #include "schema.h"
@@ -31,6 +33,7 @@ finish(sqlite3_str *s)
 static const char *
 key_name(const struct table *t)
 {
+    assert(t->key < t->ncols); /* schema.c found the key among the columns */
     return t->cols[t->key].name;
 }
 
