@@ -681,7 +681,7 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
     struct newest nw;
     struct refusal r = {0};
     sqlite3_value *kval = NULL;
-    int has_dk, rc;
+    int has_dk, apply, rc;
 
     if (!t->en->offline_writes) {
         rec = rec_rejected(c, "forbidden",
@@ -772,25 +772,19 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
     stored = sqljson_value(kval);
     if (log_newest(p, kval, c->client_version, &nw, e) < 0)
         goto fatal;
-    if (!nw.found || (c->action != PUSH_DELETE && same_as_row(fields, server))) {
+    apply = !nw.found || (c->action != PUSH_DELETE && same_as_row(fields, server));
+    if (!apply) {
+        /* A conflict: the row changed on the server after the client's version. */
+        if (log_base(p, kval, c->client_version, &base, e) < 0)
+            goto fatal;
+        /* Unless its entries after that version change nothing the client saw:
+         * an UPDATE that wrote the values already there (every UPDATE logs), or
+         * the rows logged again after the app changed its schema. */
+        apply = c->action != PUSH_DELETE && same_where_both(base, server);
+    }
+    if (apply) {
         rc = c->action == PUSH_DELETE ? row_delete(p, kval, &r, e)
                                       : row_update(p, kval, fields, &r, e);
-        if (rc < 0)
-            goto fatal;
-        if (rc > 0)
-            goto refused;
-        rec = rec_new(stored, 1);
-        goto done;
-    }
-
-    /* A conflict: the row changed on the server after the client's version. */
-    if (log_base(p, kval, c->client_version, &base, e) < 0)
-        goto fatal;
-    /* Unless its entries after that version change nothing the client saw: an
-     * UPDATE that wrote the values already there (every UPDATE logs), or the
-     * rows logged again after the app changed its schema. */
-    if (c->action != PUSH_DELETE && same_where_both(base, server)) {
-        rc = row_update(p, kval, fields, &r, e);
         if (rc < 0)
             goto fatal;
         if (rc > 0)

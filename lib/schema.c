@@ -328,13 +328,19 @@ schema_table(const struct schema *s, const char *name)
     return NULL;
 }
 
+/* Append generated sql to b and free it (NULL, out of memory: nothing). */
+static void
+append_sql(struct buf *b, char *sql)
+{
+    if (sql != NULL)
+        buf_adds(b, sql);
+    sqlite3_free(sql);
+}
+
 void
 schema_seal_sql(struct buf *b, const struct table *t)
 {
-    char *sql = sqlgen_seal(t);
-
-    buf_adds(b, sql != NULL ? sql : "");
-    sqlite3_free(sql);
+    append_sql(b, sqlgen_seal(t));
 }
 
 int
@@ -383,10 +389,7 @@ schema_column_gone(struct db *d, const struct table *t, const char *name)
 void
 schema_pull_sql(struct buf *b, const struct table *t)
 {
-    char *sql = sqlgen_pull(t);
-
-    buf_adds(b, sql != NULL ? sql : "");
-    sqlite3_free(sql);
+    append_sql(b, sqlgen_pull(t));
 }
 
 /* The stored signature for t, or NULL (new string). */
