@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "http.h"
+#include "runtime.h"
 
 extern const unsigned char client_js[], client_js_gz[];
 extern const unsigned long client_js_len, client_js_gz_len;
@@ -71,5 +71,5 @@ handle(struct http_req *req, void *ctx)
 int
 main(void)
 {
-    return http_run(handle, NULL);
+    return runtime_run(handle, NULL, NULL);
 }

@@ -29,7 +29,7 @@
 #include "auth.h"
 #include "cors.h"
 #include "events.h"
-#include "fcgi_pool.h"
+#include "runtime.h"
 #include "hangup.h"
 #include "hub.h"
 #include "streams.h"
@@ -164,7 +164,7 @@ on_stop(void *ctx)
 int
 main(void)
 {
-    struct fcgi_pool_opts o = {0};
+    struct runtime_opts o = {0};
     struct config *cfg;
     struct err e;
     size_t i;
@@ -202,7 +202,7 @@ main(void)
         o.max_threads = (size_t)max_streams + THREADS_OVER_CAP;
     }
     o.on_stop = on_stop;
-    rc = fcgi_pool_run(handle, NULL, &o);
+    rc = runtime_run(handle, NULL, &o);
 
     streams_free(g.loop); /* bye to every stream still open (the hubs are stopped) */
     hub_free(g.hub);

@@ -4,7 +4,7 @@
  * Answers the changes to one entity after cursor V, a page at a time, as the
  * JSON of the wire contract (docs/PROTOCOL.md). Runs as CGI or FastCGI.
  *
- * Order matters: the request's size limits (http_run), the config, then who
+ * Order matters: the request's size limits (runtime.h), the config, then who
  * is asking (401 before anything is read), then the entity (404), whether the
  * token may see it (403), and for per-user entities only the caller's rows.
  */
@@ -16,6 +16,7 @@
 #include "changelog.h"
 #include "cors.h"
 #include "hints.h"
+#include "runtime.h"
 
 enum { P_SINCE, P_LIMIT, P_FULL, P__COUNT };
 
@@ -132,7 +133,7 @@ main(void)
     int rc;
 
     app_init(&app, "sync-pull", NULL);
-    rc = http_run(handle, &app);
+    rc = runtime_run(handle, &app, NULL);
     app_close(&app);
     return rc;
 }

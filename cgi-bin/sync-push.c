@@ -8,6 +8,7 @@
  * resolver serve the same endpoint.
  */
 #include "push_endpoint.h"
+#include "runtime.h"
 
 int
 main(void)
@@ -16,7 +17,7 @@ main(void)
     int rc;
 
     push_endpoint_init(&ep, "sync-push", NULL);
-    rc = http_run(push_endpoint_serve, &ep);
+    rc = runtime_run(push_endpoint_serve, &ep, NULL);
     push_endpoint_close(&ep);
     return rc;
 }

@@ -39,6 +39,7 @@
 #include <fcgiapp.h>
 
 #include "events.h"
+#include "fcgi_record.h"
 #include "streams.h"
 
 #define EVENTS_CHUNK 65536 /* bytes of events per write */
@@ -297,34 +298,19 @@ static enum hub_delivery
 direct_deliver(void *ctx, const char *p, size_t n)
 {
     struct direct *d = ctx;
-    unsigned char hdr[8];
-    struct iovec iov[2];
-    struct msghdr m;
+    unsigned char hdr[FCGI_RECORD_HEADER_LEN];
     ssize_t w;
 
-    if (d->carry.len > 0 || n > 65535)
+    if (d->carry.len > 0 || n > FCGI_RECORD_MAX_CONTENT)
         return HUB_DELIVERED_NONE;
-    hdr[0] = 1; /* FCGI_VERSION_1 */
-    hdr[1] = 6; /* FCGI_STDOUT */
-    hdr[2] = (unsigned char)(d->request_id >> 8);
-    hdr[3] = (unsigned char)d->request_id;
-    hdr[4] = (unsigned char)(n >> 8);
-    hdr[5] = (unsigned char)n;
-    hdr[6] = hdr[7] = 0; /* no padding */
-    iov[0].iov_base = hdr;
-    iov[0].iov_len = sizeof(hdr);
-    iov[1].iov_base = (void *)(uintptr_t)p;
-    iov[1].iov_len = n;
-    memset(&m, 0, sizeof(m));
-    m.msg_iov = iov;
-    m.msg_iovlen = 2;
-    w = sendmsg(d->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    w = fcgi_record_send_one(d->fd, d->request_id, p, n, MSG_DONTWAIT);
     if (w < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? HUB_DELIVERED_NONE
                                                                          : HUB_DELIVERY_FAILED;
     if ((size_t)w == sizeof(hdr) + n)
         return HUB_DELIVERED_ALL;
     if ((size_t)w < sizeof(hdr)) {
+        fcgi_record_header(hdr, FCGI_RECORD_STDOUT, d->request_id, n);
         buf_add(&d->carry, (const char *)hdr + w, sizeof(hdr) - (size_t)w);
         buf_add(&d->carry, p, n);
     } else {

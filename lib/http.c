@@ -8,7 +8,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,9 +25,9 @@
 #include <fcgiapp.h>
 #include <zlib.h>
 
+#include "fcgi_record.h"
 #include "http.h"
 #include "jsonw.h"
-#include "parent.h"
 
 extern char **environ;
 
@@ -120,10 +119,11 @@ http_req_fcgx(struct http_req *req, FCGX_Request *r)
  * kilobytes go through libfcgi, which sends them in one write with its
  * end-of-request records, so a small answer is still a single write.
  */
-#define OUT_GATHER 65528 /* record content length is 16 bits; keep 8-byte multiples */
-#define OUT_TAIL 8000    /* fits libfcgi's 8 KB buffer with its record header */
+#define OUT_GATHER FCGI_RECORD_GATHER
+#define OUT_TAIL 8000 /* fits libfcgi's 8 KB buffer with its record header */
 
-/* n bytes at p as FCGI_STDOUT records on the connection. 0, or -1. */
+/* n bytes at p as FCGI_STDOUT records on the connection, after what libfcgi
+ * holds. 0, or -1. */
 static int
 fcgx_records(struct http_req *req, const char *p, size_t n)
 {
@@ -132,41 +132,7 @@ fcgx_records(struct http_req *req, const char *p, size_t n)
     req->out_sent = 1;
     if (FCGX_FFlush(r->out) < 0 || FCGX_GetError(r->out) != 0)
         return -1;
-    while (n > 0) {
-        size_t k = n > OUT_GATHER ? OUT_GATHER : n, off = 0;
-        unsigned char h[8] = {1, 6, /* FCGI_VERSION_1, FCGI_STDOUT */
-                              (unsigned char)(r->requestId >> 8), (unsigned char)r->requestId,
-                              (unsigned char)(k >> 8), (unsigned char)k, 0, 0};
-
-        while (off < sizeof(h) + k) {
-            struct iovec v[2];
-            struct msghdr m;
-            ssize_t w;
-
-            memset(&m, 0, sizeof(m));
-            if (off < sizeof(h)) {
-                v[0].iov_base = h + off;
-                v[0].iov_len = sizeof(h) - off;
-                v[1].iov_base = (void *)(uintptr_t)p;
-                v[1].iov_len = k;
-                m.msg_iovlen = 2;
-            } else {
-                v[0].iov_base = (void *)(uintptr_t)(p + (off - sizeof(h)));
-                v[0].iov_len = k - (off - sizeof(h));
-                m.msg_iovlen = 1;
-            }
-            m.msg_iov = v;
-            w = sendmsg(r->ipcFd, &m, MSG_NOSIGNAL);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                return -1;
-            off += (size_t)w;
-        }
-        p += k;
-        n -= k;
-    }
-    return 0;
+    return fcgi_record_send(r->ipcFd, r->requestId, p, n);
 }
 
 /* Send what req->out gathered: all of it in records, or, at the end of the
@@ -277,9 +243,9 @@ line_add(char *line, size_t n, size_t cap, const char *s)
 static int
 send_headers(struct http_req *req)
 {
-    char line[192], code[5] = {(char)('0' + req->status / 100 % 10),
-                               (char)('0' + req->status / 10 % 10), (char)('0' + req->status % 10),
-                               ' ', '\0'};
+    char line[192],
+        code[5] = {(char)('0' + req->status / 100 % 10), (char)('0' + req->status / 10 % 10),
+                   (char)('0' + req->status % 10), ' ', '\0'};
     size_t n;
 
     if (req->headers_sent)
@@ -496,9 +462,8 @@ http_flush(struct http_req *req)
 
 static void cgi_drain_body(struct http_req *req);
 
-/* http_req_end() but for releasing req->out and req->headers. */
-static void
-req_finish(struct http_req *req)
+void
+http_req_finish(struct http_req *req)
 {
     if (req->fcgx == NULL && !req->body_read)
         cgi_drain_body(req);
@@ -529,7 +494,7 @@ req_finish(struct http_req *req)
 void
 http_req_end(struct http_req *req)
 {
-    req_finish(req);
+    http_req_finish(req);
     buf_free(&req->out);
     buf_free(&req->headers);
 }
@@ -767,7 +732,8 @@ cgi_drain_body(struct http_req *req)
     if (len > 8LL << 20)
         len = 8LL << 20;
     while (len > 0) {
-        long n = cgi_read(chunk, (size_t)(len < (long long)sizeof(chunk) ? len : (long long)sizeof(chunk)),
+        long n = cgi_read(chunk,
+                          (size_t)(len < (long long)sizeof(chunk) ? len : (long long)sizeof(chunk)),
                           start + (long long)body_first_s * 1000);
         if (n <= 0)
             break;
@@ -814,8 +780,7 @@ http_read_body(struct http_req *req, long max, struct buf *out, struct err *e)
             goto out;
         }
         if (n <= 0) {
-            err_set(e, 400, "bad_request", "request body ended after %zu of %lld bytes", got,
-                    len);
+            err_set(e, 400, "bad_request", "request body ended after %zu of %lld bytes", got, len);
             goto out;
         }
         buf_add(out, chunk, (size_t)n);
@@ -909,8 +874,7 @@ http_query_str(const struct http_req *req, const char *name, char *out, size_t o
                     c = ' ';
                 }
                 if (c == 0 || o + 1 >= outlen)
-                    return err_set(e, 400, "bad_request", "query parameter '%s' is too long",
-                                   name);
+                    return err_set(e, 400, "bad_request", "query parameter '%s' is too long", name);
                 out[o++] = (char)c;
             }
             out[o] = '\0';
@@ -953,120 +917,4 @@ http_query_ints(const struct http_req *req, const struct http_param *specs, size
 bad:
     return err_set(e, 400, "bad_request", "query parameter '%s' must be a non-negative integer",
                    specs[i].name);
-}
-
-/* SIGTERM/SIGINT/SIGUSR1 under FastCGI: finish the request under way, then leave
- * the accept loop so the process exits normally (and LeakSanitizer gets to look). */
-static void
-on_shutdown(int sig)
-{
-    (void)sig;
-    FCGX_ShutdownPending();
-}
-
-static void
-install_shutdown_handlers(void)
-{
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_shutdown;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0; /* no SA_RESTART: a blocked accept() returns EINTR */
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN); /* a gone client is a failed write, not a dead process */
-}
-
-/* One request: the limits first, then the handler. */
-static void
-serve(struct http_req *req, http_handler handler, void *ctx)
-{
-    struct err e;
-
-    if (http_req_check(req, &e) < 0)
-        http_error(req, &e);
-    else
-        handler(req, ctx);
-}
-
-/*
- * How a FastCGI connection ends. libfcgi shuts its side down and then waits,
- * up to 2 s, for the web server to close first: on TCP, closing with unread
- * input makes the kernel answer with a reset that can destroy the answer in
- * flight. Once the request's input was read to its end (the empty FCGI_STDIN
- * record) the web server sends nothing more on the connection but an
- * FCGI_ABORT_REQUEST, after which it wants no answer anyway; so there is
- * nothing to reset, and the wait would only keep this process, which serves
- * one request at a time, idle for a round trip through the web server. The
- * connection is then closed at once (FCGX_Detach tells libfcgi so);
- * otherwise libfcgi's careful close stands. For a request without a body,
- * web servers send that empty record with the request itself (lighttpd,
- * mod_fcgid: tests/server), so looking for it here does not wait.
- */
-static void
-fcgx_close_early(struct http_req *req)
-{
-    FCGX_Request *r = req->fcgx;
-    const char *cl;
-
-    if (req->failed || r->ipcFd < 0)
-        return;
-    if (!FCGX_HasSeenEOF(r->in)) {
-        cl = http_env(req, "CONTENT_LENGTH");
-        if (cl != NULL && cl[0] != '\0' && strcmp(cl, "0") != 0)
-            return; /* a body the handler did not read to its end */
-        if (FCGX_GetChar(r->in) != EOF)
-            return;
-    }
-    FCGX_Detach(r);
-}
-
-int
-http_run(http_handler handler, void *ctx)
-{
-    FCGX_Request r;
-    struct http_req req;
-    struct buf out = {0}, headers = {0};
-
-    if (FCGX_IsCGI()) {
-        static char outbuf[65536];
-        setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
-        http_req_cgi(&req);
-        serve(&req, handler, ctx);
-        http_req_end(&req);
-        /* The answer is whole: closing stdout ends it for the web server now,
-         * while this process still closes its database (a checkpoint attempt,
-         * freeing the parsed schema) and exits. */
-        fclose(stdout);
-        return 0;
-    }
-    install_shutdown_handlers();
-    parent_watch();
-    if (FCGX_Init() != 0 || FCGX_InitRequest(&r, 0, 0) != 0) {
-        fputs("rhtmx-sync: cannot initialise FastCGI\n", stderr);
-        parent_unwatch();
-        return 1;
-    }
-    while (FCGX_Accept_r(&r) >= 0) {
-        http_req_fcgx(&req, &r);
-        /* The last request's buffers, emptied: no allocations per request for
-         * them (out_flush() already let go of a big one). */
-        req.out = out;
-        req.headers = headers;
-        serve(&req, handler, ctx);
-        req_finish(&req);
-        out = req.out;
-        headers = req.headers;
-        buf_reset(&out);
-        buf_reset(&headers);
-        fcgx_close_early(&req);
-        FCGX_Finish_r(&r);
-    }
-    FCGX_Free(&r, 1);
-    buf_free(&out);
-    buf_free(&headers);
-    parent_unwatch();
-    return 0;
 }

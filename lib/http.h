@@ -29,21 +29,21 @@ struct http_req {
     int status;                /* of the answer under way */
     const char *content_type;  /* of the answer under way (static string) */
     int headers_sent;
-    int failed;                /* the peer is gone: writes are dropped */
-    struct buf headers;        /* queued "Name: value\r\n" lines */
-    size_t body_bytes;         /* written so far */
-    void *gz;                  /* gzip state while the body is compressed */
-    int gz_pending;            /* http_gzip_over(): deciding, body held in gz_held */
-    size_t gz_min;             /* ... until it is longer than this */
+    int failed;         /* the peer is gone: writes are dropped */
+    struct buf headers; /* queued "Name: value\r\n" lines */
+    size_t body_bytes;  /* written so far */
+    void *gz;           /* gzip state while the body is compressed */
+    int gz_pending;     /* http_gzip_over(): deciding, body held in gz_held */
+    size_t gz_min;      /* ... until it is longer than this */
     struct buf gz_held;
-    struct buf out;            /* FastCGI: answer bytes gathered for big records */
-    size_t out_head_end;       /* ... where the headers' blank line starts in out */
-    int out_sent;              /* ... some of it has left (no Content-Length then) */
-    int head;                  /* a HEAD request: the body is measured, never sent */
-    size_t head_bytes;         /* ... the bytes a GET would have sent after the headers */
-    int body_read;             /* http_read_body() was called */
-    int aborted;               /* the answer broke off: it must not look complete */
-    size_t cgi_out;            /* CGI: bytes handed to stdout */
+    struct buf out;      /* FastCGI: answer bytes gathered for big records */
+    size_t out_head_end; /* ... where the headers' blank line starts in out */
+    int out_sent;        /* ... some of it has left (no Content-Length then) */
+    int head;            /* a HEAD request: the body is measured, never sent */
+    size_t head_bytes;   /* ... the bytes a GET would have sent after the headers */
+    int body_read;       /* http_read_body() was called */
+    int aborted;         /* the answer broke off: it must not look complete */
+    size_t cgi_out;      /* CGI: bytes handed to stdout */
 };
 
 /* Make req describe the current CGI environment / an accepted FastCGI request.
@@ -52,6 +52,9 @@ void http_req_cgi(struct http_req *req);
 void http_req_fcgx(struct http_req *req, struct FCGX_Request *r);
 /* Finish the answer (emit headers if nothing was written, flush) and release. */
 void http_req_end(struct http_req *req);
+/* The same, but req->out and req->headers stay allocated, for the caller to
+ * reuse (runtime.h). */
+void http_req_finish(struct http_req *req);
 
 /* A request variable (HTTP_ACCEPT, CONTENT_TYPE, ...), or NULL. Borrowed. */
 const char *http_env(const struct http_req *req, const char *name);
@@ -138,8 +141,8 @@ int http_read_body(struct http_req *req, long max, struct buf *out, struct err *
 void http_body_timeouts(unsigned first_s, unsigned max_s);
 
 /*
- * Limits every request must meet before a handler sees it (http_run checks
- * them; a program with its own accept loop calls http_req_check): query
+ * Limits every request must meet before a handler sees it (runtime.h checks
+ * them before any handler runs): query
  * string, PATH_INFO and REQUEST_URI lengths (414), each request header and
  * all of them together (431). Web servers have their own, usually larger,
  * limits (Apache LimitRequestFieldSize 8190, lighttpd 64 KB for all headers).
@@ -167,10 +170,8 @@ int http_query_ints(const struct http_req *req, const struct http_param *specs, 
 int http_query_str(const struct http_req *req, const char *name, char *out, size_t outlen,
                    struct err *e);
 
-/* Run handler for every request: once under CGI, in an accept loop under
- * FastCGI. Returns the process exit status. */
+/* What serves one request (runtime.h runs it). */
 typedef void (*http_handler)(struct http_req *req, void *ctx);
-int http_run(http_handler handler, void *ctx);
 
 /* 1 under plain CGI. */
 int http_is_cgi(void);

@@ -13,7 +13,7 @@
  *       int rc;
  *       push_endpoint_init(&ep, "my-push", NULL);
  *       push_endpoint_set_resolver(&ep, my_resolve, NULL);
- *       rc = http_run(push_endpoint_serve, &ep);
+ *       rc = runtime_run(push_endpoint_serve, &ep, NULL);
  *       push_endpoint_close(&ep);
  *       return rc;
  *   }
