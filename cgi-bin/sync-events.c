@@ -32,6 +32,7 @@
 #include "runtime.h"
 #include "hangup.h"
 #include "hub.h"
+#include "log.h"
 #include "streams.h"
 
 #define MAX_RETIRED 16
@@ -129,8 +130,7 @@ handle(struct http_req *req, void *ctx)
     if (g.loop == NULL && g.hangup == NULL && !g.hangup_failed &&
         (g.hangup = hangup_new(&e)) == NULL) {
         g.hangup_failed = 1;
-        fprintf(stderr, "sync-events: %s (clients that leave are noticed at the next heartbeat)\n",
-                e.msg);
+        log_msg("%s (clients that leave are noticed at the next heartbeat)", e.msg);
     }
     hu = g.hangup;
     pthread_mutex_unlock(&g.mu);
@@ -184,7 +184,7 @@ main(void)
     }
     app_init(&g.app, "sync-events", NULL);
     if (!http_is_cgi() && (g.loop = streams_new(&e)) == NULL)
-        fprintf(stderr, "sync-events: %s (a thread per stream instead)\n", e.msg);
+        log_msg("%s (a thread per stream instead)", e.msg);
     if (g.loop != NULL) {
         o.max_threads = LOOP_THREADS;
     } else {

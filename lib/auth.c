@@ -34,11 +34,12 @@
 #include "auth.h"
 #include "buf.h"
 #include "jsonr.h"
+#include "log.h"
 #include "sha256.h"
 
-#define MAC_LEN SHA256_LEN  /* HMAC-SHA256 */
-#define MAC_B64_LEN 43      /* its base64url length, unpadded */
-#define HEADER_B64_MAX 128  /* {"alg":"HS256","typ":"JWT"} is 36 chars; more is not ours */
+#define MAC_LEN SHA256_LEN /* HMAC-SHA256 */
+#define MAC_B64_LEN 43     /* its base64url length, unpadded */
+#define HEADER_B64_MAX 128 /* {"alg":"HS256","typ":"JWT"} is 36 chars; more is not ours */
 #define ORIGIN_MAX 512
 
 static const char realm_missing[] = "Bearer realm=\"rhtmx-sync\"";
@@ -157,7 +158,7 @@ check_header(const char *b64, size_t n, struct err *e)
             strcmp(json_object_get_string(v), want) != 0 ||
             (size_t)json_object_get_string_len(v) != strlen(want)) {
             bad_token(e, strcmp(k, "alg") == 0 ? "the algorithm must be HS256"
-                                                : "unsupported token type");
+                                               : "unsupported token type");
             goto out;
         }
         alg |= strcmp(k, "alg") == 0;
@@ -195,8 +196,7 @@ claim_time(struct json_object *o, const char *name, long long *out)
 }
 
 static int
-check_payload(const unsigned char *p, size_t n, long long now, struct identity *out,
-              struct err *e)
+check_payload(const unsigned char *p, size_t n, long long now, struct identity *out, struct err *e)
 {
     struct json_object *o = NULL, *v;
     struct err je;
@@ -277,8 +277,8 @@ out:
 }
 
 int
-auth_token_verify(const unsigned char *key, size_t keylen, const char *tok, size_t n,
-                  long long now, struct identity *out, struct err *e)
+auth_token_verify(const unsigned char *key, size_t keylen, const char *tok, size_t n, long long now,
+                  struct identity *out, struct err *e)
 {
     unsigned char mac[MAC_LEN], sig[MAC_LEN + 3];
     unsigned char *payload = NULL;
@@ -368,25 +368,12 @@ static struct {
     unsigned char key[AUTH_SECRET_MAX];
     size_t len; /* 0: nothing cached */
 } secret;
-static char last_logged[sizeof(((struct err *)0)->msg)];
-
-/* Log a configuration problem once (a FastCGI process would repeat it per request). */
-static void
-log_once(const struct err *e)
-{
-    pthread_mutex_lock(&lock);
-    if (strcmp(last_logged, e->msg) != 0) {
-        fprintf(stderr, "%s: %s\n", program_invocation_short_name, e->msg);
-        snprintf(last_logged, sizeof(last_logged), "%s", e->msg);
-    }
-    pthread_mutex_unlock(&lock);
-}
+static int secret_failed; /* the last secret_get() failed (guarded by lock) */
 
 static int
 secret_fail(const struct config *cfg, struct err *e, const char *why)
 {
-    err_set(e, 500, "config", "%s: auth secret_file %s: %s", cfg->path, cfg->auth.secret_file,
-            why);
+    err_set(e, 500, "config", "%s: auth secret_file %s: %s", cfg->path, cfg->auth.secret_file, why);
     return -1;
 }
 
@@ -444,8 +431,9 @@ secret_read(const struct config *cfg, struct err *e)
         goto out;
     }
     if (n < AUTH_SECRET_MIN) {
-        secret_fail(cfg, e, "shorter than 32 bytes (make one with: head -c 32 /dev/urandom | "
-                            "base64 > sync.secret)");
+        secret_fail(cfg, e,
+                    "shorter than 32 bytes (make one with: head -c 32 /dev/urandom | "
+                    "base64 > sync.secret)");
         goto out;
     }
     free(secret.path);
@@ -496,14 +484,19 @@ secret_get(const struct config *cfg, unsigned char *key, size_t *len, struct err
         if (rc == 0) {
             memcpy(key, secret.key, secret.len);
             *len = secret.len;
-            last_logged[0] = '\0'; /* fixed: report the next problem again */
+            if (secret_failed) /* fixed: report the next problem again */
+                log_once_reset();
+            secret_failed = 0;
         }
     }
     pthread_mutex_unlock(&lock);
     if (rc == 0)
         return 0;
 fail:
-    log_once(e);
+    pthread_mutex_lock(&lock);
+    secret_failed = 1;
+    pthread_mutex_unlock(&lock);
+    log_once("%s", e->msg); /* a FastCGI process would repeat it per request */
     return -1;
 }
 
@@ -557,7 +550,8 @@ find_token(const struct config *cfg, const struct http_req *req, const char **to
         while (c < end && (*c == ' ' || *c == '\t'))
             c++;
         eq = memchr(c, '=', (size_t)(end - c));
-        if (eq != NULL && (size_t)(eq - c) == name_len && memcmp(c, cfg->auth.cookie, name_len) == 0) {
+        if (eq != NULL && (size_t)(eq - c) == name_len &&
+            memcmp(c, cfg->auth.cookie, name_len) == 0) {
             const char *v = eq + 1, *ve = end;
             while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
                 ve--;
@@ -575,8 +569,7 @@ find_token(const struct config *cfg, const struct http_req *req, const char **to
 }
 
 int
-auth_request(const struct config *cfg, struct http_req *req, struct identity *out,
-             struct err *e)
+auth_request(const struct config *cfg, struct http_req *req, struct identity *out, struct err *e)
 {
     unsigned char key[AUTH_SECRET_MAX];
     size_t keylen = 0, n = 0;
@@ -635,7 +628,7 @@ auth_owner(const struct identity *id, const struct entity *en, const char **owne
                 "entity '%s' has owner_column '%s' but auth mode is \"none\", which cannot tell "
                 "users apart: refusing to serve it (use auth mode \"token\")",
                 en->name, en->owner_column);
-        log_once(e);
+        log_once("%s", e->msg);
         return -1;
     }
     *owner = id->sub;

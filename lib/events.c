@@ -40,6 +40,7 @@
 
 #include "events.h"
 #include "fcgi_record.h"
+#include "log.h"
 #include "streams.h"
 
 #define EVENTS_CHUNK 65536 /* bytes of events per write */
@@ -569,7 +570,7 @@ events_serve(struct hub *h, struct hangup *hu, struct streams *l, const struct e
             /* Broken off, not ended: no "bye", nothing a client could take
              * for an answer that ended on purpose. It reconnects after
              * retry, from the last id it got: a natural back-off. */
-            fprintf(stderr, "rhtmx-sync: events: %s\n", e.msg);
+            log_msg("events: %s", e.msg);
             http_abort(req);
             goto done;
         }

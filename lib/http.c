@@ -28,6 +28,7 @@
 #include "fcgi_record.h"
 #include "http.h"
 #include "jsonw.h"
+#include "log.h"
 
 extern char **environ;
 
@@ -548,28 +549,53 @@ answer_take_back(struct http_req *req)
     req->body_bytes = 0;
 }
 
+/*
+ * What a client is told of e. A 4xx message describes the request and goes as
+ * it is. A 5xx message is for operators (file names, SQLite's own words such
+ * as "database is locked"): the client gets a fixed sentence for its kind.
+ */
+static const char *
+client_message(const struct err *e)
+{
+    if (e->status < 500)
+        return e->msg;
+    if (e->status == 503)
+        return "the server is busy: retry shortly";
+    if (strcmp(e->code, "config") == 0)
+        return "server configuration error (details in the server's error log)";
+    return "server error (details in the server's error log)";
+}
+
+/* The error log's line for e: every 5xx, a configuration problem once while
+ * it lasts (app_ready and auth write the same line first, log_once keys it by
+ * its text), anything else with the request it broke. */
+static void
+error_log(const struct http_req *req, const struct err *e)
+{
+    const char *script = http_env(req, "SCRIPT_NAME");
+
+    if (e->status < 500)
+        return;
+    if (strcmp(e->code, "config") == 0)
+        log_once("%s", e->msg);
+    else
+        log_msg("%s %s%s: %s", req->method, script != NULL ? script : "", req->path_info, e->msg);
+}
+
 void
 http_error(struct http_req *req, const struct err *e)
 {
-    const char *msg = e->msg;
+    const char *msg = client_message(e);
     struct sink s;
 
-    /* Config problems were already logged, once, by app_ready(). */
-    if (e->status >= 500 && strcmp(e->code, "config") != 0)
-        fprintf(stderr, "rhtmx-sync: %s %s%s: %s\n", req->method,
-                http_env(req, "SCRIPT_NAME") ? http_env(req, "SCRIPT_NAME") : "", req->path_info,
-                e->msg);
+    error_log(req, e);
     if (req->headers_sent || req->body_bytes > 0)
         answer_take_back(req);
     if (req->headers_sent || req->body_bytes > 0) {
-        fprintf(stderr, "rhtmx-sync: answer already started, cut off: %s\n", e->msg);
+        log_msg("answer already started, cut off: %s", e->msg);
         http_abort(req);
         return;
     }
-    if (e->status >= 500 && e->status != 503)
-        msg = strcmp(e->code, "config") == 0
-                  ? "server configuration error (details in the server's error log)"
-                  : "server error (details in the server's error log)";
     if (!header_queued(req, "Cache-Control")) /* a pull queued its own before it failed */
         http_header(req, "Cache-Control", "no-store");
     /* Every refusal for being busy says when to come back, whoever refused. */

@@ -91,7 +91,9 @@ int http_gzip_over(struct http_req *req, size_t min_bytes);
 int http_flush(struct http_req *req);
 
 /* Answer with the error shape {"error":{"code":...,"message":...}} and e's
- * status. 5xx details go to stderr and the client gets a generic message;
+ * status: the one error responder. 5xx details go to the error log (log.h;
+ * a "config" one once while it lasts) and the client gets a fixed sentence
+ * for the kind (busy, configuration, server error), never the operator's text;
  * 4xx messages go to the client as they are. A 503 always carries
  * Retry-After: the one the caller queued, else HTTP_RETRY_AFTER seconds.
  * Cache-Control: no-store unless the caller queued a Cache-Control. If the

@@ -41,7 +41,6 @@ struct push_endpoint {
     struct app app;
     struct resolver *linked; /* registered by the program, or NULL */
     struct resolver *loaded; /* from push.resolver, or NULL */
-    char last_config_error[512];
 };
 
 /* Set up ep for program name (static string); config_path NULL: locate it. */

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "fcgi_record.h"
+#include "log.h"
 #include "streams.h"
 
 #define TAKE_MAX 60000     /* bytes of events taken from the hub per call */
@@ -375,7 +376,7 @@ pump(struct streams *l, struct st *t, long long now)
         } else if (r == HUB_ERROR) {
             /* Broken off, not ended: the web server sees the answer cut and
              * the client an error; it reconnects after retry. */
-            fprintf(stderr, "rhtmx-sync: events: %s\n", e.msg);
+            log_msg("events: %s", e.msg);
             drop(l, t);
             return -1;
         }
@@ -492,7 +493,7 @@ adopt(struct streams *l, struct st *t, long long now)
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.ptr = t;
     if (epoll_ctl(l->ep, EPOLL_CTL_ADD, t->c.fd, &ev) < 0) {
-        fprintf(stderr, "rhtmx-sync: events: epoll: %s\n", strerror(errno));
+        log_msg("events: epoll: %s", strerror(errno));
         drop(l, t);
         return;
     }
