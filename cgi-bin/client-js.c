@@ -53,7 +53,7 @@ handle(struct http_req *req, void *ctx)
     http_header(req, "ETag", etag);
     http_header(req, "Cache-Control", "public, max-age=300");
     http_header(req, "Vary", "Accept-Encoding");
-    if (etag_matches(http_env(req, "HTTP_IF_NONE_MATCH"), etag)) {
+    if (etag_matches(req->in.if_none_match, etag)) {
         http_body(req, 304, NULL);
         return;
     }

@@ -48,11 +48,11 @@ serve(struct http_req *req, struct app *app)
 {
     const struct table *t;
     struct http_param params[P__COUNT] = {
-        [P_SINCE] = {"since", 0, (1LL << 62), 0},
-        [P_FULL] = {"full", 0, 1, 0}, /* 1: a later page of a full sync */
-        [P_LIMIT] = {"limit", 1, 10000, 0},
+        [P_SINCE] = {"since", 0, (1LL << 62), 0, HTTP_INT, NULL},
+        [P_FULL] = {"full", 0, 1, 0, HTTP_INT, NULL}, /* 1: a later page of a full sync */
+        [P_LIMIT] = {"limit", 1, 10000, 0, HTTP_INT, NULL},
     };
-    long long v[P__COUNT];
+    struct http_value v[P__COUNT];
     struct identity who;
     struct pull_args a;
     struct buf sql = {0};
@@ -88,14 +88,14 @@ serve(struct http_req *req, struct app *app)
     }
     params[P_LIMIT].max = app->cfg->pull.max_limit;
     params[P_LIMIT].def = app->cfg->pull.default_limit;
-    if (http_query_ints(req, params, P__COUNT, v, &e) < 0) {
+    if (http_query(req, params, P__COUNT, v, &e) < 0) {
         http_error(req, &e);
         return;
     }
     a.entity = t->en->name;
-    a.since = v[P_SINCE];
-    a.limit = v[P_LIMIT];
-    a.full = v[P_FULL] == 1 || a.since == 0;
+    a.since = v[P_SINCE].n;
+    a.limit = v[P_LIMIT].n;
+    a.full = v[P_FULL].n == 1 || a.since == 0;
     a.schema = t->fingerprint;
     if (pull_seal(app, t, &e) < 0) {
         http_error(req, &e);

@@ -520,8 +520,8 @@ auth_ready(const struct config *cfg, struct err *e)
 static int
 find_token(const struct config *cfg, const struct http_req *req, const char **tok, size_t *n)
 {
-    const char *a = http_env(req, "HTTP_AUTHORIZATION");
-    const char *c = http_env(req, "HTTP_COOKIE");
+    const char *a = req->in.authorization;
+    const char *c = req->in.cookie;
     size_t name_len = strlen(cfg->auth.cookie);
 
     if (a != NULL) {
@@ -690,15 +690,15 @@ auth_origin_listed(const struct config *cfg, const char *origin, char *out, size
 int
 auth_origin_ok(const struct config *cfg, const struct http_req *req, struct err *e)
 {
-    const char *origin = http_env(req, "HTTP_ORIGIN");
-    const char *host = http_env(req, "HTTP_HOST");
+    const char *origin = req->in.origin;
+    const char *host = req->in.host;
     const char *what = "Origin";
     char o[ORIGIN_MAX], a[ORIGIN_MAX], h[ORIGIN_MAX], q[ERR_QUOTED];
     int slen;
     size_t i, hl;
 
     if (origin == NULL || *origin == '\0') {
-        origin = http_env(req, "HTTP_REFERER");
+        origin = req->in.referer;
         what = "Referer";
         if (origin == NULL || *origin == '\0')
             return 0; /* not a browser: nothing cross-site about it */

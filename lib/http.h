@@ -21,11 +21,37 @@
 
 struct FCGX_Request;
 
+/*
+ * The request's input, read once at the edge (http_req_cgi, http_req_fcgx):
+ * every request variable and header the product uses. Nothing below the http
+ * layer reads the environment or libfcgi's parameters. Strings are borrowed
+ * (the environment, or libfcgi's copy of the request) and stay valid until
+ * http_req_end(); a header the client did not send is NULL.
+ */
+struct http_in {
+    const char *request_uri;     /* REQUEST_URI */
+    const char *script_name;     /* SCRIPT_NAME, for log lines */
+    const char *content_type;    /* Content-Type */
+    const char *content_length;  /* Content-Length, as sent (http_read_body checks it) */
+    const char *accept_encoding; /* Accept-Encoding */
+    const char *authorization;   /* Authorization */
+    const char *cookie;          /* Cookie */
+    const char *origin;          /* Origin */
+    const char *referer;         /* Referer */
+    const char *host;            /* Host */
+    const char *if_none_match;   /* If-None-Match */
+    const char *last_event_id;   /* Last-Event-ID */
+    const char *cors_method;     /* Access-Control-Request-Method */
+    const char *server_software; /* SERVER_SOFTWARE: which web server runs us */
+    const char *streaming;       /* RHTMX_SYNC_STREAMING as the web server set it (hints.h) */
+};
+
 struct http_req {
     struct FCGX_Request *fcgx; /* NULL under plain CGI */
     const char *method;        /* never NULL ("" when unset) */
     const char *path_info;     /* never NULL */
     const char *query;         /* never NULL */
+    struct http_in in;         /* the rest of the input */
     int status;                /* of the answer under way */
     const char *content_type;  /* of the answer under way (static string) */
     int headers_sent;
@@ -55,9 +81,6 @@ void http_req_end(struct http_req *req);
 /* The same, but req->out and req->headers stay allocated, for the caller to
  * reuse (runtime.h). */
 void http_req_finish(struct http_req *req);
-
-/* A request variable (HTTP_ACCEPT, CONTENT_TYPE, ...), or NULL. Borrowed. */
-const char *http_env(const struct http_req *req, const char *name);
 
 /* The first PATH_INFO segment ("/todos" -> "todos"), or, without PATH_INFO,
  * the last path segment of REQUEST_URI. Written to out (NUL-terminated);
@@ -157,10 +180,28 @@ void http_body_timeouts(unsigned first_s, unsigned max_s);
 int http_req_check(const struct http_req *req, struct err *e);
 
 /* Query parameters, declared: name, bounds, default. */
+enum http_param_kind { HTTP_INT, HTTP_TEXT };
 struct http_param {
     const char *name;
-    long long min, max, def;
+    long long min, max, def;   /* HTTP_INT: bounds, and the value when absent */
+    enum http_param_kind kind; /* HTTP_INT unless set */
+    const char *const *one_of; /* HTTP_TEXT: the values allowed (NULL-ended), or NULL: any */
 };
+#define HTTP_TEXT_MAX 1024
+struct http_value {
+    int given;                /* the parameter was in the query */
+    long long n;              /* HTTP_INT: the value, or def */
+    char text[HTTP_TEXT_MAX]; /* HTTP_TEXT: percent-decoded; "" when absent */
+};
+/*
+ * Every parameter of a program's declared table (specs, n of them) from the
+ * query, checked, into values[] (n of them). Unknown parameters are ignored
+ * (cache busters are common); a declared one that is repeated, malformed,
+ * too long, out of bounds or not one of one_of is a 400 naming it. 0, or -1
+ * with e set.
+ */
+int http_query(const struct http_req *req, const struct http_param *specs, size_t n,
+               struct http_value *values, struct err *e);
 /* Parse the integer parameters of specs (n of them) from the query into
  * values[]. Unknown parameters are ignored (cache busters are common); a
  * declared one that is repeated, not a decimal integer, or out of bounds is a

@@ -124,7 +124,7 @@ push_endpoint_serve(struct http_req *req, void *ctx)
         return;
     }
     o.user = who.anonymous ? NULL : who.sub;
-    if (!is_json(http_env(req, "CONTENT_TYPE"))) {
+    if (!is_json(req->in.content_type)) {
         http_fail(req, 415, "unsupported_media_type",
                   "a push must be sent as Content-Type: application/json");
         return;

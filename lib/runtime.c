@@ -60,7 +60,7 @@ close_early(struct http_req *req)
     if (req->failed || r->ipcFd < 0)
         return;
     if (!FCGX_HasSeenEOF(r->in)) {
-        cl = http_env(req, "CONTENT_LENGTH");
+        cl = req->in.content_length;
         if (cl != NULL && cl[0] != '\0' && strcmp(cl, "0") != 0)
             return; /* a body the handler did not read to its end */
         if (FCGX_GetChar(r->in) != EOF)
