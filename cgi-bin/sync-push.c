@@ -8,7 +8,6 @@
  * resolver serve the same endpoint.
  */
 #include "push_endpoint.h"
-#include "runtime.h"
 
 int
 main(void)
@@ -17,7 +16,7 @@ main(void)
     int rc;
 
     push_endpoint_init(&ep, "sync-push", NULL);
-    rc = runtime_run(push_endpoint_serve, &ep, NULL);
+    rc = runtime_run(push_endpoint_serve, &ep, &ep.run);
     push_endpoint_close(&ep);
     return rc;
 }
