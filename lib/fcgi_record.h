@@ -3,7 +3,7 @@
  *
  * libfcgi frames the answers of ordinary requests. Three places write records
  * on a connection directly, to skip its 8 KB framing or to keep writing after
- * libfcgi let go of the connection: big answers (http.c), events delivered
+ * libfcgi let go of the connection: big answers (http_output.c), events delivered
  * straight to a stream's connection (events.c) and the streams of the event
  * loop (streams.c). They all build records here. A record is an 8-byte header
  * (version, type, request id, content length, padding length) and its content

@@ -4,12 +4,18 @@
  * Every executable runs under both interfaces, decided at start-up: under plain
  * CGI the request is the process environment, stdin and stdout, and the process
  * ends after one answer; under FastCGI (FCGX_IsCGI() false) the same handler is
- * called in an FCGX_Accept_r loop. Handlers only see struct http_req.
+ * called for every accepted request (runtime.h). Handlers only see struct
+ * http_req, whose input the edge parsed once (struct http_in).
  *
  * Answers: http_header() queues headers, http_body() returns a sink whose first
  * write emits the status line and headers, so a handler can still turn into an
  * error answer as long as it has not written a byte. http_error() writes the
- * one error shape of the wire contract and logs server-side failures to stderr.
+ * one error shape of the wire contract and logs server-side failures (log.h).
+ *
+ * The layer's files, one role each: http_request.c (the edge: variables,
+ * path, query), http_answer.c (headers, body sink, end), http_output.c (bytes
+ * to the web server, FastCGI records), http_gzip.c, http_error.c (status
+ * table, error responder), http_limits.c (sizes, request body, deadlines).
  */
 #ifndef RHTMX_HTTP_H
 #define RHTMX_HTTP_H
@@ -99,11 +105,8 @@ struct sink http_body(struct http_req *req, int status, const char *content_type
 /* 1 if the client's Accept-Encoding takes gzip (and does not refuse it with q=0). */
 int http_accepts_gzip(const struct http_req *req);
 
-/* Compress the rest of the body with gzip when the client accepts it. Call
- * before the first body write; returns 1 if gzip is on. */
-int http_gzip(struct http_req *req);
-
-/* The same, only for a body longer than min_bytes: the first min_bytes are
+/* Compress the body with gzip when the client accepts it, but only a body
+ * longer than min_bytes: the first min_bytes are
  * held back (headers too) until the body outgrows them, then everything is
  * compressed; a body that ends (or is flushed) within them goes out as it is.
  * Vary: Accept-Encoding either way. Returns 1 if gzip may be used. */
