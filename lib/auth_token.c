@@ -66,11 +66,10 @@ check_header(const char *b64, size_t n, struct err *e)
         }
         alg |= strcmp(k, "alg") == 0;
     }
-    if (!alg) {
-        bad_token(e, "the algorithm must be HS256");
-        goto out;
-    }
-    rc = 0;
+    if (alg)
+        rc = 0;
+    else
+        bad_token(e, "the algorithm must be HS256"); /* {"typ":"JWT"} alone */
 out:
     json_object_put(h);
     return rc;

@@ -33,6 +33,7 @@
 
 #include "fcgi_record.h"
 #include "log.h"
+#include "db.h"
 #include "streams.h"
 
 #define TAKE_MAX 60000     /* bytes of events taken from the hub per call */
@@ -80,10 +81,7 @@ struct streams {
 long long
 streams_now_ms(void)
 {
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+    return db_now_ms(); /* one monotonic clock for every deadline (db.h) */
 }
 
 void
