@@ -337,10 +337,16 @@ fcgi_pool_run(http_handler handler, void *ctx, const struct runtime_opts *o)
         return 1;
     }
     pthread_attr_init(&p->attr);
-    pthread_attr_setstacksize(&p->attr, STACK_SIZE);
+    /* One thread (a program that serves one request at a time) keeps the
+     * default stack: its handler may run code we did not write (a linked or
+     * loaded conflict resolver). */
+    if (p->max > 1)
+        pthread_attr_setstacksize(&p->attr, STACK_SIZE);
     pthread_attr_setdetachstate(&p->attr, PTHREAD_CREATE_DETACHED);
     pthread_mutex_lock(&p->mu);
-    if (getenv("FCGI_WEB_SERVER_ADDRS") == NULL &&
+    /* One request at a time takes connections from the socket only when it
+     * can serve them: the web server's other processes get the rest. */
+    if (p->max > 1 && getenv("FCGI_WEB_SERVER_ADDRS") == NULL &&
         pthread_create(&p->acceptor, &p->attr, acceptor_main, p) == 0)
         p->acceptor_running = 1;
     spawn(p);

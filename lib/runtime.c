@@ -1,9 +1,9 @@
 /*
  * runtime: the serve path of every program (see runtime.h).
  *
- * Three ways in (CGI, one FastCGI request at a time, the pool of fcgi_pool.c)
- * and one way through: runtime_serve() for a FastCGI request, serve_cgi() for
- * the CGI one, both built on check_and_handle().
+ * Two ways in (CGI; FastCGI, always through fcgi_pool.c's accept loop, with
+ * one thread or more) and one way through: runtime_serve() for a FastCGI
+ * request, serve_cgi() for the CGI one, both built on check_and_handle().
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -11,7 +11,6 @@
 
 #include "fcgi_pool.h"
 #include "log.h"
-#include "parent.h"
 #include "runtime.h"
 
 void
@@ -151,56 +150,16 @@ serve_cgi(http_handler handler, void *ctx, const struct runtime_opts *o)
     return 0;
 }
 
-/* A stop signal in the one-at-a-time loop: finish the request under way, then
- * leave the accept loop so the process exits normally (and LeakSanitizer gets
- * to look). */
-static void
-on_stop_signal(int sig)
-{
-    (void)sig;
-    FCGX_ShutdownPending();
-}
-
-/* FastCGI, one request at a time on this thread. */
-static int
-serve_loop(http_handler handler, void *ctx)
-{
-    struct runtime_slot s;
-    struct sigaction sa;
-    sigset_t set;
-    int sig;
-
-    memset(&s, 0, sizeof(s));
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0; /* no SA_RESTART: a blocked accept() returns EINTR */
-    runtime_stop_signals(&set);
-    for (sig = 1; sig < NSIG; sig++)
-        if (sigismember(&set, sig) == 1)
-            sigaction(sig, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    parent_watch();
-    if (FCGX_Init() != 0 || FCGX_InitRequest(&s.r, 0, 0) != 0) {
-        log_msg("cannot initialise FastCGI");
-        parent_unwatch();
-        return 1;
-    }
-    while (FCGX_Accept_r(&s.r) >= 0)
-        runtime_serve(&s, handler, ctx);
-    FCGX_Free(&s.r, 1);
-    buf_free(&s.out);
-    buf_free(&s.headers);
-    parent_unwatch();
-    return 0;
-}
-
 int
 runtime_run(http_handler handler, void *ctx, const struct runtime_opts *o)
 {
+    struct runtime_opts one = {1, 0, NULL};
+
     if (FCGX_IsCGI())
         return serve_cgi(handler, ctx, o);
     if (o != NULL && o->max_threads > 0)
         return fcgi_pool_run(handler, ctx, o);
-    return serve_loop(handler, ctx);
+    if (o != NULL)
+        one.on_stop = o->on_stop;
+    return fcgi_pool_run(handler, ctx, &one); /* one request at a time */
 }

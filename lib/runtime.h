@@ -5,11 +5,13 @@
  * request is the process environment, stdin and stdout: it is served once, and
  * stdout is closed as soon as the answer is whole, so the web server ends the
  * response while the program still tidies up (closing its database) and exits.
- * Under FastCGI requests are accepted in a loop, one at a time on the calling
- * thread, or, with runtime_opts.max_threads, on a pool of threads
- * (fcgi_pool.h) for answers that last minutes. Either way each request passes
- * the same steps (runtime_serve): the limits of http_req_check (414/431), the
- * handler, the end of the answer, and the connection's early close.
+ * Under FastCGI requests are served by the one accept loop of fcgi_pool.h:
+ * on one thread, one request at a time (the default: short requests, and the
+ * web server's other processes take the connections this one is not ready
+ * for), or with runtime_opts.max_threads on that many, for answers that last
+ * minutes. Either way each request passes the same steps (runtime_serve): the
+ * limits of http_req_check (414/431), the handler, the end of the answer, and
+ * the connection's early close.
  *
  * Signals: SIGTERM, SIGINT, SIGHUP and SIGUSR1 (what web servers send to stop
  * FastCGI processes) start a graceful stop: on_stop tells long-running
@@ -30,7 +32,7 @@
 #include "http.h"
 
 struct runtime_opts {
-    size_t max_threads; /* 0: one request at a time; else a pool with this ceiling */
+    size_t max_threads; /* 0: one request at a time; else this many threads at most */
     size_t spare;       /* pool: idle threads kept (0: 4) */
     /* Called once per stop signal, from a thread of its own; it must make
      * long-running handlers return. May be NULL. */
