@@ -19,8 +19,6 @@
 #include "http.h"
 #include "http_int.h"
 
-extern char **environ;
-
 static unsigned body_first_s = HTTP_BODY_FIRST_S, body_max_s = HTTP_BODY_MAX_S;
 
 void
@@ -180,28 +178,18 @@ check_len(const char *v, size_t max, int status, const char *what, struct err *e
 int
 http_req_check(const struct http_req *req, struct err *e)
 {
-    char **env = req->fcgx != NULL ? req->fcgx->envp : environ;
-    size_t total = 0;
-
     if (check_len(req->query, HTTP_MAX_QUERY, 414, "query string", e) < 0 ||
         check_len(req->path_info, HTTP_MAX_PATH, 414, "path", e) < 0 ||
         check_len(req->in.request_uri, HTTP_MAX_URI, 414, "request URI", e) < 0)
         return -1;
-    for (; env != NULL && *env != NULL; env++) {
-        const char *eq;
-        size_t n;
-        if (strncmp(*env, "HTTP_", 5) != 0 || (eq = strchr(*env, '=')) == NULL)
-            continue;
-        n = strlen(eq + 1);
-        total += n;
-        if (n > HTTP_MAX_HEADER) {
-            char name[ERR_QUOTED], q[ERR_QUOTED];
-            snprintf(name, sizeof(name), "%.*s", (int)(eq - *env > 65 ? 65 : eq - *env), *env);
-            return err_set(e, 431, "bad_request", "request header %s longer than %d bytes",
-                           err_quote(q, name), HTTP_MAX_HEADER);
-        }
+    if (req->in.long_header != NULL) {
+        const char *v = req->in.long_header, *eq = strchr(v, '=');
+        char name[ERR_QUOTED], q[ERR_QUOTED];
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - v > 65 ? 65 : eq - v), v);
+        return err_set(e, 431, "bad_request", "request header %s longer than %d bytes",
+                       err_quote(q, name), HTTP_MAX_HEADER);
     }
-    if (total > HTTP_MAX_HEADERS)
+    if (req->in.headers_len > HTTP_MAX_HEADERS)
         return err_set(e, 431, "bad_request", "request headers longer than %d bytes in all",
                        HTTP_MAX_HEADERS);
     return 0;

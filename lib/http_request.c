@@ -14,6 +14,8 @@
 
 #include "http.h"
 
+extern char **environ;
+
 int
 http_is_cgi(void)
 {
@@ -27,6 +29,24 @@ http_env(const struct http_req *req, const char *name)
     if (req->fcgx != NULL)
         return FCGX_GetParam(name, req->fcgx->envp);
     return getenv(name);
+}
+
+/* The sizes of the request's headers (HTTP_* variables), for http_req_check. */
+static void
+measure_headers(struct http_req *req)
+{
+    char **env = req->fcgx != NULL ? req->fcgx->envp : environ;
+    const char *eq;
+    size_t n;
+
+    for (; env != NULL && *env != NULL; env++) {
+        if (strncmp(*env, "HTTP_", 5) != 0 || (eq = strchr(*env, '=')) == NULL)
+            continue;
+        n = strlen(eq + 1);
+        req->in.headers_len += n;
+        if (n > HTTP_MAX_HEADER && req->in.long_header == NULL)
+            req->in.long_header = *env;
+    }
 }
 
 static void
@@ -57,6 +77,7 @@ http_req_fill(struct http_req *req)
     in->cors_method = http_env(req, "HTTP_ACCESS_CONTROL_REQUEST_METHOD");
     in->server_software = http_env(req, "SERVER_SOFTWARE");
     in->streaming = http_env(req, "RHTMX_SYNC_STREAMING");
+    measure_headers(req);
     req->status = 200;
 }
 
