@@ -23,6 +23,7 @@
   if (!list) return;
 
   var want = new Set();        /* ids to ask list.php for */
+  var drop = new Set();        /* temporary ids (tmp-...) named by a change: rows to remove */
   var reload = false;          /* ask for the whole window instead */
   var running = false;
   var failures = 0;
@@ -48,9 +49,8 @@
   }
 
   /* Whether a change to `id` can show in the window: a row shown now, or an id at or after
-   * its start (a todo added since). Temporary ids (tmp-...) are the library's own rows. */
+   * its start (a todo added since). */
   function matters(id, start) {
-    if (typeof id !== 'number') return false;
     return id >= start || !!rowOf(id);
   }
 
@@ -61,7 +61,13 @@
       reload = true;
     } else {
       var start = windowStart();
-      ids.forEach(function (id) { if (matters(id, start)) want.add(id); });
+      ids.forEach(function (id) {
+        /* A temporary id is a todo created on this device: once its push is answered, the
+         * library has given its row the real id (named in the same event), or the server
+         * refused it and it is gone. A row still showing it is stale. */
+        if (typeof id !== 'number') drop.add(String(id));
+        else if (matters(id, start)) want.add(id);
+      });
     }
     if (want.size > WINDOW) { reload = true; }
     run();
@@ -160,8 +166,11 @@
     if (running) return;
     running = true;
     try {
-      while (reload || want.size) {
+      while (reload || want.size || drop.size) {
         if (localView()) break;
+        drop.forEach(function (id) { var li = rowOf(id); if (li) li.remove(); });
+        if (drop.size) { drop.clear(); restoreFocus(); }
+        if (!reload && !want.size) continue;
         var ids = reload ? null : Array.from(want);
         reload = false;
         want.clear();
@@ -179,7 +188,7 @@
         if (localView()) break;
         apply(ids, html);
       }
-      if (localView()) { want.clear(); reload = false; }
+      if (localView()) { want.clear(); drop.clear(); reload = false; }
     } finally {
       running = false;
     }
