@@ -68,7 +68,7 @@ header('Cache-Control: no-store');
         <button class="check" aria-pressed="false" aria-label="Mark '{{title}}' done" data-sync-unless="done"></button>
       </form>
       <span class="title">{{title}}</span>
-      <span class="pending-note">not sent yet</span>
+      <span class="pending-note"><span class="visually-hidden">, </span>not sent yet</span>
       <form class="delete" hx-post="/delete.php" hx-target="#todo-list"
             data-sync-entity="todos" data-sync-action="delete" data-sync-id="{{id}}">
         <input type="hidden" name="id" value="{{id}}">

@@ -34,8 +34,8 @@ function h($s): string
 /* One <li>; keep in step with <template id="todo-item"> in index.php. The buttons are named
  * with the todo's title, so a screen reader says which todo they act on; the toggle's
  * aria-pressed says whether it is done. "not sent yet" is its own element (shown while
- * the row has changes the server does not have yet: data-sync-pending), so it is read as a
- * phrase of its own and not run into the title. */
+ * the row has changes the server does not have yet: data-sync-pending), after a comma only
+ * screen readers see, so it is read as a phrase of its own and not run into the title. */
 function todo_item(array $t): string
 {
     $id = h($t['id']);
@@ -52,7 +52,7 @@ function todo_item(array $t): string
     <button class="check" aria-pressed="$pressed" aria-label="Mark '$title' done"></button>
   </form>
   <span class="title">$title</span>
-  <span class="pending-note">not sent yet</span>
+  <span class="pending-note"><span class="visually-hidden">, </span>not sent yet</span>
   <form class="delete" hx-post="/delete.php" hx-target="#todo-list"
         data-sync-entity="todos" data-sync-action="delete" data-sync-id="$id">
     <input type="hidden" name="id" value="$id">
