@@ -74,12 +74,23 @@ HTML;
 }
 
 /* The newest TODO_WINDOW todos with an id below `$before` (all ids when null), oldest
- * first, as list items, after a "Show earlier todos" button when there are older ones. */
-function todo_window(SQLite3 $db, ?int $before = null): string
+ * first, as list items, after a "Show earlier todos" button when there are older ones.
+ * With `$from`: the todos from that id on instead, when they are at most 5 windows (a page
+ * that showed earlier todos keeps them), else the newest window. */
+function todo_window(SQLite3 $db, ?int $before = null, ?int $from = null): string
 {
+    $limit = TODO_WINDOW;
+    if ($from !== null) {
+        $n = $db->prepare('SELECT count(*) FROM todos WHERE id >= :from');
+        $n->bindValue(':from', $from, SQLITE3_INTEGER);
+        $count = (int)$n->execute()->fetchArray(SQLITE3_NUM)[0];
+        if ($count <= 5 * TODO_WINDOW) {
+            $limit = max($count, TODO_WINDOW);
+        }
+    }
     $st = $db->prepare('SELECT id, title, done FROM todos WHERE id < :before ORDER BY id DESC LIMIT :n');
     $st->bindValue(':before', $before ?? PHP_INT_MAX, SQLITE3_INTEGER);
-    $st->bindValue(':n', TODO_WINDOW, SQLITE3_INTEGER);
+    $st->bindValue(':n', $limit, SQLITE3_INTEGER);
     $res = $st->execute();
     $rows = [];
     while ($row = $res->fetchArray(SQLITE3_ASSOC)) {

@@ -4,6 +4,8 @@
  *   ?ids=3,17,42&from=F  the todos among those ids that exist and are in the page's window
  *                        (id >= F), oldest first: the rows a change event named
  *   ?before=ID           the window before ID (todo_window)
+ *   ?from=F              the todos from F on (at most 5 windows, else the newest window):
+ *                        the page's window again, after it showed something else
  *   (nothing)            the newest window, as index.php shows it
  * Ids are at most 500 integers; anything else in the list is a 400.
  */
@@ -23,6 +25,9 @@ if (isset($_GET['ids'])) {
     }
     $from = filter_var($_GET['from'] ?? '0', FILTER_VALIDATE_INT);
     echo todo_rows($db, $ids, $from === false ? 0 : $from);
+} elseif (isset($_GET['from'])) {
+    $from = filter_var($_GET['from'], FILTER_VALIDATE_INT);
+    echo todo_window($db, null, $from === false ? null : $from);
 } elseif (isset($_GET['before'])) {
     $before = filter_var($_GET['before'], FILTER_VALIDATE_INT);
     echo todo_window($db, $before === false ? null : $before);

@@ -11,7 +11,8 @@
  *
  * While writes wait in the queue, or the server cannot be reached, the library renders the
  * list from IndexedDB itself (data-sync-render on the list), and this stands aside: the
- * server's rows would not show those writes yet. An event that cannot name every changed
+ * server's rows would not show those writes yet. That render holds every todo; the next
+ * change after it brings the window back (list.php?from=: the same first id). An event that cannot name every changed
  * row (detail.source "resync": a full pull, or a tab that did not run for a while) reloads
  * the window.
  */
@@ -27,6 +28,8 @@
   var reload = false;          /* ask for the whole window instead */
   var running = false;
   var failures = 0;
+  var local = false;           /* the library rendered the list (every todo) since */
+  var shown = 0;               /* the first id of the window the server last rendered (0: all) */
 
   /* The library renders the list from IndexedDB now (docs/CLIENT.md, "Regions rendered
    * from IndexedDB"): offline, the server unreachable, or writes not sent yet. */
@@ -47,6 +50,8 @@
     var first = list.querySelector('li.todo');
     return first ? Number(first.getAttribute('data-sync-id')) || 0 : 0;
   }
+
+  shown = windowStart();
 
   /* Whether a change to `id` can show in the window: a row shown now, or an id at or after
    * its start (a todo added since). */
@@ -115,13 +120,14 @@
     });
     (target || list).focus();
   }
-  list.addEventListener('rhtmx:rendered', restoreFocus);
-  list.addEventListener('htmx:afterSettle', restoreFocus);
+  list.addEventListener('rhtmx:rendered', function () { local = true; restoreFocus(); });
+  list.addEventListener('htmx:afterSettle', function () { shown = windowStart(); restoreFocus(); });
 
   /* ------------------------------------------------------------------ rows */
 
   /* Inserts a row after the last row with a smaller id (temporary ids sort last). */
-  function insert(li, id) {
+  function insertInOrder(li) {
+    var id = Number(li.getAttribute('data-sync-id'));
     var rows = list.querySelectorAll('li.todo');
     for (var i = rows.length - 1; i >= 0; i--) {
       var n = Number(rows[i].getAttribute('data-sync-id'));
@@ -137,6 +143,7 @@
     if (!ids) {
       list.replaceChildren(tpl.content);
       window.htmx.process(list);
+      shown = windowStart();
     } else {
       var got = {};
       tpl.content.querySelectorAll('li.todo').forEach(function (li) { got[li.getAttribute('data-sync-id')] = li; });
@@ -144,7 +151,7 @@
         var li = got[String(id)];
         var old = rowOf(id);
         if (li) {
-          if (old) old.replaceWith(li); else insert(li, id);
+          if (old) old.replaceWith(li); else insertInOrder(li);
           window.htmx.process(li);
         } else if (old) {
           old.remove();
@@ -155,7 +162,8 @@
   }
 
   function fetchRows(ids) {
-    var url = ids ? '/list.php?ids=' + ids.join(',') + '&from=' + windowStart() : '/list.php';
+    /* The whole window: from the same first id (one that showed earlier todos keeps them). */
+    var url = ids ? '/list.php?ids=' + ids.join(',') + '&from=' + windowStart() : '/list.php?from=' + shown;
     return fetch(url, { cache: 'no-store', headers: { Accept: 'text/html' } }).then(function (res) {
       if (!res.ok) throw new Error('list.php: HTTP ' + res.status);
       return res.text();
@@ -168,6 +176,10 @@
     try {
       while (reload || want.size || drop.size) {
         if (localView()) break;
+        /* The library rendered every todo while it had to: back to the window (when it
+         * was not every todo already). */
+        if (local && shown > 0) reload = true;
+        local = false;
         drop.forEach(function (id) { var li = rowOf(id); if (li) li.remove(); });
         if (drop.size) { drop.clear(); restoreFocus(); }
         if (!reload && !want.size) continue;

@@ -63,18 +63,21 @@ test('accessibility of the example and the status element', { skip, timeout: 180
 
       await row(page, 'Turn the network off').locator('button.check').focus();
       await page.keyboard.press('Enter');
+      await page.waitForSelector('#todo-list li[data-done="1"] >> text=Turn the network off');
       await idle();
       assert.equal(srv.sql("SELECT done FROM todos WHERE title = 'Turn the network off'")[0].done, 1);
       assert.deepEqual(await focused(page), { name: "Mark 'Turn the network off' done", pressed: 'true', inList: true, tag: 'BUTTON' });
 
       await row(page, 'Watch it sync').locator('button.remove').focus();
       await page.keyboard.press('Enter');
+      await page.waitForFunction(() => !document.querySelector('#todo-list').textContent.includes('Watch it sync'));
       await idle();
       assert.equal(srv.sql("SELECT count(*) AS n FROM todos WHERE title = 'Watch it sync'")[0].n, 0);
       assert.deepEqual(await focused(page), { name: "Delete 'Buy bread'", pressed: null, inList: true, tag: 'BUTTON' },
         'the row is gone: focus goes to the same button of the row after it');
       await row(page, 'Buy bread').locator('button.remove').focus();
       await page.keyboard.press('Enter');
+      await page.waitForFunction(() => !document.querySelector('#todo-list').textContent.includes('Buy bread'));
       await idle();
       assert.deepEqual(await focused(page), { name: "Delete 'Turn the network off'", pressed: null, inList: true, tag: 'BUTTON' },
         'the last row is gone: focus goes to the row before it');

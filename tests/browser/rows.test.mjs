@@ -1,8 +1,9 @@
 // The example's list is a window of the newest todos, and a change costs the rows it names:
 // rhtmx:todos:changed carries the changed ids (updates, adds and deletes, by any writer), the
 // page asks list.php for those in its window only, and ends showing exactly the database's
-// rows from the window's first id on. "Show earlier todos" widens the window, and changes to
-// the rows it brought are shown too.
+// rows from the window's first id on. A write made in the page is rendered by the library
+// with every todo until it is sent; then the window comes back. "Show earlier todos" widens
+// the window, and changes to the rows it brought are shown too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as h from './harness.mjs';
@@ -66,6 +67,16 @@ test('the example updates only the rows a change names, in a window of the list'
     assert.deepEqual([...new Set(ids)].sort((a, b) => a - b), [60, 240, 245, 251], 'the ids in the window, not 10');
     assert.ok(asked.every((q) => q.get('from') === '51'), 'with the window\'s first id');
   }));
+
+  await t.test('a write made here: the library renders every todo until it is sent, then the window comes back',
+    guard(async () => {
+      await h.toggleTodo(page, 'Todo 100');
+      await page.waitForSelector('#todo-list li[data-sync-id="1"]'); // rendered from IndexedDB: every todo
+      await h.waitIdle(page);
+      await h.eventually(async () => (await showsWindow(page, srv, 51)) && (await page.locator('#todo-list li.earlier').count()) === 1,
+        { what: 'the window from id 51 again, with its button' });
+      assert.equal(srv.sql('SELECT done FROM todos WHERE id = 100')[0].done, 1);
+    }));
 
   await t.test('"Show earlier todos" widens the window; changes there are shown too', guard(async () => {
     await page.click('#todo-list li.earlier button');
