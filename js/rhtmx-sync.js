@@ -530,7 +530,7 @@
   /* ------------------------------------------------------------------ messages */
 
   /* Everything the library says to a person, in one table: plain words about the person's
-   * own records ('Could not save 'Buy milk': storage is full'), never the library's or the
+   * own records ("Could not save 'Buy milk': storage is full"), never the library's or the
    * database's (mutations, QuotaExceededError, CHECK constraint failed); those go to the
    * console and to the events' detail. {name} is replaced by a value. A page in another
    * language replaces entries: window.RhtmxSyncMessages = { ... } before the script tag,

@@ -12,9 +12,9 @@
  * While writes wait in the queue, or the server cannot be reached, the library renders the
  * list from IndexedDB itself (data-sync-render on the list), and this stands aside: the
  * server's rows would not show those writes yet. That render holds every todo; the next
- * change after it brings the window back (list.php?from=: the same first id). An event that cannot name every changed
- * row (detail.source "resync": a full pull, or a tab that did not run for a while) reloads
- * the window.
+ * change after it brings the window back (list.php?from=: the same first id). An event that
+ * cannot name every changed row (detail.source "resync": a full pull, or a tab that did not
+ * run for a while) reloads the window.
  */
 (function () {
   'use strict';
