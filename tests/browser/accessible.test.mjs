@@ -107,13 +107,16 @@ test('accessibility of the example and the status element', { skip, timeout: 180
       await ctx.addInitScript(() => {
         window.__said = [];
         window.__labels = [];
-        document.addEventListener('DOMContentLoaded', () => {
-          const el = document.querySelector('rhtmx-sync-status');
-          const said = el.querySelector('.rhtmx-sync-announce');
-          const label = el.querySelector('.rhtmx-sync-label');
+        /* Watches the element from the moment it is built, before the first pull answers. */
+        const found = new MutationObserver(() => {
+          const said = document.querySelector('rhtmx-sync-status .rhtmx-sync-announce');
+          const label = document.querySelector('rhtmx-sync-status .rhtmx-sync-label');
+          if (!said || !label) return;
+          found.disconnect();
           new MutationObserver(() => window.__said.push(said.textContent)).observe(said, { childList: true, characterData: true, subtree: true });
           new MutationObserver(() => window.__labels.push(label.textContent)).observe(label, { childList: true, characterData: true, subtree: true });
         });
+        found.observe(document, { childList: true, subtree: true });
       });
       const page = await h.openApp(ctx, big);
       pages.push(page);

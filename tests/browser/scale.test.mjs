@@ -162,7 +162,6 @@ test('the example at 50,000 todos and 200 changes a second', { skip, timeout: 24
         pulls: pulls.length, pullBytes: pulls.reduce((s, e) => s + e.decodedBodySize, 0),
         longCount: long.length, longTotal: long.reduce((s, x) => s + x.ms, 0), longMax: long.reduce((s, x) => Math.max(s, x.ms), 0),
         seen: window.__seen,
-        heap: performance.memory ? performance.memory.usedJSHeapSize : NaN,
       };
     }, { t0 });
     const lags = marked.filter((k) => m.seen[k] && sh.acks.get(k)).map((k) => m.seen[k] - sh.acks.get(k)).sort((a, b) => a - b);
@@ -176,7 +175,6 @@ test('the example at 50,000 todos and 200 changes a second', { skip, timeout: 24
       `  pulls: ${m.pulls} requests, ${m.pullBytes} bytes`,
       `  main-thread long tasks during the changes: ${m.longCount}, ${ms(m.longTotal)} in all, longest ${ms(m.longMax)}`,
       `  commit to row on screen (${lags.length} of ${marked.length} seen; the others were overwritten first): p50 ${ms(pct(lags, 0.5))}, p95 ${ms(pct(lags, 0.95))}, max ${ms(lags[lags.length - 1] || NaN)}`,
-      `  JS heap: ${Math.round(m.heap / 1048576)} MB`,
     ].join('\n'));
 
     /* What would fail if the page went back to reloading everything per change: the list
