@@ -112,7 +112,8 @@
     var active = document.activeElement;
     if (active && active !== document.body && document.contains(active)) return;
     var target = null;
-    if (focus.earlier) target = list.querySelector('li.earlier button');
+    /* "Show earlier todos": its next button, else the first of the rows it brought. */
+    if (focus.earlier) target = list.querySelector('li.earlier button, li.todo button');
     [focus.id, focus.next, focus.prev].some(function (id) {
       var li = !target && id ? rowOf(id) : null;
       if (li) target = (focus.control && li.querySelector(focus.control)) || li.querySelector('button');

@@ -82,6 +82,10 @@ test('the example updates only the rows a change names, in a window of the list'
     await page.click('#todo-list li.earlier button');
     await page.waitForSelector('#todo-list li.todo[data-sync-id="1"]');
     assert.equal(await page.locator('#todo-list li.earlier').count(), 0, 'no more earlier todos');
+    await h.eventually(() => page.evaluate(() => document.activeElement.getAttribute('aria-label')),
+      { what: 'the focus on a button' });
+    assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), "Mark 'Try the demo' done",
+      'the focus goes to the first row the button brought');
     assert.ok(await showsWindow(page, srv, 1), 'every todo');
     srv.sql("UPDATE todos SET title = 'renamed 10 again' WHERE id = 10");
     srv.sql('DELETE FROM todos WHERE id = 3');
