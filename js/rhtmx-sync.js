@@ -527,6 +527,68 @@
     } catch (err) { log('could not keep the problem list:', err); }
   }
 
+  /* ------------------------------------------------------------------ messages */
+
+  /* Everything the library says to a person, in one table: plain words about the person's
+   * own records ("Could not save 'Buy milk': storage is full"), never the library's or the
+   * database's (mutations, QuotaExceededError, CHECK constraint failed); those go to the
+   * console and to the events' detail. {name} is replaced by a value. A page in another
+   * language replaces entries: window.RhtmxSyncMessages = { ... } before the script tag,
+   * or RhtmxSync.messages.key = '...' later (docs/CLIENT.md, "Messages"). */
+  var MESSAGES = {
+    online: 'Online',
+    offline: 'Offline',
+    unreachable: 'Server unreachable',
+    syncing: 'Syncing',
+    error: 'Sync error',
+    polling: '{label} (polling)',
+    progress: 'Syncing {entity}\u2026 {rows} rows',
+    pending: '{n} pending',
+    progress_name: 'Sync progress',
+    problems_name: 'Sync messages',
+    dismiss: 'Dismiss: {message}',
+    dismiss_tip: 'Dismiss',
+    /* Said by the status element's live region: the start and end of a sync and changes
+     * of connection, not every page of rows. */
+    say_offline: 'Offline. Changes are kept on this device and sent when the connection returns.',
+    say_unreachable: 'Server unreachable. Changes are kept on this device and sent when it answers again.',
+    say_online: 'Back online.',
+    say_sync_start: 'Syncing {entity}\u2026',
+    say_sync_end: 'Sync complete.',
+    record: 'a record of {entity} (#{id})',
+    record_new: 'a new record of {entity}',
+    conflict_client: 'Your change to {label} was kept; it replaced a change made elsewhere at the same time',
+    conflict_merged: 'Your change to {label} was merged with a change made elsewhere at the same time',
+    conflict_server: 'Your change to {label} was not kept: a change made elsewhere at the same time won',
+    overwritten: 'Your change to {label} was overwritten by a change made elsewhere',
+    rejected: 'Could not save {label}: {reason}',
+    rejected_delete: 'Could not delete {label}: {reason}',
+    /* Why the server refused a change, by its code (docs/PUSH.md); reason_other for the rest. */
+    reason_constraint: 'the server did not accept its values',
+    reason_not_found: 'it was deleted elsewhere',
+    reason_forbidden: 'you are not allowed to change it',
+    reason_schema_changed: 'the app has changed since; please make the change again',
+    reason_unknown_column: 'the app has changed since; please make the change again',
+    reason_too_large: 'it is too large to send',
+    reason_not_accepted: 'the server would not take it',
+    reason_other: 'the server refused it',
+    save_failed_full: 'Could not save {label}: storage is full',
+    save_failed: 'Could not save {label} on this device',
+    storage_full: 'Storage is full: changes cannot be saved on this device',
+    storage_low: 'Storage is almost full ({percent}% used)',
+    signed_out: 'You are signed out: sign in again so your changes can be sent',
+    not_allowed: 'You are not allowed to sync these changes'
+  };
+  if (window.RhtmxSyncMessages && typeof window.RhtmxSyncMessages === 'object') Object.assign(MESSAGES, window.RhtmxSyncMessages);
+
+  /* MESSAGES[key] with its {name}s filled from vars (a missing key says the key). */
+  function say(key, vars) {
+    var text = typeof MESSAGES[key] === 'string' ? MESSAGES[key] : key;
+    return text.replace(/\{([a-z_]+)\}/g, function (m, name) {
+      return vars && vars[name] !== undefined && vars[name] !== null ? String(vars[name]) : m;
+    });
+  }
+
   /* The field that names a record to a person: data-sync-title on the entity's region or on
    * its <template>, else null (then `title` or `name`, when the record has one). */
   function titleField(entity) {
@@ -543,7 +605,7 @@
   }
 
   /* A record as a person knows it: its title in quotes, taken from the first of `rows` (row
-   * objects or null) that has one; else "a record of todos (#3)". */
+   * objects or null) that has one; else 'a record of todos (#3)' (MESSAGES.record). */
   function recordLabel(entity, id, rows) {
     var f = titleField(entity);
     var fields = f ? [f] : ['title', 'name'];
@@ -554,11 +616,11 @@
         var v = r[fields[j]];
         if ((typeof v === 'string' && v.trim()) || typeof v === 'number') {
           v = String(v).trim();
-          return '"' + (v.length > 60 ? v.slice(0, 59) + '\u2026' : v) + '"';
+          return "'" + (v.length > 60 ? v.slice(0, 59) + '\u2026' : v) + "'";
         }
       }
     }
-    return 'a record of ' + entity + ' (#' + id + ')';
+    return say(id === undefined || id === null || isTmp(id) ? 'record_new' : 'record', { entity: entity, id: id });
   }
 
   /* ------------------------------------------------------------------ DOM events + regions */
@@ -859,9 +921,8 @@
     if (lastAuthStatus === status) return;
     lastAuthStatus = status;
     var msg = body && body.error && body.error.message ? body.error.message : 'HTTP ' + status;
-    var message = (status === 401 ? 'Not signed in: ' : 'Not allowed: ') + msg;
-    notice('auth', message, 'auth');
-    warn(message);
+    notice('auth', say(status === 401 ? 'signed_out' : 'not_allowed'), 'auth');
+    warn('HTTP ' + status + ': ' + msg);
     whenBody(function () {
       document.body.dispatchEvent(new CustomEvent('rhtmx:sync:unauthorized', { bubbles: true, detail: { status: status, error: body && body.error } }));
     });
@@ -1477,17 +1538,18 @@
     });
   }
 
-  /* What happened to a change of this browser, in a person's words. */
+  /* What happened to a change of this browser, in a person's words: the record by its
+   * title, the server's reason by its code (its own words, SQLite's for a constraint, stay
+   * in detail.reason and the console). */
   function problemMessage(p) {
     var d = p.detail || {};
-    var what = 'Your change to ' + (p.label || recordLabel(p.entity, p.id, []));
+    var label = p.label || recordLabel(p.entity, p.id, []);
     if (p.kind === 'conflict') {
-      return what + (d.decision === 'client' ? ' was kept; it replaced a change made elsewhere at the same time'
-        : d.decision === 'merged' ? ' was merged with a change made elsewhere at the same time'
-        : ' was not kept: a change made elsewhere at the same time won');
+      return say(d.decision === 'client' ? 'conflict_client' : d.decision === 'merged' ? 'conflict_merged' : 'conflict_server', { label: label });
     }
-    if (p.kind === 'overwritten') return what + ' was overwritten by a change made elsewhere';
-    return what + ' was rejected: ' + (d.reason || d.code || 'not allowed');
+    if (p.kind === 'overwritten') return say('overwritten', { label: label });
+    var reason = typeof MESSAGES['reason_' + d.code] === 'string' ? say('reason_' + d.code) : say('reason_other');
+    return say(p.mutation && p.mutation.action === 'delete' ? 'rejected_delete' : 'rejected', { label: label, reason: reason });
   }
 
   /* Conflicts, rejections and overwritten changes are never silent: a DOM event, an API
@@ -1498,7 +1560,8 @@
     p.pid = p.pid || uid('p-');
     if (p.kind === 'conflict') st.conflicts++;
     if (p.kind === 'rejected') st.rejected++;
-    if (p.kind === 'conflict') log(p.message); else warn(p.message);
+    var why = p.detail && p.detail.reason ? ' (' + (p.detail.code || '') + ': ' + p.detail.reason + ')' : '';
+    if (p.kind === 'conflict') log(p.message + why); else warn(p.message + why);
     whenBody(function () {
       document.body.dispatchEvent(new CustomEvent('rhtmx:sync:' + p.kind, { bubbles: true, detail: p }));
     });
@@ -1949,7 +2012,7 @@
 
   function quotaExceeded(err) {
     st.quota = Object.assign({}, st.quota || {}, { full: true, low: true });
-    notice('quota', 'Storage is full: changes cannot be saved on this device', 'quota-full');
+    notice('quota', say('storage_full'), 'quota-full');
     warn('storage is full', err);
     whenBody(function () {
       document.body.dispatchEvent(new CustomEvent('rhtmx:sync:quota', { bubbles: true, detail: { full: true, error: String(err) } }));
@@ -1966,7 +2029,7 @@
       var low = !!q.quota && q.usage / q.quota >= cfg.quotaWarn;
       st.quota = { usage: q.usage, quota: q.quota, low: low, full: !!(st.quota && st.quota.full) };
       if (low) {
-        var message = 'Storage is almost full (' + Math.round(100 * q.usage / q.quota) + '% used)';
+        var message = say('storage_low', { percent: Math.round(100 * q.usage / q.quota) });
         notice('quota', message, 'quota-low');
         warn(message);
         whenBody(function () {
@@ -2106,7 +2169,13 @@
     }, function (err) {
       warn('could not queue the change:', err);
       if (snap) formRestore(snap);
-      notice('error', 'Could not save the change on this device: ' + (err.message || err));
+      /* Named by its title: from the form (a create), else from the stored record (a toggle
+       * sends no title); reading works on a full disk. */
+      var stored = m.id === undefined ? Promise.resolve(null) : getRecord(m.entity, m.id).catch(function () { return null; });
+      stored.then(function (rec) {
+        var label = recordLabel(m.entity, m.id, [m.data, rec]);
+        notice('error', say(isQuotaError(err) ? 'save_failed_full' : 'save_failed', { label: label }));
+      });
       elt.dispatchEvent(new CustomEvent('rhtmx:sync:error', { bubbles: true, detail: { error: err } }));
     });
   }
@@ -2114,8 +2183,10 @@
 
   /* ------------------------------------------------------------------ status element */
 
+  /* Long messages wrap inside the element (and the element inside its container) instead
+   * of running out of it. */
   var STYLE = [
-    'rhtmx-sync-status{display:inline-flex;flex-wrap:wrap;align-items:center;gap:.4em;font:13px/1.4 system-ui,sans-serif;padding:.2em .6em;border-radius:1em;background:#eef2f5;color:#223}',
+    'rhtmx-sync-status{display:inline-flex;flex-wrap:wrap;align-items:center;gap:.4em;font:13px/1.4 system-ui,sans-serif;padding:.2em .6em;border-radius:1em;background:#eef2f5;color:#223;max-width:100%;min-width:0;box-sizing:border-box;overflow-wrap:anywhere}',
     'rhtmx-sync-status .rhtmx-sync-dot{width:.6em;height:.6em;border-radius:50%;background:#2a9d4b}',
     'rhtmx-sync-status[state=offline] .rhtmx-sync-dot{background:#999}',
     'rhtmx-sync-status[state=offline]{background:#f3e9d2}',
@@ -2126,10 +2197,11 @@
     'rhtmx-sync-status progress{width:5em;height:.6em}',
     'rhtmx-sync-status [hidden]{display:none}',
     'rhtmx-sync-status .rhtmx-sync-pending{font-weight:600}',
-    'rhtmx-sync-status .rhtmx-sync-problems{flex-basis:100%;margin:.2em 0;padding:0;list-style:none}',
+    'rhtmx-sync-status .rhtmx-sync-problems{flex-basis:100%;min-width:0;margin:.2em 0;padding:0;list-style:none}',
     'rhtmx-sync-status .rhtmx-sync-problems li{display:flex;align-items:baseline;gap:.3em}',
-    'rhtmx-sync-status .rhtmx-sync-problem{color:#9b2c2c;max-width:32em}',
-    'rhtmx-sync-status .rhtmx-sync-dismiss{border:0;background:none;cursor:pointer;color:inherit;padding:0 .2em}',
+    'rhtmx-sync-status .rhtmx-sync-problem{flex:1 1 auto;min-width:0;color:#9b2c2c;max-width:32em;overflow-wrap:anywhere}',
+    'rhtmx-sync-status .rhtmx-sync-dismiss{flex:none;border:0;background:none;cursor:pointer;color:inherit;padding:0 .2em}',
+    'rhtmx-sync-status .rhtmx-sync-announce{position:absolute;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;border:0}',
     '[data-sync-pending]{opacity:.75}'
   ].join('\n');
 
@@ -2141,19 +2213,41 @@
     (document.head || document.documentElement).insertBefore(s, (document.head || document.documentElement).firstChild);
   }
 
-  var LABELS = { online: 'Online', offline: 'Offline', unreachable: 'Server unreachable', syncing: 'Syncing', error: 'Sync error' };
+  /* What the live region says when the status goes from `prev` to `s`: a change of
+   * connection, the start and the end of a sync with progress (a first or full pull), and
+   * each new problem; nothing for the pages of rows in between or the short pulls and
+   * pushes of ordinary use. `since`: problems from before are not news. */
+  function announcement(prev, s, since) {
+    var parts = [];
+    var away = function (x) { return x.state === 'offline' || x.state === 'unreachable'; };
+    if (s.state !== prev.state && away(s)) parts.push(say(s.state === 'offline' ? 'say_offline' : 'say_unreachable'));
+    else if (away(prev) && !away(s)) parts.push(say('say_online'));
+    if (s.progress && (!prev.progress || prev.progress.entity !== s.progress.entity)) {
+      parts.push(say('say_sync_start', { entity: s.progress.entity }));
+    } else if (!s.progress && prev.progress) {
+      parts.push(say('say_sync_end'));
+    }
+    var known = {};
+    prev.problems.forEach(function (p) { known[p.pid] = true; });
+    s.problems.forEach(function (p) { if (!known[p.pid] && p.at >= since) parts.push(p.message); });
+    return parts.join(' ');
+  }
 
   if (window.customElements && !customElements.get('rhtmx-sync-status')) {
     customElements.define('rhtmx-sync-status', class extends HTMLElement {
       connectedCallback() {
         if (!this._built) {
           this._built = true;
-          this.setAttribute('role', 'status');
-          this.setAttribute('aria-live', 'polite');
+          this._since = Date.now();
+          /* Not a live region itself: its label changes with every page of a pull. The
+           * announcer inside (role=status) says only what announcement() picks. */
           this.innerHTML = '<span class="rhtmx-sync-dot"></span><span class="rhtmx-sync-label"></span>' +
             '<progress class="rhtmx-sync-progress" max="1" hidden></progress>' +
             '<span class="rhtmx-sync-pending" hidden></span>' +
-            '<ul class="rhtmx-sync-problems" hidden></ul>';
+            '<ul class="rhtmx-sync-problems" hidden></ul>' +
+            '<span class="rhtmx-sync-announce" role="status"></span>';
+          this.querySelector('.rhtmx-sync-progress').setAttribute('aria-label', say('progress_name'));
+          this.querySelector('.rhtmx-sync-problems').setAttribute('aria-label', say('problems_name'));
           this.querySelector('.rhtmx-sync-problems').addEventListener('click', function (e) {
             var b = e.target.closest && e.target.closest('.rhtmx-sync-dismiss');
             if (b) dismissProblem(b.getAttribute('data-pid'));
@@ -2166,10 +2260,9 @@
         this.setAttribute('state', s.state);
         this.setAttribute('live', s.live);
         this.setAttribute('pending', String(s.pending));
-        var label = LABELS[s.state] || s.state;
-        if (s.state === 'syncing' && s.progress) label += ' ' + s.progress.entity + '\u2026 ' + s.progress.loaded + ' rows';
-        if (s.state === 'online' && s.live === 'poll') label += ' (polling)';
-        if (s.state === 'error' && s.error) label += ': ' + s.error;
+        var label = say(s.state);
+        if (s.state === 'syncing' && s.progress) label = say('progress', { entity: s.progress.entity, rows: s.progress.loaded });
+        if (s.state === 'online' && s.live === 'poll') label = say('polling', { label: label });
         this.querySelector('.rhtmx-sync-label').textContent = label;
         var bar = this.querySelector('.rhtmx-sync-progress');
         bar.hidden = s.state !== 'syncing';
@@ -2177,7 +2270,7 @@
         else bar.removeAttribute('value'); /* indeterminate */
         var pend = this.querySelector('.rhtmx-sync-pending');
         pend.hidden = !s.pending;
-        pend.textContent = s.pending + ' pending';
+        pend.textContent = say('pending', { n: s.pending });
         var list = this.querySelector('.rhtmx-sync-problems');
         var shown = Array.prototype.map.call(list.children, function (li) { return li.getAttribute('data-pid'); }).join(' ');
         if (shown !== s.problems.map(function (p) { return p.pid; }).join(' ')) {
@@ -2191,8 +2284,8 @@
             var b = document.createElement('button');
             b.type = 'button';
             b.className = 'rhtmx-sync-dismiss';
-            b.title = 'Dismiss';
-            b.setAttribute('aria-label', 'Dismiss');
+            b.title = say('dismiss_tip');
+            b.setAttribute('aria-label', say('dismiss', { message: p.message }));
             b.setAttribute('data-pid', p.pid);
             b.textContent = '\u00d7';
             li.append(msg, b);
@@ -2200,6 +2293,9 @@
           }));
         }
         list.hidden = !s.problems.length;
+        var said = this._prev ? announcement(this._prev, s, this._since) : '';
+        if (said) this.querySelector('.rhtmx-sync-announce').textContent = said;
+        this._prev = s;
       }
     });
   }
@@ -2316,6 +2412,9 @@
         listeners[type] = (listeners[type] || []).filter(function (f) { return f !== fn; });
       };
     },
+    /* What the library says to a person (status, problems), by key; replace entries for
+     * another language or other words. Messages already listed keep their text. */
+    messages: MESSAGES,
     _debug: { state: st, events: ev, cfg: cfg, withLock: withLock, lead: lead }
   };
   window.RhtmxSync = api;

@@ -10,6 +10,7 @@
  * or every second where inotify is unavailable), which also notices a
  * database file that was replaced.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,20 +35,10 @@
 static const int recheck_ms[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
 #define NRECHECK ((int)(sizeof(recheck_ms) / sizeof(recheck_ms[0])))
 
-/* The SQL of this module. Columns of ROWS are what format_event reads. */
-enum { Q_STATE, Q_ROWS, Q__COUNT };
-static const char *const query_sql[Q__COUNT] = {
-    [Q_STATE] = "SELECT (SELECT value FROM _rhtmx_sync_state WHERE key = 'head'),"
-                "       (SELECT value FROM _rhtmx_sync_state WHERE key = 'horizon')",
-    [Q_ROWS] = "SELECT entity, entity_id, action, version, client_id, owner"
-               "  FROM _rhtmx_sync_log WHERE version > ?1 AND version <= ?2"
-               " ORDER BY version LIMIT ?3",
-};
-
-/* A connection with this module's statements. */
+/* A connection of the hub's (its statements: db.c's STMT_CURSORS and
+ * STMT_EVENT_ROWS, whose columns are what format_event reads). */
 struct conn {
     struct db *db;
-    sqlite3_stmt *q[Q__COUNT];
 };
 
 /* A scope probe's answer for one rule (by hash), kept with the change. */
@@ -103,17 +94,70 @@ struct hub {
     size_t nprobes;
 };
 
+/* ------------------------------------------------------------------ locking */
+
+/*
+ * The lock order of hub.h, asserted: a thread takes the hub's mutex before a
+ * stream's, never the other way, and holds the replay mutex alone. Each
+ * thread notes what it holds; taking a lock out of order is a bug, caught by
+ * assert() in a debug build before it can deadlock in production.
+ */
+enum { HELD_HUB = 1, HELD_STREAM = 2, HELD_REPLAY = 4 };
+static _Thread_local unsigned held;
+
+static void
+hub_lock(struct hub *h)
+{
+    assert(held == 0);
+    pthread_mutex_lock(&h->mu);
+    held |= HELD_HUB;
+}
+
+static void
+hub_unlock(struct hub *h)
+{
+    assert(held & HELD_HUB);
+    held &= ~(unsigned)HELD_HUB;
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void
+stream_lock(struct hub_stream *s)
+{
+    assert((held & (HELD_STREAM | HELD_REPLAY)) == 0);
+    pthread_mutex_lock(&s->mu);
+    held |= HELD_STREAM;
+}
+
+static void
+stream_unlock(struct hub_stream *s)
+{
+    assert(held & HELD_STREAM);
+    held &= ~(unsigned)HELD_STREAM;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void
+replay_lock(struct hub *h)
+{
+    assert(held == 0);
+    pthread_mutex_lock(&h->replay_mu);
+    held |= HELD_REPLAY;
+}
+
+static void
+replay_unlock(struct hub *h)
+{
+    assert(held == HELD_REPLAY);
+    held = 0;
+    pthread_mutex_unlock(&h->replay_mu);
+}
+
 /* ------------------------------------------------------------------ connections */
 
 static void
 conn_close(struct conn *c)
 {
-    int i;
-
-    for (i = 0; i < Q__COUNT; i++) {
-        sqlite3_finalize(c->q[i]);
-        c->q[i] = NULL;
-    }
     db_free(c->db);
     c->db = NULL;
 }
@@ -123,20 +167,16 @@ conn_close(struct conn *c)
 static int
 conn_open(struct conn *c, const char *path, long long deadline, struct err *e)
 {
-    int i;
-
     memset(c, 0, sizeof(*c));
     c->db = db_open_by(path, deadline, e);
     if (c->db == NULL)
         return -1;
     db_deadline(c->db, 0);
-    for (i = 0; i < Q__COUNT; i++) {
-        if (sqlite3_prepare_v3(c->db->h, query_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->q[i],
-                               NULL) != SQLITE_OK) {
-            db_fail(c->db, e, "prepare (are the sync tables installed?)");
-            conn_close(c);
-            return -1;
-        }
+    /* Prepared now, so a database without our tables fails here. */
+    if (db_stmt(c->db, STMT_CURSORS, e) == NULL || db_stmt(c->db, STMT_EVENT_ROWS, e) == NULL) {
+        db_fail(c->db, e, "prepare (are the sync tables installed?)");
+        conn_close(c);
+        return -1;
     }
     return 0;
 }
@@ -145,8 +185,12 @@ conn_open(struct conn *c, const char *path, long long deadline, struct err *e)
 static int
 conn_state(struct conn *c, long long *head, long long *horizon, struct err *e)
 {
-    sqlite3_stmt *st = c->q[Q_STATE];
-    int rc = sqlite3_step(st);
+    sqlite3_stmt *st = db_stmt(c->db, STMT_CURSORS, e);
+    int rc;
+
+    if (st == NULL)
+        return -1;
+    rc = sqlite3_step(st);
 
     if (rc != SQLITE_ROW) {
         sqlite3_reset(st);
@@ -458,9 +502,9 @@ notify(struct hub *h)
 
         if (s->gen != h->gen)
             continue;
-        pthread_mutex_lock(&s->mu);
+        stream_lock(s);
         if (!s->waiting || s->kick) {
-            pthread_mutex_unlock(&s->mu);
+            stream_unlock(s);
             continue;
         }
         buf_reset(b);
@@ -504,7 +548,7 @@ notify(struct hub *h)
         }
         if (more)
             kick(s);
-        pthread_mutex_unlock(&s->mu);
+        stream_unlock(s);
     }
     if (h->scratch.cap > DELIVER_MAX * 2)
         buf_free(&h->scratch);
@@ -519,9 +563,9 @@ wake_all(struct hub *h)
     struct hub_stream *s;
 
     for (s = h->streams; s != NULL; s = s->next) {
-        pthread_mutex_lock(&s->mu);
+        stream_lock(s);
         kick(s);
-        pthread_mutex_unlock(&s->mu);
+        stream_unlock(s);
     }
     if (h->listener != NULL)
         h->listener(h->listener_ctx);
@@ -534,13 +578,13 @@ wake_all(struct hub *h)
 static void
 feed_reset(struct hub *h, long long head, long long horizon)
 {
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     ring_clear(h);
     h->base = h->head = head;
     h->horizon = horizon;
     h->gen++;
     wake_all(h);
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
 }
 
 /* A replaced database file: reopen both connections on the new file. The old
@@ -556,17 +600,17 @@ feed_reopen(struct hub *h)
 
     conn_close(&h->feed);
     probe_close(h);
-    pthread_mutex_lock(&h->replay_mu);
+    replay_lock(h);
     conn_close(&h->replay);
     if (conn_open(&h->feed, h->path, 0, &e) == 0 && conn_open(&h->replay, h->path, 0, &e) == 0)
         rc = 0;
     else
         conn_close(&h->feed);
-    pthread_mutex_unlock(&h->replay_mu);
+    replay_unlock(h);
     if (rc < 0)
         return -1;
     watch_rearm(h->watch);
-    fprintf(stderr, "rhtmx-sync: events: %s was replaced; streams resync\n", h->path);
+    log_msg("events: %s was replaced; streams resync", h->path);
     return 0;
 }
 
@@ -600,13 +644,14 @@ feed(struct hub *h)
         if (head == h->head) {
             db_rollback(c->db);
             if (horizon != h->horizon) {
-                pthread_mutex_lock(&h->mu);
+                hub_lock(h);
                 h->horizon = horizon;
-                pthread_mutex_unlock(&h->mu);
+                hub_unlock(h);
             }
             return 0;
         }
-        st = c->q[Q_ROWS];
+        if ((st = db_stmt(c->db, STMT_EVENT_ROWS, &e)) == NULL)
+            goto err;
         sqlite3_bind_int64(st, 1, h->head);
         sqlite3_bind_int64(st, 2, head);
         sqlite3_bind_int64(st, 3, FEED_BATCH);
@@ -650,10 +695,10 @@ feed(struct hub *h)
                 ev_free(&batch[i]);
             free(batch);
             db_fail(c->db, &e, "read new changes");
-            fprintf(stderr, "rhtmx-sync: events: %s\n", e.msg);
+            log_msg("events: %s", e.msg);
             return -1;
         }
-        pthread_mutex_lock(&h->mu);
+        hub_lock(h);
         for (i = 0; i < n; i++)
             ring_push(h, &batch[i]);
         /* A full batch stops at its last row; otherwise everything up to head
@@ -661,14 +706,14 @@ feed(struct hub *h)
         h->head = n == FEED_BATCH ? last : head;
         h->horizon = horizon;
         notify(h);
-        pthread_mutex_unlock(&h->mu);
+        hub_unlock(h);
         free(batch);
         if (n < FEED_BATCH)
             return 0;
     }
 err:
     db_rollback(c->db);
-    fprintf(stderr, "rhtmx-sync: events: %s\n", e.msg);
+    log_msg("events: %s", e.msg);
     return -1;
 }
 
@@ -685,9 +730,9 @@ feeder_main(void *arg)
         int r = watch_wait(h->watch, timeout);
         int stop;
 
-        pthread_mutex_lock(&h->mu);
+        hub_lock(h);
         stop = h->stopping;
-        pthread_mutex_unlock(&h->mu);
+        hub_unlock(h);
         if (stop)
             break;
         if (r & WATCH_CHANGED)
@@ -729,9 +774,8 @@ hub_new(const char *path, size_t ring, long long deadline, struct err *e)
     if (h->watch == NULL)
         goto err;
     if (!watch_active(h->watch))
-        fprintf(stderr,
-                "rhtmx-sync: events: cannot watch %s with inotify (no inotify, or the per-user "
-                "limit fs.inotify.max_user_instances is reached); polling it every %d ms\n",
+        log_msg("events: cannot watch %s with inotify (no inotify, or the per-user limit "
+                "fs.inotify.max_user_instances is reached); polling it every %d ms",
                 path, BLIND_MS);
     if (conn_open(&h->feed, path, deadline, e) < 0 || conn_open(&h->replay, path, deadline, e) < 0)
         goto err;
@@ -763,9 +807,9 @@ hub_free(struct hub *h)
     if (h == NULL)
         return;
     if (h->feeder_started) {
-        pthread_mutex_lock(&h->mu);
+        hub_lock(h);
         h->stopping = 1;
-        pthread_mutex_unlock(&h->mu);
+        hub_unlock(h);
         watch_wake(h->watch);
         pthread_join(h->feeder, NULL);
     }
@@ -799,10 +843,10 @@ hub_watching(const struct hub *h)
 void
 hub_stop(struct hub *h)
 {
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     h->stopping = 1;
     wake_all(h);
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
     watch_wake(h->watch);
 }
 
@@ -811,7 +855,7 @@ hub_state(struct hub *h, long long *head, long long *horizon, long long deadline
 {
     int rc = -1;
 
-    pthread_mutex_lock(&h->replay_mu);
+    replay_lock(h);
     if (h->replay.db == NULL) {
         err_set(e, 500, "database", "%s: not open", h->path);
     } else {
@@ -822,7 +866,7 @@ hub_state(struct hub *h, long long *head, long long *horizon, long long deadline
         }
         db_deadline(h->replay.db, 0);
     }
-    pthread_mutex_unlock(&h->replay_mu);
+    replay_unlock(h);
     return rc;
 }
 
@@ -831,13 +875,13 @@ hub_join(struct hub *h, struct hub_stream *s, int max_streams, struct err *e)
 {
     pthread_condattr_t ca;
 
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     if (h->stopping) {
-        pthread_mutex_unlock(&h->mu);
+        hub_unlock(h);
         return err_set(e, 503, "busy", "the event server is shutting down");
     }
     if (max_streams > 0 && h->nstreams >= (size_t)max_streams) {
-        pthread_mutex_unlock(&h->mu);
+        hub_unlock(h);
         return err_set(e, 503, "busy", "too many open event streams (%d): try again later",
                        max_streams);
     }
@@ -855,14 +899,14 @@ hub_join(struct hub *h, struct hub_stream *s, int max_streams, struct err *e)
         h->streams->prev = s;
     h->streams = s;
     h->nstreams++;
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
     return 0;
 }
 
 void
 hub_leave(struct hub *h, struct hub_stream *s)
 {
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     if (s->prev != NULL)
         s->prev->next = s->next;
     else
@@ -871,7 +915,7 @@ hub_leave(struct hub *h, struct hub_stream *s)
         s->next->prev = s->prev;
     s->prev = s->next = NULL;
     h->nstreams--;
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->mu);
     buf_free(&s->pending);
@@ -882,9 +926,9 @@ hub_streams(struct hub *h)
 {
     size_t n;
 
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     n = h->nstreams;
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
     return n;
 }
 
@@ -892,19 +936,19 @@ void
 hub_gone(struct hub *h, struct hub_stream *s)
 {
     (void)h;
-    pthread_mutex_lock(&s->mu);
+    stream_lock(s);
     s->gone = 1;
     kick(s);
-    pthread_mutex_unlock(&s->mu);
+    stream_unlock(s);
 }
 
 void
 hub_bounds(struct hub *h, long long *base, long long *head)
 {
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     *base = h->base;
     *head = h->head;
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
 }
 
 /*
@@ -923,7 +967,7 @@ replay(struct hub *h, struct hub_stream *s, long long bound, struct buf *out, si
     sqlite3_stmt *st;
     int rc, n = 0;
 
-    pthread_mutex_lock(&h->replay_mu);
+    replay_lock(h);
     if (c->db == NULL) {
         err_set(e, 500, "database", "%s: not open", h->path);
         goto out;
@@ -937,7 +981,8 @@ replay(struct hub *h, struct hub_stream *s, long long bound, struct buf *out, si
         res = HUB_RESYNC;
         goto done;
     }
-    st = c->q[Q_ROWS];
+    if ((st = db_stmt(c->db, STMT_EVENT_ROWS, e)) == NULL)
+        goto done;
     sqlite3_bind_int64(st, 1, cursor);
     sqlite3_bind_int64(st, 2, bound);
     sqlite3_bind_int64(st, 3, REPLAY_BATCH);
@@ -962,7 +1007,7 @@ replay(struct hub *h, struct hub_stream *s, long long bound, struct buf *out, si
 done:
     db_rollback(c->db);
 out:
-    pthread_mutex_unlock(&h->replay_mu);
+    replay_unlock(h);
     if (res == HUB_EVENTS)
         s->cursor = cursor; /* not waiting: nobody else touches it */
     return res;
@@ -975,59 +1020,59 @@ next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max, int wait,
 {
     int timed_out = !wait, gone;
 
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     for (;;) {
         if (h->stopping) {
-            pthread_mutex_unlock(&h->mu);
+            hub_unlock(h);
             return HUB_STOP;
         }
         if (s->gen != h->gen) {
             *version = h->head;
-            pthread_mutex_unlock(&h->mu);
+            hub_unlock(h);
             return HUB_RESYNC;
         }
-        pthread_mutex_lock(&s->mu);
+        stream_lock(s);
         gone = s->gone;
         s->gone = 0;
-        pthread_mutex_unlock(&s->mu);
+        stream_unlock(s);
         if (gone) {
-            pthread_mutex_unlock(&h->mu);
+            hub_unlock(h);
             return HUB_GONE;
         }
         if (s->cursor < h->horizon) {
             *version = h->head;
-            pthread_mutex_unlock(&h->mu);
+            hub_unlock(h);
             return HUB_RESYNC;
         }
         if (s->cursor < h->base) {
             long long bound = h->base;
             enum hub_next r;
-            pthread_mutex_unlock(&h->mu);
+            hub_unlock(h);
             r = replay(h, s, bound, out, max, version, e);
             if (r != HUB_EVENTS || out->len > 0)
                 return r;
-            pthread_mutex_lock(&h->mu);
+            hub_lock(h);
             continue;
         }
         if (h->head > s->cursor) {
             ring_take(h, s, out, max);
             if (out->len > 0) {
-                pthread_mutex_unlock(&h->mu);
+                hub_unlock(h);
                 return HUB_EVENTS;
             }
             continue;
         }
         if (timed_out) {
-            pthread_mutex_unlock(&h->mu);
+            hub_unlock(h);
             return HUB_TIMEOUT;
         }
 
         /* Wait. From here until waiting is cleared the feeder may move the
          * cursor, deliver, or fill pending (under s->mu). */
-        pthread_mutex_lock(&s->mu);
+        stream_lock(s);
         s->waiting = 1;
         s->kick = 0;
-        pthread_mutex_unlock(&h->mu);
+        hub_unlock(h);
         while (!s->kick) {
             int rc = deadline == NULL ? pthread_cond_wait(&s->cond, &s->mu)
                                       : pthread_cond_timedwait(&s->cond, &s->mu, deadline);
@@ -1041,7 +1086,7 @@ next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max, int wait,
         if (s->flush) {
             /* A partial delivery: the caller finishes it before anything else. */
             s->flush = 0;
-            pthread_mutex_unlock(&s->mu);
+            stream_unlock(s);
             return HUB_EVENTS;
         }
         if (s->pending.len > 0) {
@@ -1049,11 +1094,11 @@ next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max, int wait,
             buf_reset(&s->pending);
             if (s->pending.cap > 16384)
                 buf_free(&s->pending);
-            pthread_mutex_unlock(&s->mu);
+            stream_unlock(s);
             return HUB_EVENTS;
         }
-        pthread_mutex_unlock(&s->mu);
-        pthread_mutex_lock(&h->mu);
+        stream_unlock(s);
+        hub_lock(h);
     }
 }
 
@@ -1074,8 +1119,8 @@ hub_take(struct hub *h, struct hub_stream *s, struct buf *out, size_t max, long 
 void
 hub_listen(struct hub *h, void (*cb)(void *ctx), void *ctx)
 {
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     h->listener = cb;
     h->listener_ctx = ctx;
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
 }

@@ -106,15 +106,7 @@ void schema_pull_sql(struct buf *b, const struct table *t);
  * no longer one (dropped or renamed by the app). */
 int schema_column_gone(struct db *d, const struct table *t, const char *name);
 
-/* The row `row` (a table alias) of t as a JSON object expression, appended to b. */
-void schema_json_row(struct buf *b, const struct table *t, const char *row);
-
 /* Index of column name in t, or -1. */
 long table_column(const struct table *t, const char *name);
-
-/* Append "name" quoted as an SQL identifier / string literal to b. */
-struct buf;
-void sql_ident(struct buf *b, const char *name);
-void sql_literal(struct buf *b, const char *text);
 
 #endif

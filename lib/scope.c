@@ -34,6 +34,7 @@
 #include "changelog.h"
 #include "schema.h"
 #include "scope.h"
+#include "sqlgen.h"
 
 #define CLAIM_PREFIX ":_rhtmx_claim_"
 #define MAX_DEPS 32
@@ -247,20 +248,16 @@ authorize(void *ctx, int action, const char *a1, const char *a2, const char *db,
 static int
 check_functions(struct db *d, struct check *k)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st;
+    struct err e;
     size_t i;
     int rc = 0;
 
-    if (k->nfuncs == 0)
-        return 0;
-    if (sqlite3_prepare_v2(d->h,
-                           "SELECT max(flags & 524288), max(flags & 2099200)"
-                           "  FROM pragma_function_list WHERE name = lower(?1)",
-                           -1, &st, NULL) != SQLITE_OK) {
-        refuse(k, "its functions cannot be checked (%s)", sqlite3_errmsg(d->h));
-        return -1;
-    }
     for (i = 0; i < k->nfuncs && rc == 0; i++) {
+        if ((st = db_stmt(d, STMT_FUNCTION_FLAGS, &e)) == NULL) {
+            refuse(k, "its functions cannot be checked (%s)", e.msg);
+            return -1;
+        }
         sqlite3_bind_text(st, 1, k->funcs[i], -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL ||
             sqlite3_column_int(st, 0) != 0 || sqlite3_column_int(st, 1) == 0) {
@@ -268,8 +265,8 @@ check_functions(struct db *d, struct check *k)
             rc = -1;
         }
         sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
     }
-    sqlite3_finalize(st);
     return rc;
 }
 
@@ -293,17 +290,42 @@ check_params(sqlite3_stmt *st, struct check *k)
     return 0;
 }
 
+/* The expression of en as bound, into s->expr (and its claims into s):
+ * the scope rewritten, or owner_column's. NULL, or a static problem. */
+static const char *
+expression(const struct entity *en, struct scope *s)
+{
+    struct buf text = {0};
+    const char *why = NULL;
+
+    if (en->scope != NULL) {
+        why = rewrite(en->scope, &text, s);
+        if (why == NULL)
+            s->expr = text.p;
+        else
+            buf_free(&text);
+        return why;
+    }
+    s->expr = sqlgen_scope_owner(en->owner_column); /* sqlite3_malloc'ed: copied below */
+    if (s->expr != NULL) {
+        char *copy = strdup(s->expr);
+        sqlite3_free(s->expr);
+        s->expr = copy;
+    }
+    return s->expr == NULL ? "no memory" : NULL;
+}
+
 int
 scope_load(struct db *d, const struct config *c, const struct table *t, struct scope **out,
            struct err *e)
 {
     const struct entity *en = t->en;
     struct scope *s = NULL;
-    struct buf text = {0}, sql = {0}, src = {0};
     struct check k;
     sqlite3_stmt *st = NULL;
-    const char *why, *tail = NULL;
-    int rc = -1;
+    char *sql = NULL, *src = NULL;
+    const char *why;
+    int rc = -1, more = 0;
 
     *out = NULL;
     memset(&k, 0, sizeof(k));
@@ -314,41 +336,25 @@ scope_load(struct db *d, const struct config *c, const struct table *t, struct s
         err_set(e, 500, "internal", "out of memory");
         goto err;
     }
-    if (en->scope != NULL) {
-        if ((why = rewrite(en->scope, &text, s)) != NULL) {
-            err_set(e, 500, "config", "%s: entity '%s': scope refused: it contains %s", c->path,
-                    en->name, why);
-            goto err;
-        }
-    } else {
-        /* owner_column, compared as text (auth.h) */
-        buf_adds(&text, "CAST(");
-        sql_ident(&text, t->cols[t->owner].name);
-        buf_adds(&text, " AS TEXT) = :user");
+    if ((why = expression(en, s)) != NULL) {
+        err_set(e, 500, "config", "%s: entity '%s': scope refused: it contains %s", c->path,
+                en->name, why);
+        goto err;
     }
-    buf_adds(&sql, "SELECT * FROM ");
-    sql_ident(&sql, en->table);
-    buf_printf(&sql, " WHERE (\n%s\n)", text.p);
-
     k.table = en->table;
     k.s = s;
-    sqlite3_set_authorizer(d->h, authorize, &k);
-    rc = sqlite3_prepare_v2(d->h, sql.p, -1, &st, &tail);
-    sqlite3_set_authorizer(d->h, NULL, NULL);
-    if (rc != SQLITE_OK) {
+    sql = sqlgen_scope_check(en->table, s->expr);
+    st = db_compile_authorized(d, sql, authorize, &k, &more);
+    if (st == NULL) {
         if (k.problem[0] != '\0')
             err_set(e, 500, "config", "%s: entity '%s': scope refused: %s", c->path, en->name,
                     k.problem);
         else
             err_set(e, 500, "config", "%s: entity '%s': scope does not compile: %s", c->path,
-                    en->name, sqlite3_errmsg(d->h));
-        rc = -1;
+                    en->name, sql == NULL ? "out of memory" : sqlite3_errmsg(d->h));
         goto err;
     }
-    rc = -1;
-    while (tail != NULL && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == '\r'))
-        tail++;
-    if (tail != NULL && *tail != '\0') {
+    if (more) {
         err_set(e, 500, "config", "%s: entity '%s': scope refused: it holds a second statement",
                 c->path, en->name);
         goto err;
@@ -358,22 +364,20 @@ scope_load(struct db *d, const struct config *c, const struct table *t, struct s
                 k.problem);
         goto err;
     }
-    buf_adds(&src, "(SELECT * FROM ");
-    sql_ident(&src, en->table);
-    buf_printf(&src, " WHERE (\n%s\n))", text.p);
-    s->expr = text.p;
-    s->source = src.p;
-    text.p = src.p = NULL;
+    if ((src = sqlgen_scope_source(en->table, s->expr)) == NULL ||
+        (s->source = strdup(src)) == NULL) {
+        err_set(e, 500, "internal", "out of memory");
+        goto err;
+    }
     *out = s;
     s = NULL;
     rc = 0;
 err:
     sqlite3_finalize(st);
+    sqlite3_free(sql);
+    sqlite3_free(src);
     list_free(k.funcs, k.nfuncs);
     scope_free(s);
-    buf_free(&text);
-    buf_free(&src);
-    buf_free(&sql);
     return rc;
 }
 
@@ -439,91 +443,62 @@ claims_text(const struct scope *s, const struct scope_who *w)
 
 /* ------------------------------------------------------------------ triggers */
 
-static void
-dep_trigger_prefix(struct buf *b, const struct table *t)
-{
-    buf_printf(b, "_rhtmx_sync_%s_dep_", t->en->name);
-}
-
 int
 scope_install(struct db *d, const struct table *t, struct err *e)
 {
-    static const char *const events[] = {"INSERT", "UPDATE", "DELETE"};
-    struct buf prefix = {0}, sql = {0}, name = {0};
-    sqlite3_stmt *st = NULL;
-    size_t i, j;
+    struct buf prefix = {0}, sql = {0};
+    sqlite3_stmt *st;
+    char *one;
     int rc = -1, step;
 
-    dep_trigger_prefix(&prefix, t);
-    if (sqlite3_prepare_v2(d->h,
-                           "SELECT name FROM sqlite_master WHERE type = 'trigger'"
-                           " AND substr(name, 1, length(?1)) = ?1",
-                           -1, &st, NULL) != SQLITE_OK) {
-        db_fail(d, e, "scope: list triggers");
+    buf_printf(&prefix, "_rhtmx_sync_%s_dep_", t->en->name);
+    if ((st = db_stmt(d, STMT_SCOPE_TRIGGERS, e)) == NULL)
         goto out;
-    }
     sqlite3_bind_text(st, 1, prefix.p, -1, SQLITE_STATIC);
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        buf_adds(&sql, "DROP TRIGGER ");
-        sql_ident(&sql, (const char *)sqlite3_column_text(st, 0));
-        buf_adds(&sql, ";\n");
+        one = sqlgen_drop_trigger((const char *)sqlite3_column_text(st, 0));
+        if (one != NULL)
+            buf_adds(&sql, one);
+        sqlite3_free(one);
     }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     if (step != SQLITE_DONE) {
         db_fail(d, e, "scope: list triggers");
         goto out;
     }
-    for (i = 0; t->scope != NULL && i < t->scope->ndeps; i++) {
-        for (j = 0; j < 3; j++) {
-            buf_reset(&name);
-            buf_printf(&name, "%s%s_%c", prefix.p, t->scope->deps[i], "iud"[j]);
-            buf_adds(&sql, "CREATE TRIGGER ");
-            sql_ident(&sql, name.p);
-            buf_printf(&sql, " AFTER %s ON ", events[j]);
-            sql_ident(&sql, t->scope->deps[i]);
-            /* One entry per entity at the newest version: a bulk change of the
-             * table is one event, and a pull only asks "anything after?". */
-            buf_adds(&sql, " BEGIN\nUPDATE _rhtmx_sync_state SET value = value + 1 WHERE key = "
-                           "'head';\nDELETE FROM _rhtmx_sync_log WHERE entity = '" SCOPE_LOG_ENTITY
-                           "' AND entity_id = ");
-            sql_literal(&sql, t->en->name);
-            buf_adds(&sql, ";\nINSERT INTO _rhtmx_sync_log (entity, entity_id, action, data, "
-                           "version) VALUES ('" SCOPE_LOG_ENTITY "', ");
-            sql_literal(&sql, t->en->name);
-            buf_adds(&sql, ", 'update', 'null', (SELECT value FROM _rhtmx_sync_state WHERE key = "
-                           "'head'));\nEND;\n");
+    if (t->scope != NULL && t->scope->ndeps > 0) {
+        if ((one = sqlgen_scope_triggers(t)) == NULL) {
+            err_set(e, 500, "internal", "out of memory");
+            goto out;
         }
+        buf_adds(&sql, one);
+        sqlite3_free(one);
     }
-    sqlite3_finalize(st);
-    st = NULL;
     rc = sql.len > 0 ? db_exec(d, sql.p, e) : 0;
 out:
-    sqlite3_finalize(st);
     buf_free(&prefix);
     buf_free(&sql);
-    buf_free(&name);
     return rc;
 }
 
 int
 scope_installed(struct db *d, const struct table *t)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st;
+    struct err ignored;
     char prefix[100];
-    int n = 0;
+    size_t n = 0;
 
-    snprintf(prefix, sizeof(prefix), "_rhtmx_sync_%s_dep_", t->en->name);
-    if (sqlite3_prepare_v2(d->h,
-                           "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"
-                           " AND substr(name, 1, length(?1)) = ?1",
-                           -1, &st, NULL) != SQLITE_OK) {
-        sqlite3_finalize(st);
+    if ((st = db_stmt(d, STMT_SCOPE_TRIGGERS, &ignored)) == NULL)
         return 0;
-    }
+    snprintf(prefix, sizeof(prefix), "_rhtmx_sync_%s_dep_", t->en->name);
     sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    return (size_t)n == 3 * t->scope->ndeps;
+    while (sqlite3_step(st) == SQLITE_ROW)
+        n++;
+    sqlite3_reset(st); /* ends its read of the schema */
+    sqlite3_clear_bindings(st);
+    return n == 3 * t->scope->ndeps;
 }
 
 /* ------------------------------------------------------------------ reconciling */
@@ -540,15 +515,12 @@ static int
 viewer_read(struct db *d, const struct table *t, const struct scope_who *w, const char *claims,
             struct viewer *v, struct err *e)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st = db_stmt(d, STMT_VIEWER_GET, e);
     int rc;
 
     memset(v, 0, sizeof(*v));
-    if (sqlite3_prepare_v2(d->h,
-                           "SELECT checked, born, seen, signature = ?3 AND claims = ?4, id"
-                           "  FROM _rhtmx_sync_viewers WHERE entity = ?1 AND viewer = ?2",
-                           -1, &st, NULL) != SQLITE_OK)
-        return db_fail(d, e, "scope: read the viewer");
+    if (st == NULL)
+        return -1;
     sqlite3_bind_text(st, 1, t->en->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, w->user, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, t->scope->expr, -1, SQLITE_STATIC);
@@ -562,66 +534,57 @@ viewer_read(struct db *d, const struct table *t, const struct scope_who *w, cons
         v->same = sqlite3_column_int(st, 3);
         v->id = sqlite3_column_int64(st, 4);
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return db_fail(d, e, "scope: read the viewer");
     return 0;
 }
 
-/* 1 if sql (one integer parameter ?2 after entity ?1) finds a row. */
+/* 1 if statement id (entity ?1, version ?2) finds a row, 0 if not, -1. */
 static int
-exists_after(struct db *d, const char *sql, const char *entity, long long v, struct err *e)
+exists_after(struct db *d, enum db_stmt id, const char *entity, long long v, struct err *e)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st = db_stmt(d, id, e);
     int rc;
 
-    if (sqlite3_prepare_v2(d->h, sql, -1, &st, NULL) != SQLITE_OK)
-        return db_fail(d, e, "scope: probe the log");
+    if (st == NULL)
+        return -1;
     sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, v);
     rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return db_fail(d, e, "scope: probe the log");
     return rc == SQLITE_ROW;
 }
 
-#define Q_OWN_CHANGED "SELECT 1 FROM _rhtmx_sync_log WHERE entity = ?1 AND version > ?2 LIMIT 1"
-#define Q_DEP_CHANGED                                                                              \
-    "SELECT 1 FROM _rhtmx_sync_log WHERE entity = '" SCOPE_LOG_ENTITY "' AND entity_id = ?1"       \
-    " AND version > ?2"
-
-/* Run sql with the scope's and the reconciliation's parameters; *changes: rows written. */
+/* Run generated sql (freed here) with the scope's and the reconciliation's
+ * parameters; *changes: rows written. */
 static int
-run_named(struct db *d, const char *sql, const struct table *t, const struct scope_who *w,
-          long long vid, long long checked, long long head, int *changes, struct err *e)
+run_named(struct db *d, char *sql, const struct table *t, const struct scope_who *w, long long vid,
+          long long checked, long long head, int *changes, struct err *e)
 {
-    sqlite3_stmt *st = NULL;
-    int rc;
+    sqlite3_stmt *st = db_prepare(d, sql, "scope: reconcile", e);
+    int rc = -1;
 
-    if (sqlite3_prepare_v2(d->h, sql, -1, &st, NULL) != SQLITE_OK)
-        return db_fail(d, e, "scope: prepare");
+    sqlite3_free(sql);
+    if (st == NULL)
+        return -1;
     scope_bind(st, w);
     sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":_rhtmx_e"), t->en->name, -1,
                       SQLITE_STATIC);
     sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":_rhtmx_vid"), vid);
     sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":_rhtmx_checked"), checked);
     sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":_rhtmx_head"), head);
-    rc = sqlite3_step(st);
+    if (db_done(d, st, "scope: reconcile", e) == 0) {
+        rc = 0;
+        if (changes != NULL)
+            *changes = sqlite3_changes(d->h);
+    }
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return db_fail(d, e, "scope: reconcile");
-    if (changes != NULL)
-        *changes = sqlite3_changes(d->h);
-    return 0;
-}
-
-/* The key of alias a, quoted. */
-static void
-key_of(struct buf *b, const struct table *t, const char *a)
-{
-    buf_printf(b, "%s.", a);
-    sql_ident(b, t->cols[t->key].name);
+    return rc;
 }
 
 /*
@@ -638,87 +601,31 @@ static int
 bootstrap(struct db *d, const struct table *t, const struct scope_who *w, long long vid,
           long long head, int *n, struct err *e)
 {
-    struct buf sql = {0};
     sqlite3_stmt *st = NULL;
+    struct err ignored;
     long long lo = 0, hi = 0;
-    int dense = 0, rc;
+    int dense = 0;
 
     *n = 0;
     /* rowid, unless a column of that name hides it: its bounds are two b-tree
      * probes, and a span below 2^31 keeps the head far from overflowing */
     if (table_column(t, "rowid") < 0) {
-        buf_adds(&sql, "SELECT min(rowid), max(rowid) FROM ");
-        sql_ident(&sql, t->en->table);
-        if (sqlite3_prepare_v2(d->h, sql.p, -1, &st, NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_INTEGER) {
+        char *sql = sqlgen_rowid_bounds(t);
+        st = db_prepare(d, sql, "scope: rowid bounds", &ignored);
+        sqlite3_free(sql);
+        if (st != NULL && sqlite3_step(st) == SQLITE_ROW &&
+            sqlite3_column_type(st, 0) == SQLITE_INTEGER) {
             lo = sqlite3_column_int64(st, 0);
             hi = sqlite3_column_int64(st, 1);
             dense = hi >= lo && hi - lo < (1LL << 31);
-        } /* else empty, or a table without rowid: numbered below */
+        } /* else empty, or a table without rowid: numbered by row_number() */
         sqlite3_finalize(st);
-        buf_reset(&sql);
     }
-    buf_adds(&sql, "INSERT INTO _rhtmx_sync_view (vid, entity_id, visible, action, version, "
-                   "client_id) SELECT :_rhtmx_vid, ");
-    if (dense) {
-        /* unaliased, so that the expression may name the table */
-        sql_ident(&sql, t->en->table);
-        buf_adds(&sql, ".");
-        sql_ident(&sql, t->cols[t->key].name);
-        buf_printf(&sql, ", 1, 'create', :_rhtmx_head + 1 + rowid - %lld, NULL FROM ", lo);
-        sql_ident(&sql, t->en->table);
-        buf_printf(&sql, " WHERE (\n%s\n)", t->scope->expr);
-    } else {
-        key_of(&sql, t, "r");
-        buf_printf(&sql,
-                   ", 1, 'create', :_rhtmx_head + row_number() OVER (), NULL FROM %s AS r"
-                   " WHERE 1",
-                   t->scope->source);
-    }
-    rc = run_named(d, sql.p, t, w, vid, 0, head, n, e);
-    if (rc == 0 && dense)
+    if (run_named(d, sqlgen_scope_bootstrap(t, dense, lo), t, w, vid, 0, head, n, e) < 0)
+        return -1;
+    if (dense)
         *n = (int)(hi - lo + 1);
-    buf_free(&sql);
-    return rc;
-}
-
-/*
- * The rows whose visibility or content changed for the user since checked,
- * each with a new version from head on. keys: every row with log entries
- * after checked, and with all, also every row in scope and every row the view
- * holds visible (a dependency changed: any of them may have left or entered).
- */
-static void
-diff_sql(struct buf *b, const struct table *t, int all)
-{
-    buf_adds(b, "INSERT INTO _rhtmx_sync_view (vid, entity_id, visible, action, version, "
-                "client_id) SELECT :_rhtmx_vid, c._rhtmx_k, c._rhtmx_v,"
-                " CASE WHEN NOT c._rhtmx_v THEN 'delete' WHEN c._rhtmx_was THEN 'update'"
-                " ELSE 'create' END, :_rhtmx_head + row_number() OVER (ORDER BY c._rhtmx_k),"
-                " (SELECT l.client_id FROM _rhtmx_sync_log AS l WHERE l.entity = :_rhtmx_e"
-                " AND l.entity_id = c._rhtmx_k ORDER BY l.version DESC LIMIT 1)"
-                " FROM (SELECT k._rhtmx_k, EXISTS (SELECT 1 FROM ");
-    buf_adds(b, t->scope->source);
-    buf_adds(b, " AS r WHERE ");
-    key_of(b, t, "r");
-    buf_adds(b, " = k._rhtmx_k) AS _rhtmx_v,"
-                " coalesce((SELECT w.visible FROM _rhtmx_sync_view AS w WHERE w.vid = :_rhtmx_vid"
-                " AND w.entity_id = k._rhtmx_k), 0) AS _rhtmx_was,"
-                " EXISTS (SELECT 1 FROM _rhtmx_sync_log AS l WHERE l.entity = :_rhtmx_e"
-                " AND l.entity_id = k._rhtmx_k AND l.version > :_rhtmx_checked) AS _rhtmx_changed"
-                " FROM (SELECT DISTINCT entity_id AS _rhtmx_k FROM _rhtmx_sync_log"
-                " WHERE entity = :_rhtmx_e AND version > :_rhtmx_checked");
-    if (all) {
-        buf_adds(b, " UNION SELECT ");
-        key_of(b, t, "r");
-        buf_printf(b, " FROM %s AS r", t->scope->source);
-        buf_adds(b, " UNION SELECT entity_id FROM _rhtmx_sync_view WHERE vid = :_rhtmx_vid"
-                    " AND visible");
-    }
-    buf_adds(b, ") AS k) AS c WHERE c._rhtmx_v <> c._rhtmx_was OR (c._rhtmx_v AND "
-                "c._rhtmx_changed) ON CONFLICT (vid, entity_id) DO UPDATE SET"
-                " visible = excluded.visible, action = excluded.action,"
-                " version = excluded.version, client_id = excluded.client_id");
+    return 0;
 }
 
 /* The writing half of scope_reconcile, inside a write transaction. */
@@ -727,80 +634,60 @@ reconcile_write(struct db *d, const struct table *t, const struct scope_who *w, 
                 long long *born, struct err *e)
 {
     struct viewer v;
-    struct buf sql = {0};
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st;
     long long head, horizon;
-    int n = 0, dep, rc = -1;
+    int n = 0, dep;
 
     if ((head = db_head(d, e)) < 0 || (horizon = changelog_horizon(d, e)) < 0 ||
         viewer_read(d, t, w, claims, &v, e) < 0)
-        goto out;
+        return -1;
     if (!v.found) {
-        if (sqlite3_prepare_v2(d->h,
-                               "INSERT INTO _rhtmx_sync_viewers (entity, viewer, signature, claims,"
-                               " checked, born, seen) VALUES (?1, ?2, '', '', 0, 0, 0)",
-                               -1, &st, NULL) != SQLITE_OK)
-            goto fail;
+        if ((st = db_stmt(d, STMT_VIEWER_NEW, e)) == NULL)
+            return -1;
         sqlite3_bind_text(st, 1, t->en->name, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, w->user, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            goto fail;
-        sqlite3_finalize(st);
-        st = NULL;
+        if (db_done(d, st, "scope: a new viewer", e) < 0)
+            return -1;
+        sqlite3_clear_bindings(st);
         v.id = sqlite3_last_insert_rowid(d->h);
     }
     if (!v.found || !v.same || v.checked < horizon) {
         /* New, built for another scope or other claims, or older than the
          * horizon (deletes it has not seen may be compacted away): start
          * over; the user's devices resync (their cursors are below born). */
-        if (run_named(d, "DELETE FROM _rhtmx_sync_view WHERE vid = :_rhtmx_vid", t, w, v.id, 0, 0,
-                      NULL, e) < 0)
-            goto out;
-        if (bootstrap(d, t, w, v.id, head, &n, e) < 0)
-            goto out;
+        if ((st = db_stmt(d, STMT_VIEW_CLEAR, e)) == NULL)
+            return -1;
+        sqlite3_bind_int64(st, 1, v.id);
+        if (db_done(d, st, "scope: clear the view", e) < 0 ||
+            bootstrap(d, t, w, v.id, head, &n, e) < 0)
+            return -1;
         v.born = head + n;
     } else {
-        dep = exists_after(d, Q_DEP_CHANGED, t->en->name, v.checked, e);
-        if (dep < 0)
-            goto out;
-        diff_sql(&sql, t, dep);
-        if (run_named(d, sql.p, t, w, v.id, v.checked, head, &n, e) < 0)
-            goto out;
+        if ((dep = exists_after(d, STMT_SCOPE_DEP_CHANGED, t->en->name, v.checked, e)) < 0 ||
+            run_named(d, sqlgen_scope_diff(t, dep), t, w, v.id, v.checked, head, &n, e) < 0)
+            return -1;
     }
     head += n;
     if (n > 0) {
-        if (sqlite3_prepare_v2(d->h, "UPDATE _rhtmx_sync_state SET value = ?1 WHERE key = 'head'",
-                               -1, &st, NULL) != SQLITE_OK)
-            goto fail;
+        if ((st = db_stmt(d, STMT_SET_HEAD, e)) == NULL)
+            return -1;
         sqlite3_bind_int64(st, 1, head);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            goto fail;
-        sqlite3_finalize(st);
-        st = NULL;
+        if (db_done(d, st, "scope: move the head", e) < 0)
+            return -1;
     }
-    if (sqlite3_prepare_v2(
-            d->h,
-            "UPDATE _rhtmx_sync_viewers SET signature = ?3, claims = ?4, checked = ?5,"
-            " born = ?6, seen = ?7 WHERE id = ?1",
-            -1, &st, NULL) != SQLITE_OK)
-        goto fail;
+    if ((st = db_stmt(d, STMT_VIEWER_PUT, e)) == NULL)
+        return -1;
     sqlite3_bind_int64(st, 1, v.id);
-    sqlite3_bind_text(st, 3, t->scope->expr, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, claims, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, head);
-    sqlite3_bind_int64(st, 6, v.born);
-    sqlite3_bind_int64(st, 7, (long long)time(NULL));
-    if (sqlite3_step(st) != SQLITE_DONE)
-        goto fail;
+    sqlite3_bind_text(st, 2, t->scope->expr, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, claims, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, head);
+    sqlite3_bind_int64(st, 5, v.born);
+    sqlite3_bind_int64(st, 6, (long long)time(NULL));
+    if (db_done(d, st, "scope: record the view", e) < 0)
+        return -1;
+    sqlite3_clear_bindings(st);
     *born = v.born;
-    rc = 0;
-    goto out;
-fail:
-    db_fail(d, e, "scope: record the view");
-out:
-    sqlite3_finalize(st);
-    buf_free(&sql);
-    return rc;
+    return 0;
 }
 
 int
@@ -824,9 +711,9 @@ scope_reconcile(struct db *d, const struct table *t, const struct scope_who *w, 
         goto out;
     if (v.found && v.same && v.checked >= horizon &&
         (long long)time(NULL) - v.seen < SEEN_REFRESH_S) {
-        own = exists_after(d, Q_OWN_CHANGED, t->en->name, v.checked, e);
+        own = exists_after(d, STMT_SCOPE_OWN_CHANGED, t->en->name, v.checked, e);
         if (own == 0)
-            own = exists_after(d, Q_DEP_CHANGED, t->en->name, v.checked, e);
+            own = exists_after(d, STMT_SCOPE_DEP_CHANGED, t->en->name, v.checked, e);
         if (own < 0)
             goto out;
         if (own == 0) {
@@ -858,41 +745,24 @@ out:
 void
 scope_pull_sql(struct buf *b, const struct table *t)
 {
-    /* ?5 first: a named parameter takes the number after the largest one
-     * seen before it, and the scope's come in the FROM clause. */
-    buf_adds(b, "SELECT v.entity_id, CASE WHEN ?5 THEN 'create' ELSE v.action END,"
-                " CASE WHEN v.visible THEN ");
-    schema_json_row(b, t, "r");
-    buf_adds(b, " END, v.version, v.client_id FROM _rhtmx_sync_view AS v LEFT JOIN ");
-    buf_adds(b, t->scope->source);
-    buf_adds(b, " AS r ON v.visible AND ");
-    key_of(b, t, "r");
-    buf_adds(b, " = v.entity_id WHERE v.vid = (SELECT id FROM _rhtmx_sync_viewers WHERE entity"
-                " = ?1 AND viewer = :user) AND v.version > ?2"
-                " AND (NOT ?5 OR v.visible) AND (NOT v.visible OR ");
-    key_of(b, t, "r");
-    /* A row the view holds visible but out of scope now: left out (the next
-     * reconciliation sends its delete); never sent with its data. */
-    buf_adds(b, " IS NOT NULL) ORDER BY v.version LIMIT ?3");
+    char *sql = sqlgen_scope_pull(t);
+
+    if (sql != NULL)
+        buf_adds(b, sql);
+    sqlite3_free(sql);
 }
 
 int
 scope_row_visible(struct db *d, const struct table *t, sqlite3_value *k, const struct scope_who *w,
                   struct err *e)
 {
-    struct buf sql = {0};
-    sqlite3_stmt *st = NULL;
+    char *sql = sqlgen_scope_row(t);
+    sqlite3_stmt *st = db_prepare(d, sql, "scope: check a row", e);
     int rc;
 
-    buf_adds(&sql, "SELECT EXISTS (SELECT 1 FROM ");
-    buf_adds(&sql, t->scope->source);
-    buf_adds(&sql, " AS r WHERE ");
-    key_of(&sql, t, "r");
-    buf_adds(&sql, " = :_rhtmx_k)");
-    rc = sqlite3_prepare_v2(d->h, sql.p, -1, &st, NULL);
-    buf_free(&sql);
-    if (rc != SQLITE_OK)
-        return db_fail(d, e, "scope: check a row");
+    sqlite3_free(sql);
+    if (st == NULL)
+        return -1;
     scope_bind(st, w);
     sqlite3_bind_value(st, sqlite3_bind_parameter_index(st, ":_rhtmx_k"), k);
     rc = sqlite3_step(st);
@@ -908,38 +778,21 @@ char *
 scope_rule(const struct entity *en, const char *user, const char *claims)
 {
     struct scope tmp;
-    struct buf b = {0}, expr = {0};
-    const char *key = en->key != NULL ? en->key : "id";
+    struct buf b = {0};
+    char *probe = NULL;
 
     memset(&tmp, 0, sizeof(tmp));
-    if (en->scope != NULL) {
-        if (rewrite(en->scope, &expr, &tmp) != NULL)
-            goto err;
-    } else if (en->owner_column != NULL) {
-        buf_adds(&expr, "CAST(");
-        sql_ident(&expr, en->owner_column);
-        buf_adds(&expr, " AS TEXT) = :user");
-    } else {
-        goto err;
-    }
-    buf_printf(&b, "%c%s%c%s%c", SCOPE_RULE_MARK, user, SCOPE_RULE_SEP,
-               claims != NULL && *claims != '\0' ? claims : "{}", SCOPE_RULE_SEP);
-    buf_adds(&b, "SELECT EXISTS (SELECT 1 FROM (SELECT * FROM ");
-    sql_ident(&b, en->table != NULL ? en->table : en->name);
-    buf_printf(&b, " WHERE (\n%s\n)) AS r WHERE r.", expr.p);
-    sql_ident(&b, key);
-    buf_adds(&b, " = :_rhtmx_k) OR EXISTS (SELECT 1 FROM _rhtmx_sync_view WHERE vid = (SELECT id"
-                 " FROM _rhtmx_sync_viewers WHERE entity = ");
-    sql_literal(&b, en->name);
-    buf_adds(&b, " AND viewer = :user) AND entity_id = :_rhtmx_k AND visible)");
+    if ((en->scope == NULL && en->owner_column == NULL) || expression(en, &tmp) != NULL)
+        goto out;
+    if ((probe = sqlgen_scope_probe(en, tmp.expr)) == NULL)
+        goto out;
+    buf_printf(&b, "%c%s%c%s%c%s", SCOPE_RULE_MARK, user, SCOPE_RULE_SEP,
+               claims != NULL && *claims != '\0' ? claims : "{}", SCOPE_RULE_SEP, probe);
+out:
+    sqlite3_free(probe);
+    free(tmp.expr);
     list_free(tmp.claims, tmp.nclaims);
-    buf_free(&expr);
     return b.p;
-err:
-    list_free(tmp.claims, tmp.nclaims);
-    buf_free(&expr);
-    buf_free(&b);
-    return NULL;
 }
 
 int
@@ -948,14 +801,14 @@ scope_rule_probe(struct db *d, const char *rule, sqlite3_stmt **st, sqlite3_valu
     const char *user = rule + 1, *claims, *sql;
     struct json_object *parsed = NULL;
     struct scope_who w;
+    struct err ignored;
     char *u = NULL;
     int rc;
 
     if (rule[0] != SCOPE_RULE_MARK || (claims = strchr(user, SCOPE_RULE_SEP)) == NULL ||
         (sql = strchr(claims + 1, SCOPE_RULE_SEP)) == NULL)
         return -1;
-    if (*st == NULL &&
-        sqlite3_prepare_v3(d->h, sql + 1, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
+    if (*st == NULL && (*st = db_prepare(d, sql + 1, "events: scope probe", &ignored)) == NULL)
         return -1;
     u = xstrndup(user, (size_t)(claims - user));
     if (strstr(sql, CLAIM_PREFIX) != NULL) {
@@ -983,26 +836,24 @@ scope_compact(struct db *d, long long horizon, int days, struct err *e)
      * before it need not be told again. Users gone for longer than the
      * retention lose their views; a device of theirs that comes back is
      * below the rebuilt view's born and resyncs. */
-    static const char *const sql[] = {
-        "DELETE FROM _rhtmx_sync_view WHERE NOT visible AND version <= ?1",
-        "DELETE FROM _rhtmx_sync_view WHERE vid IN (SELECT id FROM _rhtmx_sync_viewers"
-        " WHERE seen < ?2)",
-        "DELETE FROM _rhtmx_sync_viewers WHERE seen < ?2",
+    static const struct {
+        enum db_stmt id;
+        const char *what;
+    } steps[] = {
+        {STMT_VIEW_COMPACT_LEFT, "scope: compact the views"},
+        {STMT_VIEW_COMPACT_GONE, "scope: drop the views of users gone"},
+        {STMT_VIEWER_COMPACT_GONE, "scope: drop the users gone"},
     };
     long long cut = (long long)time(NULL) - (long long)days * 86400;
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st;
     size_t i;
-    int rc;
 
-    for (i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
-        if (sqlite3_prepare_v2(d->h, sql[i], -1, &st, NULL) != SQLITE_OK)
-            return db_fail(d, e, "scope: compact the views");
-        sqlite3_bind_int64(st, 1, horizon);
-        sqlite3_bind_int64(st, 2, cut);
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE)
-            return db_fail(d, e, "scope: compact the views");
+    for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        if ((st = db_stmt(d, steps[i].id, e)) == NULL)
+            return -1;
+        sqlite3_bind_int64(st, 1, i == 0 ? horizon : cut);
+        if (db_done(d, st, steps[i].what, e) < 0)
+            return -1;
     }
     return 0;
 }
