@@ -199,10 +199,10 @@ fastcgi.server = ( ".php" =>
 \$HTTP["url"] == "/api/sync/events" {
   fastcgi.server = ( "/api/sync/events" => $(fcgi sync-events 1) )
 }
-\$HTTP["url"] == "/api/sync/client.js" {
-  fastcgi.server = ( "/api/sync/client.js" => $(fcgi client-js 1) )
+\$HTTP["url"] =~ "^/api/sync/(client|sw)\\.js\$" {
+  fastcgi.server = ( "/api/sync" => $(fcgi client-js 1) )
 }
-\$HTTP["url"] =~ "^/api/sync/(?!events\$|client\\.js\$)" {
+\$HTTP["url"] =~ "^/api/sync/(?!events\$|client\\.js\$|sw\\.js\$)" {
   \$HTTP["request-method"] == "POST" {
     fastcgi.server = ( "/api/sync/" => $(fcgi sync-push 1) )
   }

@@ -1,0 +1,308 @@
+/*
+ * rhtmx-sync-sw.js: the service worker of rhtmx-sync, served by client-js at /api/sync/sw.js.
+ *
+ * A page registers it with data-sync-offline on the library's script tag (js/rhtmx-sync.js,
+ * "offline page loads"); docs/CLIENT.md "Offline page loads" is the manual. It does three
+ * things and keeps no data of its own beyond the Cache Storage entries named below:
+ *
+ * - Pages open offline. Navigations go to the network first and fall back to the copy kept
+ *   from the last visit after NAV_TIMEOUT_MS or a network failure; same-origin scripts,
+ *   styles, images and fonts come from that copy and are refreshed in the background. Both
+ *   are kept per signed-in user (the page tells the worker who that is), so one user's
+ *   pages are never served to the next. /api/sync/* is never cached except client.js,
+ *   which is network-first (a page loaded online always runs the server's build) and kept
+ *   for offline loads. Non-GET requests and other origins are left to the browser.
+ * - Queued writes leave without an open page (Background Sync, "rhtmx-sync:{db}" tags):
+ *   under the page's own lock it sends _pending, oldest first, with the page's client id
+ *   and mutation ids, and leaves _pending as it is. The server keeps each mutation's
+ *   outcome and answers a batch sent again the same, writing nothing (docs/PUSH.md,
+ *   "Retries and idempotency"), so the page, when next opened, sends the queue once more
+ *   and applies the answers with its own code: one implementation of what an answer does
+ *   to local data, and every write reaches the database exactly once.
+ * - It tells a page whether it was served from the kept copy, so the library renders the
+ *   data-sync-render regions from IndexedDB at once.
+ *
+ * Plain ES2018, no dependencies, no importScripts.
+ */
+'use strict';
+
+var BASE = self.location.pathname.replace(/\/sw\.js$/, '');   /* "/api/sync" */
+var LIBRARY = BASE + '/client.js';
+var SCHEME = 'rhtmx-sync:v1:';            /* every cache name starts with it */
+var LIB_CACHE = SCHEME + 'lib';
+var STATE_CACHE = SCHEME + 'state';
+var STATE_KEY = BASE + '/sw-state';       /* a Cache Storage key, never a request */
+var NAV_TIMEOUT_MS = 3000;
+var LAYOUT = 2;                           /* the IndexedDB layout this worker reads (js/rhtmx-sync.js LAYOUT) */
+var BATCH_CHANGES = 100;
+var BATCH_BYTES = 65536;
+var ASSETS = { script: 1, style: 1, image: 1, font: 1 };
+
+/* Pages to keep at install: ?precache=/,/list.php on the worker's URL (data-sync-precache). */
+var PRECACHE = (new URL(self.location.href).searchParams.get('precache') || '')
+  .split(',').map(function (s) { return s.trim(); }).filter(Boolean);
+
+function userCacheName(user) { return SCHEME + 'u:' + encodeURIComponent(user || ''); }
+
+/* ------------------------------------------------------------------ who is signed in */
+
+/* The user the pages said they show ('' when the app names none), kept in Cache Storage
+ * because a worker's memory does not outlive it. */
+var userP = null;
+function currentUser() {
+  if (!userP) {
+    userP = caches.open(STATE_CACHE).then(function (c) { return c.match(STATE_KEY); })
+      .then(function (r) { return r ? r.json() : {}; })
+      .then(function (s) { return typeof s.user === 'string' ? s.user : ''; })
+      .catch(function () { return ''; });
+  }
+  return userP;
+}
+function setUser(user) {
+  userP = Promise.resolve(user);
+  return caches.open(STATE_CACHE).then(function (c) {
+    return c.put(STATE_KEY, new Response(JSON.stringify({ user: user }), { headers: { 'Content-Type': 'application/json' } }));
+  });
+}
+
+/* A page says who it shows (message 'rhtmx-sync:user'). When that is someone else than
+ * before, the page's own URL is dropped from the previous user's copy (its navigation was
+ * kept there before the worker knew), and a copy kept while nobody was named goes too. */
+async function userChanged(user, url) {
+  var old = await currentUser();
+  if (old === user) return;
+  await setUser(user);
+  if (old === '') await caches.delete(userCacheName(''));
+  else if (url) await (await caches.open(userCacheName(old))).delete(pageKey(url));
+}
+
+/* The user signs out (message 'rhtmx-sync:logout'): that user's copy is deleted, and
+ * nobody is named until a page names someone. */
+async function loggedOut(user) {
+  await caches.delete(userCacheName(user));
+  await caches.delete(userCacheName(''));
+  await setUser('');
+}
+
+/* ------------------------------------------------------------------ install, activate */
+
+self.addEventListener('install', function (event) {
+  event.waitUntil((async function () {
+    /* The library of this build, fresh from the server. */
+    try {
+      var res = await fetch(LIBRARY, { cache: 'no-cache', credentials: 'same-origin' });
+      if (res.ok) await (await caches.open(LIB_CACHE)).put(LIBRARY, res);
+    } catch (err) { /* offline at install: the first online page load keeps it */ }
+    if (PRECACHE.length) {
+      var cache = await caches.open(userCacheName(await currentUser()));
+      await Promise.all(PRECACHE.map(function (p) {
+        var u = new URL(p, self.location.origin).href;
+        return fetch(u, { credentials: 'same-origin', cache: 'no-cache' }).then(function (r) {
+          if (keepable(r)) return cache.put(pageKey(u), r);
+        }).catch(function () {});
+      }));
+    }
+    /* A new build takes over at once (docs/CLIENT.md, "Updates"). */
+    await self.skipWaiting();
+  })());
+});
+
+self.addEventListener('activate', function (event) {
+  event.waitUntil((async function () {
+    /* Caches of an older naming scheme go. */
+    var names = await caches.keys();
+    await Promise.all(names.filter(function (n) { return /^rhtmx-sync:/.test(n) && n.indexOf(SCHEME) !== 0; })
+      .map(function (n) { return caches.delete(n); }));
+    await self.clients.claim();
+  })());
+});
+
+/* ------------------------------------------------------------------ fetch */
+
+/* What a navigation is kept under: its URL without the fragment. */
+function pageKey(url) { var u = new URL(url); u.hash = ''; return u.href; }
+
+/* A response worth keeping: a full same-origin 200 that is not the end of a redirect (a
+ * sign-in page answered for another URL) and that the app did not mark as never offline. */
+function keepable(res) {
+  return !!res && res.status === 200 && res.type === 'basic' && !res.redirected &&
+    res.headers.get('X-Rhtmx-Sync-Offline') !== 'no';
+}
+
+var servedFromCache = {};   /* client id -> true: that page came from the kept copy */
+
+self.addEventListener('fetch', function (event) {
+  var req = event.request;
+  if (req.method !== 'GET') return;
+  var url = new URL(req.url);
+  if (url.origin !== self.location.origin) return;
+  if (url.pathname === LIBRARY) { event.respondWith(libraryFirst(req)); return; }
+  if (url.pathname.indexOf(BASE + '/') === 0) return;   /* the sync API: IndexedDB is its cache */
+  if (req.mode === 'navigate') { event.respondWith(navigate(event)); return; }
+  if (ASSETS[req.destination]) event.respondWith(asset(event));
+});
+
+/* client.js: the network's (revalidated, so never an older build than the server's), kept
+ * for offline loads; the kept copy only when the network fails. */
+async function libraryFirst(req) {
+  var cache = await caches.open(LIB_CACHE);
+  try {
+    var res = await fetch(req.url, { cache: 'no-cache', credentials: 'same-origin' });
+    if (res.ok) await cache.put(LIBRARY, res.clone());
+    return res;
+  } catch (err) {
+    var kept = await cache.match(LIBRARY);
+    if (kept) return kept;
+    throw err;
+  }
+}
+
+/* Network first; the kept copy after NAV_TIMEOUT_MS or when the network fails. */
+async function navigate(event) {
+  var req = event.request;
+  var cache = await caches.open(userCacheName(await currentUser()));
+  var key = pageKey(req.url);
+  var network = fetch(req).then(function (res) {
+    if (keepable(res)) {
+      var copy = res.clone();
+      event.waitUntil(cache.put(key, copy).catch(function () {}));
+    }
+    return res;
+  });
+  network.catch(function () {}); /* awaited below; a late failure after the fallback won is no error */
+  var fallback = function () {
+    return cache.match(key).then(function (kept) {
+      if (!kept) return network; /* nothing kept: the network's answer or its error */
+      if (event.resultingClientId) servedFromCache[event.resultingClientId] = true;
+      return kept;
+    });
+  };
+  var timer;
+  var late = new Promise(function (resolve) { timer = setTimeout(function () { resolve(fallback()); }, NAV_TIMEOUT_MS); });
+  try {
+    return await Promise.race([network, late]);
+  } catch (err) {
+    return fallback();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/* Same-origin scripts, styles, images, fonts: the kept copy, refreshed in the background;
+ * the network when none is kept. */
+async function asset(event) {
+  var req = event.request;
+  var cache = await caches.open(userCacheName(await currentUser()));
+  var refresh = fetch(req).then(function (res) {
+    if (keepable(res)) return cache.put(req, res.clone()).then(function () { return res; });
+    return res;
+  });
+  var kept = await cache.match(req);
+  if (kept) { event.waitUntil(refresh.catch(function () {})); return kept; }
+  return refresh;
+}
+
+/* ------------------------------------------------------------------ messages from pages */
+
+self.addEventListener('message', function (event) {
+  var m = event.data || {};
+  var port = event.ports && event.ports[0];
+  var reply = function (v) { if (port) port.postMessage(v); };
+  var work;
+  if (m.type === 'rhtmx-sync:user') work = userChanged(String(m.user || ''), m.url);
+  else if (m.type === 'rhtmx-sync:logout') work = loggedOut(String(m.user || ''));
+  else if (m.type === 'rhtmx-sync:served') {
+    var id = event.source && event.source.id;
+    reply({ cached: !!(id && servedFromCache[id]) });
+    if (id) delete servedFromCache[id];
+    return;
+  } else return;
+  event.waitUntil(work.then(function () { reply({ ok: true }); }, function (err) { reply({ ok: false, error: String(err) }); }));
+});
+
+/* ------------------------------------------------------------------ Background Sync */
+
+self.addEventListener('sync', function (event) {
+  if (event.tag.indexOf('rhtmx-sync:') !== 0) return;
+  event.waitUntil(sendQueue(event.tag.slice('rhtmx-sync:'.length)));
+});
+
+function reqP(r) {
+  return new Promise(function (resolve, reject) {
+    r.onsuccess = function () { resolve(r.result); };
+    r.onerror = function () { reject(r.error); };
+  });
+}
+
+/* Opens the page's database as it is, or resolves null when it does not exist (an open
+ * that would create it is aborted) or has no queue. */
+function openExisting(name) {
+  return new Promise(function (resolve, reject) {
+    var r = indexedDB.open(name);
+    var created = false;
+    r.onupgradeneeded = function () { created = true; r.transaction.abort(); };
+    r.onsuccess = function () {
+      var db = r.result;
+      if (!db.objectStoreNames.contains('_meta') || !db.objectStoreNames.contains('_pending')) { db.close(); resolve(null); return; }
+      resolve(db);
+    };
+    r.onerror = function () { if (created) resolve(null); else reject(r.error); };
+  });
+}
+
+/* Sends the queue of database `name` under the page's lock; rejects when the network
+ * failed, so the browser fires the sync event again later. */
+async function sendQueue(name) {
+  if (!(self.navigator.locks && self.navigator.locks.request)) return sendUnlocked(name);
+  /* ifAvailable: a page holding the lock is sending the same queue right now. */
+  return self.navigator.locks.request('rhtmx-sync:' + name + ':sync', { ifAvailable: true }, function (lock) {
+    return lock ? sendUnlocked(name) : null;
+  });
+}
+
+async function sendUnlocked(name) {
+  var db = await openExisting(name);
+  if (!db) return;
+  var client, layout, queue;
+  try {
+    var tx = db.transaction(['_meta', '_pending'], 'readonly');
+    var meta = tx.objectStore('_meta');
+    var rows = await Promise.all([reqP(meta.get('client_id')), reqP(meta.get('layout')), reqP(tx.objectStore('_pending').getAll())]);
+    client = rows[0] && rows[0].value;
+    layout = rows[1] && rows[1].value;
+    queue = rows[2].sort(function (a, b) { return a.seq - b.seq; });
+  } finally {
+    db.close();
+  }
+  /* Another layout: a page of another build wrote it; that page sends it. */
+  if (!client || layout !== LAYOUT) return;
+  var i = 0;
+  while (i < queue.length) {
+    var batch = [];
+    var bytes = 64 + client.length;
+    for (var j = i; j < queue.length && queue[j].entity === queue[i].entity && batch.length < BATCH_CHANGES; j++) {
+      var change = wireChange(queue[j]);
+      var n = JSON.stringify(change).length + 1;
+      if (batch.length && bytes + n > BATCH_BYTES) break;
+      bytes += n;
+      batch.push(change);
+    }
+    var res = await fetch(BASE + '/' + encodeURIComponent(queue[i].entity), {
+      method: 'POST', credentials: 'same-origin', cache: 'no-store',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify({ client_id: client, changes: batch })
+    }); /* a network failure rejects: the browser tries again later */
+    await res.text();
+    if (res.status >= 500 || res.status === 429) throw new Error('push answered ' + res.status);
+    /* Any other refusal (sign-in, a change never accepted) is the page's to handle. */
+    if (!res.ok) return;
+    i += batch.length;
+  }
+}
+
+/* One queued mutation as a push sends it (as js/rhtmx-sync.js wireChange). */
+function wireChange(p) {
+  var c = { mutation_id: p.mutation_id, id: p.id, action: p.action, client_version: p.client_version || 0 };
+  if (p.action !== 'delete') c.data = p.data || {};
+  return c;
+}
