@@ -65,7 +65,7 @@ function setUser(user) {
   });
 }
 
-/* A page says who it shows (message 'rhtmx-sync:user'). When that is someone else than
+/* A page says who it shows (message 'rhtmx-sync:page'). When that is someone else than
  * before, the page's own URL is dropped from the previous user's copy (its navigation was
  * kept there before the worker knew), and a copy kept while nobody was named goes too. */
 async function userChanged(user, url) {
@@ -74,6 +74,28 @@ async function userChanged(user, url) {
   await setUser(user);
   if (old === '') await caches.delete(userCacheName(''));
   else if (url) await (await caches.open(userCacheName(old))).delete(pageKey(url));
+}
+
+/* A page loaded before this worker controlled it (the first visit) was not seen by the
+ * fetch handler: the page sends its URL and its same-origin scripts, styles and images,
+ * and what is not kept yet is fetched and kept now. */
+async function keepPage(url, assets) {
+  var cache = await caches.open(userCacheName(await currentUser()));
+  var lib = await caches.open(LIB_CACHE);
+  var wanted = [{ key: pageKey(url), cache: cache }];
+  (assets || []).forEach(function (a) {
+    var u = new URL(a, self.location.origin);
+    if (u.origin !== self.location.origin) return;
+    if (u.pathname === LIBRARY) wanted.push({ key: LIBRARY, cache: lib });
+    else if (u.pathname.indexOf(BASE + '/') !== 0) wanted.push({ key: u.href, cache: cache });
+  });
+  await Promise.all(wanted.map(async function (w) {
+    if (await w.cache.match(w.key)) return;
+    try {
+      var res = await fetch(w.key, { credentials: 'same-origin', cache: 'no-cache' });
+      if (keepable(res)) await w.cache.put(w.key, res);
+    } catch (err) { /* offline now: kept at the next visit */ }
+  }));
 }
 
 /* The user signs out (message 'rhtmx-sync:logout'): that user's copy is deleted, and
@@ -209,7 +231,9 @@ self.addEventListener('message', function (event) {
   var port = event.ports && event.ports[0];
   var reply = function (v) { if (port) port.postMessage(v); };
   var work;
-  if (m.type === 'rhtmx-sync:user') work = userChanged(String(m.user || ''), m.url);
+  if (m.type === 'rhtmx-sync:page') {
+    work = userChanged(String(m.user || ''), m.url).then(function () { return m.url ? keepPage(m.url, m.assets) : null; });
+  }
   else if (m.type === 'rhtmx-sync:logout') work = loggedOut(String(m.user || ''));
   else if (m.type === 'rhtmx-sync:served') {
     var id = event.source && event.source.id;

@@ -23,6 +23,9 @@ header('Cache-Control: no-store');
   <script src="/api/sync/client.js"
           data-sync-entities="todos"
           data-conflict-strategy="last-write-wins"
+<?php if (getenv('TODO_OFFLINE')): ?>
+          data-sync-offline="true" data-sync-precache="/"
+<?php endif ?>
           data-debug="<?= getenv('TODO_DEBUG') ? 'true' : 'false' ?>"></script>
 </head>
 <body>

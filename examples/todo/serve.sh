@@ -3,7 +3,7 @@
 # executables under /api/sync/ and the PHP pages through php-cgi, all as FastCGI.
 #
 #   serve.sh start --dir DIR [--port N] [--bin-dir DIR] [--strategy S] [--seed N]
-#                  [--events-mode stream|poll] [--buffered] [--debug]
+#                  [--events-mode stream|poll] [--buffered] [--debug] [--no-offline]
 #   serve.sh stop  --dir DIR
 #   serve.sh url   --dir DIR
 #
@@ -12,7 +12,8 @@
 # predate the sync triggers on purpose), runs `rhtmx-sync init`, starts lighttpd in the
 # background and returns once it answers, printing the URL. --port 0 picks a free port.
 # stop: stops that lighttpd by its pid, then any FastCGI process it had spawned that is still
-# alive, so nothing outlives it. Used by scripts/demo.sh and tests/browser/.
+# alive, so nothing outlives it. Used by scripts/demo.sh and tests/browser/. The page registers
+# the service worker (data-sync-offline: it opens offline) unless --no-offline says not to.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,7 +25,7 @@ cmd=${1:-}
 [ -n "$cmd" ] || die "usage: serve.sh start|stop|url --dir DIR [options]"
 shift
 dir="" port=8080 bindir="${RHTMX_BIN_DIR:-$root/build/cgi-bin}" strategy=last-write-wins
-seed=3 events_mode="" debug="" stream_body=2
+seed=3 events_mode="" debug="" stream_body=2 offline=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) dir=$2; shift 2 ;;
@@ -34,6 +35,7 @@ while [ $# -gt 0 ]; do
     --seed) seed=$2; shift 2 ;;
     --events-mode) events_mode=$2; shift 2 ;;
     --debug) debug=1; shift ;;
+    --no-offline) offline=""; shift ;;
     --buffered) stream_body=0; shift ;; # lighttpd holds each response until it ends (tests poll mode)
 
     *) die "unknown option $1" ;;
@@ -192,7 +194,7 @@ fastcgi.server = ( ".php" =>
   (( "bin-path" => "$(command -v php-cgi)",
      "socket" => $(json_str "$dir/php.sock"),
      "max-procs" => 2,
-     "bin-environment" => ( "TODO_DB" => $(json_str "$db"), "TODO_DEBUG" => "$debug",
+     "bin-environment" => ( "TODO_DB" => $(json_str "$db"), "TODO_DEBUG" => "$debug", "TODO_OFFLINE" => "$offline",
                             "PHP_FCGI_CHILDREN" => "0", "PHP_FCGI_MAX_REQUESTS" => "1000" ) )) )
 
 # /api/sync/events: one process, many streams (threads inside), max-procs 1.

@@ -61,6 +61,9 @@ export function startServer(opts = {}) {
   if (opts.eventsMode) args.push('--events-mode', opts.eventsMode);
   if (opts.debug) args.push('--debug');
   if (opts.buffered) args.push('--buffered');
+  /* The example registers its service worker only for tests that ask (offline: true): one
+   * would take over navigations and assets that other tests route themselves. */
+  if (!opts.offline) args.push('--no-offline');
   const url = execFileSync('bash', [SERVE, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
   const srv = {
     url,
