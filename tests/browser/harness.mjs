@@ -151,6 +151,13 @@ export async function waitIdle(page, timeout = 15000) {
   }, null, { timeout });
 }
 
+/* Waits until the page's service worker (data-sync-offline) controls it and has kept what
+ * the page is made of. */
+export async function workerReady(page) {
+  await page.evaluate(() => RhtmxSync._debug.offline.done);
+  await page.waitForFunction(() => !!navigator.serviceWorker.controller, null, { timeout: 15000 });
+}
+
 /* The todos the page shows: [{ id, title, done, pending }] in list order. */
 export function shownTodos(page) {
   return page.$$eval('#todo-list li.todo', (lis) => lis.map((li) => ({

@@ -9,12 +9,6 @@ import * as h from './harness.mjs';
 
 const skip = h.prerequisites();
 
-/* Waits until the page's worker controls it and has kept what the page is made of. */
-export async function workerReady(page) {
-  await page.evaluate(() => RhtmxSync._debug.offline.done);
-  await page.waitForFunction(() => !!navigator.serviceWorker.controller, null, { timeout: 15000 });
-}
-
 test('pages visited online open offline, with their data and queued writes', { skip, timeout: 120000 }, async (t) => {
   const srv = h.startServer({ offline: true });
   const browser = await h.launchBrowser();
@@ -31,7 +25,7 @@ test('pages visited online open offline, with their data and queued writes', { s
   const online = async () => { srv.resume(); await ctx.setOffline(false); };
 
   page = await h.openApp(ctx, srv);
-  await workerReady(page);
+  await h.workerReady(page);
   // A row the page pulled after it was rendered: only IndexedDB has it, not the kept page.
   srv.sql("INSERT INTO todos (title) VALUES ('added at a shell')");
   await page.waitForSelector('#todo-list >> text=added at a shell');
