@@ -13,9 +13,12 @@
  * ("no-cache": every use revalidates), so the browser's update check sees a
  * new build at once, and Service-Worker-Allowed "/" lets a page register it
  * for the whole site rather than only for /api/sync/ (docs/CLIENT.md,
- * "Offline page loads").
+ * "Offline page loads"). With RHTMX_SYNC_SW=off in the environment, sw.js is
+ * the kill switch instead (js/rhtmx-sync-sw-off.js: a worker that removes
+ * itself and its caches from every browser that checks for an update).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "http.h"
@@ -26,6 +29,9 @@ extern const char client_js_etag[], client_js_gz_etag[];
 extern const unsigned char sw_js[], sw_js_gz[];
 extern const unsigned long sw_js_len, sw_js_gz_len;
 extern const char sw_js_etag[], sw_js_gz_etag[];
+extern const unsigned char sw_off_js[], sw_off_js_gz[];
+extern const unsigned long sw_off_js_len, sw_off_js_gz_len;
+extern const char sw_off_js_etag[], sw_off_js_gz_etag[];
 
 /* One embedded file and how it is cached. */
 struct asset {
@@ -55,6 +61,16 @@ static const struct asset worker = {
     .cache_control = "no-cache",
     .sw_allowed = "/",
 };
+static const struct asset worker_off = {
+    .raw = sw_off_js,
+    .gz = sw_off_js_gz,
+    .raw_len = &sw_off_js_len,
+    .gz_len = &sw_off_js_gz_len,
+    .etag = sw_off_js_etag,
+    .gz_etag = sw_off_js_gz_etag,
+    .cache_control = "no-cache",
+    .sw_allowed = "/",
+};
 
 /* 1 if an If-None-Match list contains etag (or is "*"). */
 static int
@@ -75,22 +91,32 @@ etag_matches(const char *inm, const char *etag)
     return 0;
 }
 
-/* The worker when the request's last segment is "sw.js" (PATH_INFO, else
- * REQUEST_URI, else SCRIPT_NAME: servers route either way), else the library. */
-static const struct asset *
-requested(const struct http_req *req)
+/* 1 when the request's last segment is "sw.js" (PATH_INFO, else REQUEST_URI,
+ * else SCRIPT_NAME: servers route either way). */
+static int
+wants_worker(const struct http_req *req)
 {
     char seg[16];
     const char *sn;
     size_t n;
 
     if (http_path_segment(req, seg, sizeof(seg)) == 0)
-        return strcmp(seg, "sw.js") == 0 ? &worker : &library;
+        return strcmp(seg, "sw.js") == 0;
     sn = http_env(req, "SCRIPT_NAME");
     n = sn ? strlen(sn) : 0;
-    if (n >= 6 && strcmp(sn + n - 6, "/sw.js") == 0)
-        return &worker;
-    return &library;
+    return n >= 6 && strcmp(sn + n - 6, "/sw.js") == 0;
+}
+
+/* The worker (or its kill switch, RHTMX_SYNC_SW=off in the program's
+ * environment) for sw.js, else the library. */
+static const struct asset *
+requested(const struct http_req *req)
+{
+    const char *sw = getenv("RHTMX_SYNC_SW");
+
+    if (!wants_worker(req))
+        return &library;
+    return sw != NULL && strcmp(sw, "off") == 0 ? &worker_off : &worker;
 }
 
 static void

@@ -3,7 +3,8 @@
 # executables under /api/sync/ and the PHP pages through php-cgi, all as FastCGI.
 #
 #   serve.sh start --dir DIR [--port N] [--bin-dir DIR] [--strategy S] [--seed N]
-#                  [--events-mode stream|poll] [--buffered] [--debug] [--no-offline]
+#                  [--events-mode stream|poll] [--buffered] [--debug]
+#                  [--offline true|false|SCOPE] [--no-offline] [--sw-off]
 #   serve.sh stop  --dir DIR
 #   serve.sh url   --dir DIR
 #
@@ -13,7 +14,9 @@
 # background and returns once it answers, printing the URL. --port 0 picks a free port.
 # stop: stops that lighttpd by its pid, then any FastCGI process it had spawned that is still
 # alive, so nothing outlives it. Used by scripts/demo.sh and tests/browser/. The page registers
-# the service worker (data-sync-offline: it opens offline) unless --no-offline says not to.
+# the service worker (data-sync-offline="true": it opens offline); --offline sets the attribute's
+# value, --no-offline leaves it out; --sw-off starts client-js with RHTMX_SYNC_SW=off (the kill
+# switch: sw.js removes the worker from the browsers).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,7 +28,7 @@ cmd=${1:-}
 [ -n "$cmd" ] || die "usage: serve.sh start|stop|url --dir DIR [options]"
 shift
 dir="" port=8080 bindir="${RHTMX_BIN_DIR:-$root/build/cgi-bin}" strategy=last-write-wins
-seed=3 events_mode="" debug="" stream_body=2 offline=1
+seed=3 events_mode="" debug="" stream_body=2 offline=true sw=
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) dir=$2; shift 2 ;;
@@ -35,7 +38,9 @@ while [ $# -gt 0 ]; do
     --seed) seed=$2; shift 2 ;;
     --events-mode) events_mode=$2; shift 2 ;;
     --debug) debug=1; shift ;;
+    --offline) offline=$2; shift 2 ;;
     --no-offline) offline=""; shift ;;
+    --sw-off) sw=off; shift ;;
     --buffered) stream_body=0; shift ;; # lighttpd holds each response until it ends (tests poll mode)
 
     *) die "unknown option $1" ;;
@@ -169,7 +174,7 @@ EOF
    "socket" => $(json_str "$dir/$1.sock"),
    "max-procs" => $2,
    "check-local" => "disable",
-   "bin-environment" => ( "RHTMX_SYNC_CONFIG" => $cfgq ) ))
+   "bin-environment" => ( "RHTMX_SYNC_CONFIG" => $cfgq, "RHTMX_SYNC_SW" => "$sw" ) ))
 EOF
   }
   cat >"$dir/lighttpd.conf" <<EOF

@@ -75,10 +75,11 @@ export function startServer(opts = {}) {
     halt() {
       execFileSync('bash', [SERVE, 'stop', '--dir', dir], { stdio: 'ignore' });
     },
-    /* Starts it again on the same port with the same database. */
-    resume() {
+    /* Starts it again on the same port with the same database; extra: more serve.sh
+     * options (a later one wins: ['--offline', 'false'], ['--sw-off']). */
+    resume(extra = []) {
       const port = new URL(url).port;
-      execFileSync('bash', [SERVE, 'start', ...args.slice(1).map((a, i, all) => (all[i - 1] === '--port' ? port : a))],
+      execFileSync('bash', [SERVE, 'start', ...args.slice(1).map((a, i, all) => (all[i - 1] === '--port' ? port : a)), ...extra],
         { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     },
     stop({ keep } = {}) {

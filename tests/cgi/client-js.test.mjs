@@ -89,3 +89,15 @@ test('picks the file by the last segment of PATH_INFO, REQUEST_URI or SCRIPT_NAM
     assert.equal(r.headers['service-worker-allowed'], undefined);
   }
 });
+
+test('RHTMX_SYNC_SW=off: sw.js is the kill switch, the library is unchanged', () => {
+  const off = fs.readFileSync(path.join(SOURCE, 'js/rhtmx-sync-sw-off.js'));
+  const r = getSw({}, { RHTMX_SYNC_SW: 'off' });
+  assert.equal(r.status, 200);
+  assert.ok(r.body.equals(off), 'body differs from js/rhtmx-sync-sw-off.js');
+  assert.equal(r.headers['cache-control'], 'no-cache');
+  assert.equal(r.headers['service-worker-allowed'], '/');
+  assert.notEqual(r.headers.etag, getSw().headers.etag, 'a validator of its own: the browser sees a new worker');
+  assert.ok(getSw({}, { RHTMX_SYNC_SW: 'off' }, '/client.js').body.equals(source));
+  assert.ok(getSw({}, { RHTMX_SYNC_SW: 'on' }).body.equals(worker));
+});
