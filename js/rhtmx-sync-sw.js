@@ -231,6 +231,12 @@ self.addEventListener('message', function (event) {
   var port = event.ports && event.ports[0];
   var reply = function (v) { if (port) port.postMessage(v); };
   var work;
+  if (m.type === 'rhtmx-sync:skip-waiting') {
+    /* Asked again by a page that sees this worker waiting: the browser checks once more
+     * whether the old worker is done (docs/CLIENT.md, "Updates"). */
+    event.waitUntil(self.skipWaiting());
+    return;
+  }
   if (m.type === 'rhtmx-sync:page') {
     work = userChanged(String(m.user || ''), m.url).then(function () { return m.url ? keepPage(m.url, m.assets) : null; });
   }

@@ -2043,6 +2043,16 @@
     if (url.origin !== location.origin) { warn('data-sync-offline needs the sync server on the page\'s origin'); return; }
     if (offline.precache) url.searchParams.set('precache', offline.precache);
     var reg = await navigator.serviceWorker.register(url.href, { scope: offline.scope, updateViaCache: 'none' });
+    /* A new build takes over at once (it calls skipWaiting at install); a worker still seen
+     * waiting is asked again, until the browser finds the old one done. */
+    var nudge = function (w) {
+      if (!w) return;
+      var ask = function () { if (w.state === 'installed') w.postMessage({ type: 'rhtmx-sync:skip-waiting' }); };
+      ask();
+      w.addEventListener('statechange', ask);
+    };
+    nudge(reg.waiting);
+    reg.addEventListener('updatefound', function () { nudge(reg.installing); });
     /* The browser checks for a new build on navigations too; asking here makes it certain. */
     if (navigator.onLine !== false) reg.update().catch(function () {});
     await navigator.serviceWorker.ready;
