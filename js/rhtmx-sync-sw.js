@@ -281,8 +281,13 @@ function openExisting(name) {
 }
 
 /* Sends the queue of database `name` under the page's lock; rejects when the network
- * failed, so the browser fires the sync event again later. */
+ * failed, so the browser fires the sync event again later. A user's database
+ * ("{db}:u:{user}") is sent only while the pages say that user is signed in: the request
+ * carries the browser's cookies, which are the signed-in user's, and a queue is never sent
+ * as someone else. It waits for its user's next visit instead. */
 async function sendQueue(name) {
+  var at = name.lastIndexOf(':u:');
+  if (at >= 0 && name.slice(at + 3) !== await currentUser()) return;
   if (!(self.navigator.locks && self.navigator.locks.request)) return sendUnlocked(name);
   /* ifAvailable: a page holding the lock is sending the same queue right now. */
   return self.navigator.locks.request('rhtmx-sync:' + name + ':sync', { ifAvailable: true }, function (lock) {
