@@ -99,6 +99,23 @@ test('two users in turn on one profile', { skip, timeout: 120000 }, async (t) =>
     assert.deepEqual(h.sql(app.db, "SELECT title FROM todos WHERE title = 'queued by alice'"), [], 'alice\'s write was not pushed while bob was signed in');
   }));
 
+  await t.test('a token for another user stops sync in the page at once', guard(async () => {
+    await open('bob');
+    const sent = h.recordRequests(ctx, '/api/sync/todos');
+    const detail = await tab.evaluate((token) => {
+      let got = null;
+      document.body.addEventListener('rhtmx:sync:identity', (e) => { got = e.detail; e.preventDefault(); });
+      RhtmxSync.setToken(token);
+      return got;
+    }, app.token('alice'));
+    assert.deepEqual(detail, { from: 'bob', to: 'alice' });
+    await tab.evaluate(() => RhtmxSync.put('todos', { title: 'after the switch' }).catch(() => null));
+    await tab.evaluate(() => RhtmxSync.sync().catch(() => null));
+    assert.deepEqual(sent, [], 'nothing sent with the other user\'s token, nor bob\'s data with it');
+    assert.equal(await tab.evaluate(() => RhtmxSync.user), 'bob');
+    await tab.close();
+  }));
+
   await t.test('alice signs in again: her queued write is pushed once, as hers', guard(async () => {
     await open('alice');
     assert.deepEqual(h.sql(app.db, "SELECT title, user_id FROM todos WHERE title = 'queued by alice'"), [{ title: 'queued by alice', user_id: 'alice' }]);
