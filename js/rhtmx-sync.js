@@ -2083,7 +2083,8 @@
    * still queued are shown there too. */
   async function renderIfServedFromCache() {
     var ctl = navigator.serviceWorker && navigator.serviceWorker.controller;
-    if (!ctl) return;
+    /* Only this library's worker is asked (the app may have a worker of its own). */
+    if (!offline.scope || !ctl || new URL(ctl.scriptURL).pathname !== workerUrl().pathname) return;
     var answer = await new Promise(function (resolve) {
       var ch = new MessageChannel();
       var timer = setTimeout(function () { resolve(null); }, 2000);
@@ -2159,6 +2160,8 @@
    * region from IndexedDB instead of leaving it as it was. */
   document.addEventListener('htmx:sendError', function (e) {
     var d = e.detail || {};
+    var verb = d.requestConfig && d.requestConfig.verb;
+    if (verb && String(verb).toLowerCase() !== 'get') return;
     [d.target, d.elt].forEach(function (el) {
       if (el && el.getAttribute && entityByName[el.getAttribute('data-sync-render')]) {
         renderRegion(el).catch(function (err) { warn('render failed:', err); });
