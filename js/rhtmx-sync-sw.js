@@ -13,12 +13,12 @@
  *   which is network-first (a page loaded online always runs the server's build) and kept
  *   for offline loads. Non-GET requests and other origins are left to the browser.
  * - Queued writes leave without an open page (Background Sync, "rhtmx-sync:{db}" tags):
- *   under the page's own lock it sends _pending, oldest first, with the page's client id
- *   and mutation ids, and leaves _pending as it is. The server keeps each mutation's
- *   outcome and answers a batch sent again the same, writing nothing (docs/PUSH.md,
- *   "Retries and idempotency"), so the page, when next opened, sends the queue once more
- *   and applies the answers with its own code: one implementation of what an answer does
- *   to local data, and every write reaches the database exactly once.
+ *   under the page's own lock it sends _pending, oldest first, in the page's batches, with
+ *   the page's client id and mutation ids (a batch whose answer is lost is answered again
+ *   from the server's stored outcomes). Each answered batch leaves _pending, and its answer
+ *   is kept in _meta for the page, which applies it with its own code (temporary ids,
+ *   conflicts, rejections) before it pulls or pushes again: one implementation of what an
+ *   answer does to local data, and no batch is sent twice by the two.
  * - It tells a page whether it was served from the kept copy, so the library renders the
  *   data-sync-render regions from IndexedDB at once.
  *
@@ -298,41 +298,81 @@ async function sendQueue(name) {
 async function sendUnlocked(name) {
   var db = await openExisting(name);
   if (!db) return;
-  var client, layout, queue;
   try {
     var tx = db.transaction(['_meta', '_pending'], 'readonly');
     var meta = tx.objectStore('_meta');
     var rows = await Promise.all([reqP(meta.get('client_id')), reqP(meta.get('layout')), reqP(tx.objectStore('_pending').getAll())]);
-    client = rows[0] && rows[0].value;
-    layout = rows[1] && rows[1].value;
-    queue = rows[2].sort(function (a, b) { return a.seq - b.seq; });
+    var client = rows[0] && rows[0].value;
+    var layout = rows[1] && rows[1].value;
+    var queue = rows[2].sort(function (a, b) { return a.seq - b.seq; });
+    /* Another layout: a page of another build wrote it; that page sends it. */
+    if (!client || layout !== LAYOUT) return;
+    var i = 0;
+    while (i < queue.length) {
+      var batch = takeBatch(queue, i, client);
+      var res = await fetch(BASE + '/' + encodeURIComponent(batch[0].entity), {
+        method: 'POST', credentials: 'same-origin', cache: 'no-store',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify({ client_id: client, changes: batch.map(wireChange) })
+      }); /* a network failure rejects: the browser tries again later */
+      var text = await res.text();
+      if (res.status >= 500 || res.status === 429) throw new Error('push answered ' + res.status);
+      /* Any other refusal (sign-in, a change never accepted) is the page's to handle. */
+      if (!res.ok) return;
+      var answer = null;
+      try { answer = JSON.parse(text); } catch (err) { /* below */ }
+      if (!answer || typeof answer !== 'object' || (!Array.isArray(answer.applied) && !Array.isArray(answer.rejected) && !Array.isArray(answer.conflicts))) return;
+      if (!(await keepAnswer(db, batch, answer))) return;
+      i += batch.length;
+    }
   } finally {
     db.close();
   }
-  /* Another layout: a page of another build wrote it; that page sends it. */
-  if (!client || layout !== LAYOUT) return;
-  var i = 0;
-  while (i < queue.length) {
-    var batch = [];
-    var bytes = 64 + client.length;
-    for (var j = i; j < queue.length && queue[j].entity === queue[i].entity && batch.length < BATCH_CHANGES; j++) {
-      var change = wireChange(queue[j]);
-      var n = JSON.stringify(change).length + 1;
-      if (batch.length && bytes + n > BATCH_BYTES) break;
-      bytes += n;
-      batch.push(change);
-    }
-    var res = await fetch(BASE + '/' + encodeURIComponent(queue[i].entity), {
-      method: 'POST', credentials: 'same-origin', cache: 'no-store',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-      body: JSON.stringify({ client_id: client, changes: batch })
-    }); /* a network failure rejects: the browser tries again later */
-    await res.text();
-    if (res.status >= 500 || res.status === 429) throw new Error('push answered ' + res.status);
-    /* Any other refusal (sign-in, a change never accepted) is the page's to handle. */
-    if (!res.ok) return;
-    i += batch.length;
+}
+
+/* The batch from queue[i] on, as the page makes it (js/rhtmx-sync.js takeBatch): one
+ * entity, at most BATCH_CHANGES changes and BATCH_BYTES, and never a change to a temporary
+ * id created earlier in the same batch. */
+function takeBatch(queue, i, client) {
+  var batch = [];
+  var created = {};
+  var room = BATCH_BYTES - 64 - client.length;
+  for (var j = i; j < queue.length && batch.length < BATCH_CHANGES; j++) {
+    var p = queue[j];
+    if (p.entity !== queue[i].entity) break;
+    if (isTmp(p.id) && created[p.id]) break;
+    var n = new TextEncoder().encode(JSON.stringify(wireChange(p))).length + 1;
+    if (batch.length && n > room) break;
+    room -= n;
+    if (p.action === 'create' && isTmp(p.id)) created[p.id] = true;
+    batch.push(p);
   }
+  return batch;
+}
+function isTmp(id) { return typeof id === 'string' && id.indexOf('tmp-') === 0; }
+
+/* Takes the sent batch out of _pending and keeps the server's answer for the page
+ * (_meta 'worker_answers'), in one transaction: the page applies it with its own code
+ * (temporary ids, conflicts, rejections) before it pulls or pushes again, and the batch is
+ * never sent again, whenever the page comes back (the server keeps outcomes only for its
+ * retention). Resolves false, changing nothing, when a change of the batch is no longer
+ * queued (a page took the lock over and answered it). */
+async function keepAnswer(db, batch, answer) {
+  var tx = db.transaction(['_meta', '_pending'], 'readwrite');
+  var done = new Promise(function (resolve, reject) {
+    tx.oncomplete = function () { resolve(true); };
+    tx.onerror = tx.onabort = function () { reject(tx.error); };
+  });
+  var pending = tx.objectStore('_pending');
+  var meta = tx.objectStore('_meta');
+  var still = await Promise.all(batch.map(function (p) { return reqP(pending.getKey(p.seq)); }));
+  if (still.some(function (k) { return k === undefined; })) { tx.abort(); return done.catch(function () { return false; }); }
+  var kept = await reqP(meta.get('worker_answers'));
+  var list = kept && Array.isArray(kept.value) ? kept.value : [];
+  list.push({ at: Date.now(), entity: batch[0].entity, batch: batch, answer: answer });
+  meta.put({ key: 'worker_answers', value: list });
+  batch.forEach(function (p) { pending.delete(p.seq); });
+  return done;
 }
 
 /* One queued mutation as a push sends it (as js/rhtmx-sync.js wireChange). */

@@ -1021,6 +1021,7 @@
    * push wrote locally, and must not be applied over it. */
   async function pullEntity(entity) {
     return withLock('sync', async function (held) {
+      await applyWorkerAnswers(); /* offline page loads: what the worker sent (Background Sync) */
       var saved = await withTx(['_meta'], 'readonly', function (tx) {
         return Promise.all([metaGet(tx, 'cursor:' + entity), metaGet(tx, 'synced:' + entity)])
           .then(function (v) { return { cursor: v[0], synced: v[1] }; });
@@ -1204,6 +1205,7 @@
     /* Not netOnline(): after a network failure this is also the probe that finds the server. */
     if (!st.ready || navigator.onLine === false) return Promise.resolve();
     flushState.running = withLock('sync', async function (held) {
+      await applyWorkerAnswers(); /* offline page loads: what the worker sent (Background Sync) */
       do {
         flushState.again = false;
         for (;;) {
@@ -2107,6 +2109,26 @@
     }).catch(function (err) { log('background sync unavailable:', err && err.message); });
   }
 
+  /* Push answers the worker got for batches it sent with no page open (Background Sync)
+   * and took out of _pending (_meta 'worker_answers', oldest first): applied here with the
+   * page's own applyPushAnswer, each then dropped from the list, before anything else that
+   * holds the sync lock pulls or pushes. Called under that lock. */
+  async function applyWorkerAnswers() {
+    var list = await withTx(['_meta'], 'readonly', function (tx) { return metaGet(tx, 'worker_answers'); });
+    if (!Array.isArray(list) || !list.length) return;
+    for (var i = 0; i < list.length; i++) {
+      var a = list[i];
+      if (a && entityByName[a.entity] && Array.isArray(a.batch) && a.answer) {
+        log('applying the answer the worker got for', a.batch.length, 'change(s) to', a.entity);
+        await applyPushAnswer(a.entity, a.batch, a.answer);
+      }
+      await withTx(['_meta'], 'readwrite', async function (tx) {
+        var now = (await metaGet(tx, 'worker_answers')) || [];
+        await metaPut(tx, 'worker_answers', now.filter(function (x) { return !(x && a && x.at === a.at && x.batch && a.batch && x.batch[0].seq === a.batch[0].seq); }));
+      });
+    }
+  }
+
   /* Stops this page from sending or applying anything more (another user's token, or a
    * logout): requests fail at once and the event stream closes. */
   function halt(why) {
@@ -2512,6 +2534,10 @@
   };
   window.RhtmxSync = api;
 
+  /* Answers the worker kept are applied at load, online or not (they need no network). */
+  readyPromise.then(function () {
+    return withLock('sync', applyWorkerAnswers).catch(function (err) { warn('cannot apply the answers the worker got:', err && err.message ? err.message : err); });
+  }, function () { /* start failed: reported there */ });
   offline.done = offlineSetup().catch(function (err) { warn('offline page loads:', err && err.message ? err.message : err); });
   renderIfServedFromCache().catch(function (err) { log('cannot ask the worker:', err); });
 

@@ -3,8 +3,9 @@
 // the network back and fires the sync event through the DevTools protocol
 // (ServiceWorker.dispatchSyncEvent, what Chromium does by itself when the network returns).
 // The worker sends the queue under the page's lock with the page's client id and mutation
-// ids; the page, opened again, sends it once more and the server answers from the stored
-// outcomes: the row exists exactly once.
+// ids, takes each answered batch out of _pending and keeps the answer; the page, opened
+// again, applies those answers (the real id replaces the temporary one) and sends nothing
+// again: the row exists exactly once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as h from './harness.mjs';
@@ -59,7 +60,8 @@ test('the worker sends the queue with no page open', { skip, timeout: 120000 }, 
     const mine = srv.sql(`SELECT action FROM _rhtmx_sync_log WHERE client_id = '${clientId}' ORDER BY version`);
     assert.deepEqual(mine.map((r) => r.action), ['create', 'update'], 'as the page\'s client, in order');
 
-    // The page, opened again, takes the answers (the server replays them) and pushes nothing twice.
+    // The page, opened again, applies the answers the worker kept and pushes nothing.
+    const posts = h.recordRequests(ctx, '/api/sync/todos');
     page = await h.openApp(ctx, srv);
     await h.waitIdle(page, 30000);
     assert.equal(h.titleCounts(srv)['sent by the worker'], 1, 'created exactly once');
@@ -67,5 +69,7 @@ test('the worker sends the queue with no page open', { skip, timeout: 120000 }, 
     await h.eventually(() => h.matchesDb(page, srv), { what: 'the page to show the server state' });
     const stored = await page.evaluate(() => RhtmxSync.list('todos'));
     assert.ok(stored.every((r) => typeof r.id === 'number'), 'the temporary id was replaced');
+    assert.deepEqual(posts.filter((r) => r.method === 'POST').map((r) => r.body), [], 'the page sent nothing again');
+    assert.equal(await page.evaluate(() => RhtmxSync.pendingCount()), 0);
   } catch (err) { failed = true; throw err; }
 });
