@@ -11,6 +11,11 @@
 
 self.addEventListener('install', function () { self.skipWaiting(); });
 
+/* A page that sees it waiting asks again (as it asks js/rhtmx-sync-sw.js). */
+self.addEventListener('message', function (event) {
+  if (event.data && event.data.type === 'rhtmx-sync:skip-waiting') event.waitUntil(self.skipWaiting());
+});
+
 self.addEventListener('activate', function (event) {
   event.waitUntil(caches.keys().then(function (names) {
     return Promise.all(names.filter(function (n) { return n.indexOf('rhtmx-sync:') === 0; })

@@ -2045,11 +2045,19 @@
     if (url.origin !== location.origin) { warn('data-sync-offline needs the sync server on the page\'s origin'); return; }
     if (offline.precache) url.searchParams.set('precache', offline.precache);
     var reg = await navigator.serviceWorker.register(url.href, { scope: offline.scope, updateViaCache: 'none' });
-    /* A new build takes over at once (it calls skipWaiting at install); a worker still seen
-     * waiting is asked again, until the browser finds the old one done. */
+    /* A new build takes over at once (it calls skipWaiting at install). Chromium was seen to
+     * leave it waiting behind the old worker all the same (in some runs of
+     * tests/browser/offline-update and offline-remove); each skipWaiting() makes it look
+     * again, so a worker seen waiting is asked every second, for up to a minute. */
     var nudge = function (w) {
       if (!w) return;
-      var ask = function () { if (w.state === 'installed') w.postMessage({ type: 'rhtmx-sync:skip-waiting' }); };
+      var tries = 0;
+      var timer = null;
+      var ask = function () {
+        if (w.state !== 'installed' || ++tries > 60) { if (timer) clearInterval(timer); timer = null; return; }
+        w.postMessage({ type: 'rhtmx-sync:skip-waiting' });
+        if (!timer) timer = setInterval(ask, 1000);
+      };
       ask();
       w.addEventListener('statechange', ask);
     };

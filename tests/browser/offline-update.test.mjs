@@ -4,7 +4,8 @@
 // open page over at once, and a page opened offline afterwards runs the new build too, never
 // the old one. The "new build" is the same files with a marker appended, served by a proxy
 // in front of the example. (Chromium left the new worker waiting in two runs of three until
-// the library asked it again to skip waiting: the nudge in offlineSetup.)
+// the library asked it again to skip waiting, and under load once even then: the nudge in
+// offlineSetup now asks every second.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
