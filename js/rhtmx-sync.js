@@ -1994,7 +1994,7 @@
    * belongs to; docs/CLIENT.md "Offline page loads". data-sync-offline="true" (or a scope
    * path) registers the worker, "false" removes a worker this library registered and its
    * caches, no attribute changes nothing. The user is the token's `sub`, else
-   * data-sync-user; with the worker on, or data-sync-user given, each user has a database
+   * data-sync-user; with the attribute (true or false), or data-sync-user given, each user has a database
    * of their own ("{data-sync-db}:u:{user}"), so nothing of one user is shown to another
    * and a queued write waits in its user's database until that user is back. */
   function readOffline(el, c) {
@@ -2005,7 +2005,8 @@
     else if (d.syncOffline) o.scope = d.syncOffline;
     o.fromToken = !!(c.token && tokenSub(c.token));
     o.user = o.fromToken ? tokenSub(c.token) : String(d.syncUser || '');
-    if (o.user && (o.scope || d.syncUser !== undefined)) c.dbName = c.dbName + ':u:' + o.user;
+    /* "false" keeps the per-user databases too: writes may still be queued in them. */
+    if (o.user && (o.scope || o.off || d.syncUser !== undefined)) c.dbName = c.dbName + ':u:' + o.user;
     return o;
   }
 
