@@ -63,6 +63,7 @@
   }
 
   var cfg = readConfig(script);
+  var offline = readOffline(script, cfg); /* may make cfg.dbName the user's own (offline page loads) */
   var entityByName = {};
   cfg.entities.forEach(function (e) { entityByName[e.name] = e; });
 
@@ -832,6 +833,7 @@
     broadcast({ type: 'pending' });
     notifyChanged(entity, [id], 'local');
     scheduleFlush(0);
+    if (!netOnline()) offlineQueued();
     return out;
   }
 
@@ -859,6 +861,7 @@
    * errors reject with HttpError carrying status, code and body. */
   async function requestJson(url, opts) {
     var res, text;
+    if (offline.halted) throw haltedError();
     opts = Object.assign({ cache: 'no-store', credentials: 'same-origin' }, opts || {});
     if (cfg.token) opts.headers = Object.assign({ Authorization: 'Bearer ' + cfg.token }, opts.headers || {});
     try {
@@ -1079,6 +1082,7 @@
    * push wrote locally, and must not be applied over it. */
   async function pullEntity(entity) {
     return withLock('sync', async function (held) {
+      await applyWorkerAnswers(); /* offline page loads: what the worker sent (Background Sync) */
       var saved = await withTx(['_meta'], 'readonly', function (tx) {
         return Promise.all([metaGet(tx, 'cursor:' + entity), metaGet(tx, 'synced:' + entity)])
           .then(function (v) { return { cursor: v[0], synced: v[1] }; });
@@ -1262,6 +1266,7 @@
     /* Not netOnline(): after a network failure this is also the probe that finds the server. */
     if (!st.ready || navigator.onLine === false) return Promise.resolve();
     flushState.running = withLock('sync', async function (held) {
+      await applyWorkerAnswers(); /* offline page loads: what the worker sent (Background Sync) */
       do {
         flushState.again = false;
         for (;;) {
@@ -1390,6 +1395,7 @@
     if (err.network) {
       /* Sooner when the server is seen again (onBackOnline). */
       flushState.netFail = true;
+      if (!err.halted) offlineQueued();
       scheduleFlush(backoffDelay(flushState.failures++));
       return false;
     }
@@ -2045,6 +2051,218 @@
     }
   }
 
+  /* ------------------------------------------------------------------ offline page loads */
+
+  /* The service worker (/api/sync/sw.js, js/rhtmx-sync-sw.js) and who the local data
+   * belongs to; docs/CLIENT.md "Offline page loads". data-sync-offline="true" (or a scope
+   * path) registers the worker, "false" removes a worker this library registered and its
+   * caches, no attribute changes nothing. The user is the token's `sub`, else
+   * data-sync-user; with the attribute (true or false), or data-sync-user given, each user has a database
+   * of their own ("{data-sync-db}:u:{user}"), so nothing of one user is shown to another
+   * and a queued write waits in its user's database until that user is back. */
+  function readOffline(el, c) {
+    var d = (el && el.dataset) || {};
+    var o = { scope: null, off: false, precache: String(d.syncPrecache || '').trim(), user: '', halted: false, baseDb: c.dbName, done: Promise.resolve() };
+    if (d.syncOffline === 'false') o.off = true;
+    else if (d.syncOffline === '' || d.syncOffline === 'true') o.scope = '/';
+    else if (d.syncOffline) o.scope = d.syncOffline;
+    o.fromToken = !!(c.token && tokenSub(c.token));
+    o.user = o.fromToken ? tokenSub(c.token) : String(d.syncUser || '');
+    /* "false" keeps the per-user databases too: writes may still be queued in them. */
+    if (o.user && (o.scope || o.off || d.syncUser !== undefined)) c.dbName = c.dbName + ':u:' + o.user;
+    return o;
+  }
+
+  /* The `sub` claim of a JWT, as text ('' when there is none). Read, not verified: it only
+   * picks the local database; the server checks the token. */
+  function tokenSub(token) {
+    try {
+      var p = String(token).split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      while (p.length % 4) p += '=';
+      var bytes = atob(p);
+      var claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(bytes, function (ch) { return ch.charCodeAt(0); })));
+      return typeof claims.sub === 'string' || typeof claims.sub === 'number' ? String(claims.sub) : '';
+    } catch (e) { return ''; }
+  }
+
+  function workerUrl() { return new URL(cfg.base + '/sw.js', location.href); }
+
+  /* True for a registration of this library's worker (by its script's path). */
+  function ourRegistration(reg) {
+    var path = workerUrl().pathname;
+    return [reg.active, reg.waiting, reg.installing].some(function (w) { return w && new URL(w.scriptURL).pathname === path; });
+  }
+
+  /* Registers or removes the worker as the script tag says. Resolves when done. */
+  async function offlineSetup() {
+    if (!('serviceWorker' in navigator) || !window.caches) return;
+    if (offline.off) {
+      var regs = await navigator.serviceWorker.getRegistrations();
+      await Promise.all(regs.filter(ourRegistration).map(function (r) { return r.unregister(); }));
+      var names = await caches.keys();
+      await Promise.all(names.filter(function (n) { return n.indexOf('rhtmx-sync:') === 0; }).map(function (n) { return caches.delete(n); }));
+      log('offline page loads are off: the worker and its caches are removed');
+      return;
+    }
+    if (!offline.scope) return;
+    var url = workerUrl();
+    if (url.origin !== location.origin) { warn('data-sync-offline needs the sync server on the page\'s origin'); return; }
+    if (offline.precache) url.searchParams.set('precache', offline.precache);
+    var reg = await navigator.serviceWorker.register(url.href, { scope: offline.scope, updateViaCache: 'none' });
+    /* A new build takes over at once (it calls skipWaiting at install). Chromium was seen to
+     * leave it waiting behind the old worker all the same (in some runs of
+     * tests/browser/offline-update and offline-remove); each skipWaiting() makes it look
+     * again, so a worker seen waiting is asked every second, for up to a minute. */
+    var nudge = function (w) {
+      if (!w) return;
+      var tries = 0;
+      var timer = null;
+      var ask = function () {
+        if (w.state !== 'installed' || ++tries > 60) { if (timer) clearInterval(timer); timer = null; return; }
+        w.postMessage({ type: 'rhtmx-sync:skip-waiting' });
+        if (!timer) timer = setInterval(ask, 1000);
+      };
+      ask();
+      w.addEventListener('statechange', ask);
+    };
+    nudge(reg.waiting);
+    reg.addEventListener('updatefound', function () { nudge(reg.installing); });
+    /* The browser checks for a new build on navigations too; asking here makes it certain. */
+    if (navigator.onLine !== false) reg.update().catch(function () {});
+    await navigator.serviceWorker.ready;
+    if (document.readyState === 'loading') await new Promise(function (r) { document.addEventListener('DOMContentLoaded', r, { once: true }); });
+    /* Who this page is for, and what it is made of: the worker keeps what it has not seen
+     * (this page may have loaded before the worker controlled it). */
+    var assets = Array.prototype.map.call(document.querySelectorAll('script[src], link[rel~="stylesheet"][href], link[rel~="icon"][href], img[src]'),
+      function (el) { return el.src || el.href; }).filter(function (u) { return u && new URL(u, location.href).origin === location.origin; });
+    await askWorker({ type: 'rhtmx-sync:page', user: offline.user, url: location.href, assets: assets });
+  }
+
+  /* Posts a message to the active worker; resolves with its answer, or null after 2 s. */
+  function askWorker(msg) {
+    return navigator.serviceWorker.ready.then(function (reg) {
+      var w = reg.active || navigator.serviceWorker.controller;
+      if (!w) return null;
+      return new Promise(function (resolve) {
+        var ch = new MessageChannel();
+        var timer = setTimeout(function () { resolve(null); }, 2000);
+        ch.port1.onmessage = function (e) { clearTimeout(timer); resolve(e.data); };
+        w.postMessage(msg, [ch.port2]);
+      });
+    });
+  }
+
+  /* A page the worker served from its kept copy shows the regions from IndexedDB at once:
+   * the copy is as old as the last visit, the database as new as the last pull, and writes
+   * still queued are shown there too. */
+  async function renderIfServedFromCache() {
+    var ctl = navigator.serviceWorker && navigator.serviceWorker.controller;
+    /* Only this library's worker is asked (the app may have a worker of its own). */
+    if (!offline.scope || !ctl || new URL(ctl.scriptURL).pathname !== workerUrl().pathname) return;
+    var answer = await new Promise(function (resolve) {
+      var ch = new MessageChannel();
+      var timer = setTimeout(function () { resolve(null); }, 2000);
+      ch.port1.onmessage = function (e) { clearTimeout(timer); resolve(e.data); };
+      ctl.postMessage({ type: 'rhtmx-sync:served' }, [ch.port2]);
+    });
+    if (!answer || !answer.cached) return;
+    log('this page came from the offline copy: rendering from IndexedDB');
+    await readyPromise;
+    cfg.entities.forEach(function (e) { renderRegions(e.name); });
+  }
+
+  /* A write was queued while the server cannot be reached: where the browser has
+   * Background Sync, the worker sends the queue when the network is back, even with no page
+   * open (the tag names the database; the worker takes the same lock). */
+  function offlineQueued() {
+    if (!offline.scope || !('serviceWorker' in navigator)) return;
+    navigator.serviceWorker.ready.then(function (reg) {
+      if (reg.sync && reg.sync.register) return reg.sync.register('rhtmx-sync:' + cfg.dbName);
+    }).catch(function (err) { log('background sync unavailable:', err && err.message); });
+  }
+
+  /* Push answers the worker got for batches it sent with no page open (Background Sync)
+   * and took out of _pending (_meta 'worker_answers', oldest first): applied here with the
+   * page's own applyPushAnswer, each then dropped from the list, before anything else that
+   * holds the sync lock pulls or pushes. Called under that lock. */
+  async function applyWorkerAnswers() {
+    var list = await withTx(['_meta'], 'readonly', function (tx) { return metaGet(tx, 'worker_answers'); });
+    if (!Array.isArray(list) || !list.length) return;
+    for (var i = 0; i < list.length; i++) {
+      var a = list[i];
+      if (a && entityByName[a.entity] && Array.isArray(a.batch) && a.answer) {
+        log('applying the answer the worker got for', a.batch.length, 'change(s) to', a.entity);
+        await applyPushAnswer(a.entity, a.batch, a.answer);
+      }
+      await withTx(['_meta'], 'readwrite', async function (tx) {
+        var now = (await metaGet(tx, 'worker_answers')) || [];
+        await metaPut(tx, 'worker_answers', now.filter(function (x) { return !(x && a && x.at === a.at && x.batch && a.batch && x.batch[0].seq === a.batch[0].seq); }));
+      });
+    }
+  }
+
+  /* Stops this page from sending or applying anything more (another user's token, or a
+   * logout): requests fail at once and the event stream closes. */
+  function halt(why) {
+    if (offline.halted) return;
+    log('sync stops in this page:', why);
+    offline.halted = true;
+    st.ready = false;
+    cfg.eventsMode = 'off';
+    closeEvents();
+    statusChanged();
+  }
+  function haltedError() {
+    var e = new Error('sync has stopped in this page (the signed-in user changed)');
+    e.network = true;
+    e.halted = true;
+    return e;
+  }
+
+  /* setToken with a token for someone else than the `sub` of the token the page was loaded
+   * with: this page's data is not theirs. It stops at once, and the page reloads (the app
+   * renders it for the new user) unless a listener of rhtmx:sync:identity calls
+   * preventDefault(). Returns true then. (The user is read at load: a page loaded without
+   * a token keeps its database when it gets one.) */
+  function identityChanged(token) {
+    if (!token || !offline.fromToken || tokenSub(token) === offline.user) return false;
+    halt('the token is for another user');
+    var evt = new CustomEvent('rhtmx:sync:identity', { bubbles: true, cancelable: true, detail: { from: offline.user, to: tokenSub(token) } });
+    var go = document.body ? document.body.dispatchEvent(evt) : true;
+    if (go) location.reload();
+    return true;
+  }
+
+  /* RhtmxSync.logout(): call it before the app signs the user out. Sync stops in this page,
+   * the worker forgets this user's pages, and the user's database stays (queued writes
+   * leave when the same user signs in again) unless opts.erase deletes it, queue and all. */
+  async function logout(opts) {
+    halt('logout');
+    if (navigator.serviceWorker && navigator.serviceWorker.controller) await askWorker({ type: 'rhtmx-sync:logout', user: offline.user });
+    else if (window.caches) await caches.delete('rhtmx-sync:v1:u:' + encodeURIComponent(offline.user));
+    if (opts && opts.erase) {
+      if (dbPromise) { try { (await dbPromise).close(); } catch (e) { /* not open */ } }
+      dbPromise = null;
+      await new Promise(function (resolve) {
+        var r = indexedDB.deleteDatabase(cfg.dbName);
+        r.onsuccess = r.onerror = r.onblocked = function () { resolve(); };
+      });
+    }
+  }
+
+  /* An hx-get into a data-sync-render region that fails (offline, server gone) renders the
+   * region from IndexedDB instead of leaving it as it was. */
+  document.addEventListener('htmx:sendError', function (e) {
+    var d = e.detail || {};
+    var verb = d.requestConfig && d.requestConfig.verb;
+    if (verb && String(verb).toLowerCase() !== 'get') return;
+    [d.target, d.elt].forEach(function (el) {
+      if (el && el.getAttribute && entityByName[el.getAttribute('data-sync-render')]) {
+        renderRegion(el).catch(function (err) { warn('render failed:', err); });
+      }
+    });
+  });
+
   /* ------------------------------------------------------------------ htmx integration */
 
   /* What an htmx request would write, or null: the entity and action come from
@@ -2395,11 +2613,16 @@
     /* A new token for pulls and pushes (Authorization: Bearer). The event stream cannot send
      * headers: it authenticates with the cookie the server config names. */
     setToken: function (token) {
+      if (identityChanged(token)) return;
       cfg.token = token || null;
       lastAuthStatus = 0;
       if (st.ready) { pullAll(); scheduleFlush(0); }
     },
     checkQuota: checkQuota,
+    /* Call before the app signs the user out (docs/CLIENT.md, "Offline page loads"). */
+    logout: function (opts) { return logout(opts); },
+    /* The user whose local data this page shows ('' when the app names none). */
+    get user() { return offline.user; },
     /* The problems still listed: [{ pid, kind, message, at[, entity, id] }], oldest first. */
     problems: function () { return st.problems.slice(); },
     /* Dismisses one problem (by pid), or all of them (no argument), in every tab. */
@@ -2415,9 +2638,16 @@
     /* What the library says to a person (status, problems), by key; replace entries for
      * another language or other words. Messages already listed keep their text. */
     messages: MESSAGES,
-    _debug: { state: st, events: ev, cfg: cfg, withLock: withLock, lead: lead }
+    _debug: { state: st, events: ev, cfg: cfg, withLock: withLock, lead: lead, offline: offline }
   };
   window.RhtmxSync = api;
+
+  /* Answers the worker kept are applied at load, online or not (they need no network). */
+  readyPromise.then(function () {
+    return withLock('sync', applyWorkerAnswers).catch(function (err) { warn('cannot apply the answers the worker got:', err && err.message ? err.message : err); });
+  }, function () { /* start failed: reported there */ });
+  offline.done = offlineSetup().catch(function (err) { warn('offline page loads:', err && err.message ? err.message : err); });
+  renderIfServedFromCache().catch(function (err) { log('cannot ask the worker:', err); });
 
   start().catch(function (err) {
     st.error = 'start failed: ' + (err && err.message ? err.message : err);

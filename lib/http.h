@@ -50,6 +50,7 @@ struct http_in {
     const char *cors_method;     /* Access-Control-Request-Method */
     const char *server_software; /* SERVER_SOFTWARE: which web server runs us */
     const char *streaming;       /* RHTMX_SYNC_STREAMING as the web server set it (hints.h) */
+    const char *sw_switch;       /* RHTMX_SYNC_SW as the web server set it (client_js_endpoint.h) */
     size_t headers_len;          /* bytes of every header value together */
     const char *long_header;     /* the first "HTTP_NAME=value" over HTTP_MAX_HEADER, or NULL */
 };

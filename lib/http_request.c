@@ -77,6 +77,7 @@ http_req_fill(struct http_req *req)
     in->cors_method = http_env(req, "HTTP_ACCESS_CONTROL_REQUEST_METHOD");
     in->server_software = http_env(req, "SERVER_SOFTWARE");
     in->streaming = http_env(req, "RHTMX_SYNC_STREAMING");
+    in->sw_switch = http_env(req, "RHTMX_SYNC_SW");
     measure_headers(req);
     req->status = 200;
 }

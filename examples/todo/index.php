@@ -27,6 +27,11 @@ header('Cache-Control: no-store');
   <script src="/api/sync/client.js"
           data-sync-entities="todos"
           data-conflict-strategy="last-write-wins"
+<?php if (getenv('TODO_OFFLINE') === 'true'): ?>
+          data-sync-offline="true" data-sync-precache="/"
+<?php elseif (getenv('TODO_OFFLINE')): ?>
+          data-sync-offline="<?= htmlspecialchars(getenv('TODO_OFFLINE')) ?>"
+<?php endif ?>
           data-debug="<?= getenv('TODO_DEBUG') ? 'true' : 'false' ?>"></script>
 </head>
 <body>
