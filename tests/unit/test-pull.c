@@ -172,7 +172,7 @@ main(void)
     {
         struct buf sql_text = {0}, b1 = {0}, b2 = {0};
         struct sink s1 = buf_sink(&b1), s2 = buf_sink(&b2);
-        struct pull_args a = {"todos", 0, 10, NULL, 1, NULL, NULL};
+        struct pull_args a = {"todos", 0, 10, NULL, 1, NULL, NULL, NULL, NULL};
         sqlite3_stmt *st, *kept = NULL;
 
         schema_pull_sql(&sql_text, schema_table(f.schema, "todos"));
