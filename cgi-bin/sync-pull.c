@@ -16,6 +16,9 @@
 #include "changelog.h"
 #include "cors.h"
 #include "hints.h"
+#ifdef RHTMX_POSTGRES
+#include "pg_pull.h"
+#endif
 
 enum { P_SINCE, P_LIMIT, P_FULL, P__COUNT };
 
@@ -42,6 +45,20 @@ pull_seal(struct app *app, const struct table *t, struct err *e)
     return db_begin_read(app->db, e);
 }
 
+/* The answer from the configured backend. [pg] */
+static int
+pull_run(struct app *app, const struct table *t, const struct pull_args *a, const struct sink *out,
+         struct err *e)
+{
+#ifdef RHTMX_POSTGRES
+    if (app->pg != NULL)
+        return pg_pull(app->pg, t, a, out, e);
+#else
+    (void)t;
+#endif
+    return changelog_pull(app->db, a, out, e);
+}
+
 static void
 serve(struct http_req *req, struct app *app)
 {
@@ -53,7 +70,7 @@ serve(struct http_req *req, struct app *app)
     };
     long long v[P__COUNT];
     struct identity who;
-    struct pull_args a;
+    struct pull_args a = {0};
     struct buf sql = {0};
     struct sink out;
     struct err e;
@@ -96,19 +113,21 @@ serve(struct http_req *req, struct app *app)
     a.limit = v[P_LIMIT];
     a.full = v[P_FULL] == 1 || a.since == 0;
     a.schema = t->fingerprint;
-    if (pull_seal(app, t, &e) < 0) {
-        http_error(req, &e);
-        return;
+    if (app->pg == NULL) { /* [pg] SQLite only: PostgreSQL's log holds its rows already */
+        if (pull_seal(app, t, &e) < 0) {
+            http_error(req, &e);
+            return;
+        }
+        schema_pull_sql(&sql, t);
+        a.sql = sql.p;
     }
-    schema_pull_sql(&sql, t);
-    a.sql = sql.p;
 
     http_header(req, "Cache-Control", "no-store");
     hints_header(req, app->cfg);
     /* Pages compress about tenfold; a small answer is not worth a gzip header. */
     http_gzip_over(req, (size_t)app->cfg->pull.gzip_min_bytes);
     out = http_body(req, 200, "application/json");
-    if (changelog_pull(app->db, &a, &out, &e) < 0)
+    if (pull_run(app, t, &a, &out, &e) < 0)
         http_error(req, &e);
     buf_free(&sql);
 }

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "jsonr.h"
+#include "pgconf.h"
 
 #define CONFIG_MAX_BYTES (256 * 1024)
 #define CONFIG_MAX_DEPTH 16
@@ -472,7 +473,7 @@ config_parse(const char *path, const char *text, size_t len, struct err *e)
                                        "events",   "retention", "$comment", NULL};
     struct ctx x = {path, e};
     struct config *c = NULL;
-    struct json_object *root = NULL;
+    struct json_object *root = NULL, *dbv;
     char *db = NULL, *slash;
     struct err je;
 
@@ -499,14 +500,25 @@ config_parse(const char *path, const char *text, size_t len, struct err *e)
         fail(&x, "the top level must be a JSON object");
         goto err;
     }
-    if (check_keys(&x, root, "the top level", keys) < 0 ||
-        get_str(&x, root, "database", "the top level", &db) < 0)
+    if (check_keys(&x, root, "the top level", keys) < 0)
         goto err;
-    if (db == NULL) {
-        fail(&x, "\"database\" is required (the SQLite file, relative to this file)");
-        goto err;
+    dbv = json_object_object_get(root, "database");
+    if (dbv != NULL && pgconf_is_pg(dbv)) { /* [pg] PostgreSQL (pgconf.h) */
+        char why[400];
+        if ((c->pg = pgconf_parse(dbv, c->dir, why, sizeof(why))) == NULL) {
+            fail(&x, "%s", why);
+            goto err;
+        }
+        c->database = strdup(c->pg->shown);
+    } else {
+        if (get_str(&x, root, "database", "the top level", &db) < 0)
+            goto err;
+        if (db == NULL) {
+            fail(&x, "\"database\" is required (the SQLite file, relative to this file)");
+            goto err;
+        }
+        c->database = resolve(c->dir, db);
     }
-    c->database = resolve(c->dir, db);
     if (parse_entities(&x, c, root) < 0 || parse_auth(&x, c, root) < 0 ||
         parse_sections(&x, c, root) < 0)
         goto err;
@@ -577,6 +589,7 @@ config_free(struct config *c)
     free(c->push.resolver);
     free(c->push.resolver_symbol);
     free(c->database);
+    pgconf_free(c->pg);
     free(c->dir);
     free(c->path);
     free(c);

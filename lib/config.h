@@ -14,6 +14,8 @@
 
 #include "err.h"
 
+struct pgconf;
+
 enum strategy {
     STRATEGY_LWW = 0, /* last-write-wins, by the server's clock (default) */
     STRATEGY_SERVER_WINS,
@@ -35,9 +37,10 @@ struct entity {
 };
 
 struct config {
-    char *path;     /* the file, as given */
-    char *dir;      /* its folder, for resolving relative paths */
-    char *database; /* absolute or resolved against dir */
+    char *path;        /* the file, as given */
+    char *dir;         /* its folder, for resolving relative paths */
+    char *database;    /* absolute or resolved against dir; for PostgreSQL the URL as shown */
+    struct pgconf *pg; /* [pg] owned: "database" names PostgreSQL (pgconf.h); NULL: SQLite */
     struct entity *entities;
     size_t nentities;
 

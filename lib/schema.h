@@ -105,6 +105,10 @@ void schema_pull_sql(struct buf *b, const struct table *t);
  * no longer one (dropped or renamed by the app). */
 int schema_column_gone(struct db *d, const struct table *t, const char *name);
 
+/* Set t->fingerprint from t's key and columns (names and declared types), as
+ * clients see it. [pg] Also used for PostgreSQL tables (pg_schema.c). */
+void schema_fingerprint(struct table *t);
+
 /* Index of column name in t, or -1. */
 long table_column(const struct table *t, const char *name);
 
