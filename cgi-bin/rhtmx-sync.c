@@ -195,6 +195,8 @@ cmd_compact(struct app *app)
 
     if (app_ready(app, &e) < 0)
         return 1; /* app_ready printed the line */
+    if (app_sqlite_only(app, "rhtmx-sync compact", &e) < 0)
+        return 1; /* [pg] logged */
     if (compact_run(app->db, app->cfg, &st, &e) < 0) {
         fprintf(stderr, "rhtmx-sync: %s\n", e.msg);
         return 1;

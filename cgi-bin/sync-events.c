@@ -105,7 +105,7 @@ handle(struct http_req *req, void *ctx)
         err_set(&e, 503, "busy", "the event server is shutting down");
         goto fail;
     }
-    if (app_ready(&g.app, &e) < 0)
+    if (app_ready(&g.app, &e) < 0 || app_sqlite_only(&g.app, "sync-events", &e) < 0)
         goto fail;
     if (strcmp(req->method, "OPTIONS") == 0) {
         cors_options(g.app.cfg, req, APP_ALLOW_EVENTS, APP_CORS_EVENTS);

@@ -126,7 +126,7 @@ push_endpoint_serve(struct http_req *req, void *ctx)
         app_method_not_allowed(req, APP_ALLOW_ENTITY);
         return;
     }
-    if (app_ready(&ep->app, &e) < 0) {
+    if (app_ready(&ep->app, &e) < 0 || app_sqlite_only(&ep->app, "sync-push", &e) < 0) {
         http_error(req, &e);
         return;
     }

@@ -115,3 +115,14 @@ test('a malformed PostgreSQL "database" is a configuration error naming the prob
     assert.match(r.stderr, re);
   }
 });
+
+test('programs that do not serve PostgreSQL yet answer 500 config and say so', { skip }, async () => {
+  const app = await backendApp(pg, { postgres: TODOS });
+  const events = runCgi('sync-events', { config: app.config, query: 'entities=todos&since=0&mode=poll' });
+  assert.equal(events.status, 500);
+  assert.equal(events.json().error.code, 'config');
+  assert.match(events.stderr, /sync-events does not serve PostgreSQL yet/);
+  const compact = tool(['compact', '--config', app.config]);
+  assert.equal(compact.status, 1);
+  assert.match(compact.stderr, /rhtmx-sync compact does not serve PostgreSQL yet/);
+});
