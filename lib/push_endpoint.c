@@ -9,6 +9,9 @@
 #include "hints.h"
 #include "push.h"
 #include "push_endpoint.h"
+#ifdef RHTMX_POSTGRES
+#include "pg_push.h"
+#endif
 
 void
 push_endpoint_init(struct push_endpoint *ep, const char *name, const char *config_path)
@@ -103,6 +106,18 @@ fail(struct push_endpoint *ep, struct http_req *req, struct err *e)
     http_error(req, e);
 }
 
+/* push_batch() on the configured backend. [pg] */
+static int
+push_run(struct app *app, const struct table *t, const struct push_opts *o, const char *body,
+         size_t n, struct buf *out, struct err *e)
+{
+#ifdef RHTMX_POSTGRES
+    if (app->pg != NULL)
+        return pg_push_batch(app->pg, t, o, body, n, out, e);
+#endif
+    return push_batch(app->db, t, o, body, n, out, e);
+}
+
 void
 push_endpoint_serve(struct http_req *req, void *ctx)
 {
@@ -126,7 +141,7 @@ push_endpoint_serve(struct http_req *req, void *ctx)
         app_method_not_allowed(req, APP_ALLOW_ENTITY);
         return;
     }
-    if (app_ready(&ep->app, &e) < 0 || app_sqlite_only(&ep->app, "sync-push", &e) < 0) {
+    if (app_ready(&ep->app, &e) < 0) {
         http_error(req, &e);
         return;
     }
@@ -151,7 +166,7 @@ push_endpoint_serve(struct http_req *req, void *ctx)
     o.max_changes = ep->app.cfg->push.max_changes;
     if (resolver_for(ep, t, &o.resolver, &e) < 0 ||
         http_read_body(req, ep->app.cfg->push.max_body_bytes, &body, &e) < 0 ||
-        push_batch(ep->app.db, t, &o, body.p ? body.p : "", body.len, &answer, &e) < 0) {
+        push_run(&ep->app, t, &o, body.p ? body.p : "", body.len, &answer, &e) < 0) {
         fail(ep, req, &e);
         goto out;
     }
@@ -162,7 +177,8 @@ push_endpoint_serve(struct http_req *req, void *ctx)
     /* Log retention without cron: at most one bounded batch, at most every
      * COMPACT_INTERVAL, never waiting for the lock (see compact.h). */
     http_flush(req);
-    compact_maybe(ep->app.db, ep->app.cfg);
+    if (ep->app.db != NULL) /* [pg] SQLite only, for now */
+        compact_maybe(ep->app.db, ep->app.cfg);
 out:
     buf_free(&body);
     buf_free(&answer);
