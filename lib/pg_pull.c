@@ -8,7 +8,7 @@
 #include "pg_pull.h"
 #include "pg_schema.h"
 
-/* Columns of the page query before the row's own: key, action, version, client id. */
+/* Columns of the page query before the row's own: key (JSON), action, version, client id. */
 #define PULL_FIXED 4
 
 /*
@@ -22,7 +22,7 @@ page_sql(struct buf *b, const struct table *t)
 {
     size_t i;
 
-    buf_adds(b, "SELECT l.entity_id, CASE WHEN $5::boolean THEN 'create' ELSE l.action END,"
+    buf_adds(b, "SELECT l.id_json, CASE WHEN $5::boolean THEN 'create' ELSE l.action END,"
                 " l.version, l.client_id");
     for (i = 0; i < t->ncols; i++) {
         buf_adds(b, ", r.");
@@ -59,14 +59,10 @@ static void
 write_change(const struct sink *s, const PGresult *res, int r, const struct table *t, int first)
 {
     const char *action = PQgetvalue(res, r, 1);
-    Oid key_type = PQftype(res, PULL_FIXED + (int)t->key);
     size_t i;
 
     jsonw_raw(s, first ? "{\"id\":" : ",{\"id\":");
-    if (pg_json_numeric(key_type))
-        pg_json_value(s, key_type, PQgetvalue(res, r, 0));
-    else
-        jsonw_cstring(s, PQgetvalue(res, r, 0));
+    jsonw_raw(s, PQgetvalue(res, r, 0)); /* the key as JSON, as the trigger logged it */
     jsonw_raw(s, ",\"action\":");
     jsonw_cstring(s, action);
     if (strcmp(action, "delete") != 0) {

@@ -34,6 +34,7 @@ static const char migration_1[] =
     "  id bigserial PRIMARY KEY,"
     "  entity text NOT NULL,"
     "  entity_id text NOT NULL,"
+    "  id_json text NOT NULL,"
     "  action text NOT NULL CHECK (action IN ('create', 'update', 'delete')),"
     "  data jsonb,"
     "  version bigint NOT NULL UNIQUE,"
@@ -52,18 +53,19 @@ static const char migration_1[] =
     "  PRIMARY KEY (client_id, mutation_id));"
     /* One log entry. The UPDATE of the counter row is what orders writers: its
      * row lock is held to the end of the transaction (pg_schema.h). */
-    "CREATE OR REPLACE FUNCTION _rhtmx_sync_append(p_entity text, p_id text, p_action text,"
+    "CREATE OR REPLACE FUNCTION _rhtmx_sync_append(p_entity text, p_key jsonb, p_action text,"
     "                                              p_data jsonb, p_owner text)"
     " RETURNS void LANGUAGE plpgsql AS $f$\n"
     "DECLARE v bigint;\n"
     "BEGIN\n"
-    "  IF p_id IS NULL THEN\n"
+    "  IF p_key IS NULL OR p_key = 'null'::jsonb THEN\n"
     "    RAISE EXCEPTION 'rhtmx-sync: entity %: a row without a key cannot be synced', p_entity\n"
     "      USING ERRCODE = 'not_null_violation';\n"
     "  END IF;\n"
     "  UPDATE _rhtmx_sync_state SET value = value + 1 WHERE key = 'head' RETURNING value INTO v;\n"
-    "  INSERT INTO _rhtmx_sync_log (entity, entity_id, action, data, version, client_id, owner)\n"
-    "    VALUES (p_entity, p_id, p_action, p_data, v,\n"
+    "  INSERT INTO _rhtmx_sync_log (entity, entity_id, id_json, action, data, version,\n"
+    "                               client_id, owner)\n"
+    "    VALUES (p_entity, p_key #>> '{}', p_key::text, p_action, p_data, v,\n"
     "            nullif(current_setting('rhtmx_sync.client_id', true), ''), p_owner);\n"
     "  PERFORM pg_notify('" PG_CHANNEL "', p_entity);\n"
     "END\n$f$;"
@@ -80,14 +82,14 @@ static const char migration_1[] =
     "  IF TG_OP <> 'DELETE' THEN n := to_jsonb(NEW); END IF;\n"
     "  IF TG_OP <> 'INSERT' THEN o := to_jsonb(OLD); END IF;\n"
     "  IF TG_OP = 'INSERT' THEN\n"
-    "    PERFORM _rhtmx_sync_append(TG_ARGV[0], n ->> k, 'create', n, n ->> w);\n"
+    "    PERFORM _rhtmx_sync_append(TG_ARGV[0], n -> k, 'create', n, n ->> w);\n"
     "  ELSIF TG_OP = 'DELETE' THEN\n"
-    "    PERFORM _rhtmx_sync_append(TG_ARGV[0], o ->> k, 'delete', NULL, o ->> w);\n"
+    "    PERFORM _rhtmx_sync_append(TG_ARGV[0], o -> k, 'delete', NULL, o ->> w);\n"
     "  ELSIF (n ->> k) IS DISTINCT FROM (o ->> k) THEN\n"
-    "    PERFORM _rhtmx_sync_append(TG_ARGV[0], o ->> k, 'delete', NULL, o ->> w);\n"
-    "    PERFORM _rhtmx_sync_append(TG_ARGV[0], n ->> k, 'create', n, n ->> w);\n"
+    "    PERFORM _rhtmx_sync_append(TG_ARGV[0], o -> k, 'delete', NULL, o ->> w);\n"
+    "    PERFORM _rhtmx_sync_append(TG_ARGV[0], n -> k, 'create', n, n ->> w);\n"
     "  ELSE\n"
-    "    PERFORM _rhtmx_sync_append(TG_ARGV[0], n ->> k, 'update', n, n ->> w);\n"
+    "    PERFORM _rhtmx_sync_append(TG_ARGV[0], n -> k, 'update', n, n ->> w);\n"
     "  END IF;\n"
     "  RETURN NULL;\n"
     "END\n$f$;"
@@ -333,13 +335,16 @@ install_sql(struct buf *b, const struct table *t, int rebuild)
     /* Each row the log does not hold live: a create (first sight) or, on a
      * rebuild, every row (an update where the log holds it live). Versions
      * continue from the head, in key order. */
-    buf_adds(b, "INSERT INTO _rhtmx_sync_log (entity, entity_id, action, data, version, owner)"
-                " SELECT x.entity, x.id, CASE WHEN x.live THEN 'update' ELSE 'create' END, x.j,"
+    buf_adds(b, "INSERT INTO _rhtmx_sync_log (entity, entity_id, id_json, action, data, version,"
+                " owner) SELECT x.entity, x.id, (x.j -> x.k)::text, CASE WHEN x.live THEN 'update' ELSE"
+                " 'create' END, x.j,"
                 " h.value + row_number() OVER (ORDER BY x.ord), x.j ->> ");
     sql_literal(b, t->owner >= 0 ? t->cols[t->owner].name : "");
     buf_adds(b, " FROM (SELECT ");
     sql_literal(b, t->en->name);
-    buf_adds(b, "::text AS entity, to_jsonb(r.*) AS j, to_jsonb(r.*) ->> ");
+    buf_adds(b, "::text AS entity, ");
+    sql_literal(b, key);
+    buf_adds(b, "::text AS k, to_jsonb(r.*) AS j, to_jsonb(r.*) ->> ");
     sql_literal(b, key);
     buf_adds(b, " AS id, r.");
     sql_ident(b, key);
@@ -358,8 +363,8 @@ install_sql(struct buf *b, const struct table *t, int rebuild)
                 " coalesce(max(version), 0) FROM _rhtmx_sync_log)) WHERE key = 'head';\n");
     if (rebuild) {
         /* A delete for each key the log holds live and the table lost. */
-        buf_adds(b, "INSERT INTO _rhtmx_sync_log (entity, entity_id, action, version, owner)"
-                    " SELECT l.entity, l.entity_id, 'delete',"
+        buf_adds(b, "INSERT INTO _rhtmx_sync_log (entity, entity_id, id_json, action, version,"
+                    " owner) SELECT l.entity, l.entity_id, l.id_json, 'delete',"
                     " h.value + row_number() OVER (ORDER BY l.version), l.owner"
                     " FROM _rhtmx_sync_log AS l, _rhtmx_sync_state AS h"
                     " WHERE h.key = 'head' AND l.entity = ");
