@@ -79,7 +79,12 @@ current_hub(long long deadline, struct err *e)
         g.retired[g.nretired++] = g.hub;
         g.hub = NULL;
     }
-    g.hub = hub_new(path, 0, deadline, e);
+#ifdef RHTMX_POSTGRES
+    if (g.app.pg != NULL) /* [pg] LISTEN/NOTIFY */
+        g.hub = hub_new_pg(g.app.cfg->pg, 0, e);
+    else
+#endif
+        g.hub = hub_new(path, 0, deadline, e);
     if (g.hub != NULL && g.loop != NULL)
         hub_listen(g.hub, streams_wake, g.loop);
     return g.hub;
@@ -105,7 +110,7 @@ handle(struct http_req *req, void *ctx)
         err_set(&e, 503, "busy", "the event server is shutting down");
         goto fail;
     }
-    if (app_ready(&g.app, &e) < 0 || app_sqlite_only(&g.app, "sync-events", &e) < 0)
+    if (app_ready(&g.app, &e) < 0)
         goto fail;
     if (strcmp(req->method, "OPTIONS") == 0) {
         cors_options(g.app.cfg, req, APP_ALLOW_EVENTS, APP_CORS_EVENTS);
@@ -123,7 +128,7 @@ handle(struct http_req *req, void *ctx)
     if (g.loop == NULL && p.max_streams > g.stream_cap)
         p.max_streams = g.stream_cap;
     /* The bound app_ready() started holds for the rest of the request. */
-    p.deadline = g.app.db->deadline;
+    p.deadline = g.app.db != NULL ? g.app.db->deadline : 0; /* [pg] PostgreSQL: lock_timeout */
     if ((h = current_hub(p.deadline, &e)) == NULL)
         goto fail;
     if (g.loop == NULL && g.hangup == NULL && !g.hangup_failed &&

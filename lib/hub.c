@@ -21,7 +21,11 @@
 #include "db.h"
 #include "hub.h"
 #include "jsonw.h"
+#include "log.h"
 #include "watch.h"
+#ifdef RHTMX_POSTGRES
+#include "pg_hub.h"
+#endif
 
 #define FEED_BATCH 512    /* rows per feeder read */
 #define REPLAY_BATCH 256  /* rows per replay read */
@@ -78,6 +82,11 @@ struct hub {
 
     pthread_mutex_t replay_mu;
     struct conn replay; /* under replay_mu */
+#ifdef RHTMX_POSTGRES
+    /* [pg] PostgreSQL (pg_hub.h): the feeder's LISTENing source instead of the watch and
+     * feed, and the replay source (under replay_mu) instead of replay. */
+    struct pg_src *pgfeed, *pgreplay;
+#endif
 };
 
 /* ------------------------------------------------------------------ connections */
@@ -394,13 +403,91 @@ feed_reopen(struct hub *h)
 
 /* Read the rows after h->head into the ring, in batches. Returns -1 on
  * database trouble (logged; the next wake-up tries again). */
+#ifdef RHTMX_POSTGRES
+/* [pg] A batch being read from PostgreSQL into ring entries. */
+struct pg_batch {
+    struct ev *ev;
+    size_t n;
+};
+
+static void
+pg_batch_add(void *ctx, const struct pg_change *c)
+{
+    struct pg_batch *b = ctx;
+    struct ev *ev = &b->ev[b->n++];
+    size_t elen = strlen(c->entity), olen = c->owner ? strlen(c->owner) : 0;
+
+    ev->version = c->version;
+    ev->len = c->len;
+    ev->mem = malloc(c->len + 1 + elen + 1 + olen + 1);
+    if (ev->mem == NULL)
+        abort();
+    memcpy(ev->mem, c->text, c->len + 1);
+    ev->text = ev->mem;
+    memcpy(ev->mem + c->len + 1, c->entity, elen + 1);
+    ev->entity = ev->mem + c->len + 1;
+    if (c->owner != NULL) {
+        memcpy(ev->mem + c->len + 1 + elen + 1, c->owner, olen + 1);
+        ev->owner = ev->mem + c->len + 1 + elen + 1;
+    }
+}
+
+/* [pg] feed() for PostgreSQL: the rows after h->head into the ring, in batches. */
+static int
+feed_pg(struct hub *h)
+{
+    for (;;) {
+        struct pg_batch batch = {calloc(FEED_BATCH, sizeof(struct ev)), 0};
+        long long head = 0, horizon = 0;
+        struct err e;
+        size_t i;
+        int n;
+
+        if (batch.ev == NULL)
+            abort();
+        if (pg_src_read(h->pgfeed, h->head, -1, FEED_BATCH, &head, &horizon, pg_batch_add, &batch,
+                        &n, &e) < 0) {
+            for (i = 0; i < batch.n; i++)
+                free(batch.ev[i].mem);
+            free(batch.ev);
+            log_msg("events: %s", e.msg);
+            return -1;
+        }
+        if (head < h->head) { /* the database was replaced or restored */
+            for (i = 0; i < batch.n; i++)
+                free(batch.ev[i].mem);
+            free(batch.ev);
+            feed_reset(h, head, horizon);
+            return 0;
+        }
+        pthread_mutex_lock(&h->mu);
+        for (i = 0; i < batch.n; i++)
+            ring_push(h, &batch.ev[i]);
+        h->head = batch.n == FEED_BATCH ? batch.ev[batch.n - 1].version : head;
+        h->horizon = horizon;
+        if (batch.n > 0)
+            notify(h);
+        pthread_mutex_unlock(&h->mu);
+        free(batch.ev);
+        if (batch.n < FEED_BATCH)
+            return 0;
+    }
+}
+#endif
+
 static int
 feed(struct hub *h)
 {
     struct conn *c = &h->feed;
     sqlite3_stmt *st;
     struct err e;
-    int replaced = watch_replaced(h->watch) || c->db == NULL;
+    int replaced;
+
+#ifdef RHTMX_POSTGRES
+    if (h->pgfeed != NULL) /* [pg] */
+        return feed_pg(h);
+#endif
+    replaced = watch_replaced(h->watch) || c->db == NULL;
 
     if (replaced && feed_reopen(h) < 0)
         return -1;
@@ -499,11 +586,18 @@ feeder_main(void *arg)
     int recheck = NRECHECK; /* NRECHECK: no recheck pending */
 
     for (;;) {
-        int timeout = recheck < NRECHECK       ? recheck_ms[recheck]
-                      : watch_active(h->watch) ? SAFETY_MS
-                                               : BLIND_MS;
-        int r = watch_wait(h->watch, timeout);
-        int stop;
+        int timeout = recheck < NRECHECK                           ? recheck_ms[recheck]
+                      : h->watch == NULL || watch_active(h->watch) ? SAFETY_MS
+                                                                   : BLIND_MS;
+        int r, stop;
+
+#ifdef RHTMX_POSTGRES
+        if (h->pgfeed != NULL) { /* [pg] a NOTIFY comes at commit: no rechecks needed */
+            recheck = NRECHECK;
+            r = pg_src_wait(h->pgfeed, SAFETY_MS);
+        } else
+#endif
+            r = watch_wait(h->watch, timeout);
 
         pthread_mutex_lock(&h->mu);
         stop = h->stopping;
@@ -522,6 +616,19 @@ feeder_main(void *arg)
 }
 
 /* ------------------------------------------------------------------ public */
+
+/* Wake the feeder from its wait. */
+static void
+hub_wake_feeder(struct hub *h)
+{
+#ifdef RHTMX_POSTGRES
+    if (h->pgfeed != NULL) { /* [pg] */
+        pg_src_wake(h->pgfeed);
+        return;
+    }
+#endif
+    watch_wake(h->watch);
+}
 
 struct hub *
 hub_new(const char *path, size_t ring, long long deadline, struct err *e)
@@ -576,6 +683,48 @@ err:
     return NULL;
 }
 
+#ifdef RHTMX_POSTGRES
+struct hub *
+hub_new_pg(const struct pgconf *cf, size_t ring, struct err *e)
+{
+    struct hub *h = calloc(1, sizeof(*h));
+    long long head = 0, horizon = 0;
+    int n;
+
+    if (h == NULL) {
+        err_set(e, 500, "internal", "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_mutex_init(&h->replay_mu, NULL);
+    h->cap = ring ? ring : HUB_RING_DEFAULT;
+    h->ring = calloc(h->cap, sizeof(*h->ring));
+    h->path = strdup(cf->shown);
+    if (h->ring == NULL || h->path == NULL) {
+        err_set(e, 500, "internal", "out of memory");
+        goto err;
+    }
+    /* LISTEN first: a commit between reading the head and listening would
+     * otherwise wait for the safety poll. */
+    if ((h->pgfeed = pg_src_open(cf, 1, e)) == NULL ||
+        (h->pgreplay = pg_src_open(cf, 0, e)) == NULL)
+        goto err;
+    if (pg_src_read(h->pgfeed, 0, 0, 0, &head, &horizon, NULL, NULL, &n, e) < 0)
+        goto err;
+    h->base = h->head = head;
+    h->horizon = horizon;
+    if (pthread_create(&h->feeder, NULL, feeder_main, h) != 0) {
+        err_set(e, 500, "internal", "cannot start the events feeder thread");
+        goto err;
+    }
+    h->feeder_started = 1;
+    return h;
+err:
+    hub_free(h);
+    return NULL;
+}
+#endif
+
 void
 hub_free(struct hub *h)
 {
@@ -585,7 +734,7 @@ hub_free(struct hub *h)
         pthread_mutex_lock(&h->mu);
         h->stopping = 1;
         pthread_mutex_unlock(&h->mu);
-        watch_wake(h->watch);
+        hub_wake_feeder(h);
         pthread_join(h->feeder, NULL);
     }
     if (h->ring != NULL)
@@ -595,6 +744,10 @@ hub_free(struct hub *h)
     conn_close(&h->feed);
     conn_close(&h->replay);
     watch_free(h->watch);
+#ifdef RHTMX_POSTGRES
+    pg_src_free(h->pgfeed);
+    pg_src_free(h->pgreplay);
+#endif
     pthread_mutex_destroy(&h->mu);
     pthread_mutex_destroy(&h->replay_mu);
     free(h->path);
@@ -610,6 +763,10 @@ hub_path(const struct hub *h)
 int
 hub_watching(const struct hub *h)
 {
+#ifdef RHTMX_POSTGRES
+    if (h->pgfeed != NULL) /* [pg] LISTEN sees every commit */
+        return 1;
+#endif
     return watch_active(h->watch);
 }
 
@@ -620,7 +777,7 @@ hub_stop(struct hub *h)
     h->stopping = 1;
     wake_all(h);
     pthread_mutex_unlock(&h->mu);
-    watch_wake(h->watch);
+    hub_wake_feeder(h);
 }
 
 int
@@ -629,6 +786,14 @@ hub_state(struct hub *h, long long *head, long long *horizon, long long deadline
     int rc = -1;
 
     pthread_mutex_lock(&h->replay_mu);
+#ifdef RHTMX_POSTGRES
+    if (h->pgreplay != NULL) { /* [pg] */
+        int n;
+        rc = pg_src_read(h->pgreplay, 0, 0, 0, head, horizon, NULL, NULL, &n, e);
+        pthread_mutex_unlock(&h->replay_mu);
+        return rc;
+    }
+#endif
     if (h->replay.db == NULL) {
         err_set(e, 500, "database", "%s: not open", h->path);
     } else {
@@ -724,6 +889,56 @@ hub_bounds(struct hub *h, long long *base, long long *head)
     pthread_mutex_unlock(&h->mu);
 }
 
+#ifdef RHTMX_POSTGRES
+/* [pg] One replay batch for PostgreSQL (see replay). */
+struct pg_replay {
+    const struct hub_stream *s;
+    struct buf *out;
+    size_t max;
+    long long cursor;
+    int full;
+};
+
+static void
+pg_replay_add(void *ctx, const struct pg_change *c)
+{
+    struct pg_replay *r = ctx;
+
+    if (r->full)
+        return;
+    r->cursor = c->version;
+    if (hub_filter_match(&r->s->filter, c->entity, c->owner)) {
+        buf_add(r->out, c->text, c->len);
+        if (r->out->len >= r->max)
+            r->full = 1;
+    }
+}
+
+static enum hub_next
+replay_pg(struct hub *h, struct hub_stream *s, long long bound, struct buf *out, size_t max,
+          long long *version, struct err *e)
+{
+    struct pg_replay r = {s, out, max, s->cursor, 0};
+    long long head = 0, horizon = 0;
+    int n, rc;
+
+    pthread_mutex_lock(&h->replay_mu);
+    rc = pg_src_read(h->pgreplay, s->cursor, bound, REPLAY_BATCH, &head, &horizon, pg_replay_add,
+                     &r, &n, e);
+    pthread_mutex_unlock(&h->replay_mu);
+    if (rc < 0)
+        return HUB_ERROR;
+    if (s->cursor < horizon) {
+        *version = head;
+        return HUB_RESYNC;
+    }
+    if (!r.full && n < REPLAY_BATCH)
+        r.cursor = bound; /* all of (cursor, bound] was read */
+    s->cursor = r.cursor; /* not waiting: nobody else touches it */
+    return HUB_EVENTS;
+}
+#endif
+
 /*
  * Read the changes in (s->cursor, bound] from the database into out (called
  * without the hub's mu; s is not waiting, so nobody else touches its cursor). Returns
@@ -740,6 +955,10 @@ replay(struct hub *h, struct hub_stream *s, long long bound, struct buf *out, si
     sqlite3_stmt *st;
     int rc, n = 0;
 
+#ifdef RHTMX_POSTGRES
+    if (h->pgreplay != NULL) /* [pg] */
+        return replay_pg(h, s, bound, out, max, version, e);
+#endif
     pthread_mutex_lock(&h->replay_mu);
     if (c->db == NULL) {
         err_set(e, 500, "database", "%s: not open", h->path);

@@ -99,6 +99,11 @@ struct hub_stream {
 #define HUB_RING_DEFAULT 4096
 struct hub *hub_new(const char *path, size_t ring, long long deadline, struct err *e);
 
+/* [pg] The same for a PostgreSQL database (cmake -DRHTMX_POSTGRES=ON): changes come by
+ * LISTEN/NOTIFY (pg_hub.h). cf is copied. hub_path() is cf->shown. */
+struct pgconf;
+struct hub *hub_new_pg(const struct pgconf *cf, size_t ring, struct err *e);
+
 /* Stop the feeder and release everything. No stream may be joined (call
  * hub_stop and wait for the streams to leave first). NULL is harmless. */
 void hub_free(struct hub *h);

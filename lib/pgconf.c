@@ -47,6 +47,23 @@ pgconf_free(struct pgconf *p)
     free(p);
 }
 
+struct pgconf *
+pgconf_dup(const struct pgconf *p)
+{
+    struct pgconf *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    c->url = strdup(p->url);
+    c->shown = strdup(p->shown);
+    c->password_file = p->password_file ? strdup(p->password_file) : NULL;
+    if (c->url == NULL || c->shown == NULL || (p->password_file && c->password_file == NULL)) {
+        pgconf_free(c);
+        return NULL;
+    }
+    return c;
+}
+
 /* url with the password of "user:password@" replaced by "***": what messages show.
  * New string, or NULL when out of memory. */
 static char *

@@ -43,6 +43,9 @@ struct pgconf *pgconf_parse(struct json_object *v, const char *dir, char *why, s
 
 void pgconf_free(struct pgconf *p); /* NULL is harmless */
 
+/* A copy of p (pgconf_free), or NULL when out of memory. */
+struct pgconf *pgconf_dup(const struct pgconf *p);
+
 /* 1 if this build has the PostgreSQL backend. */
 int pgconf_built(void);
 

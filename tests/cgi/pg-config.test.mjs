@@ -116,13 +116,17 @@ test('a malformed PostgreSQL "database" is a configuration error naming the prob
   }
 });
 
-test('programs that do not serve PostgreSQL yet answer 500 config and say so', { skip }, async () => {
+test('rhtmx-sync compact does not serve PostgreSQL yet: it says so and exits 1', { skip }, async () => {
   const app = await backendApp(pg, { postgres: TODOS });
-  const events = runCgi('sync-events', { config: app.config, query: 'entities=todos&since=0&mode=poll' });
-  assert.equal(events.status, 500);
-  assert.equal(events.json().error.code, 'config');
-  assert.match(events.stderr, /sync-events does not serve PostgreSQL yet/);
   const compact = tool(['compact', '--config', app.config]);
   assert.equal(compact.status, 1);
   assert.match(compact.stderr, /rhtmx-sync compact does not serve PostgreSQL yet/);
+});
+
+test('sync-events under CGI on PostgreSQL: a poll answers pending events, then bye', { skip }, async () => {
+  const app = await backendApp(pg, { postgres: `${TODOS} INSERT INTO todos (title) VALUES ('a'), ('b');` });
+  const r = runCgi('sync-events', { config: app.config, query: 'entities=todos&since=0&mode=poll' });
+  assert.equal(r.status, 200, r.text());
+  assert.match(r.text(), /id: 1\ndata: \{"entity":"todos","action":"create","id":1,"version":1\}\n\nid: 2\n/);
+  assert.match(r.text(), /event: bye\nid: 2\ndata: \{"version":2\}/);
 });
