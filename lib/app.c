@@ -288,6 +288,26 @@ pg_lost(const struct app *app)
 #endif
 }
 
+/* [pg] The tables changed shape (the app's ALTER TABLE) or lost their trigger
+ * since they were loaded: load everything again (pg_load re-installs). One
+ * query per request. */
+static int
+app_pg_current(struct app *app, long long deadline, struct err *e)
+{
+#ifdef RHTMX_POSTGRES
+    long long cookie = pg_schema_cookie(app->pg, app->cfg);
+
+    if (cookie >= 0 && cookie == app->schema->cookie)
+        return 0; /* -1 (unreadable): app_load says why */
+    return app_logged(app, app_load(app, deadline, e), e);
+#else
+    (void)app;
+    (void)deadline;
+    (void)e;
+    return 0;
+#endif
+}
+
 /* 1 if what was loaded still stands as far as the files tell (the config file
  * unchanged, the database file the same and not newly writable); 0 if
  * app_load() must run. */
@@ -319,7 +339,7 @@ app_ready(struct app *app, struct err *e)
     if (!app_loaded_fresh(app))
         return app_logged(app, app_load(app, deadline, e), e);
     if (app->pg != NULL) /* [pg] */
-        return 0;
+        return app_pg_current(app, deadline, e);
     if (!schema_stale(app->db, app->schema))
         return 0;
     return app_logged(app, app_recheck(app, e), e);
@@ -338,7 +358,7 @@ app_ready_read(struct app *app, struct err *e)
         if (rc == 0 && app->pg != NULL) /* [pg] the pull opens its own snapshot */
             return 0;
     } else if (app->pg != NULL) { /* [pg] */
-        return 0;
+        return app_pg_current(app, deadline, e);
     } else {
         if (db_begin_read(app->db, e) < 0)
             return -1;

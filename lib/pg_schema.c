@@ -237,6 +237,50 @@ err:
     return -1;
 }
 
+long long
+pg_schema_cookie(struct pg *p, const struct config *c)
+{
+    /* Every column (name, type, position) of the configured tables and the
+     * names of the triggers on them, hashed: 60 bits of an md5. */
+    static const char sql[] =
+        "SELECT ('x' || substr(md5(coalesce((SELECT string_agg(c.relname || '/' || a.attname ||"
+        "    '/' || format_type(a.atttypid, a.atttypmod) || '/' || a.attnum, ','"
+        "    ORDER BY c.relname, a.attnum) FROM pg_attribute a JOIN pg_class c ON c.oid = "
+        "a.attrelid"
+        "   WHERE c.oid = ANY (SELECT to_regclass(quote_ident(n)) FROM unnest($1::text[]) AS n)"
+        "     AND a.attnum > 0 AND NOT a.attisdropped), '') || '|' ||"
+        "  coalesce((SELECT string_agg(g.tgname || '/' || g.tgenabled::text, ',' ORDER BY g.tgname)"
+        "    FROM pg_trigger g WHERE g.tgname LIKE '\\_rhtmx\\_sync\\_%' AND g.tgrelid = ANY"
+        "    (SELECT to_regclass(quote_ident(n)) FROM unnest($1::text[]) AS n)), '')), 1, 15))"
+        "  ::bit(60)::bigint";
+    struct buf names = {0};
+    const char *params[1];
+    PGresult *res;
+    struct err e;
+    long long cookie = -1;
+    size_t i;
+
+    /* The table names as a text[] literal: {"a","b"} (names have no quotes or
+     * backslashes: config_valid_name, or checked table names). */
+    buf_adds(&names, "{");
+    for (i = 0; i < c->nentities; i++) {
+        buf_printf(&names, "%s\"", i > 0 ? "," : "");
+        for (const char *q = c->entities[i].table; *q; q++) {
+            if (*q == '"' || *q == '\\')
+                buf_add(&names, "\\", 1);
+            buf_add(&names, q, 1);
+        }
+        buf_adds(&names, "\"");
+    }
+    buf_adds(&names, "}");
+    params[0] = names.p;
+    if ((res = pg_query(p, sql, 1, params, "check the tables", &e)) != NULL && PQntuples(res) == 1)
+        cookie = pg_int(res, 0, 0);
+    PQclear(res);
+    buf_free(&names);
+    return cookie;
+}
+
 struct schema *
 pg_schema_load(struct pg *p, const struct config *c, struct err *e)
 {
@@ -253,6 +297,7 @@ pg_schema_load(struct pg *p, const struct config *c, struct err *e)
         if (table_load(p, c, &s->tables[i], e) < 0)
             goto err;
     }
+    s->cookie = pg_schema_cookie(p, c);
     return s;
 err:
     schema_free(s);
@@ -335,10 +380,11 @@ install_sql(struct buf *b, const struct table *t, int rebuild)
     /* Each row the log does not hold live: a create (first sight) or, on a
      * rebuild, every row (an update where the log holds it live). Versions
      * continue from the head, in key order. */
-    buf_adds(b, "INSERT INTO _rhtmx_sync_log (entity, entity_id, id_json, action, data, version,"
-                " owner) SELECT x.entity, x.id, (x.j -> x.k)::text, CASE WHEN x.live THEN 'update' ELSE"
-                " 'create' END, x.j,"
-                " h.value + row_number() OVER (ORDER BY x.ord), x.j ->> ");
+    buf_adds(
+        b, "INSERT INTO _rhtmx_sync_log (entity, entity_id, id_json, action, data, version,"
+           " owner) SELECT x.entity, x.id, (x.j -> x.k)::text, CASE WHEN x.live THEN 'update' ELSE"
+           " 'create' END, x.j,"
+           " h.value + row_number() OVER (ORDER BY x.ord), x.j ->> ");
     sql_literal(b, t->owner >= 0 ? t->cols[t->owner].name : "");
     buf_adds(b, " FROM (SELECT ");
     sql_literal(b, t->en->name);
@@ -439,6 +485,7 @@ pg_schema_install(struct pg *p, struct schema *s, int *changed, struct err *e)
     buf_free(&sql);
     if (changed != NULL)
         *changed = n;
+    s->cookie = -2; /* our own CREATE TRIGGERs changed it: taken again by the caller */
     return 0;
 err:
     pg_rollback(p);
@@ -467,6 +514,8 @@ pg_load(const struct config *c, const char *name, struct schema **schema, int *i
         current = pg_schema_installed(p, &s->tables[i]);
     if (!current && pg_schema_install(p, s, installed, e) < 0)
         goto err;
+    if (!current)
+        s->cookie = pg_schema_cookie(p, c);
     *schema = s;
     return p;
 err:

@@ -52,6 +52,12 @@ int pg_migrate(struct pg *p, struct err *e);
  * (schema_free), or NULL with e set to 500 "config". */
 struct schema *pg_schema_load(struct pg *p, const struct config *c, struct err *e);
 
+/* What the configured tables look like now, as a number that changes with any
+ * column added, dropped, renamed or retyped and with their triggers dropped or
+ * disabled (schema->cookie holds it as loaded; pg_load compares). One query.
+ * -1 when it cannot be read. */
+long long pg_schema_cookie(struct pg *p, const struct config *c);
+
 /* 1 if t's trigger is installed for its current signature. */
 int pg_schema_installed(struct pg *p, const struct table *t);
 
