@@ -16,6 +16,7 @@
 #include "changelog.h"
 #include "compact.h"
 #ifdef RHTMX_POSTGRES
+#include "pg_compact.h"
 #include "pg_schema.h"
 #endif
 
@@ -186,6 +187,17 @@ out:
     return rc;
 }
 
+/* compact_run() on the configured backend. [pg] */
+static int
+compact_any(struct app *app, struct compact_stats *st, struct err *e)
+{
+#ifdef RHTMX_POSTGRES
+    if (app->pg != NULL)
+        return pg_compact_run(app->pg, app->cfg, st, e);
+#endif
+    return compact_run(app->db, app->cfg, st, e);
+}
+
 /* compact writes: it brings the database up to date first, like init. */
 static int
 cmd_compact(struct app *app)
@@ -195,9 +207,7 @@ cmd_compact(struct app *app)
 
     if (app_ready(app, &e) < 0)
         return 1; /* app_ready printed the line */
-    if (app_sqlite_only(app, "rhtmx-sync compact", &e) < 0)
-        return 1; /* [pg] logged */
-    if (compact_run(app->db, app->cfg, &st, &e) < 0) {
+    if (compact_any(app, &st, &e) < 0) {
         fprintf(stderr, "rhtmx-sync: %s\n", e.msg);
         return 1;
     }

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "app.h"
-#include "log.h"
 #ifdef RHTMX_POSTGRES
 #include "pg_schema.h"
 #endif
@@ -370,19 +369,6 @@ app_ready_read(struct app *app, struct err *e)
     if (app_logged(app, rc, e) < 0)
         return -1;
     return db_begin_read(app->db, e);
-}
-
-int
-app_sqlite_only(const struct app *app, const char *what, struct err *e)
-{
-    if (app->pg == NULL)
-        return 0;
-    err_set(e, 500, "config",
-            "%s: %s does not serve PostgreSQL yet (docs/POSTGRES.md says what does); %s names "
-            "PostgreSQL",
-            app->config_path, what, app->cfg->database);
-    log_once("%s", e->msg);
-    return -1;
 }
 
 const struct table *

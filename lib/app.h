@@ -62,10 +62,6 @@ int app_ready(struct app *app, struct err *e);
  * transaction open. */
 int app_ready_read(struct app *app, struct err *e);
 
-/* [pg] 0, or -1 with e set to 500 "config" (and the line logged once) when the
- * config names PostgreSQL and program what does not serve it yet (docs/POSTGRES.md). */
-int app_sqlite_only(const struct app *app, const char *what, struct err *e);
-
 /* Release everything. */
 void app_close(struct app *app);
 

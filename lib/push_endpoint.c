@@ -10,6 +10,7 @@
 #include "push.h"
 #include "push_endpoint.h"
 #ifdef RHTMX_POSTGRES
+#include "pg_compact.h"
 #include "pg_push.h"
 #endif
 
@@ -177,7 +178,11 @@ push_endpoint_serve(struct http_req *req, void *ctx)
     /* Log retention without cron: at most one bounded batch, at most every
      * COMPACT_INTERVAL, never waiting for the lock (see compact.h). */
     http_flush(req);
-    if (ep->app.db != NULL) /* [pg] SQLite only, for now */
+#ifdef RHTMX_POSTGRES
+    if (ep->app.pg != NULL) /* [pg] */
+        pg_compact_maybe(ep->app.pg, ep->app.cfg);
+    else
+#endif
         compact_maybe(ep->app.db, ep->app.cfg);
 out:
     buf_free(&body);
