@@ -125,7 +125,7 @@ async function commitAll(client, writer, db, commits) {
 }
 
 /** Latencies (ms) of the receipts of the versions in t0, with per-commit first and last. */
-function latencies(receipts, t0) {
+export function latencies(receipts, t0) {
   const lat = [];
   const byVersion = new Map();
   for (const [v, ns] of receipts) {
@@ -143,7 +143,7 @@ function latencies(receipts, t0) {
 }
 
 /** bench/events-client.c, compiled once per run into dir; null without a C compiler. */
-function buildCClient(dir) {
+export function buildCClient(dir) {
   const src = fileURLToPath(new URL('./events-client.c', import.meta.url));
   const exe = `${dir}/events-client`;
   try {
@@ -155,7 +155,7 @@ function buildCClient(dir) {
 }
 
 /** N streams read by the C client: { ready, allGot(v), finish() -> [[v, ns]], pid, close() }. */
-async function cClient(exe, port, N) {
+export async function cClient(exe, port, N) {
   const p = spawn(exe, ['127.0.0.1', String(port), '/api/sync/events', String(N)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const waits = new Map();
   const got = new Set();
@@ -199,7 +199,7 @@ async function cClient(exe, port, N) {
 }
 
 /** The same with node sockets (no C compiler). */
-async function nodeClient(port, N) {
+export async function nodeClient(port, N) {
   const readers = [];
   const counts = new Map();
   const waits = new Map();

@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 
-need_apt "${BUILD_PKGS[@]}" "${TEST_BUILD_PKGS[@]}" "${PG_PKGS[@]}" lighttpd php-cli php-cgi php-sqlite3 apache2 libapache2-mod-fcgid nginx spawn-fcgi fcgiwrap libfcgi-bin wrk \
+need_apt "${BUILD_PKGS[@]}" "${TEST_BUILD_PKGS[@]}" "${PG_PKGS[@]}" lighttpd php-cli php-cgi php-sqlite3 php-pgsql apache2 libapache2-mod-fcgid nginx spawn-fcgi fcgiwrap libfcgi-bin wrk \
          chromium fonts-dejavu-core clang valgrind strace curl openssl
 need_npm
 
