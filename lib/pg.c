@@ -133,14 +133,61 @@ pg_fail(struct pg *p, const PGresult *res, const char *what, struct err *e)
     return err_set(e, 500, "database", "%s: PostgreSQL: %s", what, m);
 }
 
-PGresult *
-pg_query(struct pg *p, const char *sql, int n, const char *const *params, const char *what,
-         struct err *e)
+/* FNV-1a of text: the name a statement is prepared under. */
+static unsigned long long
+text_hash(const char *text)
+{
+    unsigned long long h = 1469598103934665603ULL;
+
+    for (; *text; text++)
+        h = (h ^ (unsigned char)*text) * 1099511628211ULL;
+    return h;
+}
+
+/*
+ * sql as a prepared statement of this connection: its name in name (prepared
+ * now if it was not yet), 1; 0 when the cache is full (the caller runs it
+ * unprepared); -1 with e set when PostgreSQL refused to prepare it.
+ */
+static int
+prepared(struct pg *p, const char *sql, int n, char name[24], const char *what, struct err *e)
+{
+    unsigned long long h = text_hash(sql);
+    PGresult *res;
+    size_t i;
+
+    snprintf(name, 24, "r%016llx", h);
+    for (i = 0; i < p->nprepared; i++)
+        if (p->prepared[i] == h)
+            return 1;
+    if (p->nprepared == PG_PREPARED_MAX)
+        return 0;
+    res = PQprepare(p->c, name, sql, n, NULL);
+    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        pg_fail(p, res, what, e);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    p->prepared[p->nprepared++] = h;
+    return 1;
+}
+
+/* Run sql (n parameters) prepared, or as it is when prepare says no. */
+static PGresult *
+run(struct pg *p, const char *sql, int n, const char *const *params, int cache, const char *what,
+    struct err *e)
 {
     PGresult *res;
     ExecStatusType st;
+    char name[24];
+    int r = cache ? prepared(p, sql, n, name, what, e) : 0;
 
-    if (n == 0)
+    if (r < 0)
+        return NULL;
+    if (r > 0)
+        res = PQexecPrepared(p->c, name, n, params, NULL, NULL, 0);
+    else if (n == 0)
         res = PQexec(p->c, sql);
     else
         res = PQexecParams(p->c, sql, n, NULL, params, NULL, NULL, 0);
@@ -150,6 +197,19 @@ pg_query(struct pg *p, const char *sql, int n, const char *const *params, const 
     pg_fail(p, res, what, e);
     PQclear(res);
     return NULL;
+}
+
+PGresult *
+pg_query(struct pg *p, const char *sql, int n, const char *const *params, const char *what,
+         struct err *e)
+{
+    return run(p, sql, n, params, n > 0, what, e);
+}
+
+PGresult *
+pg_query_cached(struct pg *p, const char *sql, const char *what, struct err *e)
+{
+    return run(p, sql, 0, NULL, 1, what, e);
 }
 
 int

@@ -20,9 +20,14 @@
 #include "err.h"
 #include "pgconf.h"
 
+#define PG_PREPARED_MAX 128 /* statements kept prepared per connection */
+
 struct pg {
     PGconn *c;
     char *shown; /* owned: the URL without its password, for messages */
+    /* Statements prepared on this connection, by the hash of their text (pg_query). */
+    unsigned long long prepared[PG_PREPARED_MAX];
+    size_t nprepared;
 };
 
 /* Connect as program name (static string; libpq's application_name) with cf.
@@ -36,9 +41,13 @@ int pg_alive(const struct pg *p);
 
 /* Run sql with n text parameters (NULL entries are SQL NULL). Returns the
  * result (caller PQclear()s it) of a command or query that succeeded, or NULL
- * with e set ("what: PostgreSQL's message"). */
+ * with e set ("what: PostgreSQL's message"). A statement with parameters is
+ * prepared on the connection the first time (planned once, not per request),
+ * up to PG_PREPARED_MAX of them; pg_query_cached does the same for one
+ * without. */
 PGresult *pg_query(struct pg *p, const char *sql, int n, const char *const *params,
                    const char *what, struct err *e);
+PGresult *pg_query_cached(struct pg *p, const char *sql, const char *what, struct err *e);
 
 /* pg_query() for statements whose result is not needed: 0 or -1 with e set.
  * With n == 0, sql may hold several statements (the simple query protocol). */

@@ -527,10 +527,11 @@ err:
 int
 pg_cursors(struct pg *p, long long *head, long long *horizon, struct err *e)
 {
-    PGresult *res = pg_query(p,
-                             "SELECT (SELECT value FROM _rhtmx_sync_state WHERE key = 'head'),"
-                             "       (SELECT value FROM _rhtmx_sync_state WHERE key = 'horizon')",
-                             0, NULL, "read head and horizon", e);
+    PGresult *res =
+        pg_query_cached(p,
+                        "SELECT (SELECT value FROM _rhtmx_sync_state WHERE key = 'head'),"
+                        "       (SELECT value FROM _rhtmx_sync_state WHERE key = 'horizon')",
+                        "read head and horizon", e);
 
     if (res == NULL)
         return -1;
