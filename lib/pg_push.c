@@ -540,6 +540,11 @@ change_fields(const struct pgpush *pp, const struct push_change *c, struct json_
         return NULL;
     json_object_object_foreach (c->data, f, v) {
         col = table_column(t, f);
+        if (col < 0 && pg_schema_column_gone(pp->p, t, f))
+            return rec_rejected(c, "schema_changed",
+                                "column '%s' is no longer in %s (the app changed its schema): "
+                                "nothing of this change was applied",
+                                err_quote(q, f), t->en->name);
         if (col < 0)
             return rec_rejected(c, "unknown_column", "unknown column '%s' in %s", err_quote(q, f),
                                 t->en->name);

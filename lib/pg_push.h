@@ -14,9 +14,6 @@
  * the triggers through the transaction-local setting rhtmx_sync.client_id;
  * the row a client last saw (a merge's base) is the log entry's jsonb, read
  * back through the table's row type so it compares like the server's row.
- *
- * Not (yet) as with SQLite: a column the app dropped is rejected as
- * "unknown_column" rather than "schema_changed".
  */
 #ifndef RHTMX_PG_PUSH_H
 #define RHTMX_PG_PUSH_H

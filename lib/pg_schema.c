@@ -45,7 +45,11 @@ static const char migration_1[] =
     "CREATE INDEX IF NOT EXISTS idx_sync_entity_row"
     "  ON _rhtmx_sync_log (entity, entity_id, version);"
     "CREATE TABLE IF NOT EXISTS _rhtmx_sync_tables ("
-    "  entity text PRIMARY KEY, tbl text NOT NULL, signature text NOT NULL);"
+    "  entity text PRIMARY KEY, tbl text NOT NULL, signature text NOT NULL, columns text[]);"
+    /* Columns a table had when the programs last loaded it and has no more: a push
+     * naming one is refused as schema_changed rather than unknown_column. */
+    "CREATE TABLE IF NOT EXISTS _rhtmx_sync_gone ("
+    "  entity text NOT NULL, name text NOT NULL, PRIMARY KEY (entity, name));"
     "CREATE TABLE IF NOT EXISTS _rhtmx_sync_mutations ("
     "  client_id text NOT NULL, mutation_id text NOT NULL, entity text NOT NULL,"
     "  answer text NOT NULL, version bigint NOT NULL,"
@@ -493,6 +497,81 @@ err:
     return -1;
 }
 
+/* t's column names as a text[] literal: {"a","b"} (names have no quote or backslash). */
+static void
+columns_array(struct buf *b, const struct table *t)
+{
+    size_t i;
+
+    buf_adds(b, "{");
+    for (i = 0; i < t->ncols; i++)
+        buf_printf(b, "%s\"%s\"", i > 0 ? "," : "", t->cols[i].name);
+    buf_adds(b, "}");
+}
+
+/*
+ * Record t's columns in _rhtmx_sync_tables, and in _rhtmx_sync_gone those the
+ * last record had and t has no more (a column that is back is forgotten there).
+ * Only reads when nothing changed, so a CGI request writes nothing.
+ */
+static int
+columns_record(struct pg *p, const struct table *t, struct err *e)
+{
+    static const char *const sql[] = {
+        "INSERT INTO _rhtmx_sync_gone (entity, name) SELECT $1, c FROM _rhtmx_sync_tables AS s,"
+        " unnest(s.columns) AS c WHERE s.entity = $1 AND c <> ALL ($2::text[])"
+        " ON CONFLICT DO NOTHING",
+        "DELETE FROM _rhtmx_sync_gone WHERE entity = $1 AND name = ANY ($2::text[])",
+        "UPDATE _rhtmx_sync_tables SET columns = $2::text[] WHERE entity = $1",
+    };
+    struct buf cols = {0};
+    const char *params[2];
+    PGresult *res;
+    size_t i;
+    int same;
+
+    columns_array(&cols, t);
+    params[0] = t->en->name;
+    params[1] = cols.p;
+    res = pg_query(p, "SELECT columns = $2::text[] FROM _rhtmx_sync_tables WHERE entity = $1", 2,
+                   params, "read the recorded columns", e);
+    same = res != NULL && PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (res == NULL || same) {
+        buf_free(&cols);
+        return res == NULL ? -1 : 0;
+    }
+    if (pg_begin_write(p, e) < 0)
+        goto err;
+    for (i = 0; i < sizeof(sql) / sizeof(sql[0]); i++)
+        if (pg_exec(p, sql[i], 2, params, "record the columns", e) < 0)
+            goto rollback;
+    if (pg_commit(p, e) < 0)
+        goto rollback;
+    buf_free(&cols);
+    return 0;
+rollback:
+    pg_rollback(p);
+err:
+    buf_free(&cols);
+    return -1;
+}
+
+int
+pg_schema_column_gone(struct pg *p, const struct table *t, const char *name)
+{
+    const char *params[2] = {t->en->name, name};
+    PGresult *res;
+    struct err e;
+    int gone;
+
+    res = pg_query(p, "SELECT 1 FROM _rhtmx_sync_gone WHERE entity = $1 AND name = $2", 2, params,
+                   "read the dropped columns", &e);
+    gone = res != NULL && PQntuples(res) > 0;
+    PQclear(res);
+    return gone;
+}
+
 struct pg *
 pg_load(const struct config *c, const char *name, struct schema **schema, int *installed,
         struct err *e)
@@ -516,6 +595,9 @@ pg_load(const struct config *c, const char *name, struct schema **schema, int *i
         goto err;
     if (!current)
         s->cookie = pg_schema_cookie(p, c);
+    for (i = 0; i < s->ntables; i++)
+        if (columns_record(p, &s->tables[i], e) < 0)
+            goto err;
     *schema = s;
     return p;
 err:

@@ -58,6 +58,10 @@ struct schema *pg_schema_load(struct pg *p, const struct config *c, struct err *
  * -1 when it cannot be read. */
 long long pg_schema_cookie(struct pg *p, const struct config *c);
 
+/* 1 if name was a column of t when the programs last loaded it and is no
+ * longer one (dropped or renamed by the app), as schema_column_gone(). */
+int pg_schema_column_gone(struct pg *p, const struct table *t, const char *name);
+
 /* 1 if t's trigger is installed for its current signature. */
 int pg_schema_installed(struct pg *p, const struct table *t);
 

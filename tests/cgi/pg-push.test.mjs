@@ -39,7 +39,7 @@ function shape(answer) {
   for (const r of b.body.rejected ?? []) if (r.code === 'constraint') r.reason = '(the database says why)';
   return b;
 }
-const rows = (app) => app.rows('SELECT id, title, done FROM todos ORDER BY id');
+const rows = (app) => app.rows('SELECT * FROM todos ORDER BY id');
 
 /** Run steps(app) on both backends; the answers (and tables) must be equal. Returns them. */
 async function same(steps, { schemas = TODOS, config = {} } = {}) {
@@ -158,4 +158,22 @@ test('owner rules: a create is the caller\'s, another user\'s row is forbidden',
   assert.deepEqual(got.answers[1].body.rejected.map((r) => r.code), ['forbidden']);
   assert.deepEqual(got.answers[2].body.rejected.map((r) => r.code), ['forbidden']);
   assert.deepEqual(got.answers[3].body, [{ id: 2, title: 'mine', done: 0, user_id: 'alice' }]);
+});
+
+test('a push naming a column the app dropped is schema_changed on both backends; the rest applies', { skip }, async () => {
+  const got = await same((app) => {
+    pull(app);
+    app.exec("INSERT INTO todos (title) VALUES ('a');");
+    const v = pull(app).version;
+    app.exec('ALTER TABLE todos DROP COLUMN done;');
+    pull(app); // the programs see the new shape
+    const r = push(app, { client_id: 'c-1', changes: [update('m-1', 1, { title: 'b', done: 1 }, v), update('m-2', 1, { title: 'c' }, v), update('m-3', 1, { nope: 1 }, v)] });
+    // SQLite logs every row again when its triggers are remade for the new columns;
+    // PostgreSQL's trigger names no column and is not remade: the versions differ by that.
+    delete r.body.version;
+    return [r];
+  }, { schemas: TODOS });
+  assert.deepEqual(got.rows, [{ id: 1, title: 'c' }]);
+  assert.deepEqual(got.answers[0].body.rejected.map((r) => [r.mutation_id, r.code]), [['m-1', 'schema_changed'], ['m-3', 'unknown_column']]);
+  assert.deepEqual(got.answers[0].body.applied, [1]);
 });
