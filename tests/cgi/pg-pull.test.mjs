@@ -107,13 +107,15 @@ test('a changed key is a delete of the old key and a create of the new one', { s
 test('values keep their JSON types: integers, reals, text, NULL, bytes as hex', { skip }, async () => {
   const schemas = {
     sqlite: `CREATE TABLE todos (id TEXT PRIMARY KEY, n INTEGER, r REAL, t TEXT, b BLOB, z TEXT);
-             INSERT INTO todos VALUES ('k1', -42, 2.0, 'é "q"', x'0aff', NULL), ('k2', 9007199254740993, 0.1, '', x'', NULL);`,
+             INSERT INTO todos VALUES ('k1', -42, 2.0, 'é "q"', x'0aff', NULL), ('k2', 9007199254740993, -1.25, '', x'', NULL);`,
     postgres: `CREATE TABLE todos (id text PRIMARY KEY, n bigint, r double precision, t text, b bytea, z text);
-               INSERT INTO todos VALUES ('k1', -42, 2.0, 'é "q"', '\\x0aff', NULL), ('k2', 9007199254740993, 0.1, '', '\\x', NULL);`,
+               INSERT INTO todos VALUES ('k1', -42, 2.0, 'é "q"', '\\x0aff', NULL), ('k2', 9007199254740993, -1.25, '', '\\x', NULL);`,
   };
   const got = await same(schemas, (app) => [pull(app, 'since=0').text().replace(/"schema":"[0-9a-f]+",/, '')]);
   assert.match(got[0], /"data":\{"id":"k1","n":-42,"r":2\.0,"t":"é \\"q\\"","b":"0AFF","z":null\}/);
-  assert.match(got[0], /"n":9007199254740993,"r":0\.10000000000000001,"t":"","b":"","z":null/);
+  // Reals exactly representable in binary: SQLite's own printf writes others differently
+  // under valgrind (its long double is emulated there; tests/cgi/values says more).
+  assert.match(got[0], /"n":9007199254740993,"r":-1\.25,"t":"","b":"","z":null/);
 });
 
 test('errors have the same status and shape on both backends', { skip }, async () => {
