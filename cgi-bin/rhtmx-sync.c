@@ -15,6 +15,8 @@
 #include "app.h"
 #include "changelog.h"
 #include "compact.h"
+#include "log.h"
+#include "sqlgen.h"
 #ifdef RHTMX_POSTGRES
 #include "pg_compact.h"
 #include "pg_schema.h"
@@ -35,16 +37,15 @@ usage(void)
 static long long
 count_rows(struct db *d, const struct table *t)
 {
-    struct buf sql = {0};
-    sqlite3_stmt *st = NULL;
+    char *sql = sqlgen_count_rows(t);
+    struct err e;
+    sqlite3_stmt *st = db_prepare(d, sql, "count rows", &e);
     long long n = -1;
 
-    buf_adds(&sql, "SELECT count(*) FROM ");
-    sql_ident(&sql, t->en->table);
-    if (sqlite3_prepare_v2(d->h, sql.p, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    sqlite3_free(sql);
+    if (st != NULL && sqlite3_step(st) == SQLITE_ROW)
         n = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    buf_free(&sql);
     return n;
 }
 
@@ -69,13 +70,15 @@ static int
 report(struct db *d, const struct config *c, const struct schema *s)
 {
     struct err e;
+    struct buf settings = {0};
     long long head = db_head(d, &e), horizon = changelog_horizon(d, &e);
     size_t i;
     int bad = 0;
 
     printf("config    %s\n", c->path);
     printf("database  %s%s\n", c->database, d->readonly ? " (read-only)" : "");
-    printf("auth      %s\n", c->auth.mode == AUTH_TOKEN ? "token" : "none (anyone can read and write)");
+    printf("auth      %s\n",
+           c->auth.mode == AUTH_TOKEN ? "token" : "none (anyone can read and write)");
     printf("head      %lld\n", head);
     printf("horizon   %lld\n", horizon);
     printf("\n%-20s %-20s %10s %10s  %s\n", "entity", "table", "rows", "synced", "triggers");
@@ -99,6 +102,10 @@ report(struct db *d, const struct config *c, const struct schema *s)
                    t->en->name, rows, synced);
         }
     }
+    /* Every setting with the value in force (config_keys: defaults included). */
+    config_describe(c, &settings);
+    printf("\nsettings\n%s", settings.p != NULL ? settings.p : "");
+    buf_free(&settings);
     return bad;
 }
 
@@ -169,8 +176,8 @@ cmd_status(struct app *app)
     if (d == NULL)
         goto fail;
     if (!db_schema_ok(d)) {
-        err_set(&e, 500, "database", "%s: the sync tables are missing or old: run 'rhtmx-sync init'",
-                c->database);
+        err_set(&e, 500, "database",
+                "%s: the sync tables are missing or old: run 'rhtmx-sync init'", c->database);
         goto fail;
     }
     s = schema_load(d, c, &e);
@@ -179,7 +186,7 @@ cmd_status(struct app *app)
     rc = report(d, c, s);
     goto out;
 fail:
-    fprintf(stderr, "rhtmx-sync: %s\n", e.msg);
+    log_msg("%s", e.msg);
 out:
     schema_free(s);
     db_free(d);
@@ -208,7 +215,7 @@ cmd_compact(struct app *app)
     if (app_ready(app, &e) < 0)
         return 1; /* app_ready printed the line */
     if (compact_any(app, &st, &e) < 0) {
-        fprintf(stderr, "rhtmx-sync: %s\n", e.msg);
+        log_msg("%s", e.msg);
         return 1;
     }
     printf("retention %d days\n", app->cfg->retention.days);

@@ -6,6 +6,7 @@
  * the global head read in the same transaction, so an entity that stays quiet
  * while others change is not rescanned from an old version on every poll.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +142,33 @@ write_change(struct stage *s, const struct sink *staged, sqlite3_stmt *st, int f
     return STAGE_LIT(s, "}");
 }
 
+/*
+ * 0 if a's cursor can be served, else -1 with e set to 410 resync_required
+ * (e->version = head). Newer than the head: the database is not the one the
+ * client synced with (restored from a backup, replaced), and its store holds
+ * rows this one may never have had; whatever page it is on, it starts over,
+ * as the event stream tells it to. Older than the horizon: what it missed may
+ * have been compacted away.
+ */
+static int
+cursor_check(const struct pull_args *a, long long head, long long horizon, struct err *e)
+{
+    if (a->since > head)
+        err_set(e, 410, "resync_required",
+                "cursor %lld is newer than the change log's head %lld (the database was "
+                "restored or replaced): pull from since=0",
+                a->since, head);
+    else if (!a->full && a->since > 0 && a->since < horizon)
+        err_set(e, 410, "resync_required",
+                "cursor %lld is older than the retained change log (horizon %lld): pull from "
+                "since=0",
+                a->since, horizon);
+    else
+        return 0;
+    e->version = head;
+    return -1;
+}
+
 int
 changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, struct err *e)
 {
@@ -150,6 +178,7 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
     struct stage stage;
     struct sink staged = {stage_write, &stage};
 
+    assert(a->limit >= 1); /* bounded by the caller (pull_args) */
     /* The caller may have a read transaction open already (sync-pull does). */
     if (own && db_begin_read(d, e) < 0)
         return -1;
@@ -165,31 +194,11 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
     horizon = sqlite3_column_int64(st, 1);
     sqlite3_reset(st);
     st = NULL;
-    /* Newer than the head: the database is not the one the client synced with
-     * (restored from a backup, replaced), and its store holds rows this one
-     * may never have had. Whatever page it is on, it starts over, as the
-     * event stream tells it to. */
-    if (a->since > head) {
-        err_set(e, 410, "resync_required",
-                "cursor %lld is newer than the change log's head %lld (the database was "
-                "restored or replaced): pull from since=0",
-                a->since, head);
-        e->version = head;
+    if (cursor_check(a, head, horizon, e) < 0)
         goto err;
-    }
-    if (!a->full && a->since > 0 && a->since < horizon) {
-        err_set(e, 410, "resync_required",
-                "cursor %lld is older than the retained change log (horizon %lld): pull from "
-                "since=0",
-                a->since, horizon);
-        e->version = head;
-        goto err;
-    }
     if (a->sql != NULL) {
-        if (sqlite3_prepare_v2(d->h, a->sql, -1, &dyn, NULL) != SQLITE_OK) {
-            db_fail(d, e, "pull");
+        if ((dyn = db_prepare(d, a->sql, "pull", e)) == NULL)
             goto err;
-        }
         st = dyn;
     } else if ((st = db_stmt(d, STMT_PULL, e)) == NULL) {
         goto err;

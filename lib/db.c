@@ -17,6 +17,7 @@
  *   _rhtmx_sync_mutations (client_id, mutation_id) already applied, with the answer
  *                         given, so a retried push is answered without writing twice.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -28,6 +29,15 @@
 
 #include "db.h"
 
+/* Removable by compaction: older than the cutoff, and either a tombstone or
+ * superseded. Removing an older entry never changes whether a newer one is
+ * removable, so STMT_COMPACT_PICK and STMT_COMPACT_DELETE read the same. */
+#define REMOVABLE                                                                                  \
+    "l.created_at < ?1 AND (l.action = 'delete' OR EXISTS ("                                       \
+    " SELECT 1 FROM _rhtmx_sync_log AS m"                                                          \
+    "  WHERE m.entity = l.entity AND m.entity_id = l.entity_id AND m.version > l.version))"
+
+/* Every fixed statement of the library (db.h). */
 static const char *const stmt_sql[STMT__COUNT] = {
     [STMT_HEAD] = "SELECT value FROM _rhtmx_sync_state WHERE key = 'head'",
     [STMT_HORIZON] = "SELECT value FROM _rhtmx_sync_state WHERE key = 'horizon'",
@@ -71,6 +81,59 @@ static const char *const stmt_sql[STMT__COUNT] = {
                           " WHERE l.entity = ?1 AND l.action <> 'delete'"
                           "   AND l.version = (SELECT max(m.version) FROM _rhtmx_sync_log AS m"
                           "    WHERE m.entity = l.entity AND m.entity_id = l.entity_id)",
+    [STMT_JOURNAL_MODE] = "PRAGMA journal_mode",
+    [STMT_USER_VERSION] = "PRAGMA user_version",
+    [STMT_OUR_VERSION] = "SELECT value FROM _rhtmx_sync_state WHERE key = 'schema'",
+    [STMT_SIGNATURE] = "SELECT signature FROM _rhtmx_sync_tables WHERE entity = ?1",
+    [STMT_COLUMN_GONE] = "SELECT 1 FROM _rhtmx_sync_gone WHERE entity = ?1 AND name = ?2",
+
+    /* A push runs each change in a savepoint, so a rejected one leaves nothing. */
+    [STMT_SAVEPOINT] = "SAVEPOINT rhtmx_change",
+    [STMT_RELEASE] = "RELEASE rhtmx_change",
+    [STMT_ROLLBACK_TO] = "ROLLBACK TO rhtmx_change",
+    [STMT_MUTATION_GET] = "SELECT entity, answer, version FROM _rhtmx_sync_mutations"
+                          " WHERE client_id = ?1 AND mutation_id = ?2",
+    [STMT_MUTATION_PUT] = "INSERT INTO _rhtmx_sync_mutations (client_id, mutation_id, entity, "
+                          "answer, version) VALUES (?1, ?2, ?3, ?4, ?5)",
+    /* The real key an earlier applied create of this client got for a temporary id. */
+    [STMT_MUTATION_TMP] =
+        "SELECT json_extract(answer, '$.id') FROM _rhtmx_sync_mutations"
+        " WHERE client_id = ?1 AND entity = ?2 AND json_extract(answer, '$.tmp') = ?3"
+        "   AND json_extract(answer, '$.applied') LIMIT 1",
+    /* The newest change to the row after client_version made by anyone but the
+     * pushing client: its own earlier pushes (an echo it has not pulled yet, a
+     * create earlier in the same batch) are never a conflict. */
+    [STMT_LOG_NEWEST] = "SELECT version, created_at FROM _rhtmx_sync_log"
+                        " WHERE entity = ?1 AND entity_id = ?2 AND version > ?3"
+                        "   AND (client_id IS NULL OR client_id <> ?4)"
+                        " ORDER BY version DESC LIMIT 1",
+    /* The row as the client last saw it: its newest entry at or before client_version. */
+    [STMT_LOG_BASE] = "SELECT data FROM _rhtmx_sync_log"
+                      " WHERE entity = ?1 AND entity_id = ?2 AND version <= ?3"
+                      " ORDER BY version DESC LIMIT 1",
+
+    /* Only a removed tombstone can leave a client stale (a removed superseded
+     * entry still has its newer entry in the log), so only tombstones raise
+     * the horizon: fewer needless resyncs. */
+    [STMT_COMPACT_PICK] =
+        "SELECT max(id), coalesce(max(CASE WHEN action = 'delete' THEN version END), 0),"
+        " count(*) FROM (SELECT l.id, l.version, l.action"
+        " FROM _rhtmx_sync_log AS l WHERE " REMOVABLE " ORDER BY l.id LIMIT ?2)",
+    [STMT_COMPACT_DELETE] = "DELETE FROM _rhtmx_sync_log AS l WHERE l.id <= ?2 AND " REMOVABLE,
+    [STMT_COMPACT_HORIZON] =
+        "UPDATE _rhtmx_sync_state SET value = max(value, ?1) WHERE key = 'horizon'",
+    [STMT_COMPACT_MUTATIONS] = "DELETE FROM _rhtmx_sync_mutations WHERE created_at < ?1",
+    [STMT_COMPACT_STAMP] = "INSERT INTO _rhtmx_sync_state (key, value) VALUES ('compacted_at', ?1)"
+                           " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    [STMT_COMPACT_LAST] = "SELECT value FROM _rhtmx_sync_state WHERE key = 'compacted_at'",
+    [STMT_COMPACT_CUTOFF] = "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || ?1 || ' days')",
+    [STMT_LOG_COUNT] = "SELECT count(*) FROM _rhtmx_sync_log",
+
+    /* The entries an event stream sends; its columns are what hub.c's
+     * format_event reads. */
+    [STMT_EVENT_ROWS] = "SELECT entity, entity_id, action, version, client_id, owner"
+                        "  FROM _rhtmx_sync_log WHERE version > ?1 AND version <= ?2"
+                        " ORDER BY version LIMIT ?3",
 };
 
 /* Migration n takes the schema from version n-1 to n. */
@@ -89,7 +152,8 @@ static const char *const migrations[DB_SCHEMA_VERSION + 1] = {
           "  owner,"
           "  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')));"
           "CREATE INDEX IF NOT EXISTS idx_sync_entity_version ON _rhtmx_sync_log (entity, version);"
-          "CREATE INDEX IF NOT EXISTS idx_sync_entity_row ON _rhtmx_sync_log (entity, entity_id, version);"
+          "CREATE INDEX IF NOT EXISTS idx_sync_entity_row ON _rhtmx_sync_log (entity, entity_id, "
+          "version);"
           "CREATE TABLE IF NOT EXISTS _rhtmx_sync_context ("
           "  id INTEGER PRIMARY KEY CHECK (id = 1), client_id TEXT);"
           "INSERT OR IGNORE INTO _rhtmx_sync_context (id, client_id) VALUES (1, NULL);"
@@ -174,15 +238,16 @@ db_busy(void *ctx, int count)
 static int
 db_use_wal(struct db *d, struct err *e)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st;
+    struct err ignored;
     int wal = 0;
 
     for (;;) {
-        if (sqlite3_prepare_v2(d->h, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW)
+        st = db_stmt(d, STMT_JOURNAL_MODE, &ignored);
+        if (st != NULL && sqlite3_step(st) == SQLITE_ROW)
             wal = sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
-        sqlite3_finalize(st);
-        st = NULL;
+        if (st != NULL)
+            sqlite3_reset(st);
         if (wal)
             return 0;
         if (db_exec(d, "PRAGMA journal_mode = WAL", e) == 0)
@@ -349,7 +414,11 @@ int
 db_exec(struct db *d, const char *sql, struct err *e)
 {
     char *msg = NULL;
-    int rc = sqlite3_exec(d->h, sql, NULL, NULL, &msg);
+    int rc;
+
+    if (sql == NULL)
+        return err_set(e, 500, "internal", "out of memory");
+    rc = sqlite3_exec(d->h, sql, NULL, NULL, &msg);
 
     if (rc == SQLITE_OK)
         return 0;
@@ -364,8 +433,10 @@ db_exec(struct db *d, const char *sql, struct err *e)
 sqlite3_stmt *
 db_stmt(struct db *d, enum db_stmt id, struct err *e)
 {
-    sqlite3_stmt *st = d->stmts[id];
+    sqlite3_stmt *st;
 
+    assert(id >= 0 && id < STMT__COUNT && stmt_sql[id] != NULL); /* every id has its text */
+    st = d->stmts[id];
     if (st == NULL) {
         if (sqlite3_prepare_v3(d->h, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
             SQLITE_OK) {
@@ -379,26 +450,46 @@ db_stmt(struct db *d, enum db_stmt id, struct err *e)
     return st;
 }
 
-/* Run a cached statement that returns no rows (BEGIN, ROLLBACK). */
-static int
-db_step_done(struct db *d, enum db_stmt id, struct err *e)
+sqlite3_stmt *
+db_prepare(struct db *d, const char *sql, const char *what, struct err *e)
+{
+    sqlite3_stmt *st = NULL;
+
+    if (sql == NULL) {
+        err_set(e, 500, "internal", "out of memory");
+        return NULL;
+    }
+    if (sqlite3_prepare_v2(d->h, sql, -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        db_fail(d, e, what);
+        return NULL;
+    }
+    return st;
+}
+
+int
+db_done(struct db *d, sqlite3_stmt *st, const char *what, struct err *e)
+{
+    int rc = sqlite3_step(st);
+
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(d, e, what);
+    return 0;
+}
+
+int
+db_run(struct db *d, enum db_stmt id, const char *what, struct err *e)
 {
     sqlite3_stmt *st = db_stmt(d, id, e);
-    int rc;
 
-    if (st == NULL)
-        return -1;
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc == SQLITE_DONE)
-        return 0;
-    return db_fail(d, e, sqlite3_sql(st));
+    return st == NULL ? -1 : db_done(d, st, what, e);
 }
 
 int
 db_begin_read(struct db *d, struct err *e)
 {
-    return db_step_done(d, STMT_BEGIN, e);
+    return db_run(d, STMT_BEGIN, "BEGIN", e);
 }
 
 int
@@ -410,6 +501,7 @@ db_begin_write(struct db *d, struct err *e)
 int
 db_commit(struct db *d, struct err *e)
 {
+    assert(!sqlite3_get_autocommit(d->h)); /* a transaction is open: db_begin_write */
     /* Checked inside the write transaction, right before it ends: a file moved
      * away after this point is the operator racing a commit in progress. */
     if (db_replaced(d))
@@ -425,7 +517,7 @@ db_rollback(struct db *d)
 {
     struct err e;
 
-    if (!sqlite3_get_autocommit(d->h) && db_step_done(d, STMT_ROLLBACK, &e) < 0)
+    if (!sqlite3_get_autocommit(d->h) && db_run(d, STMT_ROLLBACK, "ROLLBACK", &e) < 0)
         sqlite3_exec(d->h, "ROLLBACK", NULL, NULL, NULL);
 }
 
@@ -461,16 +553,19 @@ db_schema_cookie(struct db *d)
     return v;
 }
 
-/* A single integer from sql, or -1. */
+/* The single integer statement id reads, or -1. */
 static long long
-db_int(struct db *d, const char *sql)
+db_int(struct db *d, enum db_stmt id)
 {
-    sqlite3_stmt *st = NULL;
+    struct err ignored;
+    sqlite3_stmt *st = db_stmt(d, id, &ignored);
     long long v = -1;
 
-    if (sqlite3_prepare_v2(d->h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    if (st == NULL)
+        return -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
         v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     return v;
 }
 
@@ -483,7 +578,7 @@ db_int(struct db *d, const char *sql)
 static int
 db_schema_version(struct db *d, int *app_owns_user_version)
 {
-    long long uv = db_int(d, "PRAGMA user_version");
+    long long uv = db_int(d, STMT_USER_VERSION);
     long long v;
 
     *app_owns_user_version = 0;
@@ -492,7 +587,7 @@ db_schema_version(struct db *d, int *app_owns_user_version)
     if (uv > DB_USER_VERSION_BASE && uv <= DB_USER_VERSION_BASE + 0xFFFF)
         return (int)(uv - DB_USER_VERSION_BASE);
     *app_owns_user_version = 1;
-    v = db_int(d, "SELECT value FROM _rhtmx_sync_state WHERE key = 'schema'");
+    v = db_int(d, STMT_OUR_VERSION);
     return v < 0 ? 0 : (int)v;
 }
 
@@ -512,8 +607,9 @@ db_migrate(struct db *d, struct err *e)
     if (db_schema_ok(d))
         return 0;
     if (d->readonly)
-        return err_set(e, 500, "database", "the database is read-only and its sync tables are "
-                                           "missing or old: run 'rhtmx-sync init' as its owner");
+        return err_set(e, 500, "database",
+                       "the database is read-only and its sync tables are "
+                       "missing or old: run 'rhtmx-sync init' as its owner");
     if (db_begin_write(d, e) < 0)
         return -1;
     v = db_schema_version(d, &app); /* again, under the write lock */

@@ -6,8 +6,13 @@
  * the file. The library's own tables
  * (_rhtmx_sync_*) are created and upgraded by numbered migrations whose number
  * is kept in PRAGMA user_version (see db_migrate for how an app that uses
- * user_version itself is respected). Statements on our own tables live in one
- * table in db.c and are prepared once per connection, then reused.
+ * user_version itself is respected).
+ *
+ * This is the one statement layer. Every fixed SQL statement of the library
+ * is an entry of enum db_stmt, its text in one table in db.c, prepared once
+ * per connection on first use and reused (db_stmt). SQL generated from the
+ * configuration (sqlgen.h) is prepared by db_prepare or run by db_exec.
+ * Nothing else calls sqlite3_prepare or sqlite3_exec.
  */
 #ifndef RHTMX_DB_H
 #define RHTMX_DB_H
@@ -33,18 +38,43 @@
 #define DB_USER_VERSION_BASE 0x52480000
 
 enum db_stmt {
-    STMT_HEAD,         /* head version */
-    STMT_HORIZON,      /* compaction horizon: versions at or below it may be gone */
-    STMT_PULL,         /* ?1 entity, ?2 since, ?3 limit, ?4 owner or NULL, ?5 first page of a full sync */
-    STMT_SET_CLIENT,   /* ?1 client_id (NULL clears) */
-    STMT_ENTITY_COUNT, /* ?1 entity: live rows by the log */
-    STMT_CURSORS,      /* head and horizon, in one step */
-    STMT_BEGIN,        /* BEGIN (deferred): a read transaction */
-    STMT_ROLLBACK,     /* ROLLBACK */
+    STMT_HEAD,    /* head version */
+    STMT_HORIZON, /* compaction horizon: versions at or below it may be gone */
+    STMT_PULL, /* ?1 entity, ?2 since, ?3 limit, ?4 owner or NULL, ?5 first page of a full sync */
+    STMT_SET_CLIENT,    /* ?1 client_id (NULL clears) */
+    STMT_ENTITY_COUNT,  /* ?1 entity: live rows by the log */
+    STMT_CURSORS,       /* head and horizon, in one step */
+    STMT_BEGIN,         /* BEGIN (deferred): a read transaction */
+    STMT_ROLLBACK,      /* ROLLBACK */
     STMT_SCHEMA_COOKIE, /* PRAGMA schema_version */
-    STMT_INSTALLED,    /* ?1 table, ?2 trigger name prefix, ?3 signature, ?4 entity: 1 when
-                        * the triggers (lib/schema.c) are there and were made from ?3 */
-    STMT_UNSEALED,     /* ?1 entity: a row when its log has entries to seal (schema.h) */
+    STMT_INSTALLED,     /* ?1 table, ?2 trigger name prefix, ?3 signature, ?4 entity: 1 when
+                         * the triggers (lib/schema.c) are there and were made from ?3 */
+    STMT_UNSEALED,      /* ?1 entity: a row when its log has entries to seal (schema.h) */
+    STMT_JOURNAL_MODE,  /* PRAGMA journal_mode */
+    STMT_USER_VERSION,  /* PRAGMA user_version */
+    STMT_OUR_VERSION,   /* our schema version when user_version is the app's (db_migrate) */
+    STMT_SIGNATURE,     /* ?1 entity: the signature its triggers were made from */
+    STMT_COLUMN_GONE,   /* ?1 entity, ?2 column: a row when the column was dropped (schema.h) */
+    /* push (push.c): one savepoint per change, and what a change reads */
+    STMT_SAVEPOINT,
+    STMT_RELEASE,
+    STMT_ROLLBACK_TO,
+    STMT_MUTATION_GET, /* ?1 client, ?2 mutation -> entity, answer, version */
+    STMT_MUTATION_PUT, /* ?1 client, ?2 mutation, ?3 entity, ?4 answer, ?5 version */
+    STMT_MUTATION_TMP, /* ?1 client, ?2 entity, ?3 temporary id -> the real key */
+    STMT_LOG_NEWEST,   /* ?1 entity, ?2 key, ?3 since, ?4 client -> version, created_at */
+    STMT_LOG_BASE,     /* ?1 entity, ?2 key, ?3 version -> data */
+    /* compaction (compact.c) */
+    STMT_COMPACT_PICK,      /* ?1 cutoff, ?2 batch -> max(id), max(tombstone version), count */
+    STMT_COMPACT_DELETE,    /* ?1 cutoff, ?2 up to id */
+    STMT_COMPACT_HORIZON,   /* ?1 version: raise the horizon */
+    STMT_COMPACT_MUTATIONS, /* ?1 cutoff: old push answers */
+    STMT_COMPACT_STAMP,     /* ?1 unix time: when compaction last ran */
+    STMT_COMPACT_LAST,      /* -> when compaction last ran, or no row */
+    STMT_COMPACT_CUTOFF,    /* ?1 days -> the cutoff timestamp, in created_at's format */
+    STMT_LOG_COUNT,         /* -> entries in the log */
+    /* events (hub.c) */
+    STMT_EVENT_ROWS, /* ?1 after, ?2 up to, ?3 limit -> the entries, as format_event reads them */
     STMT__COUNT
 };
 
@@ -105,7 +135,21 @@ int db_schema_ok(struct db *d);
  * valid until db_free(). NULL with e set on failure. */
 sqlite3_stmt *db_stmt(struct db *d, enum db_stmt id, struct err *e);
 
-/* Run SQL without results. */
+/* Step the statement for id, which returns no rows, once. 0, or -1 with e
+ * set (db_fail, what naming the step). */
+int db_run(struct db *d, enum db_stmt id, const char *what, struct err *e);
+
+/* Step st, a statement that returns no rows, once and reset it. 0, or -1
+ * with e set (db_fail, what naming the step). */
+int db_done(struct db *d, sqlite3_stmt *st, const char *what, struct err *e);
+
+/* Prepare generated SQL (sqlgen.h; sql NULL means it ran out of memory: 500
+ * "internal"). Returns a new statement, the caller sqlite3_finalize()s it;
+ * NULL with e set (db_fail, what naming it). */
+sqlite3_stmt *db_prepare(struct db *d, const char *sql, const char *what, struct err *e);
+
+/* Run SQL without results: the library's own scripts, and generated ones
+ * (sqlgen.h; NULL: out of memory, 500 "internal"). */
 int db_exec(struct db *d, const char *sql, struct err *e);
 
 /* Transactions: a read snapshot (BEGIN), or the write lock up front (BEGIN

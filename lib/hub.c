@@ -10,6 +10,7 @@
  * or every second where inotify is unavailable), which also notices a
  * database file that was replaced.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,20 +36,10 @@
 static const int recheck_ms[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
 #define NRECHECK ((int)(sizeof(recheck_ms) / sizeof(recheck_ms[0])))
 
-/* The SQL of this module. Columns of ROWS are what format_event reads. */
-enum { Q_STATE, Q_ROWS, Q__COUNT };
-static const char *const query_sql[Q__COUNT] = {
-    [Q_STATE] = "SELECT (SELECT value FROM _rhtmx_sync_state WHERE key = 'head'),"
-                "       (SELECT value FROM _rhtmx_sync_state WHERE key = 'horizon')",
-    [Q_ROWS] = "SELECT entity, entity_id, action, version, client_id, owner"
-               "  FROM _rhtmx_sync_log WHERE version > ?1 AND version <= ?2"
-               " ORDER BY version LIMIT ?3",
-};
-
-/* A connection with this module's statements. */
+/* A connection of the hub's (its statements: db.c's STMT_CURSORS and
+ * STMT_EVENT_ROWS, whose columns are what format_event reads). */
 struct conn {
     struct db *db;
-    sqlite3_stmt *q[Q__COUNT];
 };
 
 /* One change in the ring: its SSE text, and what filters look at. */
@@ -89,17 +80,70 @@ struct hub {
 #endif
 };
 
+/* ------------------------------------------------------------------ locking */
+
+/*
+ * The lock order of hub.h, asserted: a thread takes the hub's mutex before a
+ * stream's, never the other way, and holds the replay mutex alone. Each
+ * thread notes what it holds; taking a lock out of order is a bug, caught by
+ * assert() in a debug build before it can deadlock in production.
+ */
+enum { HELD_HUB = 1, HELD_STREAM = 2, HELD_REPLAY = 4 };
+static _Thread_local unsigned held;
+
+static void
+hub_lock(struct hub *h)
+{
+    assert(held == 0);
+    pthread_mutex_lock(&h->mu);
+    held |= HELD_HUB;
+}
+
+static void
+hub_unlock(struct hub *h)
+{
+    assert(held & HELD_HUB);
+    held &= ~(unsigned)HELD_HUB;
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void
+stream_lock(struct hub_stream *s)
+{
+    assert((held & (HELD_STREAM | HELD_REPLAY)) == 0);
+    pthread_mutex_lock(&s->mu);
+    held |= HELD_STREAM;
+}
+
+static void
+stream_unlock(struct hub_stream *s)
+{
+    assert(held & HELD_STREAM);
+    held &= ~(unsigned)HELD_STREAM;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void
+replay_lock(struct hub *h)
+{
+    assert(held == 0);
+    pthread_mutex_lock(&h->replay_mu);
+    held |= HELD_REPLAY;
+}
+
+static void
+replay_unlock(struct hub *h)
+{
+    assert(held == HELD_REPLAY);
+    held = 0;
+    pthread_mutex_unlock(&h->replay_mu);
+}
+
 /* ------------------------------------------------------------------ connections */
 
 static void
 conn_close(struct conn *c)
 {
-    int i;
-
-    for (i = 0; i < Q__COUNT; i++) {
-        sqlite3_finalize(c->q[i]);
-        c->q[i] = NULL;
-    }
     db_free(c->db);
     c->db = NULL;
 }
@@ -109,20 +153,16 @@ conn_close(struct conn *c)
 static int
 conn_open(struct conn *c, const char *path, long long deadline, struct err *e)
 {
-    int i;
-
     memset(c, 0, sizeof(*c));
     c->db = db_open_by(path, deadline, e);
     if (c->db == NULL)
         return -1;
     db_deadline(c->db, 0);
-    for (i = 0; i < Q__COUNT; i++) {
-        if (sqlite3_prepare_v3(c->db->h, query_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->q[i],
-                               NULL) != SQLITE_OK) {
-            db_fail(c->db, e, "prepare (are the sync tables installed?)");
-            conn_close(c);
-            return -1;
-        }
+    /* Prepared now, so a database without our tables fails here. */
+    if (db_stmt(c->db, STMT_CURSORS, e) == NULL || db_stmt(c->db, STMT_EVENT_ROWS, e) == NULL) {
+        db_fail(c->db, e, "prepare (are the sync tables installed?)");
+        conn_close(c);
+        return -1;
     }
     return 0;
 }
@@ -131,8 +171,12 @@ conn_open(struct conn *c, const char *path, long long deadline, struct err *e)
 static int
 conn_state(struct conn *c, long long *head, long long *horizon, struct err *e)
 {
-    sqlite3_stmt *st = c->q[Q_STATE];
-    int rc = sqlite3_step(st);
+    sqlite3_stmt *st = db_stmt(c->db, STMT_CURSORS, e);
+    int rc;
+
+    if (st == NULL)
+        return -1;
+    rc = sqlite3_step(st);
 
     if (rc != SQLITE_ROW) {
         sqlite3_reset(st);
@@ -290,9 +334,9 @@ notify(struct hub *h)
 
         if (s->gen != h->gen)
             continue;
-        pthread_mutex_lock(&s->mu);
+        stream_lock(s);
         if (!s->waiting || s->kick) {
-            pthread_mutex_unlock(&s->mu);
+            stream_unlock(s);
             continue;
         }
         buf_reset(b);
@@ -336,7 +380,7 @@ notify(struct hub *h)
         }
         if (more)
             kick(s);
-        pthread_mutex_unlock(&s->mu);
+        stream_unlock(s);
     }
     if (h->scratch.cap > DELIVER_MAX * 2)
         buf_free(&h->scratch);
@@ -351,9 +395,9 @@ wake_all(struct hub *h)
     struct hub_stream *s;
 
     for (s = h->streams; s != NULL; s = s->next) {
-        pthread_mutex_lock(&s->mu);
+        stream_lock(s);
         kick(s);
-        pthread_mutex_unlock(&s->mu);
+        stream_unlock(s);
     }
     if (h->listener != NULL)
         h->listener(h->listener_ctx);
@@ -366,13 +410,13 @@ wake_all(struct hub *h)
 static void
 feed_reset(struct hub *h, long long head, long long horizon)
 {
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     ring_clear(h);
     h->base = h->head = head;
     h->horizon = horizon;
     h->gen++;
     wake_all(h);
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
 }
 
 /* A replaced database file: reopen both connections on the new file. The old
@@ -387,17 +431,17 @@ feed_reopen(struct hub *h)
     int rc = -1;
 
     conn_close(&h->feed);
-    pthread_mutex_lock(&h->replay_mu);
+    replay_lock(h);
     conn_close(&h->replay);
     if (conn_open(&h->feed, h->path, 0, &e) == 0 && conn_open(&h->replay, h->path, 0, &e) == 0)
         rc = 0;
     else
         conn_close(&h->feed);
-    pthread_mutex_unlock(&h->replay_mu);
+    replay_unlock(h);
     if (rc < 0)
         return -1;
     watch_rearm(h->watch);
-    fprintf(stderr, "rhtmx-sync: events: %s was replaced; streams resync\n", h->path);
+    log_msg("events: %s was replaced; streams resync", h->path);
     return 0;
 }
 
@@ -460,14 +504,14 @@ feed_pg(struct hub *h)
             feed_reset(h, head, horizon);
             return 0;
         }
-        pthread_mutex_lock(&h->mu);
+        hub_lock(h);
         for (i = 0; i < batch.n; i++)
             ring_push(h, &batch.ev[i]);
         h->head = batch.n == FEED_BATCH ? batch.ev[batch.n - 1].version : head;
         h->horizon = horizon;
         if (batch.n > 0)
             notify(h);
-        pthread_mutex_unlock(&h->mu);
+        hub_unlock(h);
         free(batch.ev);
         if (batch.n < FEED_BATCH)
             return 0;
@@ -509,13 +553,14 @@ feed(struct hub *h)
         if (head == h->head) {
             db_rollback(c->db);
             if (horizon != h->horizon) {
-                pthread_mutex_lock(&h->mu);
+                hub_lock(h);
                 h->horizon = horizon;
-                pthread_mutex_unlock(&h->mu);
+                hub_unlock(h);
             }
             return 0;
         }
-        st = c->q[Q_ROWS];
+        if ((st = db_stmt(c->db, STMT_EVENT_ROWS, &e)) == NULL)
+            goto err;
         sqlite3_bind_int64(st, 1, h->head);
         sqlite3_bind_int64(st, 2, head);
         sqlite3_bind_int64(st, 3, FEED_BATCH);
@@ -557,10 +602,10 @@ feed(struct hub *h)
                 free(batch[i].mem);
             free(batch);
             db_fail(c->db, &e, "read new changes");
-            fprintf(stderr, "rhtmx-sync: events: %s\n", e.msg);
+            log_msg("events: %s", e.msg);
             return -1;
         }
-        pthread_mutex_lock(&h->mu);
+        hub_lock(h);
         for (i = 0; i < n; i++)
             ring_push(h, &batch[i]);
         /* A full batch stops at its last row; otherwise everything up to head
@@ -568,14 +613,14 @@ feed(struct hub *h)
         h->head = n == FEED_BATCH ? last : head;
         h->horizon = horizon;
         notify(h);
-        pthread_mutex_unlock(&h->mu);
+        hub_unlock(h);
         free(batch);
         if (n < FEED_BATCH)
             return 0;
     }
 err:
     db_rollback(c->db);
-    fprintf(stderr, "rhtmx-sync: events: %s\n", e.msg);
+    log_msg("events: %s", e.msg);
     return -1;
 }
 
@@ -599,9 +644,9 @@ feeder_main(void *arg)
 #endif
             r = watch_wait(h->watch, timeout);
 
-        pthread_mutex_lock(&h->mu);
+        hub_lock(h);
         stop = h->stopping;
-        pthread_mutex_unlock(&h->mu);
+        hub_unlock(h);
         if (stop)
             break;
         if (r & WATCH_CHANGED)
@@ -655,9 +700,8 @@ hub_new(const char *path, size_t ring, long long deadline, struct err *e)
     if (h->watch == NULL)
         goto err;
     if (!watch_active(h->watch))
-        fprintf(stderr,
-                "rhtmx-sync: events: cannot watch %s with inotify (no inotify, or the per-user "
-                "limit fs.inotify.max_user_instances is reached); polling it every %d ms\n",
+        log_msg("events: cannot watch %s with inotify (no inotify, or the per-user limit "
+                "fs.inotify.max_user_instances is reached); polling it every %d ms",
                 path, BLIND_MS);
     if (conn_open(&h->feed, path, deadline, e) < 0 || conn_open(&h->replay, path, deadline, e) < 0)
         goto err;
@@ -731,9 +775,9 @@ hub_free(struct hub *h)
     if (h == NULL)
         return;
     if (h->feeder_started) {
-        pthread_mutex_lock(&h->mu);
+        hub_lock(h);
         h->stopping = 1;
-        pthread_mutex_unlock(&h->mu);
+        hub_unlock(h);
         hub_wake_feeder(h);
         pthread_join(h->feeder, NULL);
     }
@@ -773,10 +817,10 @@ hub_watching(const struct hub *h)
 void
 hub_stop(struct hub *h)
 {
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     h->stopping = 1;
     wake_all(h);
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
     hub_wake_feeder(h);
 }
 
@@ -785,12 +829,12 @@ hub_state(struct hub *h, long long *head, long long *horizon, long long deadline
 {
     int rc = -1;
 
-    pthread_mutex_lock(&h->replay_mu);
+    replay_lock(h);
 #ifdef RHTMX_POSTGRES
     if (h->pgreplay != NULL) { /* [pg] */
         int n;
         rc = pg_src_read(h->pgreplay, 0, 0, 0, head, horizon, NULL, NULL, &n, e);
-        pthread_mutex_unlock(&h->replay_mu);
+        replay_unlock(h);
         return rc;
     }
 #endif
@@ -804,7 +848,7 @@ hub_state(struct hub *h, long long *head, long long *horizon, long long deadline
         }
         db_deadline(h->replay.db, 0);
     }
-    pthread_mutex_unlock(&h->replay_mu);
+    replay_unlock(h);
     return rc;
 }
 
@@ -813,13 +857,13 @@ hub_join(struct hub *h, struct hub_stream *s, int max_streams, struct err *e)
 {
     pthread_condattr_t ca;
 
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     if (h->stopping) {
-        pthread_mutex_unlock(&h->mu);
+        hub_unlock(h);
         return err_set(e, 503, "busy", "the event server is shutting down");
     }
     if (max_streams > 0 && h->nstreams >= (size_t)max_streams) {
-        pthread_mutex_unlock(&h->mu);
+        hub_unlock(h);
         return err_set(e, 503, "busy", "too many open event streams (%d): try again later",
                        max_streams);
     }
@@ -837,14 +881,14 @@ hub_join(struct hub *h, struct hub_stream *s, int max_streams, struct err *e)
         h->streams->prev = s;
     h->streams = s;
     h->nstreams++;
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
     return 0;
 }
 
 void
 hub_leave(struct hub *h, struct hub_stream *s)
 {
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     if (s->prev != NULL)
         s->prev->next = s->next;
     else
@@ -853,7 +897,7 @@ hub_leave(struct hub *h, struct hub_stream *s)
         s->next->prev = s->prev;
     s->prev = s->next = NULL;
     h->nstreams--;
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->mu);
     buf_free(&s->pending);
@@ -864,9 +908,9 @@ hub_streams(struct hub *h)
 {
     size_t n;
 
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     n = h->nstreams;
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
     return n;
 }
 
@@ -874,19 +918,19 @@ void
 hub_gone(struct hub *h, struct hub_stream *s)
 {
     (void)h;
-    pthread_mutex_lock(&s->mu);
+    stream_lock(s);
     s->gone = 1;
     kick(s);
-    pthread_mutex_unlock(&s->mu);
+    stream_unlock(s);
 }
 
 void
 hub_bounds(struct hub *h, long long *base, long long *head)
 {
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     *base = h->base;
     *head = h->head;
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
 }
 
 #ifdef RHTMX_POSTGRES
@@ -922,10 +966,10 @@ replay_pg(struct hub *h, struct hub_stream *s, long long bound, struct buf *out,
     long long head = 0, horizon = 0;
     int n, rc;
 
-    pthread_mutex_lock(&h->replay_mu);
+    replay_lock(h);
     rc = pg_src_read(h->pgreplay, s->cursor, bound, REPLAY_BATCH, &head, &horizon, pg_replay_add,
                      &r, &n, e);
-    pthread_mutex_unlock(&h->replay_mu);
+    replay_unlock(h);
     if (rc < 0)
         return HUB_ERROR;
     if (s->cursor < horizon) {
@@ -959,7 +1003,7 @@ replay(struct hub *h, struct hub_stream *s, long long bound, struct buf *out, si
     if (h->pgreplay != NULL) /* [pg] */
         return replay_pg(h, s, bound, out, max, version, e);
 #endif
-    pthread_mutex_lock(&h->replay_mu);
+    replay_lock(h);
     if (c->db == NULL) {
         err_set(e, 500, "database", "%s: not open", h->path);
         goto out;
@@ -973,7 +1017,8 @@ replay(struct hub *h, struct hub_stream *s, long long bound, struct buf *out, si
         res = HUB_RESYNC;
         goto done;
     }
-    st = c->q[Q_ROWS];
+    if ((st = db_stmt(c->db, STMT_EVENT_ROWS, e)) == NULL)
+        goto done;
     sqlite3_bind_int64(st, 1, cursor);
     sqlite3_bind_int64(st, 2, bound);
     sqlite3_bind_int64(st, 3, REPLAY_BATCH);
@@ -999,7 +1044,7 @@ replay(struct hub *h, struct hub_stream *s, long long bound, struct buf *out, si
 done:
     db_rollback(c->db);
 out:
-    pthread_mutex_unlock(&h->replay_mu);
+    replay_unlock(h);
     if (res == HUB_EVENTS)
         s->cursor = cursor; /* not waiting: nobody else touches it */
     return res;
@@ -1012,59 +1057,59 @@ next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max, int wait,
 {
     int timed_out = !wait, gone;
 
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     for (;;) {
         if (h->stopping) {
-            pthread_mutex_unlock(&h->mu);
+            hub_unlock(h);
             return HUB_STOP;
         }
         if (s->gen != h->gen) {
             *version = h->head;
-            pthread_mutex_unlock(&h->mu);
+            hub_unlock(h);
             return HUB_RESYNC;
         }
-        pthread_mutex_lock(&s->mu);
+        stream_lock(s);
         gone = s->gone;
         s->gone = 0;
-        pthread_mutex_unlock(&s->mu);
+        stream_unlock(s);
         if (gone) {
-            pthread_mutex_unlock(&h->mu);
+            hub_unlock(h);
             return HUB_GONE;
         }
         if (s->cursor < h->horizon) {
             *version = h->head;
-            pthread_mutex_unlock(&h->mu);
+            hub_unlock(h);
             return HUB_RESYNC;
         }
         if (s->cursor < h->base) {
             long long bound = h->base;
             enum hub_next r;
-            pthread_mutex_unlock(&h->mu);
+            hub_unlock(h);
             r = replay(h, s, bound, out, max, version, e);
             if (r != HUB_EVENTS || out->len > 0)
                 return r;
-            pthread_mutex_lock(&h->mu);
+            hub_lock(h);
             continue;
         }
         if (h->head > s->cursor) {
             ring_take(h, s, out, max);
             if (out->len > 0) {
-                pthread_mutex_unlock(&h->mu);
+                hub_unlock(h);
                 return HUB_EVENTS;
             }
             continue;
         }
         if (timed_out) {
-            pthread_mutex_unlock(&h->mu);
+            hub_unlock(h);
             return HUB_TIMEOUT;
         }
 
         /* Wait. From here until waiting is cleared the feeder may move the
          * cursor, deliver, or fill pending (under s->mu). */
-        pthread_mutex_lock(&s->mu);
+        stream_lock(s);
         s->waiting = 1;
         s->kick = 0;
-        pthread_mutex_unlock(&h->mu);
+        hub_unlock(h);
         while (!s->kick) {
             int rc = deadline == NULL ? pthread_cond_wait(&s->cond, &s->mu)
                                       : pthread_cond_timedwait(&s->cond, &s->mu, deadline);
@@ -1078,7 +1123,7 @@ next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max, int wait,
         if (s->flush) {
             /* A partial delivery: the caller finishes it before anything else. */
             s->flush = 0;
-            pthread_mutex_unlock(&s->mu);
+            stream_unlock(s);
             return HUB_EVENTS;
         }
         if (s->pending.len > 0) {
@@ -1086,11 +1131,11 @@ next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max, int wait,
             buf_reset(&s->pending);
             if (s->pending.cap > 16384)
                 buf_free(&s->pending);
-            pthread_mutex_unlock(&s->mu);
+            stream_unlock(s);
             return HUB_EVENTS;
         }
-        pthread_mutex_unlock(&s->mu);
-        pthread_mutex_lock(&h->mu);
+        stream_unlock(s);
+        hub_lock(h);
     }
 }
 
@@ -1111,8 +1156,8 @@ hub_take(struct hub *h, struct hub_stream *s, struct buf *out, size_t max, long 
 void
 hub_listen(struct hub *h, void (*cb)(void *ctx), void *ctx)
 {
-    pthread_mutex_lock(&h->mu);
+    hub_lock(h);
     h->listener = cb;
     h->listener_ctx = ctx;
-    pthread_mutex_unlock(&h->mu);
+    hub_unlock(h);
 }

@@ -355,9 +355,3 @@ jsonr_get(struct json_object *obj, const char *key, enum json_type type, int *ba
     }
     return v;
 }
-
-const char *
-jsonr_type_name(enum json_type t)
-{
-    return json_type_to_name(t);
-}

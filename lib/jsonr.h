@@ -25,7 +25,4 @@ struct json_object *jsonr_parse(const char *p, size_t n, int max_depth, struct e
 struct json_object *jsonr_get(struct json_object *obj, const char *key, enum json_type type,
                               int *bad);
 
-/* The name of a json_type for messages ("string", "object", ...). */
-const char *jsonr_type_name(enum json_type t);
-
 #endif

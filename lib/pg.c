@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sqlite3.h>
+
+#include "buf.h"
 #include "db.h"
 #include "log.h"
 #include "pg.h"
@@ -14,7 +17,8 @@
 #define PG_SESSION_SQL                                                                             \
     "SET client_encoding = 'UTF8'; SET lock_timeout = " DB_STR(                                    \
         DB_BUSY_TIMEOUT_MS) ";"                                                                    \
-                            "SET client_min_messages = warning;"
+                            "SET client_min_messages = warning; SET standard_conforming_strings "  \
+                            "= on;"
 
 /* What the server says besides errors (a WARNING): to the log, one line. Without
  * this, libpq writes notices to stderr as they come, in its own format. */
@@ -259,4 +263,26 @@ pg_int(const PGresult *res, int r, int c)
     if (PQgetisnull(res, r, c))
         return 0;
     return strtoll(PQgetvalue(res, r, c), NULL, 10);
+}
+
+/* sqlite3_mprintf's text appended to b (abort on out of memory, as buf does). */
+static void
+append_free(struct buf *b, char *text)
+{
+    if (text == NULL)
+        abort();
+    buf_adds(b, text);
+    sqlite3_free(text);
+}
+
+void
+pg_ident(struct buf *b, const char *name)
+{
+    append_free(b, sqlite3_mprintf("\"%w\"", name));
+}
+
+void
+pg_literal(struct buf *b, const char *text)
+{
+    append_free(b, sqlite3_mprintf("%Q", text));
 }

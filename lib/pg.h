@@ -62,6 +62,14 @@ int pg_begin_write(struct pg *p, struct err *e);
 int pg_commit(struct pg *p, struct err *e);
 void pg_rollback(struct pg *p);
 
+/* Append name quoted as an identifier ("...") / text as a string literal ('...')
+ * to b: SQLite's %w and %Q (sqlgen.h), whose rules are PostgreSQL's too with
+ * standard_conforming_strings on, which every connection sets. Names come only
+ * from the configuration, checked against pg_attribute first. */
+struct buf;
+void pg_ident(struct buf *b, const char *name);
+void pg_literal(struct buf *b, const char *text);
+
 /* Fill e from res (may be NULL: the connection's message) and return -1. */
 int pg_fail(struct pg *p, const PGresult *res, const char *what, struct err *e);
 

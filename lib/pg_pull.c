@@ -26,12 +26,12 @@ page_sql(struct buf *b, const struct table *t)
                 " l.version, l.client_id");
     for (i = 0; i < t->ncols; i++) {
         buf_adds(b, ", r.");
-        sql_ident(b, t->cols[i].name);
+        pg_ident(b, t->cols[i].name);
     }
     buf_adds(b, " FROM _rhtmx_sync_log AS l LEFT JOIN ");
-    sql_ident(b, t->en->table);
+    pg_ident(b, t->en->table);
     buf_adds(b, " AS r ON l.action <> 'delete' AND r.");
-    sql_ident(b, t->cols[t->key].name);
+    pg_ident(b, t->cols[t->key].name);
     buf_printf(b, " = l.entity_id::%s", t->cols[t->key].type);
     buf_adds(b, " WHERE l.entity = $1 AND l.version > $2::bigint"
                 " AND ($4::text IS NULL OR l.owner = $4::text)"

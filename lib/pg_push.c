@@ -8,7 +8,7 @@
  *   {"id": K, "applied": B, "tmp": "tmp-..", "conflict": {...}, "rejected": {...}}
  *
  * Identifiers come only from struct table (checked against pg_attribute) and
- * are quoted with sql_ident(); values are always bound parameters ($n), sent
+ * are quoted with pg_ident(); values are always bound parameters ($n), sent
  * as text: PostgreSQL casts each to the type of the column it goes to.
  */
 #include <inttypes.h>
@@ -222,15 +222,15 @@ row_load(struct pgpush *pp, struct json_object *key, struct json_object **row, c
     if (id != NULL)
         *id = NULL;
     buf_adds(&sql, "SELECT to_jsonb(r.*) ->> ");
-    sql_literal(&sql, t->cols[t->key].name);
+    pg_literal(&sql, t->cols[t->key].name);
     for (i = 0; i < t->ncols; i++) {
         buf_adds(&sql, ", r.");
-        sql_ident(&sql, t->cols[i].name);
+        pg_ident(&sql, t->cols[i].name);
     }
     buf_adds(&sql, " FROM ");
-    sql_ident(&sql, t->en->table);
+    pg_ident(&sql, t->en->table);
     buf_adds(&sql, " AS r WHERE r.");
-    sql_ident(&sql, t->cols[t->key].name);
+    pg_ident(&sql, t->cols[t->key].name);
     buf_adds(&sql, " = $1 FOR UPDATE");
     params_add(&ps, key, &t->cols[t->key]);
     rc = write_run(pp, sql.p, &ps, &res, r, "push: read the row", e);
@@ -300,16 +300,16 @@ log_base(struct pgpush *pp, const char *id, long long client_version, struct jso
     buf_adds(&sql, "SELECT l.data IS NOT NULL");
     for (i = 0; i < t->ncols; i++) {
         buf_adds(&sql, ", b.");
-        sql_ident(&sql, t->cols[i].name);
+        pg_ident(&sql, t->cols[i].name);
     }
     for (i = 0; i < t->ncols; i++) {
         buf_adds(&sql, ", l.data ? ");
-        sql_literal(&sql, t->cols[i].name);
+        pg_literal(&sql, t->cols[i].name);
     }
     buf_adds(&sql, " FROM (SELECT data FROM _rhtmx_sync_log WHERE entity = $1 AND entity_id = $2"
                    " AND version <= $3::bigint ORDER BY version DESC LIMIT 1) AS l,"
                    " jsonb_populate_record(NULL::");
-    sql_ident(&sql, t->en->table);
+    pg_ident(&sql, t->en->table);
     buf_adds(&sql, ", l.data) AS b");
     res = pg_query(pp->p, sql.p, 3, params, "push: read the change log", e);
     buf_free(&sql);
@@ -354,19 +354,19 @@ row_insert(struct pgpush *pp, struct json_object *key, struct json_object *field
 
     *newkey = NULL;
     buf_adds(&sql, "INSERT INTO ");
-    sql_ident(&sql, t->en->table);
+    pg_ident(&sql, t->en->table);
     if (key == NULL && json_object_object_length(fields) == 0) {
         buf_adds(&sql, " DEFAULT VALUES");
     } else {
         buf_adds(&sql, " (");
         if (key != NULL) {
-            sql_ident(&sql, t->cols[t->key].name);
+            pg_ident(&sql, t->cols[t->key].name);
             params_add(&ps, key, &t->cols[t->key]);
         }
         json_object_object_foreach (fields, f, v) {
             if (ps.n > 0)
                 buf_adds(&sql, ", ");
-            sql_ident(&sql, f);
+            pg_ident(&sql, f);
             params_add(&ps, v, &t->cols[table_column(t, f)]);
         }
         buf_adds(&sql, ") VALUES (");
@@ -375,7 +375,7 @@ row_insert(struct pgpush *pp, struct json_object *key, struct json_object *field
         buf_adds(&sql, ")");
     }
     buf_adds(&sql, " RETURNING ");
-    sql_ident(&sql, t->cols[t->key].name);
+    pg_ident(&sql, t->cols[t->key].name);
     rc = write_run(pp, sql.p, &ps, &res, r, "push: insert", e);
     if (rc == 0)
         *newkey = value_json(res, 0, 0);
@@ -398,17 +398,17 @@ row_update(struct pgpush *pp, struct json_object *key, struct json_object *field
     if (fields == NULL || json_object_object_length(fields) == 0)
         return 0;
     buf_adds(&sql, "UPDATE ");
-    sql_ident(&sql, t->en->table);
+    pg_ident(&sql, t->en->table);
     buf_adds(&sql, " SET ");
     json_object_object_foreach (fields, f, v) {
         if (ps.n > 0)
             buf_adds(&sql, ", ");
-        sql_ident(&sql, f);
+        pg_ident(&sql, f);
         params_add(&ps, v, &t->cols[table_column(t, f)]);
         buf_printf(&sql, " = $%d", ps.n);
     }
     buf_adds(&sql, " WHERE ");
-    sql_ident(&sql, t->cols[t->key].name);
+    pg_ident(&sql, t->cols[t->key].name);
     params_add(&ps, key, &t->cols[t->key]);
     buf_printf(&sql, " = $%d", ps.n);
     rc = write_run(pp, sql.p, &ps, NULL, r, "push: update", e);
@@ -426,9 +426,9 @@ row_delete(struct pgpush *pp, struct json_object *key, struct refusal *r, struct
     int rc;
 
     buf_adds(&sql, "DELETE FROM ");
-    sql_ident(&sql, t->en->table);
+    pg_ident(&sql, t->en->table);
     buf_adds(&sql, " WHERE ");
-    sql_ident(&sql, t->cols[t->key].name);
+    pg_ident(&sql, t->cols[t->key].name);
     buf_adds(&sql, " = $1");
     params_add(&ps, key, &t->cols[t->key]);
     rc = write_run(pp, sql.p, &ps, NULL, r, "push: delete", e);

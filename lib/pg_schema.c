@@ -2,8 +2,8 @@
  * pg_schema: see pg_schema.h.
  *
  * Every identifier in generated SQL comes from the configuration, was checked
- * against pg_attribute first, and is quoted (sql_ident); values are bound
- * parameters, or quoted literals (sql_literal) in the few DDL statements that
+ * against pg_attribute first, and is quoted (pg_ident); values are bound
+ * parameters, or quoted literals (pg_literal) in the few DDL statements that
  * cannot take parameters.
  */
 #include <stdlib.h>
@@ -315,7 +315,7 @@ trigger_name(struct buf *b, const struct table *t)
     struct buf name = {0};
 
     buf_printf(&name, "_rhtmx_sync_%s", t->en->name);
-    sql_ident(b, name.p);
+    pg_ident(b, name.p);
     buf_free(&name);
 }
 
@@ -368,17 +368,17 @@ install_sql(struct buf *b, const struct table *t, int rebuild)
     buf_adds(b, "DROP TRIGGER IF EXISTS ");
     trigger_name(b, t);
     buf_adds(b, " ON ");
-    sql_ident(b, t->en->table);
+    pg_ident(b, t->en->table);
     buf_adds(b, ";\nCREATE TRIGGER ");
     trigger_name(b, t);
     buf_adds(b, " AFTER INSERT OR UPDATE OR DELETE ON ");
-    sql_ident(b, t->en->table);
+    pg_ident(b, t->en->table);
     buf_adds(b, " FOR EACH ROW EXECUTE FUNCTION _rhtmx_sync_capture(");
-    sql_literal(b, t->en->name);
+    pg_literal(b, t->en->name);
     buf_adds(b, ", ");
-    sql_literal(b, key);
+    pg_literal(b, key);
     buf_adds(b, ", ");
-    sql_literal(b, t->owner >= 0 ? t->cols[t->owner].name : "");
+    pg_literal(b, t->owner >= 0 ? t->cols[t->owner].name : "");
     buf_adds(b, ");\n");
 
     /* Each row the log does not hold live: a create (first sight) or, on a
@@ -389,23 +389,23 @@ install_sql(struct buf *b, const struct table *t, int rebuild)
            " owner) SELECT x.entity, x.id, (x.j -> x.k)::text, CASE WHEN x.live THEN 'update' ELSE"
            " 'create' END, x.j,"
            " h.value + row_number() OVER (ORDER BY x.ord), x.j ->> ");
-    sql_literal(b, t->owner >= 0 ? t->cols[t->owner].name : "");
+    pg_literal(b, t->owner >= 0 ? t->cols[t->owner].name : "");
     buf_adds(b, " FROM (SELECT ");
-    sql_literal(b, t->en->name);
+    pg_literal(b, t->en->name);
     buf_adds(b, "::text AS entity, ");
-    sql_literal(b, key);
+    pg_literal(b, key);
     buf_adds(b, "::text AS k, to_jsonb(r.*) AS j, to_jsonb(r.*) ->> ");
-    sql_literal(b, key);
+    pg_literal(b, key);
     buf_adds(b, " AS id, r.");
-    sql_ident(b, key);
+    pg_ident(b, key);
     buf_adds(b, " AS ord, EXISTS (SELECT 1 FROM _rhtmx_sync_log AS l WHERE l.entity = ");
-    sql_literal(b, t->en->name);
+    pg_literal(b, t->en->name);
     buf_adds(b, " AND l.entity_id = to_jsonb(r.*) ->> ");
-    sql_literal(b, key);
+    pg_literal(b, key);
     buf_adds(b, " AND ");
     live_sql(b, "l");
     buf_adds(b, ") AS live FROM ");
-    sql_ident(b, t->en->table);
+    pg_ident(b, t->en->table);
     buf_adds(b, " AS r) AS x, _rhtmx_sync_state AS h WHERE h.key = 'head'");
     if (!rebuild)
         buf_adds(b, " AND NOT x.live");
@@ -418,26 +418,26 @@ install_sql(struct buf *b, const struct table *t, int rebuild)
                     " h.value + row_number() OVER (ORDER BY l.version), l.owner"
                     " FROM _rhtmx_sync_log AS l, _rhtmx_sync_state AS h"
                     " WHERE h.key = 'head' AND l.entity = ");
-        sql_literal(b, t->en->name);
+        pg_literal(b, t->en->name);
         buf_adds(b, " AND ");
         live_sql(b, "l");
         buf_adds(b, " AND NOT EXISTS (SELECT 1 FROM ");
-        sql_ident(b, t->en->table);
+        pg_ident(b, t->en->table);
         buf_adds(b, " AS r WHERE to_jsonb(r.*) ->> ");
-        sql_literal(b, key);
+        pg_literal(b, key);
         buf_adds(b, " = l.entity_id);\nUPDATE _rhtmx_sync_state SET value = greatest(value, (SELECT"
                     " coalesce(max(version), 0) FROM _rhtmx_sync_log)) WHERE key = 'head';\n");
     }
     buf_adds(b, "INSERT INTO _rhtmx_sync_tables (entity, tbl, signature) VALUES (");
-    sql_literal(b, t->en->name);
+    pg_literal(b, t->en->name);
     buf_adds(b, ", ");
-    sql_literal(b, t->en->table);
+    pg_literal(b, t->en->table);
     buf_adds(b, ", ");
-    sql_literal(b, t->signature);
+    pg_literal(b, t->signature);
     buf_adds(b, ") ON CONFLICT (entity) DO UPDATE SET tbl = excluded.tbl,"
                 " signature = excluded.signature;\n"
                 "SELECT pg_notify('" PG_CHANNEL "', ");
-    sql_literal(b, t->en->name);
+    pg_literal(b, t->en->name);
     buf_adds(b, ");\n");
 }
 
@@ -648,7 +648,7 @@ pg_schema_report(struct pg *p, const struct config *c, const struct schema *s, F
         PGresult *res;
 
         buf_adds(&sql, "SELECT (SELECT count(*) FROM ");
-        sql_ident(&sql, t->en->table);
+        pg_ident(&sql, t->en->table);
         buf_adds(&sql, "), (SELECT count(*) FROM _rhtmx_sync_log AS l WHERE l.entity = $1 AND ");
         live_sql(&sql, "l");
         buf_adds(&sql, ")");
@@ -665,6 +665,13 @@ pg_schema_report(struct pg *p, const struct config *c, const struct schema *s, F
             fprintf(out, " %s %s", t->cols[k].name, t->cols[k].type);
         fprintf(out, "\n");
         bad |= !ok;
+    }
+    /* Every setting with the value in force, as the SQLite report ends. */
+    {
+        struct buf settings = {0};
+        config_describe(c, &settings);
+        fprintf(out, "\nsettings\n%s", settings.p != NULL ? settings.p : "");
+        buf_free(&settings);
     }
     return bad;
 }

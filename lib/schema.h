@@ -112,9 +112,4 @@ void schema_fingerprint(struct table *t);
 /* Index of column name in t, or -1. */
 long table_column(const struct table *t, const char *name);
 
-/* Append "name" quoted as an SQL identifier / string literal to b. */
-struct buf;
-void sql_ident(struct buf *b, const char *name);
-void sql_literal(struct buf *b, const char *text);
-
 #endif

@@ -99,8 +99,12 @@ test('pushes from several processes and a sqlite3 writer: each change logged onc
   const stop = { done: false };
   const writer = shell(app, stop);
   const names = Array.from({ length: CLIENTS }, (_, i) => `client-${i}`);
-  const results = await Promise.all(names.map((n) => client(app, n)));
-  stop.done = true;
+  let results;
+  try {
+    results = await Promise.all(names.map((n) => client(app, n)));
+  } finally {
+    stop.done = true; // a failed push must end the shell's loop too, not leave it to the timeout
+  }
   const shellStatements = await writer;
 
   // Every change a push applied is in the log exactly once, stamped with its client.
