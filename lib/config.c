@@ -433,8 +433,14 @@ parse_database(struct ctx *x, const struct config_key *k, struct json_object *ob
     if (v == NULL)
         return fail(x, "%s", k->missing);
     if (pgconf_is_pg(v)) {
-        if ((c->pg = pgconf_parse(v, x->dir, why, sizeof(why))) == NULL)
+        if ((c->pg = pgconf_parse(v, why, sizeof(why))) == NULL)
             return fail(x, "%s", why);
+        if (c->pg->password_file != NULL) {
+            char *pw = resolve(x->dir, c->pg->password_file);
+            free(c->pg->password_file);
+            if ((c->pg->password_file = pw) == NULL)
+                return fail(x, "out of memory");
+        }
         c->database = strdup(c->pg->shown);
     } else if (!json_object_is_type(v, json_type_string)) {
         return fail(x, "'database' in the top level must be a string (or an object naming "

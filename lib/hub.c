@@ -675,11 +675,11 @@ hub_wake_feeder(struct hub *h)
     watch_wake(h->watch);
 }
 
-struct hub *
-hub_new(const char *path, size_t ring, long long deadline, struct err *e)
+/* A hub with its ring and locks, and nothing started. NULL with e set. */
+static struct hub *
+hub_alloc(const char *path, size_t ring, struct err *e)
 {
     struct hub *h = calloc(1, sizeof(*h));
-    long long head = 0, horizon = 0;
 
     if (h == NULL) {
         err_set(e, 500, "internal", "out of memory");
@@ -692,8 +692,32 @@ hub_new(const char *path, size_t ring, long long deadline, struct err *e)
     h->path = strdup(path);
     if (h->ring == NULL || h->path == NULL) {
         err_set(e, 500, "internal", "out of memory");
-        goto err;
+        hub_free(h);
+        return NULL;
     }
+    return h;
+}
+
+/* The ring starts at head; the feeder thread starts. 0, or -1 with e set. */
+static int
+hub_start(struct hub *h, long long head, long long horizon, struct err *e)
+{
+    h->base = h->head = head;
+    h->horizon = horizon;
+    if (pthread_create(&h->feeder, NULL, feeder_main, h) != 0)
+        return err_set(e, 500, "internal", "cannot start the events feeder thread");
+    h->feeder_started = 1;
+    return 0;
+}
+
+struct hub *
+hub_new(const char *path, size_t ring, long long deadline, struct err *e)
+{
+    struct hub *h = hub_alloc(path, ring, e);
+    long long head = 0, horizon = 0;
+
+    if (h == NULL)
+        return NULL;
     /* The watch first: a commit between reading the head and arming it would
      * otherwise wait for the safety poll. */
     h->watch = watch_new(path, e);
@@ -714,13 +738,8 @@ hub_new(const char *path, size_t ring, long long deadline, struct err *e)
     }
     db_rollback(h->feed.db);
     db_deadline(h->feed.db, 0);
-    h->base = h->head = head;
-    h->horizon = horizon;
-    if (pthread_create(&h->feeder, NULL, feeder_main, h) != 0) {
-        err_set(e, 500, "internal", "cannot start the events feeder thread");
+    if (hub_start(h, head, horizon, e) < 0)
         goto err;
-    }
-    h->feeder_started = 1;
     return h;
 err:
     hub_free(h);
@@ -731,41 +750,22 @@ err:
 struct hub *
 hub_new_pg(const struct pgconf *cf, size_t ring, struct err *e)
 {
-    struct hub *h = calloc(1, sizeof(*h));
+    struct hub *h = hub_alloc(cf->shown, ring, e);
     long long head = 0, horizon = 0;
     int n;
 
-    if (h == NULL) {
-        err_set(e, 500, "internal", "out of memory");
+    if (h == NULL)
         return NULL;
-    }
-    pthread_mutex_init(&h->mu, NULL);
-    pthread_mutex_init(&h->replay_mu, NULL);
-    h->cap = ring ? ring : HUB_RING_DEFAULT;
-    h->ring = calloc(h->cap, sizeof(*h->ring));
-    h->path = strdup(cf->shown);
-    if (h->ring == NULL || h->path == NULL) {
-        err_set(e, 500, "internal", "out of memory");
-        goto err;
-    }
     /* LISTEN first: a commit between reading the head and listening would
      * otherwise wait for the safety poll. */
     if ((h->pgfeed = pg_src_open(cf, 1, e)) == NULL ||
-        (h->pgreplay = pg_src_open(cf, 0, e)) == NULL)
-        goto err;
-    if (pg_src_read(h->pgfeed, 0, 0, 0, &head, &horizon, NULL, NULL, &n, e) < 0)
-        goto err;
-    h->base = h->head = head;
-    h->horizon = horizon;
-    if (pthread_create(&h->feeder, NULL, feeder_main, h) != 0) {
-        err_set(e, 500, "internal", "cannot start the events feeder thread");
-        goto err;
+        (h->pgreplay = pg_src_open(cf, 0, e)) == NULL ||
+        pg_src_read(h->pgfeed, 0, 0, 0, &head, &horizon, NULL, NULL, &n, e) < 0 ||
+        hub_start(h, head, horizon, e) < 0) {
+        hub_free(h);
+        return NULL;
     }
-    h->feeder_started = 1;
     return h;
-err:
-    hub_free(h);
-    return NULL;
 }
 #endif
 

@@ -90,24 +90,8 @@ url_shown(const char *url)
     return out;
 }
 
-/* path as given when absolute, else dir + "/" + path. New string. */
-static char *
-resolve(const char *dir, const char *path)
-{
-    char *out;
-    size_t n;
-
-    if (path[0] == '/')
-        return strdup(path);
-    n = strlen(dir) + strlen(path) + 2;
-    out = malloc(n);
-    if (out != NULL)
-        snprintf(out, n, "%s/%s", dir, path);
-    return out;
-}
-
 struct pgconf *
-pgconf_parse(struct json_object *v, const char *dir, char *why, size_t n)
+pgconf_parse(struct json_object *v, char *why, size_t n)
 {
     struct pgconf *p = calloc(1, sizeof(*p));
     struct json_object *url = v, *pw = NULL;
@@ -152,7 +136,7 @@ pgconf_parse(struct json_object *v, const char *dir, char *why, size_t n)
     p->url = strdup(json_object_get_string(url));
     p->shown = url_shown(p->url);
     if (pw != NULL)
-        p->password_file = resolve(dir, json_object_get_string(pw));
+        p->password_file = strdup(json_object_get_string(pw));
     if (p->url == NULL || p->shown == NULL || (pw != NULL && p->password_file == NULL)) {
         snprintf(why, n, "out of memory");
         goto err;

@@ -35,11 +35,12 @@ struct pgconf {
 int pgconf_is_pg(struct json_object *v);
 
 /*
- * Read v (for which pgconf_is_pg() holds); dir is the config's folder. Returns a
- * new pgconf (pgconf_free), or NULL with why (n bytes) saying what is wrong:
- * an unknown key, a missing URL, or a build without the backend.
+ * Read v (for which pgconf_is_pg() holds). Returns a new pgconf (pgconf_free),
+ * password_file as written (config.c resolves it against the config's folder),
+ * or NULL with why (n bytes) saying what is wrong: an unknown key, a missing
+ * URL, or a build without the backend.
  */
-struct pgconf *pgconf_parse(struct json_object *v, const char *dir, char *why, size_t n);
+struct pgconf *pgconf_parse(struct json_object *v, char *why, size_t n);
 
 void pgconf_free(struct pgconf *p); /* NULL is harmless */
 
