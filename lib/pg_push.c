@@ -798,7 +798,7 @@ pg_push_batch(struct pg *p, const struct table *t, const struct push_opts *o, co
     struct pgpush pp;
     struct json_object **recs = NULL;
     unsigned char *fresh = NULL;
-    long long head, horizon, v, replayed = -1;
+    long long head, horizon, v = 0, replayed = -1;
     int any_new = 0, rc = -1;
     const char *client[1];
     size_t i;
