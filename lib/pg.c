@@ -148,49 +148,38 @@ text_hash(const char *text)
     return h;
 }
 
-/*
- * sql as a prepared statement of this connection: its name in name (prepared
- * now if it was not yet), 1; 0 when the cache is full (the caller runs it
- * unprepared); -1 with e set when PostgreSQL refused to prepare it.
- */
-static int
-prepared(struct pg *p, const char *sql, int n, char name[24], const char *what, struct err *e)
+PGresult *
+pg_query_raw(struct pg *p, const char *sql, int n, const char *const *params)
 {
     unsigned long long h = text_hash(sql);
+    char name[24];
     PGresult *res;
     size_t i;
 
-    snprintf(name, 24, "r%016llx", h);
+    snprintf(name, sizeof(name), "r%016llx", h);
     for (i = 0; i < p->nprepared; i++)
         if (p->prepared[i] == h)
-            return 1;
+            return PQexecPrepared(p->c, name, n, params, NULL, NULL, 0);
     if (p->nprepared == PG_PREPARED_MAX)
-        return 0;
+        return PQexecParams(p->c, sql, n, NULL, params, NULL, NULL, 0);
     res = PQprepare(p->c, name, sql, n, NULL);
-    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        pg_fail(p, res, what, e);
-        PQclear(res);
-        return -1;
-    }
+    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
+        return res; /* why it cannot run */
     PQclear(res);
     p->prepared[p->nprepared++] = h;
-    return 1;
+    return PQexecPrepared(p->c, name, n, params, NULL, NULL, 0);
 }
 
-/* Run sql (n parameters) prepared, or as it is when prepare says no. */
+/* Run sql (n parameters), prepared when cache is set. */
 static PGresult *
 run(struct pg *p, const char *sql, int n, const char *const *params, int cache, const char *what,
     struct err *e)
 {
     PGresult *res;
     ExecStatusType st;
-    char name[24];
-    int r = cache ? prepared(p, sql, n, name, what, e) : 0;
 
-    if (r < 0)
-        return NULL;
-    if (r > 0)
-        res = PQexecPrepared(p->c, name, n, params, NULL, NULL, 0);
+    if (cache)
+        res = pg_query_raw(p, sql, n, params);
     else if (n == 0)
         res = PQexec(p->c, sql);
     else

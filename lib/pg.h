@@ -48,6 +48,10 @@ int pg_alive(const struct pg *p);
 PGresult *pg_query(struct pg *p, const char *sql, int n, const char *const *params,
                    const char *what, struct err *e);
 PGresult *pg_query_cached(struct pg *p, const char *sql, const char *what, struct err *e);
+/* pg_query() that hands back the result whatever its status (the caller reads
+ * PQresultStatus and the SQLSTATE: a write a client sent may be refused), NULL
+ * only when out of memory. Prepared, as pg_query(). */
+PGresult *pg_query_raw(struct pg *p, const char *sql, int n, const char *const *params);
 
 /* pg_query() for statements whose result is not needed: 0 or -1 with e set.
  * With n == 0, sql may hold several statements (the simple query protocol). */

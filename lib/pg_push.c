@@ -185,7 +185,7 @@ static int
 write_run(struct pgpush *pp, const char *sql, struct params *ps, PGresult **out, struct refusal *r,
           const char *what, struct err *e)
 {
-    PGresult *res = PQexecParams(pp->p->c, sql, ps->n, NULL, ps->v, NULL, NULL, 0);
+    PGresult *res = pg_query_raw(pp->p, sql, ps->n, ps->v);
     ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     int rc = 0;
 
