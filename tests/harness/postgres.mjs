@@ -54,7 +54,7 @@ const ROLE = 'rhtmx';
 
 /**
  * Start a cluster. Returns { dir, socketDir, pid, url(db), psql(db, sql, opts), createDb(name),
- * session(db, name), log(), stop() }. stop() stops the server by pid (SIGINT: a fast
+ * session(db, name), activity(db, name), log(), restart(), stop() }. stop() stops the server by pid (SIGINT: a fast
  * shutdown) and fails if it is still there afterwards; the folder is left for post-mortems
  * under the test's temporary folder.
  */
@@ -101,28 +101,41 @@ export async function startPostgres({ settings = {}, hba = [] } = {}) {
   };
   fs.appendFileSync(path.join(data, 'postgresql.conf'),
     '\n# tests/harness/postgres.mjs\n' + Object.entries(conf).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n');
-  const out = fs.openSync(logFile, 'a');
-  const proc = spawn(path.join(bindir, 'postgres'), ['-D', data],
-    { ...ids, cwd: dir, stdio: ['ignore', out, out], env: { PATH: process.env.PATH, LC_ALL: 'C' } });
-  fs.closeSync(out);
-  let exited = null;
-  proc.on('exit', (code, signal) => { exited = { code, signal }; });
   const psqlPath = path.join(bindir, 'psql');
   const base = ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-U', ROLE];
-  // Ready when a query answers (pg_isready would do too; this also proves we can log in).
-  for (let i = 0; ; i++) {
-    if (exited) throw new Error(`postgres exited (${JSON.stringify(exited)}):\n${fs.readFileSync(logFile, 'utf8')}`);
-    const r = spawnSync(psqlPath, [...base, '-d', 'postgres', '-c', 'SELECT 1'], { encoding: 'utf8' });
-    if (r.status === 0) break;
-    if (i > 600) {
-      await stopPid(proc.pid);
-      throw new Error(`postgres did not accept connections:\n${r.stderr}\n${fs.readFileSync(logFile, 'utf8')}`);
+  let proc;
+  /** Start the server on the cluster and wait until it answers. */
+  async function serve() {
+    const out = fs.openSync(logFile, 'a');
+    proc = spawn(path.join(bindir, 'postgres'), ['-D', data],
+      { ...ids, cwd: dir, stdio: ['ignore', out, out], env: { PATH: process.env.PATH, LC_ALL: 'C' } });
+    fs.closeSync(out);
+    let exited = null;
+    proc.on('exit', (code, signal) => { exited = { code, signal }; });
+    // Ready when a query answers (pg_isready would do too; this also proves we can log in).
+    for (let i = 0; ; i++) {
+      if (exited) throw new Error(`postgres exited (${JSON.stringify(exited)}):\n${fs.readFileSync(logFile, 'utf8')}`);
+      const r = spawnSync(psqlPath, [...base, '-d', 'postgres', '-c', 'SELECT 1'], { encoding: 'utf8' });
+      if (r.status === 0) break;
+      if (i > 600) {
+        await stopPid(proc.pid);
+        throw new Error(`postgres did not accept connections:\n${r.stderr}\n${fs.readFileSync(logFile, 'utf8')}`);
+      }
+      await new Promise((res) => setTimeout(res, 50));
     }
-    await new Promise((res) => setTimeout(res, 50));
   }
+  await serve();
 
   const pg = {
-    dir, socketDir, pid: proc.pid, bindir, role: ROLE,
+    dir, socketDir, bindir, role: ROLE,
+    get pid() { return proc.pid; },
+    /** Stop the server by pid (a fast shutdown: every client's connection breaks) and start
+     *  it again on the same cluster, as a restart of the database server does. */
+    async restart() {
+      const stuck = await stopPid(proc.pid, { ms: 10_000, signal: 'SIGINT' });
+      if (stuck.length) throw new Error(`postgres (pid ${proc.pid}) did not stop`);
+      await serve();
+    },
     /** A libpq URL for database db over the socket (the form a config's "database" takes). */
     url: (db) => `postgresql://${ROLE}@/${db}?host=${encodeURIComponent(socketDir)}`,
     /** Run SQL with psql (unaligned, tuples only); returns stdout. Throws on error. */
