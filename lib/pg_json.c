@@ -20,23 +20,6 @@ enum {
     PG_NUMERIC = 1700,
 };
 
-int
-pg_json_numeric(Oid type)
-{
-    switch (type) {
-    case PG_INT2:
-    case PG_INT4:
-    case PG_INT8:
-    case PG_OID:
-    case PG_FLOAT4:
-    case PG_FLOAT8:
-    case PG_NUMERIC:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 /* A real as SQLite's json_object() writes it for the SQLite backend: 17
  * significant digits, ".0" added when that reads as an integer. */
 static int

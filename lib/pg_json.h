@@ -25,7 +25,4 @@
  * 0, or -1 once s failed. */
 int pg_json_value(const struct sink *s, Oid type, const char *v);
 
-/* 1 if values of type oid are written as JSON numbers. */
-int pg_json_numeric(Oid type);
-
 #endif
