@@ -195,11 +195,13 @@ export async function wrkSideBySide(urls, { pids = {}, ...opts } = {}) {
   return rps;
 }
 
-/** CPU time pid has run for, in nanoseconds: /proc/PID/schedstat, or the coarser
- * utime + stime of /proc/PID/stat on a kernel built without it. */
+/** CPU time pid has run for, in nanoseconds, all its threads together (a FastCGI program
+ * serves on a pool thread, not its main one): the sum of /proc/PID/task/TID/schedstat, or
+ * the coarser utime + stime of /proc/PID/stat on a kernel built without it. */
 function cpuNs(pid) {
   try {
-    return Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+    return fs.readdirSync(`/proc/${pid}/task`).reduce((ns, tid) => ns
+      + Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]), 0);
   } catch {
     return cpuSec(pid) * 1e9;
   }

@@ -1,157 +1,17 @@
 /*
- * sync-pull: GET /api/sync/{entity}?since=V&limit=N
- *
- * Answers the changes to one entity after cursor V, a page at a time, as the
- * JSON of the wire contract (docs/PROTOCOL.md). Runs as CGI or FastCGI.
- *
- * Order matters: the request's size limits (http_run), the config, then who
- * is asking (401 before anything is read), then the entity (404), whether the
- * token may see it (403), and for per-user entities only the caller's rows.
+ * sync-pull: GET /api/sync/{entity}?since=V&limit=N (and OPTIONS preflights).
+ * Runs as CGI or FastCGI; the endpoint is lib/pull_endpoint.c.
  */
-#include <stdio.h>
-#include <string.h>
-
-#include "app.h"
-#include "auth.h"
-#include "changelog.h"
-#include "cors.h"
-#include "hints.h"
-#ifdef RHTMX_POSTGRES
-#include "pg_pull.h"
-#endif
-
-enum { P_SINCE, P_LIMIT, P_FULL, P__COUNT };
-
-/*
- * The app wrote rows of t since the log was last sealed (schema.h): copy them
- * into their entries before answering, so that whatever this client sees now
- * is the merge base its later pushes are compared against. A short write
- * transaction of its own, then the read transaction again; nothing to do for
- * a database this process cannot write (the answer reads rows from the table
- * all the same).
- */
-static int
-pull_seal(struct app *app, const struct table *t, struct err *e)
-{
-    if (app->db->readonly || !schema_unsealed(app->db, t))
-        return 0;
-    db_rollback(app->db);
-    if (db_begin_write(app->db, e) < 0)
-        return -1;
-    if (schema_seal(app->db, t, e) < 0 || db_commit(app->db, e) < 0) {
-        db_rollback(app->db);
-        return -1;
-    }
-    return db_begin_read(app->db, e);
-}
-
-/* The answer from the configured backend. [pg] */
-static int
-pull_run(struct app *app, const struct table *t, const struct pull_args *a, const struct sink *out,
-         struct err *e)
-{
-#ifdef RHTMX_POSTGRES
-    if (app->pg != NULL)
-        return pg_pull(app->pg, t, a, out, e);
-#else
-    (void)t;
-#endif
-    return changelog_pull(app->db, a, out, e);
-}
-
-static void
-serve(struct http_req *req, struct app *app)
-{
-    const struct table *t;
-    struct http_param params[P__COUNT] = {
-        [P_SINCE] = {"since", 0, (1LL << 62), 0},
-        [P_FULL] = {"full", 0, 1, 0}, /* 1: a later page of a full sync */
-        [P_LIMIT] = {"limit", 1, 10000, 0},
-    };
-    long long v[P__COUNT];
-    struct identity who;
-    struct pull_args a = {0};
-    struct buf sql = {0};
-    struct sink out;
-    struct err e;
-
-    if (strcmp(req->method, "OPTIONS") == 0) { /* a preflight, for sync-push too */
-        if (app_ready(app, &e) < 0)
-            http_error(req, &e);
-        else
-            cors_options(app->cfg, req, APP_ALLOW_ENTITY, APP_CORS_ENTITY);
-        return;
-    }
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-        app_method_not_allowed(req, APP_ALLOW_ENTITY);
-        return;
-    }
-    if (app_ready_read(app, &e) < 0) {
-        http_error(req, &e);
-        return;
-    }
-    cors_headers(app->cfg, req);
-    if (auth_request(app->cfg, req, &who, &e) < 0) {
-        http_error(req, &e);
-        return;
-    }
-    if ((t = app_entity(app, req)) == NULL)
-        return;
-    if (auth_entity_allowed(&who, t->en->name, &e) < 0 ||
-        auth_owner(&who, t->en, &a.owner, &e) < 0) {
-        http_error(req, &e);
-        return;
-    }
-    params[P_LIMIT].max = app->cfg->pull.max_limit;
-    params[P_LIMIT].def = app->cfg->pull.default_limit;
-    if (http_query_ints(req, params, P__COUNT, v, &e) < 0) {
-        http_error(req, &e);
-        return;
-    }
-    a.entity = t->en->name;
-    a.since = v[P_SINCE];
-    a.limit = v[P_LIMIT];
-    a.full = v[P_FULL] == 1 || a.since == 0;
-    a.schema = t->fingerprint;
-    if (app->pg == NULL) { /* [pg] SQLite only: PostgreSQL's log holds its rows already */
-        if (pull_seal(app, t, &e) < 0) {
-            http_error(req, &e);
-            return;
-        }
-        schema_pull_sql(&sql, t);
-        a.sql = sql.p;
-    }
-
-    http_header(req, "Cache-Control", "no-store");
-    hints_header(req, app->cfg);
-    /* Pages compress about tenfold; a small answer is not worth a gzip header. */
-    http_gzip_over(req, (size_t)app->cfg->pull.gzip_min_bytes);
-    out = http_body(req, 200, "application/json");
-    if (pull_run(app, t, &a, &out, &e) < 0)
-        http_error(req, &e);
-    buf_free(&sql);
-}
-
-/* The read transaction app_ready_read() opened, if it did, ends here, after
- * the answer: the pull reads inside it. */
-static void
-handle(struct http_req *req, void *ctx)
-{
-    struct app *app = ctx;
-
-    serve(req, app);
-    if (app->db != NULL)
-        db_rollback(app->db);
-}
+#include "pull_endpoint.h"
 
 int
 main(void)
 {
-    struct app app;
+    struct pull_endpoint ep;
     int rc;
 
-    app_init(&app, "sync-pull", NULL);
-    rc = http_run(handle, &app);
-    app_close(&app);
+    pull_endpoint_init(&ep, "sync-pull", NULL);
+    rc = runtime_run(pull_endpoint_serve, &ep, &ep.run);
+    pull_endpoint_close(&ep);
     return rc;
 }

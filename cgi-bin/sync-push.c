@@ -16,7 +16,7 @@ main(void)
     int rc;
 
     push_endpoint_init(&ep, "sync-push", NULL);
-    rc = http_run(push_endpoint_serve, &ep);
+    rc = runtime_run(push_endpoint_serve, &ep, &ep.run);
     push_endpoint_close(&ep);
     return rc;
 }

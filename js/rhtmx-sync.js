@@ -63,6 +63,7 @@
   }
 
   var cfg = readConfig(script);
+  var offline = readOffline(script, cfg); /* may make cfg.dbName the user's own (offline page loads) */
   var entityByName = {};
   cfg.entities.forEach(function (e) { entityByName[e.name] = e; });
 
@@ -527,6 +528,68 @@
     } catch (err) { log('could not keep the problem list:', err); }
   }
 
+  /* ------------------------------------------------------------------ messages */
+
+  /* Everything the library says to a person, in one table: plain words about the person's
+   * own records ("Could not save 'Buy milk': storage is full"), never the library's or the
+   * database's (mutations, QuotaExceededError, CHECK constraint failed); those go to the
+   * console and to the events' detail. {name} is replaced by a value. A page in another
+   * language replaces entries: window.RhtmxSyncMessages = { ... } before the script tag,
+   * or RhtmxSync.messages.key = '...' later (docs/CLIENT.md, "Messages"). */
+  var MESSAGES = {
+    online: 'Online',
+    offline: 'Offline',
+    unreachable: 'Server unreachable',
+    syncing: 'Syncing',
+    error: 'Sync error',
+    polling: '{label} (polling)',
+    progress: 'Syncing {entity}\u2026 {rows} rows',
+    pending: '{n} pending',
+    progress_name: 'Sync progress',
+    problems_name: 'Sync messages',
+    dismiss: 'Dismiss: {message}',
+    dismiss_tip: 'Dismiss',
+    /* Said by the status element's live region: the start and end of a sync and changes
+     * of connection, not every page of rows. */
+    say_offline: 'Offline. Changes are kept on this device and sent when the connection returns.',
+    say_unreachable: 'Server unreachable. Changes are kept on this device and sent when it answers again.',
+    say_online: 'Back online.',
+    say_sync_start: 'Syncing {entity}\u2026',
+    say_sync_end: 'Sync complete.',
+    record: 'a record of {entity} (#{id})',
+    record_new: 'a new record of {entity}',
+    conflict_client: 'Your change to {label} was kept; it replaced a change made elsewhere at the same time',
+    conflict_merged: 'Your change to {label} was merged with a change made elsewhere at the same time',
+    conflict_server: 'Your change to {label} was not kept: a change made elsewhere at the same time won',
+    overwritten: 'Your change to {label} was overwritten by a change made elsewhere',
+    rejected: 'Could not save {label}: {reason}',
+    rejected_delete: 'Could not delete {label}: {reason}',
+    /* Why the server refused a change, by its code (docs/PUSH.md); reason_other for the rest. */
+    reason_constraint: 'the server did not accept its values',
+    reason_not_found: 'it was deleted elsewhere',
+    reason_forbidden: 'you are not allowed to change it',
+    reason_schema_changed: 'the app has changed since; please make the change again',
+    reason_unknown_column: 'the app has changed since; please make the change again',
+    reason_too_large: 'it is too large to send',
+    reason_not_accepted: 'the server would not take it',
+    reason_other: 'the server refused it',
+    save_failed_full: 'Could not save {label}: storage is full',
+    save_failed: 'Could not save {label} on this device',
+    storage_full: 'Storage is full: changes cannot be saved on this device',
+    storage_low: 'Storage is almost full ({percent}% used)',
+    signed_out: 'You are signed out: sign in again so your changes can be sent',
+    not_allowed: 'You are not allowed to sync these changes'
+  };
+  if (window.RhtmxSyncMessages && typeof window.RhtmxSyncMessages === 'object') Object.assign(MESSAGES, window.RhtmxSyncMessages);
+
+  /* MESSAGES[key] with its {name}s filled from vars (a missing key says the key). */
+  function say(key, vars) {
+    var text = typeof MESSAGES[key] === 'string' ? MESSAGES[key] : key;
+    return text.replace(/\{([a-z_]+)\}/g, function (m, name) {
+      return vars && vars[name] !== undefined && vars[name] !== null ? String(vars[name]) : m;
+    });
+  }
+
   /* The field that names a record to a person: data-sync-title on the entity's region or on
    * its <template>, else null (then `title` or `name`, when the record has one). */
   function titleField(entity) {
@@ -543,7 +606,7 @@
   }
 
   /* A record as a person knows it: its title in quotes, taken from the first of `rows` (row
-   * objects or null) that has one; else "a record of todos (#3)". */
+   * objects or null) that has one; else 'a record of todos (#3)' (MESSAGES.record). */
   function recordLabel(entity, id, rows) {
     var f = titleField(entity);
     var fields = f ? [f] : ['title', 'name'];
@@ -554,11 +617,11 @@
         var v = r[fields[j]];
         if ((typeof v === 'string' && v.trim()) || typeof v === 'number') {
           v = String(v).trim();
-          return '"' + (v.length > 60 ? v.slice(0, 59) + '\u2026' : v) + '"';
+          return "'" + (v.length > 60 ? v.slice(0, 59) + '\u2026' : v) + "'";
         }
       }
     }
-    return 'a record of ' + entity + ' (#' + id + ')';
+    return say(id === undefined || id === null || isTmp(id) ? 'record_new' : 'record', { entity: entity, id: id });
   }
 
   /* ------------------------------------------------------------------ DOM events + regions */
@@ -770,6 +833,7 @@
     broadcast({ type: 'pending' });
     notifyChanged(entity, [id], 'local');
     scheduleFlush(0);
+    if (!netOnline()) offlineQueued();
     return out;
   }
 
@@ -797,6 +861,7 @@
    * errors reject with HttpError carrying status, code and body. */
   async function requestJson(url, opts) {
     var res, text;
+    if (offline.halted) throw haltedError();
     opts = Object.assign({ cache: 'no-store', credentials: 'same-origin' }, opts || {});
     if (cfg.token) opts.headers = Object.assign({ Authorization: 'Bearer ' + cfg.token }, opts.headers || {});
     try {
@@ -859,9 +924,8 @@
     if (lastAuthStatus === status) return;
     lastAuthStatus = status;
     var msg = body && body.error && body.error.message ? body.error.message : 'HTTP ' + status;
-    var message = (status === 401 ? 'Not signed in: ' : 'Not allowed: ') + msg;
-    notice('auth', message, 'auth');
-    warn(message);
+    notice('auth', say(status === 401 ? 'signed_out' : 'not_allowed'), 'auth');
+    warn('HTTP ' + status + ': ' + msg);
     whenBody(function () {
       document.body.dispatchEvent(new CustomEvent('rhtmx:sync:unauthorized', { bubbles: true, detail: { status: status, error: body && body.error } }));
     });
@@ -1018,6 +1082,7 @@
    * push wrote locally, and must not be applied over it. */
   async function pullEntity(entity) {
     return withLock('sync', async function (held) {
+      await applyWorkerAnswers(); /* offline page loads: what the worker sent (Background Sync) */
       var saved = await withTx(['_meta'], 'readonly', function (tx) {
         return Promise.all([metaGet(tx, 'cursor:' + entity), metaGet(tx, 'synced:' + entity)])
           .then(function (v) { return { cursor: v[0], synced: v[1] }; });
@@ -1201,6 +1266,7 @@
     /* Not netOnline(): after a network failure this is also the probe that finds the server. */
     if (!st.ready || navigator.onLine === false) return Promise.resolve();
     flushState.running = withLock('sync', async function (held) {
+      await applyWorkerAnswers(); /* offline page loads: what the worker sent (Background Sync) */
       do {
         flushState.again = false;
         for (;;) {
@@ -1329,6 +1395,7 @@
     if (err.network) {
       /* Sooner when the server is seen again (onBackOnline). */
       flushState.netFail = true;
+      if (!err.halted) offlineQueued();
       scheduleFlush(backoffDelay(flushState.failures++));
       return false;
     }
@@ -1477,17 +1544,18 @@
     });
   }
 
-  /* What happened to a change of this browser, in a person's words. */
+  /* What happened to a change of this browser, in a person's words: the record by its
+   * title, the server's reason by its code (its own words, SQLite's for a constraint, stay
+   * in detail.reason and the console). */
   function problemMessage(p) {
     var d = p.detail || {};
-    var what = 'Your change to ' + (p.label || recordLabel(p.entity, p.id, []));
+    var label = p.label || recordLabel(p.entity, p.id, []);
     if (p.kind === 'conflict') {
-      return what + (d.decision === 'client' ? ' was kept; it replaced a change made elsewhere at the same time'
-        : d.decision === 'merged' ? ' was merged with a change made elsewhere at the same time'
-        : ' was not kept: a change made elsewhere at the same time won');
+      return say(d.decision === 'client' ? 'conflict_client' : d.decision === 'merged' ? 'conflict_merged' : 'conflict_server', { label: label });
     }
-    if (p.kind === 'overwritten') return what + ' was overwritten by a change made elsewhere';
-    return what + ' was rejected: ' + (d.reason || d.code || 'not allowed');
+    if (p.kind === 'overwritten') return say('overwritten', { label: label });
+    var reason = typeof MESSAGES['reason_' + d.code] === 'string' ? say('reason_' + d.code) : say('reason_other');
+    return say(p.mutation && p.mutation.action === 'delete' ? 'rejected_delete' : 'rejected', { label: label, reason: reason });
   }
 
   /* Conflicts, rejections and overwritten changes are never silent: a DOM event, an API
@@ -1498,7 +1566,8 @@
     p.pid = p.pid || uid('p-');
     if (p.kind === 'conflict') st.conflicts++;
     if (p.kind === 'rejected') st.rejected++;
-    if (p.kind === 'conflict') log(p.message); else warn(p.message);
+    var why = p.detail && p.detail.reason ? ' (' + (p.detail.code || '') + ': ' + p.detail.reason + ')' : '';
+    if (p.kind === 'conflict') log(p.message + why); else warn(p.message + why);
     whenBody(function () {
       document.body.dispatchEvent(new CustomEvent('rhtmx:sync:' + p.kind, { bubbles: true, detail: p }));
     });
@@ -1949,7 +2018,7 @@
 
   function quotaExceeded(err) {
     st.quota = Object.assign({}, st.quota || {}, { full: true, low: true });
-    notice('quota', 'Storage is full: changes cannot be saved on this device', 'quota-full');
+    notice('quota', say('storage_full'), 'quota-full');
     warn('storage is full', err);
     whenBody(function () {
       document.body.dispatchEvent(new CustomEvent('rhtmx:sync:quota', { bubbles: true, detail: { full: true, error: String(err) } }));
@@ -1966,7 +2035,7 @@
       var low = !!q.quota && q.usage / q.quota >= cfg.quotaWarn;
       st.quota = { usage: q.usage, quota: q.quota, low: low, full: !!(st.quota && st.quota.full) };
       if (low) {
-        var message = 'Storage is almost full (' + Math.round(100 * q.usage / q.quota) + '% used)';
+        var message = say('storage_low', { percent: Math.round(100 * q.usage / q.quota) });
         notice('quota', message, 'quota-low');
         warn(message);
         whenBody(function () {
@@ -1981,6 +2050,218 @@
       return null;
     }
   }
+
+  /* ------------------------------------------------------------------ offline page loads */
+
+  /* The service worker (/api/sync/sw.js, js/rhtmx-sync-sw.js) and who the local data
+   * belongs to; docs/CLIENT.md "Offline page loads". data-sync-offline="true" (or a scope
+   * path) registers the worker, "false" removes a worker this library registered and its
+   * caches, no attribute changes nothing. The user is the token's `sub`, else
+   * data-sync-user; with the attribute (true or false), or data-sync-user given, each user has a database
+   * of their own ("{data-sync-db}:u:{user}"), so nothing of one user is shown to another
+   * and a queued write waits in its user's database until that user is back. */
+  function readOffline(el, c) {
+    var d = (el && el.dataset) || {};
+    var o = { scope: null, off: false, precache: String(d.syncPrecache || '').trim(), user: '', halted: false, baseDb: c.dbName, done: Promise.resolve() };
+    if (d.syncOffline === 'false') o.off = true;
+    else if (d.syncOffline === '' || d.syncOffline === 'true') o.scope = '/';
+    else if (d.syncOffline) o.scope = d.syncOffline;
+    o.fromToken = !!(c.token && tokenSub(c.token));
+    o.user = o.fromToken ? tokenSub(c.token) : String(d.syncUser || '');
+    /* "false" keeps the per-user databases too: writes may still be queued in them. */
+    if (o.user && (o.scope || o.off || d.syncUser !== undefined)) c.dbName = c.dbName + ':u:' + o.user;
+    return o;
+  }
+
+  /* The `sub` claim of a JWT, as text ('' when there is none). Read, not verified: it only
+   * picks the local database; the server checks the token. */
+  function tokenSub(token) {
+    try {
+      var p = String(token).split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      while (p.length % 4) p += '=';
+      var bytes = atob(p);
+      var claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(bytes, function (ch) { return ch.charCodeAt(0); })));
+      return typeof claims.sub === 'string' || typeof claims.sub === 'number' ? String(claims.sub) : '';
+    } catch (e) { return ''; }
+  }
+
+  function workerUrl() { return new URL(cfg.base + '/sw.js', location.href); }
+
+  /* True for a registration of this library's worker (by its script's path). */
+  function ourRegistration(reg) {
+    var path = workerUrl().pathname;
+    return [reg.active, reg.waiting, reg.installing].some(function (w) { return w && new URL(w.scriptURL).pathname === path; });
+  }
+
+  /* Registers or removes the worker as the script tag says. Resolves when done. */
+  async function offlineSetup() {
+    if (!('serviceWorker' in navigator) || !window.caches) return;
+    if (offline.off) {
+      var regs = await navigator.serviceWorker.getRegistrations();
+      await Promise.all(regs.filter(ourRegistration).map(function (r) { return r.unregister(); }));
+      var names = await caches.keys();
+      await Promise.all(names.filter(function (n) { return n.indexOf('rhtmx-sync:') === 0; }).map(function (n) { return caches.delete(n); }));
+      log('offline page loads are off: the worker and its caches are removed');
+      return;
+    }
+    if (!offline.scope) return;
+    var url = workerUrl();
+    if (url.origin !== location.origin) { warn('data-sync-offline needs the sync server on the page\'s origin'); return; }
+    if (offline.precache) url.searchParams.set('precache', offline.precache);
+    var reg = await navigator.serviceWorker.register(url.href, { scope: offline.scope, updateViaCache: 'none' });
+    /* A new build takes over at once (it calls skipWaiting at install). Chromium was seen to
+     * leave it waiting behind the old worker all the same (in some runs of
+     * tests/browser/offline-update and offline-remove); each skipWaiting() makes it look
+     * again, so a worker seen waiting is asked every second, for up to a minute. */
+    var nudge = function (w) {
+      if (!w) return;
+      var tries = 0;
+      var timer = null;
+      var ask = function () {
+        if (w.state !== 'installed' || ++tries > 60) { if (timer) clearInterval(timer); timer = null; return; }
+        w.postMessage({ type: 'rhtmx-sync:skip-waiting' });
+        if (!timer) timer = setInterval(ask, 1000);
+      };
+      ask();
+      w.addEventListener('statechange', ask);
+    };
+    nudge(reg.waiting);
+    reg.addEventListener('updatefound', function () { nudge(reg.installing); });
+    /* The browser checks for a new build on navigations too; asking here makes it certain. */
+    if (navigator.onLine !== false) reg.update().catch(function () {});
+    await navigator.serviceWorker.ready;
+    if (document.readyState === 'loading') await new Promise(function (r) { document.addEventListener('DOMContentLoaded', r, { once: true }); });
+    /* Who this page is for, and what it is made of: the worker keeps what it has not seen
+     * (this page may have loaded before the worker controlled it). */
+    var assets = Array.prototype.map.call(document.querySelectorAll('script[src], link[rel~="stylesheet"][href], link[rel~="icon"][href], img[src]'),
+      function (el) { return el.src || el.href; }).filter(function (u) { return u && new URL(u, location.href).origin === location.origin; });
+    await askWorker({ type: 'rhtmx-sync:page', user: offline.user, url: location.href, assets: assets });
+  }
+
+  /* Posts a message to the active worker; resolves with its answer, or null after 2 s. */
+  function askWorker(msg) {
+    return navigator.serviceWorker.ready.then(function (reg) {
+      var w = reg.active || navigator.serviceWorker.controller;
+      if (!w) return null;
+      return new Promise(function (resolve) {
+        var ch = new MessageChannel();
+        var timer = setTimeout(function () { resolve(null); }, 2000);
+        ch.port1.onmessage = function (e) { clearTimeout(timer); resolve(e.data); };
+        w.postMessage(msg, [ch.port2]);
+      });
+    });
+  }
+
+  /* A page the worker served from its kept copy shows the regions from IndexedDB at once:
+   * the copy is as old as the last visit, the database as new as the last pull, and writes
+   * still queued are shown there too. */
+  async function renderIfServedFromCache() {
+    var ctl = navigator.serviceWorker && navigator.serviceWorker.controller;
+    /* Only this library's worker is asked (the app may have a worker of its own). */
+    if (!offline.scope || !ctl || new URL(ctl.scriptURL).pathname !== workerUrl().pathname) return;
+    var answer = await new Promise(function (resolve) {
+      var ch = new MessageChannel();
+      var timer = setTimeout(function () { resolve(null); }, 2000);
+      ch.port1.onmessage = function (e) { clearTimeout(timer); resolve(e.data); };
+      ctl.postMessage({ type: 'rhtmx-sync:served' }, [ch.port2]);
+    });
+    if (!answer || !answer.cached) return;
+    log('this page came from the offline copy: rendering from IndexedDB');
+    await readyPromise;
+    cfg.entities.forEach(function (e) { renderRegions(e.name); });
+  }
+
+  /* A write was queued while the server cannot be reached: where the browser has
+   * Background Sync, the worker sends the queue when the network is back, even with no page
+   * open (the tag names the database; the worker takes the same lock). */
+  function offlineQueued() {
+    if (!offline.scope || !('serviceWorker' in navigator)) return;
+    navigator.serviceWorker.ready.then(function (reg) {
+      if (reg.sync && reg.sync.register) return reg.sync.register('rhtmx-sync:' + cfg.dbName);
+    }).catch(function (err) { log('background sync unavailable:', err && err.message); });
+  }
+
+  /* Push answers the worker got for batches it sent with no page open (Background Sync)
+   * and took out of _pending (_meta 'worker_answers', oldest first): applied here with the
+   * page's own applyPushAnswer, each then dropped from the list, before anything else that
+   * holds the sync lock pulls or pushes. Called under that lock. */
+  async function applyWorkerAnswers() {
+    var list = await withTx(['_meta'], 'readonly', function (tx) { return metaGet(tx, 'worker_answers'); });
+    if (!Array.isArray(list) || !list.length) return;
+    for (var i = 0; i < list.length; i++) {
+      var a = list[i];
+      if (a && entityByName[a.entity] && Array.isArray(a.batch) && a.answer) {
+        log('applying the answer the worker got for', a.batch.length, 'change(s) to', a.entity);
+        await applyPushAnswer(a.entity, a.batch, a.answer);
+      }
+      await withTx(['_meta'], 'readwrite', async function (tx) {
+        var now = (await metaGet(tx, 'worker_answers')) || [];
+        await metaPut(tx, 'worker_answers', now.filter(function (x) { return !(x && a && x.at === a.at && x.batch && a.batch && x.batch[0].seq === a.batch[0].seq); }));
+      });
+    }
+  }
+
+  /* Stops this page from sending or applying anything more (another user's token, or a
+   * logout): requests fail at once and the event stream closes. */
+  function halt(why) {
+    if (offline.halted) return;
+    log('sync stops in this page:', why);
+    offline.halted = true;
+    st.ready = false;
+    cfg.eventsMode = 'off';
+    closeEvents();
+    statusChanged();
+  }
+  function haltedError() {
+    var e = new Error('sync has stopped in this page (the signed-in user changed)');
+    e.network = true;
+    e.halted = true;
+    return e;
+  }
+
+  /* setToken with a token for someone else than the `sub` of the token the page was loaded
+   * with: this page's data is not theirs. It stops at once, and the page reloads (the app
+   * renders it for the new user) unless a listener of rhtmx:sync:identity calls
+   * preventDefault(). Returns true then. (The user is read at load: a page loaded without
+   * a token keeps its database when it gets one.) */
+  function identityChanged(token) {
+    if (!token || !offline.fromToken || tokenSub(token) === offline.user) return false;
+    halt('the token is for another user');
+    var evt = new CustomEvent('rhtmx:sync:identity', { bubbles: true, cancelable: true, detail: { from: offline.user, to: tokenSub(token) } });
+    var go = document.body ? document.body.dispatchEvent(evt) : true;
+    if (go) location.reload();
+    return true;
+  }
+
+  /* RhtmxSync.logout(): call it before the app signs the user out. Sync stops in this page,
+   * the worker forgets this user's pages, and the user's database stays (queued writes
+   * leave when the same user signs in again) unless opts.erase deletes it, queue and all. */
+  async function logout(opts) {
+    halt('logout');
+    if (navigator.serviceWorker && navigator.serviceWorker.controller) await askWorker({ type: 'rhtmx-sync:logout', user: offline.user });
+    else if (window.caches) await caches.delete('rhtmx-sync:v1:u:' + encodeURIComponent(offline.user));
+    if (opts && opts.erase) {
+      if (dbPromise) { try { (await dbPromise).close(); } catch (e) { /* not open */ } }
+      dbPromise = null;
+      await new Promise(function (resolve) {
+        var r = indexedDB.deleteDatabase(cfg.dbName);
+        r.onsuccess = r.onerror = r.onblocked = function () { resolve(); };
+      });
+    }
+  }
+
+  /* An hx-get into a data-sync-render region that fails (offline, server gone) renders the
+   * region from IndexedDB instead of leaving it as it was. */
+  document.addEventListener('htmx:sendError', function (e) {
+    var d = e.detail || {};
+    var verb = d.requestConfig && d.requestConfig.verb;
+    if (verb && String(verb).toLowerCase() !== 'get') return;
+    [d.target, d.elt].forEach(function (el) {
+      if (el && el.getAttribute && entityByName[el.getAttribute('data-sync-render')]) {
+        renderRegion(el).catch(function (err) { warn('render failed:', err); });
+      }
+    });
+  });
 
   /* ------------------------------------------------------------------ htmx integration */
 
@@ -2106,7 +2387,13 @@
     }, function (err) {
       warn('could not queue the change:', err);
       if (snap) formRestore(snap);
-      notice('error', 'Could not save the change on this device: ' + (err.message || err));
+      /* Named by its title: from the form (a create), else from the stored record (a toggle
+       * sends no title); reading works on a full disk. */
+      var stored = m.id === undefined ? Promise.resolve(null) : getRecord(m.entity, m.id).catch(function () { return null; });
+      stored.then(function (rec) {
+        var label = recordLabel(m.entity, m.id, [m.data, rec]);
+        notice('error', say(isQuotaError(err) ? 'save_failed_full' : 'save_failed', { label: label }));
+      });
       elt.dispatchEvent(new CustomEvent('rhtmx:sync:error', { bubbles: true, detail: { error: err } }));
     });
   }
@@ -2114,8 +2401,10 @@
 
   /* ------------------------------------------------------------------ status element */
 
+  /* Long messages wrap inside the element (and the element inside its container) instead
+   * of running out of it. */
   var STYLE = [
-    'rhtmx-sync-status{display:inline-flex;flex-wrap:wrap;align-items:center;gap:.4em;font:13px/1.4 system-ui,sans-serif;padding:.2em .6em;border-radius:1em;background:#eef2f5;color:#223}',
+    'rhtmx-sync-status{display:inline-flex;flex-wrap:wrap;align-items:center;gap:.4em;font:13px/1.4 system-ui,sans-serif;padding:.2em .6em;border-radius:1em;background:#eef2f5;color:#223;max-width:100%;min-width:0;box-sizing:border-box;overflow-wrap:anywhere}',
     'rhtmx-sync-status .rhtmx-sync-dot{width:.6em;height:.6em;border-radius:50%;background:#2a9d4b}',
     'rhtmx-sync-status[state=offline] .rhtmx-sync-dot{background:#999}',
     'rhtmx-sync-status[state=offline]{background:#f3e9d2}',
@@ -2126,10 +2415,11 @@
     'rhtmx-sync-status progress{width:5em;height:.6em}',
     'rhtmx-sync-status [hidden]{display:none}',
     'rhtmx-sync-status .rhtmx-sync-pending{font-weight:600}',
-    'rhtmx-sync-status .rhtmx-sync-problems{flex-basis:100%;margin:.2em 0;padding:0;list-style:none}',
+    'rhtmx-sync-status .rhtmx-sync-problems{flex-basis:100%;min-width:0;margin:.2em 0;padding:0;list-style:none}',
     'rhtmx-sync-status .rhtmx-sync-problems li{display:flex;align-items:baseline;gap:.3em}',
-    'rhtmx-sync-status .rhtmx-sync-problem{color:#9b2c2c;max-width:32em}',
-    'rhtmx-sync-status .rhtmx-sync-dismiss{border:0;background:none;cursor:pointer;color:inherit;padding:0 .2em}',
+    'rhtmx-sync-status .rhtmx-sync-problem{flex:1 1 auto;min-width:0;color:#9b2c2c;max-width:32em;overflow-wrap:anywhere}',
+    'rhtmx-sync-status .rhtmx-sync-dismiss{flex:none;border:0;background:none;cursor:pointer;color:inherit;padding:0 .2em}',
+    'rhtmx-sync-status .rhtmx-sync-announce{position:absolute;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;border:0}',
     '[data-sync-pending]{opacity:.75}'
   ].join('\n');
 
@@ -2141,19 +2431,41 @@
     (document.head || document.documentElement).insertBefore(s, (document.head || document.documentElement).firstChild);
   }
 
-  var LABELS = { online: 'Online', offline: 'Offline', unreachable: 'Server unreachable', syncing: 'Syncing', error: 'Sync error' };
+  /* What the live region says when the status goes from `prev` to `s`: a change of
+   * connection, the start and the end of a sync with progress (a first or full pull), and
+   * each new problem; nothing for the pages of rows in between or the short pulls and
+   * pushes of ordinary use. `since`: problems from before are not news. */
+  function announcement(prev, s, since) {
+    var parts = [];
+    var away = function (x) { return x.state === 'offline' || x.state === 'unreachable'; };
+    if (s.state !== prev.state && away(s)) parts.push(say(s.state === 'offline' ? 'say_offline' : 'say_unreachable'));
+    else if (away(prev) && !away(s)) parts.push(say('say_online'));
+    if (s.progress && (!prev.progress || prev.progress.entity !== s.progress.entity)) {
+      parts.push(say('say_sync_start', { entity: s.progress.entity }));
+    } else if (!s.progress && prev.progress) {
+      parts.push(say('say_sync_end'));
+    }
+    var known = {};
+    prev.problems.forEach(function (p) { known[p.pid] = true; });
+    s.problems.forEach(function (p) { if (!known[p.pid] && p.at >= since) parts.push(p.message); });
+    return parts.join(' ');
+  }
 
   if (window.customElements && !customElements.get('rhtmx-sync-status')) {
     customElements.define('rhtmx-sync-status', class extends HTMLElement {
       connectedCallback() {
         if (!this._built) {
           this._built = true;
-          this.setAttribute('role', 'status');
-          this.setAttribute('aria-live', 'polite');
+          this._since = Date.now();
+          /* Not a live region itself: its label changes with every page of a pull. The
+           * announcer inside (role=status) says only what announcement() picks. */
           this.innerHTML = '<span class="rhtmx-sync-dot"></span><span class="rhtmx-sync-label"></span>' +
             '<progress class="rhtmx-sync-progress" max="1" hidden></progress>' +
             '<span class="rhtmx-sync-pending" hidden></span>' +
-            '<ul class="rhtmx-sync-problems" hidden></ul>';
+            '<ul class="rhtmx-sync-problems" hidden></ul>' +
+            '<span class="rhtmx-sync-announce" role="status"></span>';
+          this.querySelector('.rhtmx-sync-progress').setAttribute('aria-label', say('progress_name'));
+          this.querySelector('.rhtmx-sync-problems').setAttribute('aria-label', say('problems_name'));
           this.querySelector('.rhtmx-sync-problems').addEventListener('click', function (e) {
             var b = e.target.closest && e.target.closest('.rhtmx-sync-dismiss');
             if (b) dismissProblem(b.getAttribute('data-pid'));
@@ -2166,10 +2478,9 @@
         this.setAttribute('state', s.state);
         this.setAttribute('live', s.live);
         this.setAttribute('pending', String(s.pending));
-        var label = LABELS[s.state] || s.state;
-        if (s.state === 'syncing' && s.progress) label += ' ' + s.progress.entity + '\u2026 ' + s.progress.loaded + ' rows';
-        if (s.state === 'online' && s.live === 'poll') label += ' (polling)';
-        if (s.state === 'error' && s.error) label += ': ' + s.error;
+        var label = say(s.state);
+        if (s.state === 'syncing' && s.progress) label = say('progress', { entity: s.progress.entity, rows: s.progress.loaded });
+        if (s.state === 'online' && s.live === 'poll') label = say('polling', { label: label });
         this.querySelector('.rhtmx-sync-label').textContent = label;
         var bar = this.querySelector('.rhtmx-sync-progress');
         bar.hidden = s.state !== 'syncing';
@@ -2177,7 +2488,7 @@
         else bar.removeAttribute('value'); /* indeterminate */
         var pend = this.querySelector('.rhtmx-sync-pending');
         pend.hidden = !s.pending;
-        pend.textContent = s.pending + ' pending';
+        pend.textContent = say('pending', { n: s.pending });
         var list = this.querySelector('.rhtmx-sync-problems');
         var shown = Array.prototype.map.call(list.children, function (li) { return li.getAttribute('data-pid'); }).join(' ');
         if (shown !== s.problems.map(function (p) { return p.pid; }).join(' ')) {
@@ -2191,8 +2502,8 @@
             var b = document.createElement('button');
             b.type = 'button';
             b.className = 'rhtmx-sync-dismiss';
-            b.title = 'Dismiss';
-            b.setAttribute('aria-label', 'Dismiss');
+            b.title = say('dismiss_tip');
+            b.setAttribute('aria-label', say('dismiss', { message: p.message }));
             b.setAttribute('data-pid', p.pid);
             b.textContent = '\u00d7';
             li.append(msg, b);
@@ -2200,6 +2511,9 @@
           }));
         }
         list.hidden = !s.problems.length;
+        var said = this._prev ? announcement(this._prev, s, this._since) : '';
+        if (said) this.querySelector('.rhtmx-sync-announce').textContent = said;
+        this._prev = s;
       }
     });
   }
@@ -2299,11 +2613,16 @@
     /* A new token for pulls and pushes (Authorization: Bearer). The event stream cannot send
      * headers: it authenticates with the cookie the server config names. */
     setToken: function (token) {
+      if (identityChanged(token)) return;
       cfg.token = token || null;
       lastAuthStatus = 0;
       if (st.ready) { pullAll(); scheduleFlush(0); }
     },
     checkQuota: checkQuota,
+    /* Call before the app signs the user out (docs/CLIENT.md, "Offline page loads"). */
+    logout: function (opts) { return logout(opts); },
+    /* The user whose local data this page shows ('' when the app names none). */
+    get user() { return offline.user; },
     /* The problems still listed: [{ pid, kind, message, at[, entity, id] }], oldest first. */
     problems: function () { return st.problems.slice(); },
     /* Dismisses one problem (by pid), or all of them (no argument), in every tab. */
@@ -2316,9 +2635,19 @@
         listeners[type] = (listeners[type] || []).filter(function (f) { return f !== fn; });
       };
     },
-    _debug: { state: st, events: ev, cfg: cfg, withLock: withLock, lead: lead }
+    /* What the library says to a person (status, problems), by key; replace entries for
+     * another language or other words. Messages already listed keep their text. */
+    messages: MESSAGES,
+    _debug: { state: st, events: ev, cfg: cfg, withLock: withLock, lead: lead, offline: offline }
   };
   window.RhtmxSync = api;
+
+  /* Answers the worker kept are applied at load, online or not (they need no network). */
+  readyPromise.then(function () {
+    return withLock('sync', applyWorkerAnswers).catch(function (err) { warn('cannot apply the answers the worker got:', err && err.message ? err.message : err); });
+  }, function () { /* start failed: reported there */ });
+  offline.done = offlineSetup().catch(function (err) { warn('offline page loads:', err && err.message ? err.message : err); });
+  renderIfServedFromCache().catch(function (err) { log('cannot ask the worker:', err); });
 
   start().catch(function (err) {
     st.error = 'start failed: ' + (err && err.message ? err.message : err);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "log.h"
 #ifdef RHTMX_POSTGRES
 #include "pg_schema.h"
 #endif
@@ -102,8 +103,8 @@ config_watch(struct app *app)
     if (app->config_watch < 0)
         return;
     if (inotify_add_watch(app->config_watch, app->config_path,
-                          IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVE_SELF |
-                              IN_DELETE_SELF) < 0)
+                          IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVE_SELF | IN_DELETE_SELF) <
+        0)
         config_unwatch(app);
 }
 
@@ -176,19 +177,16 @@ app_load(struct app *app, long long deadline, struct err *e)
 loaded:
 #endif
     if (installed > 0)
-        fprintf(stderr, "%s: installed change-capture triggers on %d table(s) of %s\n", app->name,
-                installed, app->cfg->database);
+        log_msg("installed change-capture triggers on %d table(s) of %s", installed,
+                app->cfg->database);
     if (app->db != NULL && app->db->readonly)
-        fprintf(stderr,
-                "%s: warning: %s is not writable by this process (uid %d): reads work, pushes "
-                "fail with 500 until it is (and its -wal and -shm files) writable\n",
-                app->name, app->cfg->database, (int)geteuid());
+        log_msg("warning: %s is not writable by this process (uid %d): reads work, pushes "
+                "fail with 500 until it is (and its -wal and -shm files) writable",
+                app->cfg->database, (int)geteuid());
     if (app->cfg->auth.mode == AUTH_NONE && !warned_auth_none++)
-        fprintf(stderr,
-                "%s: warning: %s sets auth mode \"none\": anyone who can reach these URLs can "
-                "read and write every synced row\n",
-                app->name, app->config_path);
-    app->last_error[0] = '\0';
+        log_msg("warning: %s sets auth mode \"none\": anyone who can reach these URLs can "
+                "read and write every synced row",
+                app->config_path);
     return 0;
 err:
     app_unload(app);
@@ -244,19 +242,22 @@ db_moved(const struct app *app)
 {
     if (app->db == NULL || !db_replaced(app->db))
         return 0;
-    fprintf(stderr, "%s: %s was moved or replaced: opening the file now at that path\n", app->name,
-            app->cfg->database);
+    log_msg("%s was moved or replaced: opening the file now at that path", app->cfg->database);
     return 1;
 }
 
-/* The one stderr line for a failed (re)load, written once until the error
- * changes. Returns rc. */
+/* The one error-log line for a failed (re)load, written once while the
+ * problem lasts: once the app is current again, a problem that comes back is
+ * written again. Returns rc. */
 static int
 app_logged(struct app *app, int rc, const struct err *e)
 {
-    if (rc < 0 && strcmp(app->last_error, e->msg) != 0) {
-        fprintf(stderr, "%s: %s\n", app->name, e->msg);
-        snprintf(app->last_error, sizeof(app->last_error), "%s", e->msg);
+    if (rc < 0) {
+        log_once("%s", e->msg);
+        app->failing = 1;
+    } else if (app->failing) {
+        log_once_reset();
+        app->failing = 0;
     }
     return rc;
 }

@@ -42,17 +42,18 @@ struct app {
     struct schema *schema;
     struct timespec config_mtime;
     off_t config_size;
-    int short_lived;               /* plain CGI or the tool: one request, then exit */
-    int config_watch;              /* inotify on the config file, or -1 */
+    int short_lived;                /* plain CGI or the tool: one request, then exit */
+    int config_watch;               /* inotify on the config file, or -1 */
     struct timespec config_statted; /* CLOCK_MONOTONIC_COARSE of the last stat() */
-    char last_error[512]; /* last reported, so a FastCGI loop does not repeat it per request */
+    int failing; /* the last app_ready() failed (its line went out once, log.h) */
 };
 
 /* Set up app for program name (static string). config_path NULL: locate it
  * (RHTMX_SYNC_CONFIG, else beside the executable). Never fails. */
 void app_init(struct app *app, const char *name, const char *config_path);
 
-/* Make app current. 0, or -1 with e set (and the one stderr line written). */
+/* Make app current. 0, or -1 with e set (and its line written to the error
+ * log, once while the same problem lasts: log_once). */
 int app_ready(struct app *app, struct err *e);
 
 /* app_ready() for a request that only reads: on 0 a read transaction is open

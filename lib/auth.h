@@ -31,12 +31,12 @@
 #include "err.h"
 #include "http.h"
 
-#define AUTH_TOKEN_MAX 4096   /* bytes of a token; longer ones are refused (401) */
-#define AUTH_SUB_MAX 255      /* bytes of "sub" */
-#define AUTH_MAX_ENTITIES 64  /* names in a token's "entities" list */
-#define AUTH_LEEWAY 60        /* seconds of clock skew allowed on exp and nbf */
-#define AUTH_SECRET_MIN 32    /* bytes the secret must have, at least */
-#define AUTH_SECRET_MAX 4096  /* bytes the secret file may have, at most */
+#define AUTH_TOKEN_MAX 4096  /* bytes of a token; longer ones are refused (401) */
+#define AUTH_SUB_MAX 255     /* bytes of "sub" */
+#define AUTH_MAX_ENTITIES 64 /* names in a token's "entities" list */
+#define AUTH_LEEWAY 60       /* seconds of clock skew allowed on exp and nbf */
+#define AUTH_SECRET_MIN 32   /* bytes the secret must have, at least */
+#define AUTH_SECRET_MAX 4096 /* bytes the secret file may have, at most */
 
 struct identity {
     int anonymous;              /* 1 in auth mode "none": no token was asked for */
@@ -55,7 +55,7 @@ struct identity {
  *                     "WWW-Authenticate: Bearer ..." header is queued on req,
  *                     so http_error(req, e) is all the caller does;
  *   500 config        the secret file is missing, unreadable, too short,
- *                     too long, or readable by everyone (logged to stderr,
+ *                     too long, or readable by everyone (logged to the error log,
  *                     once per distinct problem).
  */
 int auth_request(const struct config *cfg, struct http_req *req, struct identity *out,

@@ -9,7 +9,7 @@ cors_headers(const struct config *cfg, struct http_req *req)
 {
     char origin[512];
 
-    if (!auth_origin_listed(cfg, http_env(req, "HTTP_ORIGIN"), origin, sizeof(origin)))
+    if (!auth_origin_listed(cfg, req->in.origin, origin, sizeof(origin)))
         return 0;
     /* The origin as the browser serialises it (what it compares with), made
      * from the listed one, never raw request bytes. */
@@ -41,7 +41,7 @@ method_in(const char *method, const char *list)
 void
 cors_options(const struct config *cfg, struct http_req *req, const char *allow, const char *methods)
 {
-    const char *want = http_env(req, "HTTP_ACCESS_CONTROL_REQUEST_METHOD");
+    const char *want = req->in.cors_method;
 
     http_header(req, "Allow", allow);
     if (want != NULL && method_in(want, methods) && cors_headers(cfg, req)) {

@@ -39,6 +39,8 @@
 #include <fcgiapp.h>
 
 #include "events.h"
+#include "fcgi_record.h"
+#include "log.h"
 #include "streams.h"
 
 #define EVENTS_CHUNK 65536 /* bytes of events per write */
@@ -141,11 +143,15 @@ int
 events_parse(const struct http_req *req, const struct config *cfg, const struct identity *who,
              struct events_params *p, struct err *e)
 {
-    static const struct http_param params[] = {{"since", 0, 1LL << 62, -1}};
-    char list[1024], mode[16];
+    enum { P_ENTITIES, P_SINCE, P_MODE, P__COUNT };
+    static const char *const modes[] = {"poll", "stream", NULL};
+    static const struct http_param params[P__COUNT] = {
+        [P_ENTITIES] = {"entities", 0, 0, 0, HTTP_TEXT, NULL},
+        [P_SINCE] = {"since", 0, 1LL << 62, -1, HTTP_INT, NULL},
+        [P_MODE] = {"mode", 0, 0, 0, HTTP_TEXT, modes},
+    };
+    struct http_value v[P__COUNT];
     const char *lei;
-    long long since;
-    int rc;
 
     memset(p, 0, sizeof(*p));
     p->heartbeat = cfg->events.heartbeat;
@@ -155,32 +161,24 @@ events_parse(const struct http_req *req, const struct config *cfg, const struct 
     p->retry_ms = cfg->events.retry_ms;
     p->expires = who->exp;
 
-    rc = http_query_str(req, "entities", list, sizeof(list), e);
-    if (rc < 0 || parse_entities(rc > 0 ? list : NULL, cfg, who, p, e) < 0)
+    if (http_query(req, params, P__COUNT, v, e) < 0 ||
+        parse_entities(v[P_ENTITIES].given ? v[P_ENTITIES].text : NULL, cfg, who, p, e) < 0)
         return -1;
-
-    if (http_query_ints(req, params, 1, &since, e) < 0)
-        return -1;
-    p->cursor = since;
-    lei = http_env(req, "HTTP_LAST_EVENT_ID");
+    p->cursor = v[P_SINCE].n;
+    lei = req->in.last_event_id;
     if (lei != NULL && *lei != '\0') {
         p->cursor = parse_version(lei);
         if (p->cursor < 0)
             return err_set(e, 400, "bad_request", "Last-Event-ID must be a version number");
     }
 
-    rc = http_query_str(req, "mode", mode, sizeof(mode), e);
-    if (rc < 0)
-        return -1;
-    if (rc > 0 && strcmp(mode, "poll") != 0 && strcmp(mode, "stream") != 0)
-        return err_set(e, 400, "bad_request", "query parameter 'mode' must be poll or stream");
     /* The server's "poll" and a client's mode=poll always win; then an explicit
      * stream; by default plain CGI polls (a process per open stream is what
      * shared hosts limit first), and so does Apache unless its config says
      * output is not buffered (hints.h); other FastCGI hosts stream. */
-    if (cfg->events.mode == EVENTS_POLL || (rc > 0 && strcmp(mode, "poll") == 0))
+    if (cfg->events.mode == EVENTS_POLL || strcmp(v[P_MODE].text, "poll") == 0)
         p->poll = 1;
-    else if (cfg->events.mode == EVENTS_STREAM || rc > 0)
+    else if (cfg->events.mode == EVENTS_STREAM || v[P_MODE].given)
         p->poll = 0;
     else
         p->poll = hints_poll(req, cfg);
@@ -297,34 +295,19 @@ static enum hub_delivery
 direct_deliver(void *ctx, const char *p, size_t n)
 {
     struct direct *d = ctx;
-    unsigned char hdr[8];
-    struct iovec iov[2];
-    struct msghdr m;
+    unsigned char hdr[FCGI_RECORD_HEADER_LEN];
     ssize_t w;
 
-    if (d->carry.len > 0 || n > 65535)
+    if (d->carry.len > 0 || n > FCGI_RECORD_MAX_CONTENT)
         return HUB_DELIVERED_NONE;
-    hdr[0] = 1; /* FCGI_VERSION_1 */
-    hdr[1] = 6; /* FCGI_STDOUT */
-    hdr[2] = (unsigned char)(d->request_id >> 8);
-    hdr[3] = (unsigned char)d->request_id;
-    hdr[4] = (unsigned char)(n >> 8);
-    hdr[5] = (unsigned char)n;
-    hdr[6] = hdr[7] = 0; /* no padding */
-    iov[0].iov_base = hdr;
-    iov[0].iov_len = sizeof(hdr);
-    iov[1].iov_base = (void *)(uintptr_t)p;
-    iov[1].iov_len = n;
-    memset(&m, 0, sizeof(m));
-    m.msg_iov = iov;
-    m.msg_iovlen = 2;
-    w = sendmsg(d->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    w = fcgi_record_send_one(d->fd, d->request_id, p, n, MSG_DONTWAIT);
     if (w < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? HUB_DELIVERED_NONE
                                                                          : HUB_DELIVERY_FAILED;
     if ((size_t)w == sizeof(hdr) + n)
         return HUB_DELIVERED_ALL;
     if ((size_t)w < sizeof(hdr)) {
+        fcgi_record_header(hdr, FCGI_RECORD_STDOUT, d->request_id, n);
         buf_add(&d->carry, (const char *)hdr + w, sizeof(hdr) - (size_t)w);
         buf_add(&d->carry, p, n);
     } else {
@@ -583,7 +566,7 @@ events_serve(struct hub *h, struct hangup *hu, struct streams *l, const struct e
             /* Broken off, not ended: no "bye", nothing a client could take
              * for an answer that ended on purpose. It reconnects after
              * retry, from the last id it got: a natural back-off. */
-            fprintf(stderr, "rhtmx-sync: events: %s\n", e.msg);
+            log_msg("events: %s", e.msg);
             http_abort(req);
             goto done;
         }

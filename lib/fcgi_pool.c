@@ -39,7 +39,9 @@
 #include <fcgiapp.h>
 
 #include "fcgi_pool.h"
+#include "log.h"
 #include "parent.h"
+#include "runtime.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define STACK_SIZE (1024 * 1024) /* ASan's redzones make frames several times larger */
@@ -77,27 +79,10 @@ static struct pool {
     .accept_mu = PTHREAD_MUTEX_INITIALIZER,
 };
 
-size_t
-fcgi_pool_stack_size(void)
-{
-    return STACK_SIZE;
-}
-
 static void
 on_usr2(int sig)
 {
     (void)sig; /* only there to interrupt accept() */
-}
-
-/* The signals that stop the process; blocked in every thread and taken with sigwait. */
-static void
-stop_signals(sigset_t *set)
-{
-    sigemptyset(set);
-    sigaddset(set, SIGTERM);
-    sigaddset(set, SIGINT);
-    sigaddset(set, SIGHUP);
-    sigaddset(set, SIGUSR1);
 }
 
 static void
@@ -105,7 +90,7 @@ setup_signals(sigset_t *set)
 {
     struct sigaction sa;
 
-    stop_signals(set);
+    runtime_stop_signals(set); /* blocked in every thread, taken with sigwait */
     pthread_sigmask(SIG_BLOCK, set, NULL);
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_IGN;
@@ -116,18 +101,6 @@ setup_signals(sigset_t *set)
 }
 
 static void *worker_main(void *arg);
-
-/* One request: http.h's limits first, then the handler. */
-static void
-serve(struct http_req *req)
-{
-    struct err e;
-
-    if (http_req_check(req, &e) < 0)
-        http_error(req, &e);
-    else
-        pool.handler(req, pool.ctx);
-}
 
 /* Start one more idle thread (under mu). */
 static void
@@ -150,7 +123,7 @@ spawn(struct pool *p)
         if (w->next != NULL)
             w->next->prev = NULL;
         free(w);
-        fprintf(stderr, "rhtmx-sync: cannot start a request thread (%zu running)\n", p->nthreads);
+        log_msg("cannot start a request thread (%zu running)", p->nthreads);
     }
 }
 
@@ -206,11 +179,11 @@ acceptor_main(void *arg)
             static time_t last;
             time_t now = time(NULL);
             if (now != last)
-                fprintf(stderr, "rhtmx-sync: accept: %s (retrying)\n", strerror(err));
+                log_msg("accept: %s (retrying)", strerror(err));
             last = now;
             usleep(100 * 1000);
         } else if (!stop && err != EINTR) {
-            fprintf(stderr, "rhtmx-sync: accept: %s: stopping\n", strerror(err));
+            log_msg("accept: %s: stopping", strerror(err));
             kill(getpid(), SIGTERM);
             break;
         }
@@ -245,20 +218,21 @@ worker_main(void *arg)
 {
     struct worker *w = arg;
     struct pool *p = &pool;
-    FCGX_Request r;
-    struct http_req req;
+    struct runtime_slot slot;
+    FCGX_Request *r = &slot.r;
     int idle = 1; /* spawn() counted this thread as idle */
 
-    FCGX_InitRequest(&r, 0, FCGI_FAIL_ACCEPT_ON_INTR);
+    memset(&slot, 0, sizeof(slot));
+    FCGX_InitRequest(r, 0, FCGI_FAIL_ACCEPT_ON_INTR);
     pthread_mutex_lock(&p->mu);
     while (!p->stopping) {
-        int kept = r.ipcFd >= 0, rc, err;
+        int kept = r->ipcFd >= 0, rc, err;
 
         /* With the acceptor, a connection from its queue; libfcgi then only
          * reads the request from it (accept_mu is not needed). */
         int queued = !kept && p->acceptor_running;
 
-        if (queued && queue_take(p, &r) < 0)
+        if (queued && queue_take(p, r) < 0)
             break;
         pthread_mutex_unlock(&p->mu);
         if (!kept && !queued)
@@ -272,7 +246,7 @@ worker_main(void *arg)
         w->in_accept = 1;
         pthread_mutex_unlock(&p->mu);
 
-        rc = FCGX_Accept_r(&r);
+        rc = FCGX_Accept_r(r);
         err = errno;
 
         pthread_mutex_lock(&p->mu);
@@ -292,14 +266,14 @@ worker_main(void *arg)
                 static time_t last;
                 time_t now = time(NULL);
                 if (now != last)
-                    fprintf(stderr, "rhtmx-sync: accept: %s (retrying)\n", strerror(err));
+                    log_msg("accept: %s (retrying)", strerror(err));
                 last = now;
                 pthread_mutex_unlock(&p->mu);
                 usleep(100 * 1000);
                 pthread_mutex_lock(&p->mu);
                 continue;
             }
-            fprintf(stderr, "rhtmx-sync: accept: %s: stopping\n", strerror(err));
+            log_msg("accept: %s: stopping", strerror(err));
             kill(getpid(), SIGTERM);
             break;
         }
@@ -313,15 +287,12 @@ worker_main(void *arg)
 
         {
             struct timeval tv = {SEND_TIMEOUT_S, 0};
-            setsockopt(r.ipcFd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+            setsockopt(r->ipcFd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
         }
-        http_req_fcgx(&req, &r);
-        serve(&req);
-        http_req_end(&req);
-        FCGX_Finish_r(&r);
+        runtime_serve(&slot, p->handler, p->ctx);
 
         pthread_mutex_lock(&p->mu);
-        if (r.ipcFd >= 0)
+        if (r->ipcFd >= 0)
             continue; /* kept: the next request comes on this connection */
         if (p->idle >= p->spare)
             break; /* enough threads wait already */
@@ -340,31 +311,42 @@ worker_main(void *arg)
     p->nthreads--;
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->mu);
-    FCGX_Free(&r, 1);
+    FCGX_Free(r, 1);
+    buf_free(&slot.out);
+    buf_free(&slot.headers);
     free(w);
     return NULL;
 }
 
-/* Under FastCGI: threads until a stop signal. */
-static int
-run_fcgi(const struct fcgi_pool_opts *o)
+int
+fcgi_pool_run(http_handler handler, void *ctx, const struct runtime_opts *o)
 {
     struct pool *p = &pool;
     sigset_t set;
     int sig = 0;
 
+    p->handler = handler;
+    p->ctx = ctx;
+    p->max = o->max_threads ? o->max_threads : 1024;
+    p->spare = o->spare ? o->spare : 4;
     setup_signals(&set);
     parent_watch();
     if (FCGX_Init() != 0) {
-        fputs("rhtmx-sync: cannot initialise FastCGI\n", stderr);
+        log_msg("cannot initialise FastCGI");
         parent_unwatch();
         return 1;
     }
     pthread_attr_init(&p->attr);
-    pthread_attr_setstacksize(&p->attr, STACK_SIZE);
+    /* One thread (a program that serves one request at a time) keeps the
+     * default stack: its handler may run code we did not write (a linked or
+     * loaded conflict resolver). */
+    if (p->max > 1)
+        pthread_attr_setstacksize(&p->attr, STACK_SIZE);
     pthread_attr_setdetachstate(&p->attr, PTHREAD_CREATE_DETACHED);
     pthread_mutex_lock(&p->mu);
-    if (getenv("FCGI_WEB_SERVER_ADDRS") == NULL &&
+    /* One request at a time takes connections from the socket only when it
+     * can serve them: the web server's other processes get the rest. */
+    if (p->max > 1 && getenv("FCGI_WEB_SERVER_ADDRS") == NULL &&
         pthread_create(&p->acceptor, &p->attr, acceptor_main, p) == 0)
         p->acceptor_running = 1;
     spawn(p);
@@ -409,68 +391,4 @@ run_fcgi(const struct fcgi_pool_opts *o)
     pthread_mutex_unlock(&p->mu);
     parent_unwatch();
     return 0;
-}
-
-/* Under CGI: the signal thread stops the one handler. */
-static struct {
-    pthread_t tid;
-    sigset_t set;
-    int done;
-    const struct fcgi_pool_opts *o;
-} cgi_sig;
-
-static void *
-cgi_signal_main(void *arg)
-{
-    int sig;
-
-    (void)arg;
-    for (;;) {
-        if (sigwait(&cgi_sig.set, &sig) != 0)
-            continue;
-        pthread_mutex_lock(&pool.mu);
-        if (cgi_sig.done) {
-            pthread_mutex_unlock(&pool.mu);
-            return NULL;
-        }
-        pthread_mutex_unlock(&pool.mu);
-        if (cgi_sig.o->on_stop != NULL)
-            cgi_sig.o->on_stop(pool.ctx);
-    }
-}
-
-static int
-run_cgi(const struct fcgi_pool_opts *o)
-{
-    static char outbuf[65536];
-    struct http_req req;
-    int have_thread;
-
-    setup_signals(&cgi_sig.set);
-    cgi_sig.o = o;
-    have_thread = pthread_create(&cgi_sig.tid, NULL, cgi_signal_main, NULL) == 0;
-    setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
-    http_req_cgi(&req);
-    serve(&req);
-    http_req_end(&req);
-    if (have_thread) {
-        pthread_mutex_lock(&pool.mu);
-        cgi_sig.done = 1;
-        pthread_mutex_unlock(&pool.mu);
-        pthread_kill(cgi_sig.tid, SIGUSR1);
-        pthread_join(cgi_sig.tid, NULL);
-    }
-    return 0;
-}
-
-int
-fcgi_pool_run(http_handler handler, void *ctx, const struct fcgi_pool_opts *o)
-{
-    pool.handler = handler;
-    pool.ctx = ctx;
-    pool.max = o->max_threads ? o->max_threads : 1024;
-    pool.spare = o->spare ? o->spare : 4;
-    if (FCGX_IsCGI())
-        return run_cgi(o);
-    return run_fcgi(o);
 }

@@ -23,11 +23,11 @@ is_on(const char *s)
 static int
 behind_buffering_apache(const struct http_req *req)
 {
-    const char *sw = http_env(req, "SERVER_SOFTWARE");
+    const char *sw = req->in.server_software;
 
     if (sw == NULL || strncmp(sw, "Apache", 6) != 0)
         return 0;
-    return !is_on(getenv(HINTS_STREAMING_VAR)) && !is_on(http_env(req, HINTS_STREAMING_VAR));
+    return !is_on(getenv(HINTS_STREAMING_VAR)) && !is_on(req->in.streaming);
 }
 
 int

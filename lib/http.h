@@ -4,12 +4,18 @@
  * Every executable runs under both interfaces, decided at start-up: under plain
  * CGI the request is the process environment, stdin and stdout, and the process
  * ends after one answer; under FastCGI (FCGX_IsCGI() false) the same handler is
- * called in an FCGX_Accept_r loop. Handlers only see struct http_req.
+ * called for every accepted request (runtime.h). Handlers only see struct
+ * http_req, whose input the edge parsed once (struct http_in).
  *
  * Answers: http_header() queues headers, http_body() returns a sink whose first
  * write emits the status line and headers, so a handler can still turn into an
  * error answer as long as it has not written a byte. http_error() writes the
- * one error shape of the wire contract and logs server-side failures to stderr.
+ * one error shape of the wire contract and logs server-side failures (log.h).
+ *
+ * The layer's files, one role each: http_request.c (the edge: variables,
+ * path, query), http_answer.c (headers, body sink, end), http_output.c (bytes
+ * to the web server, FastCGI records), http_gzip.c, http_error.c (status
+ * table, error responder), http_limits.c (sizes, request body, deadlines).
  */
 #ifndef RHTMX_HTTP_H
 #define RHTMX_HTTP_H
@@ -21,29 +27,58 @@
 
 struct FCGX_Request;
 
+/*
+ * The request's input, read once at the edge (http_req_cgi, http_req_fcgx):
+ * every request variable and header the product uses. Nothing below the http
+ * layer reads the environment or libfcgi's parameters. Strings are borrowed
+ * (the environment, or libfcgi's copy of the request) and stay valid until
+ * http_req_end(); a header the client did not send is NULL.
+ */
+struct http_in {
+    const char *request_uri;     /* REQUEST_URI */
+    const char *script_name;     /* SCRIPT_NAME, for log lines */
+    const char *content_type;    /* Content-Type */
+    const char *content_length;  /* Content-Length, as sent (http_read_body checks it) */
+    const char *accept_encoding; /* Accept-Encoding */
+    const char *authorization;   /* Authorization */
+    const char *cookie;          /* Cookie */
+    const char *origin;          /* Origin */
+    const char *referer;         /* Referer */
+    const char *host;            /* Host */
+    const char *if_none_match;   /* If-None-Match */
+    const char *last_event_id;   /* Last-Event-ID */
+    const char *cors_method;     /* Access-Control-Request-Method */
+    const char *server_software; /* SERVER_SOFTWARE: which web server runs us */
+    const char *streaming;       /* RHTMX_SYNC_STREAMING as the web server set it (hints.h) */
+    const char *sw_switch;       /* RHTMX_SYNC_SW as the web server set it (client_js_endpoint.h) */
+    size_t headers_len;          /* bytes of every header value together */
+    const char *long_header;     /* the first "HTTP_NAME=value" over HTTP_MAX_HEADER, or NULL */
+};
+
 struct http_req {
     struct FCGX_Request *fcgx; /* NULL under plain CGI */
     const char *method;        /* never NULL ("" when unset) */
     const char *path_info;     /* never NULL */
     const char *query;         /* never NULL */
+    struct http_in in;         /* the rest of the input */
     int status;                /* of the answer under way */
     const char *content_type;  /* of the answer under way (static string) */
     int headers_sent;
-    int failed;                /* the peer is gone: writes are dropped */
-    struct buf headers;        /* queued "Name: value\r\n" lines */
-    size_t body_bytes;         /* written so far */
-    void *gz;                  /* gzip state while the body is compressed */
-    int gz_pending;            /* http_gzip_over(): deciding, body held in gz_held */
-    size_t gz_min;             /* ... until it is longer than this */
+    int failed;         /* the peer is gone: writes are dropped */
+    struct buf headers; /* queued "Name: value\r\n" lines */
+    size_t body_bytes;  /* written so far */
+    void *gz;           /* gzip state while the body is compressed */
+    int gz_pending;     /* http_gzip_over(): deciding, body held in gz_held */
+    size_t gz_min;      /* ... until it is longer than this */
     struct buf gz_held;
-    struct buf out;            /* FastCGI: answer bytes gathered for big records */
-    size_t out_head_end;       /* ... where the headers' blank line starts in out */
-    int out_sent;              /* ... some of it has left (no Content-Length then) */
-    int head;                  /* a HEAD request: the body is measured, never sent */
-    size_t head_bytes;         /* ... the bytes a GET would have sent after the headers */
-    int body_read;             /* http_read_body() was called */
-    int aborted;               /* the answer broke off: it must not look complete */
-    size_t cgi_out;            /* CGI: bytes handed to stdout */
+    struct buf out;      /* FastCGI: answer bytes gathered for big records */
+    size_t out_head_end; /* ... where the headers' blank line starts in out */
+    int out_sent;        /* ... some of it has left (no Content-Length then) */
+    int head;            /* a HEAD request: the body is measured, never sent */
+    size_t head_bytes;   /* ... the bytes a GET would have sent after the headers */
+    int body_read;       /* http_read_body() was called */
+    int aborted;         /* the answer broke off: it must not look complete */
+    size_t cgi_out;      /* CGI: bytes handed to stdout */
 };
 
 /* Make req describe the current CGI environment / an accepted FastCGI request.
@@ -52,9 +87,9 @@ void http_req_cgi(struct http_req *req);
 void http_req_fcgx(struct http_req *req, struct FCGX_Request *r);
 /* Finish the answer (emit headers if nothing was written, flush) and release. */
 void http_req_end(struct http_req *req);
-
-/* A request variable (HTTP_ACCEPT, CONTENT_TYPE, ...), or NULL. Borrowed. */
-const char *http_env(const struct http_req *req, const char *name);
+/* The same, but req->out and req->headers stay allocated, for the caller to
+ * reuse (runtime.h). */
+void http_req_finish(struct http_req *req);
 
 /* The first PATH_INFO segment ("/todos" -> "todos"), or, without PATH_INFO,
  * the last path segment of REQUEST_URI. Written to out (NUL-terminated);
@@ -73,11 +108,8 @@ struct sink http_body(struct http_req *req, int status, const char *content_type
 /* 1 if the client's Accept-Encoding takes gzip (and does not refuse it with q=0). */
 int http_accepts_gzip(const struct http_req *req);
 
-/* Compress the rest of the body with gzip when the client accepts it. Call
- * before the first body write; returns 1 if gzip is on. */
-int http_gzip(struct http_req *req);
-
-/* The same, only for a body longer than min_bytes: the first min_bytes are
+/* Compress the body with gzip when the client accepts it, but only a body
+ * longer than min_bytes: the first min_bytes are
  * held back (headers too) until the body outgrows them, then everything is
  * compressed; a body that ends (or is flushed) within them goes out as it is.
  * Vary: Accept-Encoding either way. Returns 1 if gzip may be used. */
@@ -88,7 +120,9 @@ int http_gzip_over(struct http_req *req, size_t min_bytes);
 int http_flush(struct http_req *req);
 
 /* Answer with the error shape {"error":{"code":...,"message":...}} and e's
- * status. 5xx details go to stderr and the client gets a generic message;
+ * status: the one error responder. 5xx details go to the error log (log.h;
+ * a "config" one once while it lasts) and the client gets a fixed sentence
+ * for the kind (busy, configuration, server error), never the operator's text;
  * 4xx messages go to the client as they are. A 503 always carries
  * Retry-After: the one the caller queued, else HTTP_RETRY_AFTER seconds.
  * Cache-Control: no-store unless the caller queued a Cache-Control. If the
@@ -138,8 +172,8 @@ int http_read_body(struct http_req *req, long max, struct buf *out, struct err *
 void http_body_timeouts(unsigned first_s, unsigned max_s);
 
 /*
- * Limits every request must meet before a handler sees it (http_run checks
- * them; a program with its own accept loop calls http_req_check): query
+ * Limits every request must meet before a handler sees it (runtime.h checks
+ * them before any handler runs): query
  * string, PATH_INFO and REQUEST_URI lengths (414), each request header and
  * all of them together (431). Web servers have their own, usually larger,
  * limits (Apache LimitRequestFieldSize 8190, lighttpd 64 KB for all headers).
@@ -152,10 +186,28 @@ void http_body_timeouts(unsigned first_s, unsigned max_s);
 int http_req_check(const struct http_req *req, struct err *e);
 
 /* Query parameters, declared: name, bounds, default. */
+enum http_param_kind { HTTP_INT, HTTP_TEXT };
 struct http_param {
     const char *name;
-    long long min, max, def;
+    long long min, max, def;   /* HTTP_INT: bounds, and the value when absent */
+    enum http_param_kind kind; /* HTTP_INT unless set */
+    const char *const *one_of; /* HTTP_TEXT: the values allowed (NULL-ended), or NULL: any */
 };
+#define HTTP_TEXT_MAX 1024
+struct http_value {
+    int given;                /* the parameter was in the query */
+    long long n;              /* HTTP_INT: the value, or def */
+    char text[HTTP_TEXT_MAX]; /* HTTP_TEXT: percent-decoded; "" when absent */
+};
+/*
+ * Every parameter of a program's declared table (specs, n of them) from the
+ * query, checked, into values[] (n of them). Unknown parameters are ignored
+ * (cache busters are common); a declared one that is repeated, malformed,
+ * too long, out of bounds or not one of one_of is a 400 naming it. 0, or -1
+ * with e set.
+ */
+int http_query(const struct http_req *req, const struct http_param *specs, size_t n,
+               struct http_value *values, struct err *e);
 /* Parse the integer parameters of specs (n of them) from the query into
  * values[]. Unknown parameters are ignored (cache busters are common); a
  * declared one that is repeated, not a decimal integer, or out of bounds is a
@@ -167,10 +219,8 @@ int http_query_ints(const struct http_req *req, const struct http_param *specs, 
 int http_query_str(const struct http_req *req, const char *name, char *out, size_t outlen,
                    struct err *e);
 
-/* Run handler for every request: once under CGI, in an accept loop under
- * FastCGI. Returns the process exit status. */
+/* What serves one request (runtime.h runs it). */
 typedef void (*http_handler)(struct http_req *req, void *ctx);
-int http_run(http_handler handler, void *ctx);
 
 /* 1 under plain CGI. */
 int http_is_cgi(void);

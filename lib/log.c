@@ -65,29 +65,10 @@ write_line(const char *line, size_t len)
     errno = saved;
 }
 
-void
-log_msg(const char *fmt, ...)
+/* 1 if h was remembered before; remembers it otherwise (while there is room). */
+static int
+seen_before(uint64_t h)
 {
-    char line[LOG_LINE_MAX + 2];
-    size_t at;
-    va_list ap;
-    va_start(ap, fmt);
-    size_t len = format_line(line, &at, fmt, ap);
-    va_end(ap);
-    write_line(line, len);
-}
-
-int
-log_once(const char *fmt, ...)
-{
-    char line[LOG_LINE_MAX + 2];
-    size_t at;
-    va_list ap;
-    va_start(ap, fmt);
-    size_t len = format_line(line, &at, fmt, ap);
-    va_end(ap);
-
-    uint64_t h = fnv1a(line + at);
     int seen = 0;
     pthread_mutex_lock(&once_lock);
     for (int i = 0; i < once_count && !seen; i++)
@@ -95,10 +76,38 @@ log_once(const char *fmt, ...)
     if (!seen && once_count < LOG_ONCE_MAX)
         once_seen[once_count++] = h;
     pthread_mutex_unlock(&once_lock);
-    if (seen)
+    return seen;
+}
+
+/* Format and write one line; with once, not if its text was written before. */
+static int
+vlog(int once, const char *fmt, va_list ap)
+{
+    char line[LOG_LINE_MAX + 2];
+    size_t at, len = format_line(line, &at, fmt, ap);
+    if (once && seen_before(fnv1a(line + at)))
         return 0;
     write_line(line, len);
     return 1;
+}
+
+void
+log_msg(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(0, fmt, ap);
+    va_end(ap);
+}
+
+int
+log_once(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int written = vlog(1, fmt, ap);
+    va_end(ap);
+    return written;
 }
 
 void

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "parent.h"
 
 /* Set by parent_watch(), read-only afterwards. */
@@ -100,13 +101,12 @@ parent_main(void *arg)
     while (parent_there())
         if (nap_ms(PARENT_CHECK_MS))
             return NULL;
-    fprintf(stderr, "rhtmx-sync: the web server (pid %d) is gone: stopping\n",
+    log_msg("the web server (pid %d) is gone: stopping",
             (int)(grandparent != 0 ? grandparent : parent));
     kill(getpid(), SIGTERM);
     if (nap_ms(PARENT_GRACE_S * 1000L))
         return NULL; /* the graceful stop got there first */
-    fprintf(stderr, "rhtmx-sync: still running %d s after the web server went: exiting\n",
-            PARENT_GRACE_S);
+    log_msg("still running %d s after the web server went: exiting", PARENT_GRACE_S);
     _exit(1);
 }
 

@@ -9,8 +9,8 @@
  * and the same rule for versions: one counter row, _rhtmx_sync_state('head'),
  * which every logging trigger increments inside the writer's transaction.
  *
- * Why a counter row, and what it costs: docs/POSTGRES.md "Versions in commit
- * order". In short, the UPDATE of that one row holds its row lock until the
+ * Why a counter row, and what it costs: docs/ARCHITECTURE.md "PostgreSQL:
+ * versions in commit order". In short, the UPDATE of that one row holds its row lock until the
  * writer's transaction ends, so a second writer of any synced table waits
  * for the first to commit or roll back before it gets its version: versions
  * are handed out in commit order, and a reader's snapshot that holds version

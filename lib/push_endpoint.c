@@ -88,25 +88,6 @@ resolver_for(struct push_endpoint *ep, const struct table *t, const struct resol
     return 0;
 }
 
-static void
-fail(struct push_endpoint *ep, struct http_req *req, struct err *e)
-{
-    /* http_error() leaves config errors to app_ready(), which logged its own;
-     * ours (the resolver) are logged here, once per distinct message. */
-    if (e->status == 500 && strcmp(e->code, "config") == 0 &&
-        strcmp(ep->last_config_error, e->msg) != 0) {
-        fprintf(stderr, "%s: %s\n", ep->app.name, e->msg);
-        snprintf(ep->last_config_error, sizeof(ep->last_config_error), "%s", e->msg);
-    }
-    if (e->status == 503) {
-        /* SQLite's words ("database is locked") are for the log, not the client. */
-        fprintf(stderr, "rhtmx-sync: %s %s: %s\n", req->method, req->path_info, e->msg);
-        snprintf(e->msg, sizeof(e->msg), "the database is busy: retry shortly");
-        http_header(req, "Retry-After", "1");
-    }
-    http_error(req, e);
-}
-
 /* push_batch() on the configured backend. [pg] */
 static int
 push_run(struct app *app, const struct table *t, const struct push_opts *o, const char *body,
@@ -159,7 +140,7 @@ push_endpoint_serve(struct http_req *req, void *ctx)
         return;
     }
     o.user = who.anonymous ? NULL : who.sub;
-    if (!is_json(http_env(req, "CONTENT_TYPE"))) {
+    if (!is_json(req->in.content_type)) {
         http_fail(req, 415, "unsupported_media_type",
                   "a push must be sent as Content-Type: application/json");
         return;
@@ -168,7 +149,7 @@ push_endpoint_serve(struct http_req *req, void *ctx)
     if (resolver_for(ep, t, &o.resolver, &e) < 0 ||
         http_read_body(req, ep->app.cfg->push.max_body_bytes, &body, &e) < 0 ||
         push_run(&ep->app, t, &o, body.p ? body.p : "", body.len, &answer, &e) < 0) {
-        fail(ep, req, &e);
+        http_error(req, &e); /* the database's words stay in the log */
         goto out;
     }
     http_header(req, "Cache-Control", "no-store");

@@ -13,7 +13,7 @@
  *       int rc;
  *       push_endpoint_init(&ep, "my-push", NULL);
  *       push_endpoint_set_resolver(&ep, my_resolve, NULL);
- *       rc = http_run(push_endpoint_serve, &ep);
+ *       rc = runtime_run(push_endpoint_serve, &ep, NULL);
  *       push_endpoint_close(&ep);
  *       return rc;
  *   }
@@ -28,20 +28,24 @@
  * size against
  * push.max_body_bytes (413; 411 without a Content-Length), then the batch
  * (400 malformed, 413 more than push.max_changes changes). 503 busy carries
- * Retry-After; the details of any 5xx go to stderr only.
+ * Retry-After; the details of any 5xx go to the error log only (http_error).
+ *
+ * The endpoint's shape (_init, _serve, _close, run) is that of every endpoint:
+ * see pull_endpoint.h.
  */
 #ifndef RHTMX_PUSH_ENDPOINT_H
 #define RHTMX_PUSH_ENDPOINT_H
 
 #include "app.h"
 #include "http.h"
+#include "runtime.h"
 #include "resolver.h"
 
 struct push_endpoint {
     struct app app;
     struct resolver *linked; /* registered by the program, or NULL */
     struct resolver *loaded; /* from push.resolver, or NULL */
-    char last_config_error[512];
+    struct runtime_opts run; /* one request at a time */
 };
 
 /* Set up ep for program name (static string); config_path NULL: locate it. */

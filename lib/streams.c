@@ -31,16 +31,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fcgi_record.h"
+#include "log.h"
+#include "db.h"
 #include "streams.h"
 
 #define TAKE_MAX 60000     /* bytes of events taken from the hub per call */
 #define PUMP_TAKES 16      /* takes per stream per turn of the loop (about 1 MB) */
-#define RECORD_MAX 65528   /* FastCGI record content is 16 bits; keep 8-byte multiples */
 #define CLOSE_WAIT_MS 2000 /* for the web server to close first */
 #define STOP_GRACE_MS 1000 /* at stop, for the last bytes to leave */
-#define FCGI_STDOUT 6
-#define FCGI_END_REQUEST 3
-#define FCGI_ABORT_REQUEST 2
 
 enum state { LIVE, ENDING, CLOSING };
 
@@ -51,10 +50,10 @@ struct st {
     size_t off;
     long long beat_at, stall_at, close_at, deadline; /* ms; stall_at 0: nothing waits */
     size_t heap_i;
-    int want_out;            /* EPOLLOUT is armed */
-    int more;                /* a long backlog: pump again on the next turn (deadline now) */
-    int rdhup;               /* the web server's side ended: its input is no longer watched */
-    unsigned char in_hdr[8]; /* the input's record framing, to see FCGI_ABORT_REQUEST */
+    int want_out; /* EPOLLOUT is armed */
+    int more;     /* a long backlog: pump again on the next turn (deadline now) */
+    int rdhup;    /* the web server's side ended: its input is no longer watched */
+    unsigned char in_hdr[FCGI_RECORD_HEADER_LEN]; /* the input's framing, to see aborts */
     size_t in_have, in_skip;
     struct st *prev, *next; /* every stream (loop thread) */
     struct st *qnext;       /* the adoption queue (under mu) */
@@ -82,10 +81,7 @@ struct streams {
 long long
 streams_now_ms(void)
 {
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+    return db_now_ms(); /* one monotonic clock for every deadline (db.h) */
 }
 
 void
@@ -255,40 +251,17 @@ interest(struct streams *l, struct st *t)
     epoll_ctl(l->ep, EPOLL_CTL_MOD, t->c.fd, &ev);
 }
 
-static void
-header(struct st *t, int type, size_t n)
-{
-    unsigned char h[8] = {1,
-                          (unsigned char)type,
-                          (unsigned char)(t->c.request_id >> 8),
-                          (unsigned char)t->c.request_id,
-                          (unsigned char)(n >> 8),
-                          (unsigned char)n,
-                          0,
-                          0};
-
-    buf_add(&t->out, (const char *)h, sizeof(h));
-}
-
 /* Queue n bytes of the answer as STDOUT records. */
 static void
 record(struct st *t, const char *p, size_t n)
 {
-    while (n > 0) {
-        size_t k = n > RECORD_MAX ? RECORD_MAX : n;
-        header(t, FCGI_STDOUT, k);
-        buf_add(&t->out, p, k);
-        p += k;
-        n -= k;
-    }
+    fcgi_record_stdout(&t->out, t->c.request_id, p, n);
 }
 
 /* Queue the end of the answer (bye first if bye is set) and leave the hub. */
 static void
 end(struct streams *l, struct st *t, int bye, long long now)
 {
-    static const char complete[8] = {0}; /* appStatus 0, FCGI_REQUEST_COMPLETE */
-
     if (t->state != LIVE)
         return;
     if (bye) {
@@ -296,9 +269,7 @@ end(struct streams *l, struct st *t, int bye, long long now)
         streams_say_bye(&l->scratch, t->c.s->cursor);
         record(t, l->scratch.p, l->scratch.len);
     }
-    header(t, FCGI_STDOUT, 0);
-    header(t, FCGI_END_REQUEST, sizeof(complete));
-    buf_add(&t->out, complete, sizeof(complete));
+    fcgi_record_end(&t->out, t->c.request_id);
     leave(t);
     t->state = ENDING;
     t->close_at = now + (long long)STREAMS_STALL_S * 1000;
@@ -403,7 +374,7 @@ pump(struct streams *l, struct st *t, long long now)
         } else if (r == HUB_ERROR) {
             /* Broken off, not ended: the web server sees the answer cut and
              * the client an error; it reconnects after retry. */
-            fprintf(stderr, "rhtmx-sync: events: %s\n", e.msg);
+            log_msg("events: %s", e.msg);
             drop(l, t);
             return -1;
         }
@@ -488,8 +459,8 @@ on_input(struct streams *l, struct st *t, uint32_t events, long long now)
             t->in_hdr[t->in_have++] = in[i++];
             if (t->in_have == sizeof(t->in_hdr)) {
                 t->in_have = 0;
-                t->in_skip = ((size_t)t->in_hdr[4] << 8 | t->in_hdr[5]) + t->in_hdr[6];
-                aborted |= t->in_hdr[1] == FCGI_ABORT_REQUEST;
+                t->in_skip = fcgi_record_body_len(t->in_hdr);
+                aborted |= fcgi_record_type(t->in_hdr) == FCGI_RECORD_ABORT_REQUEST;
             }
         }
     }
@@ -520,7 +491,7 @@ adopt(struct streams *l, struct st *t, long long now)
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.ptr = t;
     if (epoll_ctl(l->ep, EPOLL_CTL_ADD, t->c.fd, &ev) < 0) {
-        fprintf(stderr, "rhtmx-sync: events: epoll: %s\n", strerror(errno));
+        log_msg("events: epoll: %s", strerror(errno));
         drop(l, t);
         return;
     }

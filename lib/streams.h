@@ -78,7 +78,7 @@ void streams_wake(void *l);
 void streams_say_bye(struct buf *b, long long cursor);
 void streams_say_resync(struct buf *b, long long version);
 
-/* CLOCK_MONOTONIC in milliseconds. */
+/* CLOCK_MONOTONIC in milliseconds: db_now_ms(), the clock of every deadline. */
 long long streams_now_ms(void);
 
 #endif

@@ -50,6 +50,8 @@ cat <<EOT
 
   Open it in two browser windows: a todo added in one appears in the other.
   Turn the network off in one (devtools > Network > Offline), keep editing, turn it back on.
+  Reload while offline, or open the page in a new tab: it opens from the browser's copy, with
+  your queued changes (the service worker at /api/sync/sw.js keeps the pages you visited).
   Write at a shell and watch both windows follow:
     sqlite3 $dir/todo.db "INSERT INTO todos (title) VALUES ('from the shell')"
   Logs: $dir/lighttpd-error.log

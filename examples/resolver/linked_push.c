@@ -8,6 +8,7 @@
  * used for every entity with "strategy": "custom", whatever push.resolver says.
  */
 #include "push_endpoint.h"
+#include "runtime.h"
 
 int rhtmx_resolve(const struct rhtmx_conflict *c, struct rhtmx_resolution *out, void *ctx);
 
@@ -20,7 +21,7 @@ main(void)
     push_endpoint_init(&ep, "push-with-resolver", NULL);
     if (push_endpoint_set_resolver(&ep, rhtmx_resolve, NULL) < 0)
         return 1;
-    rc = http_run(push_endpoint_serve, &ep);
+    rc = runtime_run(push_endpoint_serve, &ep, NULL);
     push_endpoint_close(&ep);
     return rc;
 }

@@ -1,5 +1,5 @@
 <?php
-/* POST id: deletes a todo, answers with the list. Not called by index.php while
+/* POST id: deletes a todo, answers with the list (its window). Not called by index.php while
  * /api/sync/client.js takes the form (its default): the write then goes through the sync
  * queue to sync-push. Kept for data-sync-offline-forms="false". */
 require __DIR__ . '/lib.php';

@@ -1,10 +1,13 @@
 <?php
 /*
- * The todo page. Server-rendered; /api/sync/client.js keeps a copy in IndexedDB, refreshes
- * the list when anyone changes a todo, and takes the forms' writes into its queue, online
- * or not, so each reaches the database exactly once through /api/sync/todos (sync-push)
- * rather than add.php, toggle.php or delete.php; the list is rendered from
- * <template id="todo-item"> until the server has them, then refreshed from list.php.
+ * The todo page. Server-rendered: a window of the newest todos (lib.php, todo_window), however
+ * many there are. /api/sync/client.js keeps a copy of every todo in IndexedDB, says which
+ * todos changed when anyone changes one (rhtmx:todos:changed, with their ids), and takes the
+ * forms' writes into its queue, online or not, so each reaches the database exactly once
+ * through /api/sync/todos (sync-push) rather than add.php, toggle.php or delete.php. While
+ * writes wait in the queue (or the server cannot be reached) the library renders the list
+ * from <template id="todo-item">; otherwise todo.js asks list.php for the changed rows only
+ * and puts each in its place, so a change costs one row, not the whole list.
  */
 require __DIR__ . '/lib.php';
 $db = todo_db();
@@ -20,50 +23,61 @@ header('Cache-Control: no-store');
   <link rel="icon" href="data:,">
   <link rel="stylesheet" href="/style.css">
   <script src="/vendor/htmx.min.js"></script>
+  <script src="/todo.js" defer></script>
   <script src="/api/sync/client.js"
           data-sync-entities="todos"
           data-conflict-strategy="last-write-wins"
+<?php if (getenv('TODO_OFFLINE') === 'true'): ?>
+          data-sync-offline="true" data-sync-precache="/"
+<?php elseif (getenv('TODO_OFFLINE')): ?>
+          data-sync-offline="<?= htmlspecialchars(getenv('TODO_OFFLINE')) ?>"
+<?php endif ?>
           data-debug="<?= getenv('TODO_DEBUG') ? 'true' : 'false' ?>"></script>
 </head>
 <body>
   <main>
     <header>
-      <h1>Todos</h1>
+      <h1 id="todos-heading">Todos</h1>
       <rhtmx-sync-status></rhtmx-sync-status>
     </header>
 
     <form id="add-form" hx-post="/add.php" hx-target="#todo-list"
           data-sync-entity="todos" data-sync-action="create">
-      <input name="title" required maxlength="200" placeholder="What needs doing?" autocomplete="off">
+      <label class="visually-hidden" for="new-title">New todo</label>
+      <input id="new-title" name="title" required maxlength="200" placeholder="What needs doing?" autocomplete="off">
       <input type="hidden" name="done" value="0">
       <button>Add</button>
     </form>
 
-    <ul id="todo-list"
-        hx-get="/list.php" hx-trigger="rhtmx:todos:changed from:body"
+    <!-- No hx-get on the list: todo.js refreshes the rows a change names (list.php?ids=...).
+         tabindex="-1": where focus goes when the row that had it is gone. -->
+    <ul id="todo-list" aria-labelledby="todos-heading" tabindex="-1"
         data-sync-render="todos" data-sync-template="#todo-item" data-sync-sort="id">
-<?= todo_items($db) ?>
+<?= todo_window($db) ?>
     </ul>
 
     <p class="hint">Works offline: changes are kept in this browser and sent when the network returns.</p>
   </main>
 
   <!-- How a todo looks when the page renders it from IndexedDB (offline or with changes not
-       sent yet). Same markup as todo_item() in lib.php. data-sync-title: the field that
-       names a todo in messages ("Your change to "buy milk" was overwritten ..."). -->
+       sent yet). Same markup as todo_item() in lib.php (the toggle is written twice, one
+       kept when done, the other when not, for its aria-pressed). data-sync-title: the field
+       that names a todo in messages ("Could not save 'Buy milk': storage is full"). -->
   <template id="todo-item" data-sync-title="title">
     <li class="todo" data-sync-id="{{id}}" data-done="{{done}}">
       <form class="toggle" hx-post="/toggle.php" hx-target="#todo-list"
             data-sync-entity="todos" data-sync-action="update" data-sync-id="{{id}}">
         <input type="hidden" name="id" value="{{id}}">
         <input type="hidden" name="done" value="{{!done}}">
-        <button class="check" aria-label="Toggle done"></button>
+        <button class="check" aria-pressed="true" aria-label="Mark '{{title}}' done" data-sync-if="done"></button>
+        <button class="check" aria-pressed="false" aria-label="Mark '{{title}}' done" data-sync-unless="done"></button>
       </form>
       <span class="title">{{title}}</span>
+      <span class="pending-note"><span class="visually-hidden">, </span>not sent yet</span>
       <form class="delete" hx-post="/delete.php" hx-target="#todo-list"
             data-sync-entity="todos" data-sync-action="delete" data-sync-id="{{id}}">
         <input type="hidden" name="id" value="{{id}}">
-        <button class="remove" aria-label="Delete">&times;</button>
+        <button class="remove" aria-label="Delete '{{title}}'">&times;</button>
       </form>
     </li>
   </template>

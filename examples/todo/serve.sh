@@ -4,6 +4,7 @@
 #
 #   serve.sh start --dir DIR [--port N] [--bin-dir DIR] [--strategy S] [--seed N]
 #                  [--events-mode stream|poll] [--buffered] [--debug]
+#                  [--offline true|false|SCOPE] [--no-offline] [--sw-off]
 #   serve.sh stop  --dir DIR
 #   serve.sh url   --dir DIR
 #
@@ -12,7 +13,10 @@
 # predate the sync triggers on purpose), runs `rhtmx-sync init`, starts lighttpd in the
 # background and returns once it answers, printing the URL. --port 0 picks a free port.
 # stop: stops that lighttpd by its pid, then any FastCGI process it had spawned that is still
-# alive, so nothing outlives it. Used by scripts/demo.sh and tests/browser/.
+# alive, so nothing outlives it. Used by scripts/demo.sh and tests/browser/. The page registers
+# the service worker (data-sync-offline="true": it opens offline); --offline sets the attribute's
+# value, --no-offline leaves it out; --sw-off starts client-js with RHTMX_SYNC_SW=off (the kill
+# switch: sw.js removes the worker from the browsers).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,7 +28,7 @@ cmd=${1:-}
 [ -n "$cmd" ] || die "usage: serve.sh start|stop|url --dir DIR [options]"
 shift
 dir="" port=8080 bindir="${RHTMX_BIN_DIR:-$root/build/cgi-bin}" strategy=last-write-wins
-seed=3 events_mode="" debug="" stream_body=2
+seed=3 events_mode="" debug="" stream_body=2 offline=true sw=
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) dir=$2; shift 2 ;;
@@ -34,6 +38,9 @@ while [ $# -gt 0 ]; do
     --seed) seed=$2; shift 2 ;;
     --events-mode) events_mode=$2; shift 2 ;;
     --debug) debug=1; shift ;;
+    --offline) offline=$2; shift 2 ;;
+    --no-offline) offline=""; shift ;;
+    --sw-off) sw=off; shift ;;
     --buffered) stream_body=0; shift ;; # lighttpd holds each response until it ends (tests poll mode)
 
     *) die "unknown option $1" ;;
@@ -167,7 +174,7 @@ EOF
    "socket" => $(json_str "$dir/$1.sock"),
    "max-procs" => $2,
    "check-local" => "disable",
-   "bin-environment" => ( "RHTMX_SYNC_CONFIG" => $cfgq ) ))
+   "bin-environment" => ( "RHTMX_SYNC_CONFIG" => $cfgq, "RHTMX_SYNC_SW" => "$sw" ) ))
 EOF
   }
   cat >"$dir/lighttpd.conf" <<EOF
@@ -192,17 +199,17 @@ fastcgi.server = ( ".php" =>
   (( "bin-path" => "$(command -v php-cgi)",
      "socket" => $(json_str "$dir/php.sock"),
      "max-procs" => 2,
-     "bin-environment" => ( "TODO_DB" => $(json_str "$db"), "TODO_DEBUG" => "$debug",
+     "bin-environment" => ( "TODO_DB" => $(json_str "$db"), "TODO_DEBUG" => "$debug", "TODO_OFFLINE" => "$offline",
                             "PHP_FCGI_CHILDREN" => "0", "PHP_FCGI_MAX_REQUESTS" => "1000" ) )) )
 
 # /api/sync/events: one process, many streams (threads inside), max-procs 1.
 \$HTTP["url"] == "/api/sync/events" {
   fastcgi.server = ( "/api/sync/events" => $(fcgi sync-events 1) )
 }
-\$HTTP["url"] == "/api/sync/client.js" {
-  fastcgi.server = ( "/api/sync/client.js" => $(fcgi client-js 1) )
+\$HTTP["url"] =~ "^/api/sync/(client|sw)\\.js\$" {
+  fastcgi.server = ( "/api/sync" => $(fcgi client-js 1) )
 }
-\$HTTP["url"] =~ "^/api/sync/(?!events\$|client\\.js\$)" {
+\$HTTP["url"] =~ "^/api/sync/(?!events\$|client\\.js\$|sw\\.js\$)" {
   \$HTTP["request-method"] == "POST" {
     fastcgi.server = ( "/api/sync/" => $(fcgi sync-push 1) )
   }

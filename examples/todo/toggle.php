@@ -1,7 +1,7 @@
 <?php
-/* POST id, done: marks a todo done (1) or not (0), answers with the list. Not called by
- * index.php while /api/sync/client.js takes the form (its default): the write then goes
- * through the sync queue to sync-push. Kept for data-sync-offline-forms="false". */
+/* POST id, done: marks a todo done (1) or not (0), answers with the list (its window). Not
+ * called by index.php while /api/sync/client.js takes the form (its default): the write then
+ * goes through the sync queue to sync-push. Kept for data-sync-offline-forms="false". */
 require __DIR__ . '/lib.php';
 todo_require_post();
 $db = todo_db();

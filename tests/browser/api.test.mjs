@@ -165,7 +165,7 @@ test('tokens: Authorization: Bearer on pulls, 401 surfaced, setToken', { skip, t
     await page.waitForFunction(() => window.__auth.length > 0);
     assert.equal(seen[0], 'Bearer old-token');
     assert.equal(await page.evaluate(() => window.__auth[0].status), 401);
-    assert.match(await page.textContent('rhtmx-sync-status'), /Not signed in: token expired/);
+    assert.match(await page.textContent('rhtmx-sync-status'), /You are signed out: sign in again/);
     await page.evaluate(() => RhtmxSync.setToken('new-token'));
     await h.eventually(async () => (await page.evaluate(() => RhtmxSync.list('todos'))).length === 3, { what: 'a pull with the new token' });
     assert.ok(seen.includes('Bearer new-token'));

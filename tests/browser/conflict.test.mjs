@@ -53,7 +53,7 @@ for (const strategy of Object.keys(EXPECT)) {
       const c = await conflict;
       assert.ok(c, 'A was told about the conflict (rhtmx:sync:conflict)');
       assert.ok(['server', 'client', 'merged'].includes(c.decision), `a decision: ${JSON.stringify(c)}`);
-      assert.match(await pageA.textContent('rhtmx-sync-status'), /Your change to "from A" was (kept|merged|not kept)/);
+      assert.match(await pageA.textContent('rhtmx-sync-status'), /Your change to 'from A' was (kept|merged|not kept)/);
 
       const stored = await pageA.evaluate(() => RhtmxSync.get('todos', 2));
       assert.equal(stored.title, row.title, 'A\'s IndexedDB holds the decided row');

@@ -61,6 +61,9 @@ export function startServer(opts = {}) {
   if (opts.eventsMode) args.push('--events-mode', opts.eventsMode);
   if (opts.debug) args.push('--debug');
   if (opts.buffered) args.push('--buffered');
+  /* The example registers its service worker only for tests that ask (offline: true): one
+   * would take over navigations and assets that other tests route themselves. */
+  if (!opts.offline) args.push('--no-offline');
   const url = execFileSync('bash', [SERVE, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
   const srv = {
     url,
@@ -72,10 +75,11 @@ export function startServer(opts = {}) {
     halt() {
       execFileSync('bash', [SERVE, 'stop', '--dir', dir], { stdio: 'ignore' });
     },
-    /* Starts it again on the same port with the same database. */
-    resume() {
+    /* Starts it again on the same port with the same database; extra: more serve.sh
+     * options (a later one wins: ['--offline', 'false'], ['--sw-off']). */
+    resume(extra = []) {
       const port = new URL(url).port;
-      execFileSync('bash', [SERVE, 'start', ...args.slice(1).map((a, i, all) => (all[i - 1] === '--port' ? port : a))],
+      execFileSync('bash', [SERVE, 'start', ...args.slice(1).map((a, i, all) => (all[i - 1] === '--port' ? port : a)), ...extra],
         { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     },
     stop({ keep } = {}) {
@@ -146,6 +150,13 @@ export async function waitIdle(page, timeout = 15000) {
     const s = window.RhtmxSync.status();
     return s.state === 'online' && s.pending === 0;
   }, null, { timeout });
+}
+
+/* Waits until the page's service worker (data-sync-offline) controls it and has kept what
+ * the page is made of. */
+export async function workerReady(page) {
+  await page.evaluate(() => RhtmxSync._debug.offline.done);
+  await page.waitForFunction(() => !!navigator.serviceWorker.controller, null, { timeout: 15000 });
 }
 
 /* The todos the page shows: [{ id, title, done, pending }] in list order. */

@@ -50,3 +50,12 @@ test('sync-push as CGI ends its answer before it closes the database', { skip },
   const c = closes(calls, app.db);
   assert.ok(c.stdout >= 0 && c.db > c.stdout, `stdout closed at ${c.stdout}, the database at ${c.db}:\n${calls.join('\n')}`);
 });
+
+test('sync-events as CGI ends its answer before it closes the database', { skip }, () => {
+  const app = makeApp({ config: { events: { poll_wait: 0 } } });
+  const { r, calls } = traced(app, 'sync-events', { query: 'entities=todos&since=0&mode=poll' });
+  assert.equal(r.status, 200, r.text());
+  assert.match(r.text(), /event: bye/, 'the poll ended on purpose');
+  const c = closes(calls, app.db);
+  assert.ok(c.stdout >= 0 && c.db > c.stdout, `stdout closed at ${c.stdout}, the database at ${c.db}:\n${calls.join('\n')}`);
+});

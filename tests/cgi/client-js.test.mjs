@@ -53,3 +53,51 @@ test('HEAD has headers only; other methods are 405', () => {
   assert.equal(post.json().error.code, 'method_not_allowed');
   assert.match(post.headers.allow, /GET/);
 });
+
+// The service worker (js/rhtmx-sync-sw.js), answered by the same program at /api/sync/sw.js.
+const worker = fs.readFileSync(path.join(SOURCE, 'js/rhtmx-sync-sw.js'));
+const getSw = (headers = {}, env = {}, p = '/sw.js') => runCgi('client-js', { headers, path: p, env });
+
+test('serves js/rhtmx-sync-sw.js for sw.js, revalidated on every use and allowed the whole site', () => {
+  const r = getSw();
+  assert.equal(r.status, 200);
+  assert.equal(r.headers['content-type'], 'text/javascript; charset=utf-8');
+  assert.equal(r.headers['cache-control'], 'no-cache');
+  assert.equal(r.headers['service-worker-allowed'], '/');
+  assert.match(r.headers.etag, /^"[0-9a-f]{16}"$/);
+  assert.notEqual(r.headers.etag, get().headers.etag, 'its own validator');
+  assert.ok(r.body.equals(worker), 'body differs from js/rhtmx-sync-sw.js (rebuild?)');
+  const again = getSw({ 'If-None-Match': r.headers.etag });
+  assert.equal(again.status, 304);
+  assert.equal(again.body.length, 0);
+  const gz = getSw({ 'Accept-Encoding': 'gzip' });
+  assert.equal(gz.headers['content-encoding'], 'gzip');
+  assert.ok(zlib.gunzipSync(gz.body).equals(worker));
+  assert.equal(gz.headers['service-worker-allowed'], '/');
+});
+
+test('picks the file by the last segment of PATH_INFO, REQUEST_URI or SCRIPT_NAME', () => {
+  // lighttpd (prefix /api/sync): PATH_INFO; Apache (rewritten to client-js): REQUEST_URI;
+  // nginx or a server that sets neither: SCRIPT_NAME.
+  assert.ok(getSw({}, { REQUEST_URI: '/api/sync/sw.js' }, '').body.equals(worker));
+  assert.ok(getSw({}, { REQUEST_URI: '/api/sync/sw.js?precache=%2F' }, '').body.equals(worker));
+  assert.ok(getSw({}, { SCRIPT_NAME: '/api/sync/sw.js' }, '').body.equals(worker));
+  for (const [p, env] of [['/client.js', {}], ['', { REQUEST_URI: '/api/sync/client.js' }],
+    ['', { SCRIPT_NAME: '/api/sync/client.js' }], ['', {}]]) {
+    const r = getSw({}, env, p);
+    assert.ok(r.body.equals(source), `library for ${p} ${JSON.stringify(env)}`);
+    assert.equal(r.headers['service-worker-allowed'], undefined);
+  }
+});
+
+test('RHTMX_SYNC_SW=off: sw.js is the kill switch, the library is unchanged', () => {
+  const off = fs.readFileSync(path.join(SOURCE, 'js/rhtmx-sync-sw-off.js'));
+  const r = getSw({}, { RHTMX_SYNC_SW: 'off' });
+  assert.equal(r.status, 200);
+  assert.ok(r.body.equals(off), 'body differs from js/rhtmx-sync-sw-off.js');
+  assert.equal(r.headers['cache-control'], 'no-cache');
+  assert.equal(r.headers['service-worker-allowed'], '/');
+  assert.notEqual(r.headers.etag, getSw().headers.etag, 'a validator of its own: the browser sees a new worker');
+  assert.ok(getSw({}, { RHTMX_SYNC_SW: 'off' }, '/client.js').body.equals(source));
+  assert.ok(getSw({}, { RHTMX_SYNC_SW: 'on' }).body.equals(worker));
+});

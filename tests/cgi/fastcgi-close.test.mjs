@@ -1,4 +1,4 @@
-// How sync-pull ends a FastCGI connection (lib/http.c, fcgx_close_early), seen from the
+// How sync-pull ends a FastCGI connection (lib/runtime.c, close_early), seen from the
 // web server's side of the socket: at once when the request's input was read to its end,
 // so the single process can take the next request; with libfcgi's careful close (shut
 // down, keep reading until the server closes) when input was left unread, so the server

@@ -1,4 +1,4 @@
-// Versions in commit order on PostgreSQL (docs/POSTGRES.md "Versions in commit order"):
+// Versions in commit order on PostgreSQL (docs/ARCHITECTURE.md, "PostgreSQL: versions in commit order"):
 // a long transaction and short ones interleave, a client pulls in between, and it still
 // receives every change exactly once. Each step waits for a state PostgreSQL reports
 // (pg_stat_activity: idle in transaction, waiting for a lock), never for a time.

@@ -81,11 +81,29 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_ASSERT(rc == 0);
     }
     {
-        struct http_param specs[] = {{"since", 0, 1LL << 62, 0}, {"limit", 1, 1000, 500}};
+        struct http_param specs[] = {{"since", 0, 1LL << 62, 0, HTTP_INT, NULL},
+                                     {"limit", 1, 1000, 500, HTTP_INT, NULL}};
         long long v[2];
         if (http_query_ints(&req, specs, 2, v, &e) == 0) {
             FUZZ_ASSERT(v[0] >= 0 && v[0] <= 1LL << 62);
             FUZZ_ASSERT(v[1] >= 1 && v[1] <= 1000);
+        } else {
+            FUZZ_ASSERT(e.status == 400);
+        }
+    }
+    {
+        /* A declared table with a text parameter limited to two values. */
+        static const char *const modes[] = {"poll", "stream", NULL};
+        struct http_param specs[] = {{"since", 0, 1LL << 62, -1, HTTP_INT, NULL},
+                                     {"entities", 0, 0, 0, HTTP_TEXT, NULL},
+                                     {"mode", 0, 0, 0, HTTP_TEXT, modes}};
+        struct http_value v[3];
+        if (http_query(&req, specs, 3, v, &e) == 0) {
+            FUZZ_ASSERT(v[0].n >= -1 && v[0].n <= 1LL << 62);
+            FUZZ_ASSERT(v[0].given || v[0].n == -1);
+            FUZZ_ASSERT(strlen(v[1].text) < sizeof(v[1].text));
+            FUZZ_ASSERT(!v[2].given || strcmp(v[2].text, "poll") == 0 ||
+                        strcmp(v[2].text, "stream") == 0);
         } else {
             FUZZ_ASSERT(e.status == 400);
         }

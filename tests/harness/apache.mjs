@@ -467,6 +467,19 @@ export async function checkClientJs(url) {
   assert.ok(zlib.gunzipSync(gz.body).equals(source));
 }
 
+/** client-js at /api/sync/sw.js: the service worker (not the library), revalidated on
+ * every use, allowed to control the whole site. */
+export async function checkServiceWorkerJs(url) {
+  const r = await request(`${url}/api/sync/sw.js`);
+  assert.equal(r.status, 200, r.text());
+  assert.equal(r.headers['content-type'], 'text/javascript; charset=utf-8');
+  assert.equal(r.headers['cache-control'], 'no-cache');
+  assert.equal(r.headers['service-worker-allowed'], '/');
+  assert.ok(r.body.equals(fs.readFileSync(path.join(SOURCE, 'js/rhtmx-sync-sw.js'))), 'sw.js is js/rhtmx-sync-sw.js');
+  const again = await request(`${url}/api/sync/sw.js`, { headers: { 'if-none-match': r.headers.etag } });
+  assert.equal(again.status, 304);
+}
+
 /** sync-push: a create, an update and a delete, then what pull says. */
 export async function checkPush(url, app) {
   const push = (changes, headers = {}) => request(`${url}/api/sync/todos`, {

@@ -252,8 +252,8 @@ server.max-fds = ${maxConnections * 2}
 ${workers > 1 ? `server.max-worker = ${workers}` : ''}
 mimetype.assign = ( ".html" => "text/html", ".js" => "text/javascript", ".css" => "text/css" )
 ${cgi ? `cgi.x-sendfile = "disable"\nsetenv.add-environment = ( ${envConf} )` : ''}
-$HTTP["url"] == "/api/sync/client.js" {
-  ${route('/api/sync/client.js', 'client-js')}
+$HTTP["url"] =~ "^/api/sync/(client|sw)\\.js$" {
+  ${route('/api/sync', 'client-js')}
 }
 else $HTTP["url"] =~ "^/api/sync/events" {
   ${route('/api/sync/events', 'sync-events')}

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeApp } from '../harness/rhtmx.mjs';
 import {
-  startApache, checkPull, checkUnreadBody, checkClientJs, checkPush, checkEventsPoll, checkEventsStream, request,
+  startApache, checkPull, checkUnreadBody, checkClientJs, checkServiceWorkerJs, checkPush, checkEventsPoll, checkEventsStream, request,
 } from '../harness/apache.mjs';
 
 test('Apache + mod_fcgid at its defaults (a shared host)', async (t) => {
@@ -15,6 +15,7 @@ test('Apache + mod_fcgid at its defaults (a shared host)', async (t) => {
   const srv = await startApache(app, { fcgid: 'default' });
   try {
     await t.test('client.js', () => checkClientJs(srv.url));
+    await t.test('sw.js', () => checkServiceWorkerJs(srv.url));
     await t.test('pull', () => checkPull(srv.url, app));
     await t.test('answers given without reading the request body arrive', () => checkUnreadBody(srv.url));
     await t.test('push', () => checkPush(srv.url, app));

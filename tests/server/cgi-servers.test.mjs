@@ -6,13 +6,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeApp, startLighttpd, runCgi } from '../harness/rhtmx.mjs';
 import {
-  startApache, checkPull, checkUnreadBody, checkClientJs, checkPush, checkEventsPoll, request, sleep,
+  startApache, checkPull, checkUnreadBody, checkClientJs, checkServiceWorkerJs, checkPush, checkEventsPoll, request, sleep,
 } from '../harness/apache.mjs';
 
 const config = { events: { poll_wait: 3 } };
 
 async function everyEndpoint(t, srv, app) {
   await t.test('client.js', () => checkClientJs(srv.url));
+  await t.test('sw.js', () => checkServiceWorkerJs(srv.url));
   await t.test('pull', () => checkPull(srv.url, app));
   await t.test('answers given without reading the request body arrive', () => checkUnreadBody(srv.url));
   await t.test('push', () => checkPush(srv.url, app));

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeApp } from '../harness/rhtmx.mjs';
 import {
-  startLighttpdConf, checkPull, checkUnreadBody, checkClientJs, checkPush, checkEventsPoll, checkEventsStream,
+  startLighttpdConf, checkPull, checkUnreadBody, checkClientJs, checkServiceWorkerJs, checkPush, checkEventsPoll, checkEventsStream,
   request, openStream, sleep,
 } from '../harness/apache.mjs';
 
@@ -14,6 +14,7 @@ test('lighttpd with lighttpd/rhtmx-sync.conf included', async (t) => {
   const srv = await startLighttpdConf(app);
   try {
     await t.test('client.js', () => checkClientJs(srv.url));
+    await t.test('sw.js', () => checkServiceWorkerJs(srv.url));
     await t.test('pull', () => checkPull(srv.url, app));
     await t.test('answers given without reading the request body arrive', () => checkUnreadBody(srv.url));
     await t.test('push', () => checkPush(srv.url, app));

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { makeApp, sql, tmpdir, freePort, waitForPort, stopPid, systemUser, childrenOf, logShows, assertSanitizerClean, SOURCE, BIN } from '../harness/rhtmx.mjs';
 import {
-  PROGRAMS, checkPull, checkUnreadBody, checkClientJs, checkPush, checkEventsPoll, checkEventsStream,
+  PROGRAMS, checkPull, checkUnreadBody, checkClientJs, checkServiceWorkerJs, checkPush, checkEventsPoll, checkEventsStream,
   request, openStream, parseSse, sleep,
 } from '../harness/apache.mjs';
 
@@ -140,6 +140,7 @@ test('nginx with nginx/rhtmx-sync.conf and the programs under spawn-fcgi', async
       }
     });
     await t.test('client.js', () => checkClientJs(srv.url));
+    await t.test('sw.js', () => checkServiceWorkerJs(srv.url));
     await t.test('what the programs say reaches the log', async () => {
       await request(`${srv.url}/api/sync/todos?since=0`);
       await logShows(srv.log, /sync-pull: warning: .* sets auth mode "none"/);

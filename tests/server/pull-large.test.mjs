@@ -1,5 +1,5 @@
 // Big pull answers through lighttpd + FastCGI: sync-pull sends them in records of up to
-// 64 KB straight to the connection (lib/http.c), plain or gzip-compressed; they must
+// 64 KB straight to the connection (lib/http_output.c), plain or gzip-compressed; they must
 // arrive whole and in order, and the small answers around them must not suffer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
