@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // Live updates at scale: 10,000 concurrent event streams through a real lighttpd
-// (mod_fastcgi, max-procs 1, stream-response-body 2) into ONE sync-events process.
+// (mod_fastcgi, max-procs 1, stream-response-body 2), or with --nginx a real nginx with the
+// shipped nginx/rhtmx-sync.conf (two worker processes, sync-events under spawn-fcgi), into
+// ONE sync-events process.
 //
-//   node bench/events.mjs [--smoke] [--streams N] [--commits K]
+//   node bench/events.mjs [--smoke] [--nginx] [--streams N] [--commits K]
 //
 // Measures, and prints with the figures behind them:
 //   - commit-to-receipt latency, p50 and p99 over every (stream, commit) pair, for commits
@@ -35,6 +37,8 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { makeApp, sql, startLighttpd, childrenOf, openEvents } from '../tests/harness/rhtmx.mjs';
+import { startNginx } from '../tests/harness/nginx.mjs';
+import { PROGRAMS } from '../tests/harness/apache.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (name, def) => {
@@ -63,12 +67,35 @@ const hardNofile = () => Number(execFileSync('sh', ['-c', 'ulimit -Hn']).toStrin
 const fdCount = (pid) => fs.readdirSync(`/proc/${pid}/fd`).length;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
-function eventsPid(srv) {
-  const pids = childrenOf(srv.pid).filter((p) => {
-    try { return fs.readlinkSync(`/proc/${p}/exe`).endsWith('/sync-events'); } catch { return false; }
-  });
-  if (pids.length !== 1) throw new Error(`expected one sync-events process, found ${pids.length}`);
-  return pids[0];
+/** The children of pid running the executable name. */
+const childrenRunning = (pid, name) => childrenOf(pid).filter((p) => {
+  try { return fs.readlinkSync(`/proc/${p}/exe`).endsWith(`/${name}`); } catch { return false; }
+});
+
+/**
+ * The web server in front of ONE sync-events process, sized for `want` connections:
+ * lighttpd as tests/harness starts it (mod_fastcgi starts sync-events), or nginx with the
+ * shipped nginx/rhtmx-sync.conf (sync-events under spawn-fcgi). Each stream holds a
+ * client and a FastCGI connection in the server (docs/EVENTS.md, "Many pages"), so one
+ * server process holds at most (its RLIMIT_NOFILE) / 2 streams: 10,000 for the hard limit
+ * of 20,000 here, which an unprivileged server cannot raise. Beyond that the server's own
+ * worker processes share the load (lighttpd: server.max-worker; nginx: worker_processes,
+ * two here anyway, one per core); they all connect to the one sync-events.
+ * Returns the server's handle plus { name, workers, webPids(), eventsPid }.
+ */
+async function startWebServer(name, app, want) {
+  const perWorker = Math.floor((hardNofile() - 1024) / 2);
+  if (name === 'nginx') {
+    const workers = Math.max(2, Math.ceil(want / perWorker));
+    const srv = await startNginx(app, { workers, connections: Math.min(2 * Math.ceil(want / workers), 2 * perWorker) });
+    return { ...srv, name, workers, webPids: () => [srv.pid, ...childrenRunning(srv.pid, 'nginx')],
+      eventsPid: srv.pids[PROGRAMS.indexOf('sync-events')] };
+  }
+  const workers = Math.ceil(want / perWorker);
+  const srv = await startLighttpd(app, { maxConnections: Math.min(want, perWorker), workers });
+  const events = childrenRunning(srv.pid, 'sync-events');
+  const ours = () => [srv.pid, ...childrenRunning(srv.pid, 'lighttpd')]; // its workers too
+  return { ...srv, name, workers, webPids: ours, eventsPid: events.length === 1 ? events[0] : null };
 }
 
 /** The sqlite3 shell kept open, one INSERT (one commit) per call. */
@@ -257,17 +284,12 @@ function openReader(port, path, onVersion) {
 
 export async function benchEvents({ smoke = SMOKE, streams: N = opt('--streams', smoke ? 50 : 10000),
   commits: K = opt('--commits', smoke ? 5 : 40), idleSec = smoke ? 2 : 30,
-  burst: B = opt('--burst', smoke ? 200 : 5000) } = {}) {
-  const app = makeApp({ config: { events: { max_streams: Math.max(10000, N + 100) } }, tag: 'bench-events' });
-  // Each stream holds a client and a FastCGI connection in lighttpd (docs/EVENTS.md, "Many
-  // pages"), so one lighttpd process holds at most (its RLIMIT_NOFILE) / 2 streams: 10,000
-  // for the hard limit of 20,000 here, which an unprivileged lighttpd cannot raise. Beyond
-  // that, lighttpd's own worker processes (server.max-worker) share the load; they all
-  // connect to the ONE sync-events process lighttpd started.
+  burst: B = opt('--burst', smoke ? 200 : 5000),
+  server = argv.includes('--nginx') ? 'nginx' : 'lighttpd' } = {}) {
+  const app = makeApp({ config: { events: { max_streams: Math.max(10000, N + 100) } }, tag: `bench-events-${server}` });
   const want = Math.max(4096, N + 2048, B + 2048);
-  const perWorker = Math.floor((hardNofile() - 1024) / 2);
-  const workers = Math.ceil(want / perWorker);
-  const srv = await startLighttpd(app, { maxConnections: Math.min(want, perWorker), workers });
+  const srv = await startWebServer(server, app, want);
+  const { workers } = srv;
   let client = null;
   try {
     const url = `${srv.url}/api/sync/events`;
@@ -275,7 +297,8 @@ export async function benchEvents({ smoke = SMOKE, streams: N = opt('--streams',
     const exe = buildCClient(app.dir);
     client = exe ? await cClient(exe, srv.port, N) : await nodeClient(srv.port, N);
     const clientName = exe ? 'bench/events-client.c' : 'a node client (no cc: figures inflated)';
-    const pid = eventsPid(srv);
+    const pid = srv.eventsPid ?? childrenRunning(srv.pid, 'sync-events')[0];
+    if (!pid) throw new Error('no sync-events process');
     const threads = procStatus(pid, 'Threads');
 
     // Idle: only heartbeats (events.heartbeat, 15 s by default) for idleSec.
@@ -286,13 +309,11 @@ export async function benchEvents({ smoke = SMOKE, streams: N = opt('--streams',
     const idleCpu = ((cpuTicks(pid) - c0) / CLK_TCK) / ((performance.now() - w0) / 1000) * 100;
 
     // CPU per commit of each process on the path: where the latency goes on two cores.
-    const lighttpds = [srv.pid, ...childrenOf(srv.pid).filter((p) => {
-      try { return fs.readlinkSync(`/proc/${p}/exe`).endsWith('/lighttpd'); } catch { return false; }
-    })]; // its workers too (server.max-worker)
-    const cpu = () => [cpuTicks(pid), lighttpds.map(cpuTicks).reduce((a, b) => a + b, 0), cpuTicks(client.pid)];
+    const web = srv.webPids();
+    const cpu = () => [cpuTicks(pid), web.map(cpuTicks).reduce((a, b) => a + b, 0), cpuTicks(client.pid)];
     const perCommit = (a, b) => {
       const ms = b.map((x, i) => ((x - a[i]) * 1000) / CLK_TCK / K);
-      return `CPU per commit: sync-events ${f1(ms[0])} ms, lighttpd ${f1(ms[1])} ms, the client ${f1(ms[2])} ms (${clientName})`;
+      return `CPU per commit: sync-events ${f1(ms[0])} ms, ${srv.name} ${f1(ms[1])} ms, the client ${f1(ms[2])} ms (${clientName})`;
     };
     const shell = shellWriter(app.db);
     const c1 = cpu();
@@ -319,13 +340,13 @@ export async function benchEvents({ smoke = SMOKE, streams: N = opt('--streams',
 
     const figures = (lat, c) => `p50 ${f1(quantile(lat, 0.5))} ms, p99 ${f1(quantile(lat, 0.99))} ms, max ${f1(lat.reduce((a, b) => Math.max(a, b), -Infinity))} ms over ${lat.length} receipts (${K} commits × ${N} streams); per commit (median): first stream ${f1(quantile(lat.first, 0.5))} ms, last ${f1(quantile(lat.last, 0.5))} ms; ${c}`;
     const row = (name, cmp, goal, unit, value, figs) => ({
-      name, cmp, goal, unit, ratio: value,
+      name: server === 'lighttpd' ? name : name.replace(/^events:/, `events behind ${server}:`), cmp, goal, unit, ratio: value,
       met: smoke ? null : (cmp === '<' ? value < goal : value >= goal),
       note: smoke ? 'smoke' : undefined, figures: figs,
     });
     const rows = [
       row(`events: streams in one sync-events process`, '≥', 10000, '', N,
-        `${threads} threads, 1 process, ${N} streams open${workers > 1 ? ` (behind ${workers} lighttpd workers: server.max-worker, see docs/EVENTS.md)` : ''}`),
+        `${threads} threads, 1 process, ${N} streams open behind ${server}${workers > 1 ? ` (${workers} worker processes, see docs/EVENTS.md)` : ''}`),
       row('events: sqlite3 commit → receipt p50', '<', 20, ' ms', quantile(latShell, 0.5), figures(latShell, cpuShell)),
       row('events: sqlite3 commit → receipt p99', '<', 100, ' ms', quantile(latShell, 0.99), figures(latShell, cpuShell)),
     ];

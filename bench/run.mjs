@@ -76,7 +76,9 @@ async function main() {
     ['pull', () => import('./pull.mjs').then((m) => m.benchPull())],
     ['cgi', () => import('./cgi.mjs').then((m) => m.benchCgi())],
     ['push', () => import('./push.mjs').then((m) => m.benchPush())],
-    ['events', () => import('./events.mjs').then((m) => m.benchEvents())],
+    // The same 10,000 streams behind each server we ship a config for that streams.
+    ['events', () => import('./events.mjs').then(async (m) => [
+      ...(await m.benchEvents({ server: 'lighttpd' })), ...(await m.benchEvents({ server: 'nginx' }))])],
     ['browser', () => import('./browser.mjs').then((m) => m.benchBrowser())],
     ['pg', () => benchPgBuild()],
   ];

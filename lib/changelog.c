@@ -172,7 +172,7 @@ cursor_check(const struct pull_args *a, long long head, long long horizon, struc
 int
 changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, struct err *e)
 {
-    sqlite3_stmt *st = NULL, *dyn = NULL;
+    sqlite3_stmt *st = NULL;
     long long head, horizon, last = 0, n = 0;
     int rc, has_more = 0, own = sqlite3_get_autocommit(d->h);
     struct stage stage;
@@ -197,9 +197,8 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
     if (cursor_check(a, head, horizon, e) < 0)
         goto err;
     if (a->sql != NULL) {
-        if ((dyn = db_prepare(d, a->sql, "pull", e)) == NULL)
+        if ((st = db_cached(d, a->sql, "pull", e)) == NULL)
             goto err;
-        st = dyn;
     } else if ((st = db_stmt(d, STMT_PULL, e)) == NULL) {
         goto err;
     }
@@ -252,14 +251,15 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
     jsonw_raw(out, "}\n");
     stage_flush(&stage);
     sqlite3_reset(st);
-    sqlite3_finalize(dyn);
+    sqlite3_clear_bindings(st); /* the owner was bound borrowed (and may be unset next time) */
     if (own)
         db_rollback(d); /* a read transaction: nothing to commit */
     return 0;
 err:
-    if (st != NULL)
+    if (st != NULL) {
         sqlite3_reset(st);
-    sqlite3_finalize(dyn);
+        sqlite3_clear_bindings(st);
+    }
     if (own)
         db_rollback(d);
     return -1;

@@ -405,6 +405,10 @@ db_free(struct db *d)
         return;
     for (i = 0; i < STMT__COUNT; i++)
         sqlite3_finalize(d->stmts[i]);
+    for (i = 0; i < DB_CACHED; i++) {
+        sqlite3_finalize(d->cached[i].st);
+        free(d->cached[i].sql);
+    }
     sqlite3_close(d->h);
     free(d->path);
     free(d);
@@ -464,6 +468,44 @@ db_prepare(struct db *d, const char *sql, const char *what, struct err *e)
         db_fail(d, e, what);
         return NULL;
     }
+    return st;
+}
+
+sqlite3_stmt *
+db_cached(struct db *d, const char *sql, const char *what, struct err *e)
+{
+    sqlite3_stmt *st = NULL;
+    char *copy = NULL;
+    size_t i;
+
+    if (sql == NULL) {
+        err_set(e, 500, "internal", "out of memory");
+        return NULL;
+    }
+    for (i = 0; i < DB_CACHED && d->cached[i].sql != NULL; i++)
+        if (strcmp(d->cached[i].sql, sql) == 0)
+            break;
+    if (i < DB_CACHED && d->cached[i].sql != NULL) { /* found: move it to the front */
+        copy = d->cached[i].sql;
+        st = d->cached[i].st;
+    } else {
+        if ((copy = strdup(sql)) == NULL) {
+            err_set(e, 500, "internal", "out of memory");
+            return NULL;
+        }
+        if (sqlite3_prepare_v3(d->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+            sqlite3_finalize(st);
+            free(copy);
+            db_fail(d, e, what);
+            return NULL;
+        }
+        i = DB_CACHED - 1; /* the least recently used goes */
+        sqlite3_finalize(d->cached[i].st);
+        free(d->cached[i].sql);
+    }
+    memmove(&d->cached[1], &d->cached[0], i * sizeof(d->cached[0]));
+    d->cached[0].sql = copy;
+    d->cached[0].st = st;
     return st;
 }
 

@@ -78,12 +78,18 @@ enum db_stmt {
     STMT__COUNT
 };
 
+#define DB_CACHED 8
+
 struct db {
     sqlite3 *h;
     int readonly; /* opened read-only (file not writable): reads keep working */
     sqlite3_stmt *stmts[STMT__COUNT];
-    char *path; /* owned: the path it was opened by */
-    dev_t dev;  /* the file opened there (db_replaced) */
+    struct {
+        char *sql; /* owned */
+        sqlite3_stmt *st;
+    } cached[DB_CACHED]; /* db_cached(): the most recently used first */
+    char *path;          /* owned: the path it was opened by */
+    dev_t dev;           /* the file opened there (db_replaced) */
     ino_t ino;
     long long deadline;  /* db_deadline(); 0: none */
     long long wait_from; /* when the wait under way began (busy handler) */
@@ -147,6 +153,14 @@ int db_done(struct db *d, sqlite3_stmt *st, const char *what, struct err *e);
  * "internal"). Returns a new statement, the caller sqlite3_finalize()s it;
  * NULL with e set (db_fail, what naming it). */
 sqlite3_stmt *db_prepare(struct db *d, const char *sql, const char *what, struct err *e);
+
+/* As db_prepare, for generated SQL run on every request (a pull's per-entity
+ * query): prepared once per connection and kept, by its text, among the last
+ * DB_CACHED of them. Returns a statement d owns (borrowed: the caller resets
+ * it and clears its bindings, never finalizes it), valid until the next
+ * db_cached() or db_free(); NULL with e set. SQLite prepares it again by
+ * itself if the schema changed meanwhile. */
+sqlite3_stmt *db_cached(struct db *d, const char *sql, const char *what, struct err *e);
 
 /* Run SQL without results: the library's own scripts, and generated ones
  * (sqlgen.h; NULL: out of memory, 500 "internal"). */

@@ -167,6 +167,29 @@ main(void)
     CHECK(o != NULL);
     json_object_put(o);
 
+    /* The generated per-entity query, as sync-pull runs it on every request, is
+     * prepared once per connection: the same statement answers both pulls. */
+    {
+        struct buf sql_text = {0}, b1 = {0}, b2 = {0};
+        struct sink s1 = buf_sink(&b1), s2 = buf_sink(&b2);
+        struct pull_args a = {"todos", 0, 10, NULL, 1, NULL, NULL};
+        sqlite3_stmt *st, *kept = NULL;
+
+        schema_pull_sql(&sql_text, schema_table(f.schema, "todos"));
+        a.sql = sql_text.p;
+        CHECK(changelog_pull(f.db, &a, &s1, &e) == 0);
+        CHECK(changelog_pull(f.db, &a, &s2, &e) == 0);
+        CHECK(b1.len > 0 && b1.len == b2.len && memcmp(b1.p, b2.p, b1.len) == 0);
+        for (st = sqlite3_next_stmt(f.db->h, NULL); st != NULL; st = sqlite3_next_stmt(f.db->h, st))
+            if (strcmp(sqlite3_sql(st), sql_text.p) == 0)
+                kept = st;
+        CHECK(kept != NULL); /* still prepared after the pulls */
+        CHECK_INT(kept ? sqlite3_stmt_status(kept, SQLITE_STMTSTATUS_RUN, 0) : 0, 2);
+        buf_free(&b1);
+        buf_free(&b2);
+        buf_free(&sql_text);
+    }
+
     fx_close(&f);
     return check_done("test-pull");
 }
