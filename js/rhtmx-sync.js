@@ -307,7 +307,9 @@
 
   /* Creates what the configured entity list needs. Stores of entities no longer listed are
    * kept: another page of the same origin may still list them. A store whose key changed is
-   * rebuilt and its cursor dropped, so it is pulled again from 0. */
+   * rebuilt and its cursor dropped, so it is pulled again from 0; the writes queued for it
+   * until then name rows by the old key, so 'rekeyed:{entity}' keeps the newest of their
+   * queue numbers (see oldKeyed). */
   function upgrade(db, tx) {
     if (!db.objectStoreNames.contains('_meta')) db.createObjectStore('_meta', { keyPath: 'key' });
     if (!db.objectStoreNames.contains('_pending')) db.createObjectStore('_pending', { keyPath: 'seq', autoIncrement: true });
@@ -317,6 +319,10 @@
         db.deleteObjectStore(e.name);
         meta.delete('cursor:' + e.name);
         meta.delete('synced:' + e.name);
+        var last = tx.objectStore('_pending').openCursor(null, 'prev');
+        last.onsuccess = function () {
+          if (last.result) meta.put({ key: 'rekeyed:' + e.name, value: last.result.key });
+        };
       }
       if (!db.objectStoreNames.contains(e.name)) db.createObjectStore(e.name, { keyPath: e.key });
     });
@@ -803,6 +809,16 @@
     return rec;
   }
 
+  /* Queued writes of `entity` made before its store was rebuilt for a new key (upgrade):
+   * they name their row by the old key, so the rebuilt store never shows them (a pull's
+   * replay skips them) and the answer to them changes nothing in it (a rejection has no
+   * old row to restore there; what the server kept comes with the next pull). Resolves with
+   * a function of a queued entry, true for those. */
+  async function oldKeyed(tx, entity) {
+    var upto = (await metaGet(tx, 'rekeyed:' + entity)) || 0;
+    return function (p) { return !!p && p.seq <= upto; };
+  }
+
   /* Records one local mutation: the entity store and the queue change in one transaction.
    * Returns { id, record }. */
   async function mutateLocal(entity, action, id, data) {
@@ -963,7 +979,8 @@
     return withTx([entity, '_pending', '_meta'], 'readwrite', async function (tx) {
       var store = tx.objectStore(entity);
       var pstore = tx.objectStore('_pending');
-      var pending = (await reqP(pstore.getAll())).filter(function (p) { return p.entity === entity; });
+      var stale = await oldKeyed(tx, entity);
+      var pending = (await reqP(pstore.getAll())).filter(function (p) { return p.entity === entity && !stale(p); });
       var groups = {};
       pending.forEach(function (p) { (groups[idKey(p.id)] = groups[idKey(p.id)] || []).push(p); });
       var changed = [];
@@ -1064,10 +1081,11 @@
   /* Removes the stored rows of `entity` the full pull did not bring, except those with
    * queued writes (their local view stays until the queue is answered). */
   async function sweepUnseen(entity, seen, changed) {
-    return withTx([entity, '_pending'], 'readwrite', async function (tx) {
+    return withTx([entity, '_pending', '_meta'], 'readwrite', async function (tx) {
       var queued = {};
+      var stale = await oldKeyed(tx, entity);
       (await reqP(tx.objectStore('_pending').getAll())).forEach(function (p) {
-        if (p.entity === entity) queued[idKey(p.id)] = true;
+        if (p.entity === entity && !stale(p)) queued[idKey(p.id)] = true;
       });
       var store = tx.objectStore(entity);
       (await reqP(store.getAllKeys())).forEach(function (k) {
@@ -1423,6 +1441,7 @@
     batch.forEach(function (p) { byMutation[p.mutation_id] = p; });
     var changed = [];
     var problems = [];
+    var staleAnswered = false;
 
     await withTx([entity, '_pending', '_meta'], 'readwrite', async function (tx) {
       var store = tx.objectStore(entity);
@@ -1430,6 +1449,10 @@
       var inBatch = {};
       batch.forEach(function (p) { inBatch[p.seq] = true; pstore.delete(p.seq); });
       var rest = (await reqP(pstore.getAll())).filter(function (p) { return !inBatch[p.seq] && p.entity === entity; });
+      /* Writes queued under an old key (oldKeyed) leave the store as it is. */
+      var stale = await oldKeyed(tx, entity);
+      var live = rest.filter(function (p) { return !stale(p); });
+      batch.forEach(function (p) { if (stale(p)) staleAnswered = true; });
 
       /* 1. temporary ids -> real ids */
       var idmap = (await metaGet(tx, 'idmap')) || {};
@@ -1448,7 +1471,7 @@
       }
       await metaPut(tx, 'idmap', idmap);
 
-      function restOf(id) { return rest.filter(function (p) { return p.id === id; }); }
+      function restOf(id) { return live.filter(function (p) { return p.id === id; }); }
       function realId(id) { return ids[id] !== undefined ? ids[id] : id; }
 
       /* 2. conflicts: the decided row, with still-queued mutations on top */
@@ -1457,6 +1480,7 @@
         var id = realId(p ? p.id : c.id);
         problems.push({ kind: 'conflict', entity: entity, id: id, mutation: p || null, detail: c,
           label: recordLabel(entity, id, [p && p.data, c.server, p && p.before]) });
+        if (stale(p)) return;
         var base;
         if (c.decision === 'client') {
           /* The client's change was written over the server's row: that row plus our fields
@@ -1481,7 +1505,7 @@
         var pr = byMutation[r.mutation_id];
         problems.push({ kind: 'rejected', entity: entity, id: pr ? realId(pr.id) : r.id, mutation: pr || null, detail: r,
           label: recordLabel(entity, pr ? realId(pr.id) : r.id, [pr && pr.data, pr && pr.before]) });
-        if (!pr) continue;
+        if (!pr || stale(pr)) continue;
         var rid = realId(pr.id);
         /* not_found: the server has no such row (deleted meanwhile): neither do we. */
         var base2 = pr.before && r.code !== 'not_found' ? Object.assign({}, pr.before) : null;
@@ -1504,7 +1528,7 @@
         if (c.decision === 'merged' && c.server && typeof c.server === 'object') merged[c.mutation_id] = c.server;
       });
       batch.forEach(function (p) {
-        if (dropped[p.mutation_id]) return;
+        if (dropped[p.mutation_id] || stale(p)) return;
         var k = idKey(realId(p.id));
         if (p.action === 'delete') { delete mine[k]; return; }
         var kept = Object.assign({}, p.data || {});
@@ -1529,6 +1553,8 @@
     if (Object.keys(ids).length) broadcast({ type: 'idmap', ids: ids });
     rewriteDomIds(ids);
     problems.forEach(function (p) { surfaceProblem(p, false); });
+    /* What the server kept of writes queued under an old key reaches the store by a pull. */
+    if (staleAnswered && st.ready) schedulePull(entity);
     var seen = {};
     notifyChanged(entity, changed.filter(function (id) { var k = idKey(id); if (seen[k]) return false; seen[k] = true; return true; }), 'push');
   }
