@@ -1433,7 +1433,9 @@
    * take the decided row, rejected changes are undone locally, and the batch leaves the
    * queue, all in one transaction. Then the page hears about it. */
   async function applyPushAnswer(entity, batch, answer) {
-    var ent = entityByName[entity];
+    /* An entity the page no longer lists (its writes stay queued and are pushed in their
+     * turn) keeps its store: the key is the store's. */
+    var key = entityByName[entity] ? entityByName[entity].key : null;
     var ids = answer.ids && typeof answer.ids === 'object' ? answer.ids : {};
     var conflicts = Array.isArray(answer.conflicts) ? answer.conflicts : [];
     var rejected = Array.isArray(answer.rejected) ? answer.rejected : [];
@@ -1446,6 +1448,7 @@
     await withTx([entity, '_pending', '_meta'], 'readwrite', async function (tx) {
       var store = tx.objectStore(entity);
       var pstore = tx.objectStore('_pending');
+      if (key === null) key = store.keyPath;
       var inBatch = {};
       batch.forEach(function (p) { inBatch[p.seq] = true; pstore.delete(p.seq); });
       var rest = (await reqP(pstore.getAll())).filter(function (p) { return !inBatch[p.seq] && p.entity === entity; });
@@ -1463,9 +1466,9 @@
         st.idMap[tmp] = real;
         var rec = await reqP(store.get(tmp));
         store.delete(tmp);
-        if (rec) { rec[ent.key] = real; store.put(rec); }
+        if (rec) { rec[key] = real; store.put(rec); }
         rest.forEach(function (p) {
-          if (p.id === tmp) { p.id = real; if (p.before) p.before[ent.key] = real; pstore.put(p); }
+          if (p.id === tmp) { p.id = real; if (p.before) p.before[key] = real; pstore.put(p); }
         });
         changed.push(tmp, real);
       }
@@ -1491,10 +1494,10 @@
           /* No server row: the server kept the record deleted. */
           base = c.server && typeof c.server === 'object' ? Object.assign({}, c.server) : null;
         }
-        if (base) base[ent.key] = id;
+        if (base) base[key] = id;
         var later = restOf(id);
         if (later.length) { later[0].before = base; pstore.put(later[0]); }
-        var recN = replay(base, later, ent.key, id);
+        var recN = replay(base, later, key, id);
         if (recN) store.put(recN); else store.delete(id);
         changed.push(id);
       });
@@ -1509,10 +1512,10 @@
         var rid = realId(pr.id);
         /* not_found: the server has no such row (deleted meanwhile): neither do we. */
         var base2 = pr.before && r.code !== 'not_found' ? Object.assign({}, pr.before) : null;
-        if (base2) base2[ent.key] = rid;
+        if (base2) base2[key] = rid;
         var later2 = batch.filter(function (q) { return q.seq > pr.seq && realId(q.id) === rid && !rejected.some(function (x) { return x.mutation_id === q.mutation_id; }); })
           .concat(restOf(rid));
-        var recR = replay(base2, later2, ent.key, rid);
+        var recR = replay(base2, later2, key, rid);
         if (recR) store.put(recR); else store.delete(rid);
         changed.push(rid);
       }
@@ -2216,7 +2219,7 @@
     if (!Array.isArray(list) || !list.length) return;
     for (var i = 0; i < list.length; i++) {
       var a = list[i];
-      if (a && entityByName[a.entity] && Array.isArray(a.batch) && a.answer) {
+      if (a && typeof a.entity === 'string' && Array.isArray(a.batch) && a.answer) {
         log('applying the answer the worker got for', a.batch.length, 'change(s) to', a.entity);
         await applyPushAnswer(a.entity, a.batch, a.answer);
       }

@@ -251,3 +251,60 @@ test('the key changed while a write waited in the queue: the store is rebuilt, t
     assert.ok(rows.every((r) => typeof r.uid === 'string'));
   } catch (err) { failed = true; throw err; }
 });
+
+// An entity the app removes from its config and from the page's data-sync-entities: the
+// page's IndexedDB opens without it, the other entities' rows and queued writes are kept and
+// pushed, and a write still queued for the removed entity is answered (the server no longer
+// knows it: 404) and listed as a rejection, never dropped in silence. Before, the answer to it
+// could not be applied (the page had no key for the entity) and the queue stopped there.
+test('an entity removed from the config and the page: other rows and queued writes survive, its own queued write is reported', { skip, timeout: 120000 }, async (t) => {
+  const srv = h.startServer();
+  const browser = await h.launchBrowser();
+  const ctx = await browser.newContext();
+  let page, one;
+  let failed = false;
+  t.after(async () => {
+    if (failed) { h.dumpLogs('page', page); if (one) h.dumpLogs('one', one); }
+    await browser.close(); srv.stop({ keep: failed });
+  });
+  const cfgPath = path.join(srv.dir, 'rhtmx-sync.json');
+  const serve = (name, entities) => ctx.route(srv.origin + '/' + name, (route) => route.fulfill({
+    contentType: 'text/html',
+    body: `<!doctype html><title>${name}</title><script src="/api/sync/client.js" data-sync-entities="${entities}"></script><body></body>`,
+  }));
+  const open = async (name) => {
+    const p = await ctx.newPage();
+    p.logs = [];
+    p.on('console', (m) => p.logs.push(`${m.type()}: ${m.text()}`));
+    await p.goto(srv.origin + '/' + name);
+    await h.appReady(p);
+    await h.waitIdle(p, 30000);
+    return p;
+  };
+  try {
+    srv.sql("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('first note');");
+    const cfg = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
+    fs.writeFileSync(cfgPath, JSON.stringify({ ...cfg, entities: [...cfg.entities, { name: 'notes', table: 'notes', key: 'id', offline_writes: true }] }, null, 2));
+    await serve('both.html', 'todos,notes');
+    await serve('todos.html', 'todos');
+    page = await open('both.html');
+    await h.eventually(async () => (await page.evaluate(() => RhtmxSync.list('notes'))).length === 1, { what: 'the note to arrive' });
+    await ctx.setOffline(true);
+    // The note's write first: the queue is pushed in order, the todo's waits behind it.
+    await page.evaluate(() => RhtmxSync.put('notes', { id: 1, body: 'queued note' }));
+    await page.evaluate(() => RhtmxSync.put('todos', { id: 1, title: 'queued todo' }));
+    assert.equal(await page.evaluate(() => RhtmxSync.pendingCount()), 2);
+    // The deploy: notes leave the config and the page.
+    fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
+    await page.close();
+    await ctx.setOffline(false);
+    one = await open('todos.html');
+    await h.eventually(async () => (await one.evaluate(() => RhtmxSync.pendingCount())) === 0, { what: 'the queue to be answered' });
+    assert.equal(table(srv).find((r) => r.id === 1).title, 'queued todo', 'the todo queued behind the note reached the server');
+    assert.equal(srv.sql('SELECT body FROM notes WHERE id = 1')[0].body, 'first note');
+    const problems = await one.evaluate(() => RhtmxSync.problems());
+    assert.deepEqual(problems.filter((p) => p.kind === 'rejected').map((p) => p.entity), ['notes'], JSON.stringify(problems));
+    await one.evaluate(() => RhtmxSync.sync());
+    await converged(one, srv);
+  } catch (err) { failed = true; throw err; }
+});
