@@ -1710,6 +1710,12 @@
         reconnectEvents(backoffDelay(ev.failures++));
       });
     });
+    es.addEventListener('schema', function (e) {
+      if (ev.es !== es) return;
+      var shapes = null;
+      try { shapes = JSON.parse(e.data); } catch (err) { /* ignored */ }
+      if (shapes && typeof shapes === 'object') onSchemas(shapes);
+    });
     es.addEventListener('bye', function (e) {
       if (ev.es !== es) return;
       try { var v = JSON.parse(e.data).version; if (v > ev.lastId) ev.lastId = v; } catch (err) { /* keep */ }
@@ -1757,6 +1763,27 @@
     }
     if ((st.cursors[data.entity] || 0) >= v) return; /* already pulled */
     schedulePull(data.entity, v);
+  }
+
+  /* Each answer of the event stream opens with every entity's schema fingerprint, and a
+   * stream ends (bye) when the app changes the database's schema, so the reconnect's answer
+   * says the new ones: a change that wrote no row (a column added, or dropped where every
+   * row held NULL) is heard too. An entity whose fingerprint differs from the one its stored
+   * rows were pulled with is pulled; the pull answer's fingerprint then re-syncs it
+   * (reshapeIfNeeded: in the background, _pending untouched). */
+  function onSchemas(shapes) {
+    var names = cfg.entities.map(function (e) { return e.name; }).filter(function (n) { return typeof shapes[n] === 'string'; });
+    if (!names.length) return;
+    withTx(['_meta'], 'readonly', function (tx) {
+      return Promise.all(names.map(function (n) { return metaGet(tx, 'shape:' + n); }));
+    }).then(function (old) {
+      names.forEach(function (n, i) {
+        if (old[i] !== undefined && old[i] !== shapes[n]) {
+          log(n, 'schema changed on the server (event): pulling');
+          schedulePull(n);
+        }
+      });
+    }).catch(function (err) { log('cannot read the stored schema fingerprints:', err); });
   }
 
   /* Everything from 0: after a resync event, or on request. */

@@ -138,6 +138,33 @@ test('schema changes under an open page with queued writes', { skip, timeout: 24
   }));
 });
 
+// No request of any program follows these migrations, and they log no row: the page hears of
+// them through its open event stream alone (the stream ends when the database's schema
+// changes; the reconnect's answer opens with each entity's fingerprint). Before, it learnt of
+// them only when its stream reached its lifetime (240 s) or something else made it pull.
+test('a schema change that writes no row reaches an open page through its event stream', { skip, timeout: 120000 }, async (t) => {
+  const srv = h.startServer();
+  const browser = await h.launchBrowser();
+  const ctx = await browser.newContext();
+  let page;
+  let failed = false;
+  t.after(async () => {
+    if (failed) h.dumpLogs('page', page);
+    await browser.close(); srv.stop({ keep: failed });
+  });
+  try {
+    page = await h.openApp(ctx, srv);
+    await page.waitForSelector('rhtmx-sync-status[live=stream]');
+    srv.sql('ALTER TABLE todos ADD COLUMN priority INTEGER NOT NULL DEFAULT 5;');
+    assert.ok((await converged(page, srv)).every((r) => r.priority === 5));
+    srv.sql('ALTER TABLE todos ADD COLUMN note TEXT;');
+    assert.ok((await converged(page, srv)).every((r) => 'note' in r && r.note === null));
+    // A column that is NULL in every row, dropped: no value of any row changes.
+    srv.sql('ALTER TABLE todos DROP COLUMN note;');
+    assert.ok((await converged(page, srv)).every((r) => !('note' in r)));
+  } catch (err) { failed = true; throw err; }
+});
+
 test('a database written by the previous IndexedDB layout is migrated with its queue', { skip, timeout: 120000 }, async (t) => {
   const srv = h.startServer();
   const browser = await h.launchBrowser();

@@ -53,6 +53,35 @@ test('DROP COLUMN runs with the triggers installed; pulls drop the column and ch
   assert.equal(syncFrom(app, after.version, after.rows).rows.get(2).title, 'after drop');
 });
 
+test('event answers open with the fingerprints, and a stream ends when the schema changes', async () => {
+  const app = makeApp({ schema: SCHEMA, config: { events: { poll_wait: 0 } } });
+  const fingerprints = () => {
+    const r = runCgi('sync-events', { config: app.config, query: 'entities=todos&mode=poll' });
+    const m = r.text().match(/\nevent: schema\ndata: (\{.*\})\n\n/);
+    assert.ok(m, r.text());
+    return JSON.parse(m[1]);
+  };
+  const before = fingerprints();
+  assert.deepEqual(before, { todos: pull(app, 0).schema });
+  // A stream open while the app adds a column: no row is written, the stream ends with bye.
+  const argv = cgiCommand('sync-events');
+  const head = Number(sql(app.db, "SELECT value FROM _rhtmx_sync_state WHERE key = 'head';").trim());
+  const stream = spawn(argv[0], argv.slice(1), { env: { PATH: process.env.PATH, ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? '',
+    GATEWAY_INTERFACE: 'CGI/1.1', REQUEST_METHOD: 'GET', QUERY_STRING: `entities=todos&mode=stream&since=${head}`,
+    RHTMX_SYNC_CONFIG: app.config } });
+  let out = '';
+  stream.stdout.on('data', (d) => { out += d; });
+  const ended = new Promise((resolve) => stream.on('close', resolve));
+  while (!out.includes('event: schema')) await new Promise((r) => setTimeout(r, 20));
+  sql(app.db, 'ALTER TABLE todos ADD COLUMN note TEXT;');
+  assert.equal(await ended, 0);
+  assert.match(out, new RegExp(`event: bye\nid: ${head}\ndata: \\{"version":${head}\\}\n\n$`), out);
+  // The next answer says the new shape.
+  const after = fingerprints();
+  assert.notEqual(after.todos, before.todos);
+  assert.deepEqual(after, { todos: pull(app, 0).schema });
+});
+
 test('RENAME COLUMN and an added column: the next pull shows the new shape', () => {
   const app = makeApp({ schema: SCHEMA });
   const before = syncFrom(app, 0);
