@@ -279,10 +279,11 @@ test('the key changed while a write waited in the queue: the store is rebuilt, t
   } catch (err) { failed = true; throw err; }
 });
 
-// An entity the app removes from its config and from the page's data-sync-entities: the
-// page's IndexedDB opens without it, the other entities' rows and queued writes are kept and
-// pushed, and a write still queued for the removed entity is answered (the server no longer
-// knows it: 404) and listed as a rejection, never dropped in silence. Before, the answer to it
+// An entity the app removes from its config and from the page's data-sync-entities (and, in
+// the same deploy, adds another, so the page's IndexedDB is upgraded): the other entities'
+// rows are still stored when the page opens, their queued writes are pushed, and a write
+// still queued for the removed entity is answered (the server no longer knows it: 404) and
+// listed as a rejection, never dropped in silence. Before, the answer to it
 // could not be applied (the page had no key for the entity) and the queue stopped there.
 test('an entity removed from the config and the page: other rows and queued writes survive, its own queued write is reported', { skip, timeout: 120000 }, async (t) => {
   const srv = h.startServer();
@@ -299,21 +300,22 @@ test('an entity removed from the config and the page: other rows and queued writ
     contentType: 'text/html',
     body: `<!doctype html><title>${name}</title><script src="/api/sync/client.js" data-sync-entities="${entities}"></script><body></body>`,
   }));
-  const open = async (name) => {
+  const open = async (name, idle = true) => {
     const p = await ctx.newPage();
     p.logs = [];
     p.on('console', (m) => p.logs.push(`${m.type()}: ${m.text()}`));
     await p.goto(srv.origin + '/' + name);
     await h.appReady(p);
-    await h.waitIdle(p, 30000);
+    if (idle) await h.waitIdle(p, 30000);
     return p;
   };
   try {
     srv.sql("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('first note');");
     const cfg = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
+    const storedTodos = async (p) => (await p.evaluate(() => RhtmxSync.list('todos'))).sort((a, b) => a.id - b.id);
     fs.writeFileSync(cfgPath, JSON.stringify({ ...cfg, entities: [...cfg.entities, { name: 'notes', table: 'notes', key: 'id', offline_writes: true }] }, null, 2));
     await serve('both.html', 'todos,notes');
-    await serve('todos.html', 'todos');
+    await serve('todos-tags.html', 'todos,tags');
     page = await open('both.html');
     await h.eventually(async () => (await page.evaluate(() => RhtmxSync.list('notes'))).length === 1, { what: 'the note to arrive' });
     await ctx.setOffline(true);
@@ -321,11 +323,32 @@ test('an entity removed from the config and the page: other rows and queued writ
     await page.evaluate(() => RhtmxSync.put('notes', { id: 1, body: 'queued note' }));
     await page.evaluate(() => RhtmxSync.put('todos', { id: 1, title: 'queued todo' }));
     assert.equal(await page.evaluate(() => RhtmxSync.pendingCount()), 2);
-    // The deploy: notes leave the config and the page.
-    fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
+    const todosBefore = await storedTodos(page);
+    const version = await page.evaluate(() => new Promise((resolve) => {
+      const req = indexedDB.open('rhtmx-sync');
+      req.onsuccess = () => { resolve(req.result.version); req.result.close(); };
+    }));
+    // The deploy: notes leave the config and the page, tags come in.
+    srv.sql("CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO tags (name) VALUES ('home');");
+    fs.writeFileSync(cfgPath, JSON.stringify({ ...cfg, entities: [...cfg.entities, { name: 'tags', table: 'tags', key: 'id' }] }, null, 2));
     await page.close();
     await ctx.setOffline(false);
-    one = await open('todos.html');
+    // The page's pull of todos waits until its store was looked at (and the queue behind it).
+    let release;
+    const held = new Promise((r) => { release = r; });
+    await ctx.route((url) => url.pathname === '/api/sync/todos', async (route) => {
+      if (route.request().method() === 'GET') await held;
+      return route.continue();
+    });
+    one = await open('todos-tags.html', false);
+    assert.deepEqual(await storedTodos(one), todosBefore, 'the upgrade kept the todos rows, the queued write\'s too');
+    assert.equal(await one.evaluate(() => RhtmxSync.pendingCount()), 2);
+    assert.ok(await one.evaluate(() => new Promise((resolve) => {
+      const req = indexedDB.open('rhtmx-sync');
+      req.onsuccess = () => { resolve(req.result.version); req.result.close(); };
+    })) > version, 'the database was upgraded');
+    release();
+    await h.waitIdle(one, 30000);
     await h.eventually(async () => (await one.evaluate(() => RhtmxSync.pendingCount())) === 0, { what: 'the queue to be answered' });
     assert.equal(table(srv).find((r) => r.id === 1).title, 'queued todo', 'the todo queued behind the note reached the server');
     assert.equal(srv.sql('SELECT body FROM notes WHERE id = 1')[0].body, 'first note');
@@ -333,5 +356,6 @@ test('an entity removed from the config and the page: other rows and queued writ
     assert.deepEqual(problems.filter((p) => p.kind === 'rejected').map((p) => p.entity), ['notes'], JSON.stringify(problems));
     await one.evaluate(() => RhtmxSync.sync());
     await converged(one, srv);
+    assert.deepEqual(await one.evaluate(() => RhtmxSync.list('tags')), [{ id: 1, name: 'home' }]);
   } catch (err) { failed = true; throw err; }
 });
