@@ -307,7 +307,9 @@
 
   /* Creates what the configured entity list needs. Stores of entities no longer listed are
    * kept: another page of the same origin may still list them. A store whose key changed is
-   * rebuilt and its cursor dropped, so it is pulled again from 0. */
+   * rebuilt and its cursor dropped, so it is pulled again from 0; the writes queued for it
+   * until then name rows by the old key, so 'rekeyed:{entity}' keeps the newest of their
+   * queue numbers (see oldKeyed). */
   function upgrade(db, tx) {
     if (!db.objectStoreNames.contains('_meta')) db.createObjectStore('_meta', { keyPath: 'key' });
     if (!db.objectStoreNames.contains('_pending')) db.createObjectStore('_pending', { keyPath: 'seq', autoIncrement: true });
@@ -317,6 +319,10 @@
         db.deleteObjectStore(e.name);
         meta.delete('cursor:' + e.name);
         meta.delete('synced:' + e.name);
+        var last = tx.objectStore('_pending').openCursor(null, 'prev');
+        last.onsuccess = function () {
+          if (last.result) meta.put({ key: 'rekeyed:' + e.name, value: last.result.key });
+        };
       }
       if (!db.objectStoreNames.contains(e.name)) db.createObjectStore(e.name, { keyPath: e.key });
     });
@@ -803,6 +809,16 @@
     return rec;
   }
 
+  /* Queued writes of `entity` made before its store was rebuilt for a new key (upgrade):
+   * they name their row by the old key, so the rebuilt store never shows them (a pull's
+   * replay skips them) and the answer to them changes nothing in it (a rejection has no
+   * old row to restore there; what the server kept comes with the next pull). Resolves with
+   * a function of a queued entry, true for those. */
+  async function oldKeyed(tx, entity) {
+    var upto = (await metaGet(tx, 'rekeyed:' + entity)) || 0;
+    return function (p) { return !!p && p.seq <= upto; };
+  }
+
   /* Records one local mutation: the entity store and the queue change in one transaction.
    * Returns { id, record }. */
   async function mutateLocal(entity, action, id, data) {
@@ -963,7 +979,8 @@
     return withTx([entity, '_pending', '_meta'], 'readwrite', async function (tx) {
       var store = tx.objectStore(entity);
       var pstore = tx.objectStore('_pending');
-      var pending = (await reqP(pstore.getAll())).filter(function (p) { return p.entity === entity; });
+      var stale = await oldKeyed(tx, entity);
+      var pending = (await reqP(pstore.getAll())).filter(function (p) { return p.entity === entity && !stale(p); });
       var groups = {};
       pending.forEach(function (p) { (groups[idKey(p.id)] = groups[idKey(p.id)] || []).push(p); });
       var changed = [];
@@ -1064,10 +1081,11 @@
   /* Removes the stored rows of `entity` the full pull did not bring, except those with
    * queued writes (their local view stays until the queue is answered). */
   async function sweepUnseen(entity, seen, changed) {
-    return withTx([entity, '_pending'], 'readwrite', async function (tx) {
+    return withTx([entity, '_pending', '_meta'], 'readwrite', async function (tx) {
       var queued = {};
+      var stale = await oldKeyed(tx, entity);
       (await reqP(tx.objectStore('_pending').getAll())).forEach(function (p) {
-        if (p.entity === entity) queued[idKey(p.id)] = true;
+        if (p.entity === entity && !stale(p)) queued[idKey(p.id)] = true;
       });
       var store = tx.objectStore(entity);
       (await reqP(store.getAllKeys())).forEach(function (k) {
@@ -1415,7 +1433,9 @@
    * take the decided row, rejected changes are undone locally, and the batch leaves the
    * queue, all in one transaction. Then the page hears about it. */
   async function applyPushAnswer(entity, batch, answer) {
-    var ent = entityByName[entity];
+    /* An entity the page no longer lists (its writes stay queued and are pushed in their
+     * turn) keeps its store: the key is the store's. */
+    var key = entityByName[entity] ? entityByName[entity].key : null;
     var ids = answer.ids && typeof answer.ids === 'object' ? answer.ids : {};
     var conflicts = Array.isArray(answer.conflicts) ? answer.conflicts : [];
     var rejected = Array.isArray(answer.rejected) ? answer.rejected : [];
@@ -1423,13 +1443,19 @@
     batch.forEach(function (p) { byMutation[p.mutation_id] = p; });
     var changed = [];
     var problems = [];
+    var staleAnswered = false;
 
     await withTx([entity, '_pending', '_meta'], 'readwrite', async function (tx) {
       var store = tx.objectStore(entity);
       var pstore = tx.objectStore('_pending');
+      if (key === null) key = store.keyPath;
       var inBatch = {};
       batch.forEach(function (p) { inBatch[p.seq] = true; pstore.delete(p.seq); });
       var rest = (await reqP(pstore.getAll())).filter(function (p) { return !inBatch[p.seq] && p.entity === entity; });
+      /* Writes queued under an old key (oldKeyed) leave the store as it is. */
+      var stale = await oldKeyed(tx, entity);
+      var live = rest.filter(function (p) { return !stale(p); });
+      batch.forEach(function (p) { if (stale(p)) staleAnswered = true; });
 
       /* 1. temporary ids -> real ids */
       var idmap = (await metaGet(tx, 'idmap')) || {};
@@ -1440,15 +1466,15 @@
         st.idMap[tmp] = real;
         var rec = await reqP(store.get(tmp));
         store.delete(tmp);
-        if (rec) { rec[ent.key] = real; store.put(rec); }
+        if (rec) { rec[key] = real; store.put(rec); }
         rest.forEach(function (p) {
-          if (p.id === tmp) { p.id = real; if (p.before) p.before[ent.key] = real; pstore.put(p); }
+          if (p.id === tmp) { p.id = real; if (p.before) p.before[key] = real; pstore.put(p); }
         });
         changed.push(tmp, real);
       }
       await metaPut(tx, 'idmap', idmap);
 
-      function restOf(id) { return rest.filter(function (p) { return p.id === id; }); }
+      function restOf(id) { return live.filter(function (p) { return p.id === id; }); }
       function realId(id) { return ids[id] !== undefined ? ids[id] : id; }
 
       /* 2. conflicts: the decided row, with still-queued mutations on top */
@@ -1457,6 +1483,7 @@
         var id = realId(p ? p.id : c.id);
         problems.push({ kind: 'conflict', entity: entity, id: id, mutation: p || null, detail: c,
           label: recordLabel(entity, id, [p && p.data, c.server, p && p.before]) });
+        if (stale(p)) return;
         var base;
         if (c.decision === 'client') {
           /* The client's change was written over the server's row: that row plus our fields
@@ -1467,10 +1494,10 @@
           /* No server row: the server kept the record deleted. */
           base = c.server && typeof c.server === 'object' ? Object.assign({}, c.server) : null;
         }
-        if (base) base[ent.key] = id;
+        if (base) base[key] = id;
         var later = restOf(id);
         if (later.length) { later[0].before = base; pstore.put(later[0]); }
-        var recN = replay(base, later, ent.key, id);
+        var recN = replay(base, later, key, id);
         if (recN) store.put(recN); else store.delete(id);
         changed.push(id);
       });
@@ -1481,14 +1508,14 @@
         var pr = byMutation[r.mutation_id];
         problems.push({ kind: 'rejected', entity: entity, id: pr ? realId(pr.id) : r.id, mutation: pr || null, detail: r,
           label: recordLabel(entity, pr ? realId(pr.id) : r.id, [pr && pr.data, pr && pr.before]) });
-        if (!pr) continue;
+        if (!pr || stale(pr)) continue;
         var rid = realId(pr.id);
         /* not_found: the server has no such row (deleted meanwhile): neither do we. */
         var base2 = pr.before && r.code !== 'not_found' ? Object.assign({}, pr.before) : null;
-        if (base2) base2[ent.key] = rid;
+        if (base2) base2[key] = rid;
         var later2 = batch.filter(function (q) { return q.seq > pr.seq && realId(q.id) === rid && !rejected.some(function (x) { return x.mutation_id === q.mutation_id; }); })
           .concat(restOf(rid));
-        var recR = replay(base2, later2, ent.key, rid);
+        var recR = replay(base2, later2, key, rid);
         if (recR) store.put(recR); else store.delete(rid);
         changed.push(rid);
       }
@@ -1504,7 +1531,7 @@
         if (c.decision === 'merged' && c.server && typeof c.server === 'object') merged[c.mutation_id] = c.server;
       });
       batch.forEach(function (p) {
-        if (dropped[p.mutation_id]) return;
+        if (dropped[p.mutation_id] || stale(p)) return;
         var k = idKey(realId(p.id));
         if (p.action === 'delete') { delete mine[k]; return; }
         var kept = Object.assign({}, p.data || {});
@@ -1529,6 +1556,8 @@
     if (Object.keys(ids).length) broadcast({ type: 'idmap', ids: ids });
     rewriteDomIds(ids);
     problems.forEach(function (p) { surfaceProblem(p, false); });
+    /* What the server kept of writes queued under an old key reaches the store by a pull. */
+    if (staleAnswered && st.ready) schedulePull(entity);
     var seen = {};
     notifyChanged(entity, changed.filter(function (id) { var k = idKey(id); if (seen[k]) return false; seen[k] = true; return true; }), 'push');
   }
@@ -1681,6 +1710,12 @@
         reconnectEvents(backoffDelay(ev.failures++));
       });
     });
+    es.addEventListener('schema', function (e) {
+      if (ev.es !== es) return;
+      var shapes = null;
+      try { shapes = JSON.parse(e.data); } catch (err) { /* ignored */ }
+      if (shapes && typeof shapes === 'object') onSchemas(shapes);
+    });
     es.addEventListener('bye', function (e) {
       if (ev.es !== es) return;
       try { var v = JSON.parse(e.data).version; if (v > ev.lastId) ev.lastId = v; } catch (err) { /* keep */ }
@@ -1728,6 +1763,27 @@
     }
     if ((st.cursors[data.entity] || 0) >= v) return; /* already pulled */
     schedulePull(data.entity, v);
+  }
+
+  /* Each answer of the event stream opens with every entity's schema fingerprint, and a
+   * stream ends (bye) when the app changes the database's schema, so the reconnect's answer
+   * says the new ones: a change that wrote no row (a column added, or dropped where every
+   * row held NULL) is heard too. An entity whose fingerprint differs from the one its stored
+   * rows were pulled with is pulled; the pull answer's fingerprint then re-syncs it
+   * (reshapeIfNeeded: in the background, _pending untouched). */
+  function onSchemas(shapes) {
+    var names = cfg.entities.map(function (e) { return e.name; }).filter(function (n) { return typeof shapes[n] === 'string'; });
+    if (!names.length) return;
+    withTx(['_meta'], 'readonly', function (tx) {
+      return Promise.all(names.map(function (n) { return metaGet(tx, 'shape:' + n); }));
+    }).then(function (old) {
+      names.forEach(function (n, i) {
+        if (old[i] !== undefined && old[i] !== shapes[n]) {
+          log(n, 'schema changed on the server (event): pulling');
+          schedulePull(n);
+        }
+      });
+    }).catch(function (err) { log('cannot read the stored schema fingerprints:', err); });
   }
 
   /* Everything from 0: after a resync event, or on request. */
@@ -2190,7 +2246,7 @@
     if (!Array.isArray(list) || !list.length) return;
     for (var i = 0; i < list.length; i++) {
       var a = list[i];
-      if (a && entityByName[a.entity] && Array.isArray(a.batch) && a.answer) {
+      if (a && typeof a.entity === 'string' && Array.isArray(a.batch) && a.answer) {
         log('applying the answer the worker got for', a.batch.length, 'change(s) to', a.entity);
         await applyPushAnswer(a.entity, a.batch, a.answer);
       }

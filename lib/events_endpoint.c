@@ -83,6 +83,7 @@ events_endpoint_serve(struct http_req *req, void *ctx)
     if (auth_request(ep->app.cfg, req, &who, &e) < 0 ||
         events_parse(req, ep->app.cfg, &who, &p, &e) < 0)
         goto fail;
+    events_schemas(&p, ep->app.schema);
     /* Without the loop (a thread per stream), a cap raised in the config since
      * the start would let streams take the threads kept for refusals: new
      * connections would then wait unanswered instead of getting 503. It

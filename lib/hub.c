@@ -58,7 +58,9 @@ struct hub {
     struct ev *ring; /* circular: count entries from first */
     size_t cap, first, count;
     long long base, head, horizon;
-    unsigned long gen; /* bumped when the database was replaced or rewound */
+    unsigned long gen;        /* bumped when the database was replaced or rewound */
+    long long cookie;         /* PRAGMA schema_version when the feeder last looked */
+    unsigned long schema_gen; /* bumped when it changed: the app's DDL, or our triggers */
     int stopping;
     size_t nstreams;
     struct hub_stream *streams;
@@ -406,15 +408,34 @@ wake_all(struct hub *h)
 /* ------------------------------------------------------------------ the feeder */
 
 /* The database was replaced or rewound (head went back): every cursor is
- * meaningless now. Streams get HUB_RESYNC through the generation change. */
+ * meaningless now. Streams get HUB_RESYNC through the generation change (a
+ * resync covers a schema change too: cookie is taken as seen). */
 static void
-feed_reset(struct hub *h, long long head, long long horizon)
+feed_reset(struct hub *h, long long head, long long horizon, long long cookie)
 {
     hub_lock(h);
     ring_clear(h);
     h->base = h->head = head;
     h->horizon = horizon;
+    h->cookie = cookie;
     h->gen++;
+    wake_all(h);
+    hub_unlock(h);
+}
+
+/* The database's schema changed (an ALTER TABLE of the app, a table rebuilt,
+ * triggers made again): a change that may write no row of the log, which the
+ * streams' clients must hear about all the same. Streams get HUB_SCHEMA
+ * through the schema generation; their answers end, and the reconnect says
+ * each entity's new fingerprint (events.h). */
+static void
+feed_schema(struct hub *h, long long cookie)
+{
+    if (cookie < 0 || cookie == h->cookie)
+        return;
+    hub_lock(h);
+    h->cookie = cookie;
+    h->schema_gen++;
     wake_all(h);
     hub_unlock(h);
 }
@@ -536,7 +557,7 @@ feed(struct hub *h)
     if (replaced && feed_reopen(h) < 0)
         return -1;
     for (;;) {
-        long long head = 0, horizon = 0, last = h->head;
+        long long head = 0, horizon = 0, last = h->head, cookie;
         struct ev *batch = NULL;
         size_t n = 0, i;
         int rc;
@@ -545,11 +566,13 @@ feed(struct hub *h)
             return -1;
         if (conn_state(c, &head, &horizon, &e) < 0)
             goto err;
+        cookie = db_schema_cookie(c->db);
         if (replaced || head < h->head) {
             db_rollback(c->db);
-            feed_reset(h, head, horizon);
+            feed_reset(h, head, horizon, cookie);
             return 0;
         }
+        feed_schema(h, cookie);
         if (head == h->head) {
             db_rollback(c->db);
             if (horizon != h->horizon) {
@@ -736,6 +759,7 @@ hub_new(const char *path, size_t ring, long long deadline, struct err *e)
         db_rollback(h->feed.db);
         goto err;
     }
+    h->cookie = db_schema_cookie(h->feed.db);
     db_rollback(h->feed.db);
     db_deadline(h->feed.db, 0);
     if (hub_start(h, head, horizon, e) < 0)
@@ -874,6 +898,7 @@ hub_join(struct hub *h, struct hub_stream *s, int max_streams, struct err *e)
     pthread_condattr_destroy(&ca);
     memset(&s->pending, 0, sizeof(s->pending));
     s->gen = h->gen;
+    s->schema_gen = h->schema_gen;
     s->waiting = s->kick = s->gone = s->flush = 0;
     s->prev = NULL;
     s->next = h->streams;
@@ -1067,6 +1092,11 @@ next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max, int wait,
             *version = h->head;
             hub_unlock(h);
             return HUB_RESYNC;
+        }
+        if (s->schema_gen != h->schema_gen) {
+            s->schema_gen = h->schema_gen;
+            hub_unlock(h);
+            return HUB_SCHEMA;
         }
         stream_lock(s);
         gone = s->gone;

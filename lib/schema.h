@@ -97,8 +97,9 @@ int schema_seal(struct db *d, const struct table *t, struct err *e);
 void schema_seal_sql(struct buf *b, const struct table *t);
 int schema_unsealed(struct db *d, const struct table *t);
 
-/* The pull's query for t (STMT_PULL's parameters), each row's data read
- * from the table as it is in the pull's snapshot. Appended to b. */
+/* The pull's query for t (STMT_PULL's parameters), each row read from the
+ * table as it is in the pull's snapshot, one result column per table column
+ * (sqlgen_pull). Appended to b. */
 void schema_pull_sql(struct buf *b, const struct table *t);
 
 /* 1 if name was a column of t when its triggers were last installed and is
