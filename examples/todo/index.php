@@ -50,9 +50,13 @@ header('Cache-Control: no-store');
     </form>
 
     <!-- No hx-get on the list: todo.js refreshes the rows a change names (list.php?ids=...).
-         tabindex="-1": where focus goes when the row that had it is gone. -->
+         tabindex="-1": where focus goes when the row that had it is gone.
+         data-sync-limit / data-sync-window: when the library renders the list from IndexedDB,
+         it shows the same window as lib.php, the newest TODO_WINDOW todos (more when the page
+         showed earlier ones), never every todo. -->
     <ul id="todo-list" aria-labelledby="todos-heading" tabindex="-1"
-        data-sync-render="todos" data-sync-template="#todo-item" data-sync-sort="id">
+        data-sync-render="todos" data-sync-template="#todo-item" data-sync-sort="id"
+        data-sync-limit="<?= TODO_WINDOW ?>" data-sync-window="last">
 <?= todo_window($db) ?>
     </ul>
 
