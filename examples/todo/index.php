@@ -6,7 +6,8 @@
  * forms' writes into its queue, online or not, so each reaches the database exactly once
  * through /api/sync/todos (sync-push) rather than add.php, toggle.php or delete.php. While
  * writes wait in the queue (or the server cannot be reached) the library renders the list
- * from <template id="todo-item">; otherwise todo.js asks list.php for the changed rows only
+ * from <template id="todo-item">, in the same window (data-sync-limit, data-sync-window),
+ * row by row for the writes; otherwise todo.js asks list.php for the changed rows only
  * and puts each in its place, so a change costs one row, not the whole list.
  */
 require __DIR__ . '/lib.php';
