@@ -112,6 +112,16 @@ test('at 50,000 todos the library renders a window: a write queued offline, a pa
       assert.ok(renders[0].count <= WINDOW, `a window of rows: ${renders[0].count}`);
       assert.ok(els < MAX_ELEMENTS, `bounded elements: ${els}`);
       assert.deepEqual(await shownWindow(page), expectedWindow(srv, first, {}), 'the window, as the server has it');
+      /* The window rendered again: every row comes out the same, so its elements (and the
+       * focus in one) are kept. */
+      const again = await ask(page, async () => {
+        const rows = [...document.querySelectorAll('#todo-list li.todo')];
+        rows[rows.length - 1].querySelector('button.remove').focus();
+        await RhtmxSync.render('todos');
+        const now = [...document.querySelectorAll('#todo-list li.todo')];
+        return { same: now.length === rows.length && now.every((li, i) => li === rows[i]), focus: document.activeElement === rows[rows.length - 1].querySelector('button.remove') };
+      }, undefined, 'render the window again');
+      assert.deepEqual(again, { same: true, focus: true }, 'rows that come out the same are kept');
     }));
 
     await t.test('a toggle, a delete and an add made offline: only those rows change, each shown', guard(async () => {
