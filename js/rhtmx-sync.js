@@ -666,7 +666,8 @@
    * is merged into the next one. */
   var RENDER_LIMIT = 500;
   var RENDER_SPAN = 5;
-  var rowKeys = new WeakMap();       /* top-level node the library rendered -> its record's key */
+  var rowKeys = new WeakMap();       /* top-level node the library rendered -> its row: { key } (one
+                                      * object per row, shared by the row's nodes) */
   var regionStates = new WeakMap();  /* region -> { want, running, local, complete, gen } */
 
   var renderQueued = {};             /* entity -> { ids: Map | null (the whole window) } */
@@ -754,20 +755,21 @@
     return o.desc ? compareValues(b, a) : compareValues(a, b);
   }
 
-  /* The region's top-level nodes in groups: { key, nodes, own } for a record's row (own: the
-   * library rendered it; else a server-rendered element with data-sync-id), { key:
-   * undefined } for anything else. <template> elements are left out (they stay). */
+  /* The region's top-level nodes in groups: { key, nodes, own, row } for a record's row (own:
+   * the library rendered it, row its rowKeys entry; else a server-rendered element with
+   * data-sync-id), { key: undefined } for anything else. <template> elements are left out
+   * (they stay). */
   function regionRows(el) {
     var groups = [];
     var last = null;
     for (var n = el.firstChild; n; n = n.nextSibling) {
       if (n.nodeType === 1 && n.tagName === 'TEMPLATE') continue;
-      var own = rowKeys.has(n);
+      var row = rowKeys.get(n);
       var key;
-      if (own) key = resolveId(rowKeys.get(n));
+      if (row) key = resolveId(row.key);
       else if (n.nodeType === 1 && n.hasAttribute('data-sync-id')) key = resolveId(normId(n.getAttribute('data-sync-id')));
-      if (own && last && last.own && last.key === key) { last.nodes.push(n); continue; }
-      last = { key: key, nodes: [n], own: own };
+      if (row && last && last.row === row) { last.nodes.push(n); continue; }
+      last = { key: key, nodes: [n], own: !!row, row: row };
       groups.push(last);
     }
     return groups;
@@ -822,7 +824,8 @@
    * library's (rowKeys). */
   function freshRow(o, rec, pending) {
     var nodes = Array.prototype.slice.call(instantiate(o.tpl, rec, pending).childNodes);
-    nodes.forEach(function (n) { rowKeys.set(n, rec[o.key]); });
+    var row = { key: rec[o.key] };
+    nodes.forEach(function (n) { rowKeys.set(n, row); });
     return nodes;
   }
 
@@ -925,9 +928,12 @@
     /* The rows may have changed while IndexedDB answered (another render cannot run, but a
      * page script can): start from what is there now. */
     keyed = regionRows(el).filter(function (g) { return g.key !== undefined; });
-    if (!rs.local || !keyed.length || !keyed.every(function (g) { return g.own; })) return renderWindow(el, rs, o);
     byKey = new Map();
     keyed.forEach(function (g) { byKey.set(idKey(g.key), g); });
+    /* (A record shown twice: the whole window, which shows each once.) */
+    if (!rs.local || !keyed.length || byKey.size !== keyed.length || !keyed.every(function (g) { return g.own; })) {
+      return renderWindow(el, rs, o);
+    }
     var pending = pendingKeys(got[1], o.entity);
     var added = [];
     var named = [];
@@ -964,6 +970,22 @@
     /* Grown past its span (many records added): the window again, from its anchored end. */
     if (keyed.length > o.limit * RENDER_SPAN) renderRegion(el, null);
     if (named.length) rendered(el, o, added, keyed.length, named);
+  }
+
+  /* Removes a second row of one record from a region: the one rendered with a temporary id
+   * that `ids` (tmp -> real) renamed, else the later one. */
+  function dropDuplicateRows(el, ids) {
+    var first = new Map();
+    regionRows(el).forEach(function (g) {
+      if (g.key === undefined) return;
+      var k = idKey(g.key);
+      var other = first.get(k);
+      if (!other) { first.set(k, g); return; }
+      var renamed = function (x) { return x.own && isTmp(x.row.key) && ids[x.row.key] !== undefined; };
+      var drop = renamed(other) && !renamed(g) ? other : g;
+      if (drop === other) first.set(k, g);
+      drop.nodes.forEach(function (n) { if (n.parentNode === el) el.removeChild(n); });
+    });
   }
 
   function lastOf(keyed) {
@@ -1827,8 +1849,12 @@
     notifyChanged(entity, changed.filter(function (id) { var k = idKey(id); if (seen[k]) return false; seen[k] = true; return true; }), 'push');
   }
 
-  /* Elements rendered with a temporary id (data-sync-id, hidden inputs) get the real one. */
+  /* Elements rendered with a temporary id (data-sync-id, hidden inputs) get the real one. A
+   * region may then show the record twice: a pull can bring the server's row before the push
+   * answer says it is the queued create (the answer was lost, and the push sent again); the
+   * row that had the temporary id goes. */
   function rewriteDomIds(ids) {
+    if (!Object.keys(ids).length) return;
     Object.keys(ids).forEach(function (tmp) {
       var real = String(ids[tmp]);
       var els = document.querySelectorAll('[data-sync-id="' + CSS.escape(tmp) + '"]');
@@ -1836,6 +1862,8 @@
       var inputs = document.querySelectorAll('input[value="' + CSS.escape(tmp) + '"]');
       for (var j = 0; j < inputs.length; j++) inputs[j].value = real;
     });
+    var regions = document.querySelectorAll('[data-sync-render]');
+    for (var r = 0; r < regions.length; r++) dropDuplicateRows(regions[r], ids);
   }
 
   /* What happened to a change of this browser, in a person's words: the record by its
