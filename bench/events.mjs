@@ -226,7 +226,7 @@ export async function cClient(exe, port, N) {
 }
 
 /** The same with node sockets (no C compiler). */
-async function nodeClient(port, N) {
+export async function nodeClient(port, N) {
   const readers = [];
   const counts = new Map();
   const waits = new Map();

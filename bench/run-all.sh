@@ -7,7 +7,7 @@
 # and prints each target of issue 8 as a ratio with the figures behind it.
 #
 #   bench/run-all.sh                      everything
-#   bench/run-all.sh --only pull,cgi      some: pull, cgi, push, events, browser, scope
+#   bench/run-all.sh --only pull,cgi      some: pull, cgi, push, events, browser, pg, scope
 #   bench/run-all.sh --json results.json  also write the rows as JSON
 #
 # Only loopback addresses are used; every process the suite starts is stopped by pid.
@@ -15,7 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 
-need_apt "${BUILD_PKGS[@]}" "${TEST_BUILD_PKGS[@]}" lighttpd php-cgi php-sqlite3 wrk chromium fonts-dejavu-core
+need_apt "${BUILD_PKGS[@]}" "${TEST_BUILD_PKGS[@]}" "${PG_PKGS[@]}" lighttpd php-cgi php-sqlite3 php-pgsql wrk chromium \
+         fonts-dejavu-core
 need_npm
 
 BUILD=${BENCH_BUILD:-build-bench}
@@ -38,7 +39,13 @@ if [ -f cmake/Static.cmake ]; then
   fi
   fullstatic_bin="$PWD/$BUILD-fullstatic/cgi-bin"
 fi
+# The PostgreSQL rows (bench/pg.mjs) run the programs of a build with -DRHTMX_POSTGRES=ON
+# (libpq, shared libraries), kept apart so every other row measures the default build.
+cmake -S . -B "$BUILD-pg" -DCMAKE_BUILD_TYPE=Release -DRHTMX_SANITIZE=OFF -DRHTMX_POSTGRES=ON \
+  -DRHTMX_TESTS=OFF >/dev/null
+cmake --build "$BUILD-pg" -j"$(nproc)" --target sync-pull sync-push sync-events client-js rhtmx-sync >/dev/null
 rm -rf "$BUILD/bench-tmp" # databases of the previous run (the 100,000-row one is ~35 MB)
 mkdir -p "$BUILD/bench-tmp"
 RHTMX_BIN="$PWD/$BUILD/cgi-bin" BENCH_BASELINES="$PWD/$BUILD/bench" BENCH_SHARED_BIN="$shared_bin" \
+  BENCH_PG_BIN="$PWD/$BUILD-pg/cgi-bin" \
   BENCH_FULLSTATIC_BIN="$fullstatic_bin" RHTMX_TEST_TMP="$PWD/$BUILD/bench-tmp" exec node bench/run.mjs "$@"

@@ -2,7 +2,7 @@
 // The benchmark suite: every target of issue 8 as a ratio against a baseline measured side
 // by side in the same run, with the figures behind it. See bench/README.md.
 //
-//   node bench/run.mjs [--smoke] [--only pull,cgi,push,browser,events,scope] [--json FILE]
+//   node bench/run.mjs [--smoke] [--only pull,cgi,push,browser,events,pg,scope] [--json FILE]
 //
 // Environment: RHTMX_BIN (the executables; bench/run-all.sh points it at a Release build
 // without sanitizers), BENCH_BASELINES (bench-fcgi-fixed, bench-cgi-fixed).
@@ -52,6 +52,20 @@ function table(rows) {
   return lines.join('\n');
 }
 
+/* The PostgreSQL rows, from the build BENCH_PG_BIN names (bench/run-all.sh builds one with
+ * -DRHTMX_POSTGRES=ON beside the default one), in a process of their own so the other
+ * benchmarks keep RHTMX_BIN; without BENCH_PG_BIN, from RHTMX_BIN (the test build). */
+async function benchPgBuild() {
+  if (!process.env.BENCH_PG_BIN) return import('./pg.mjs').then((m) => m.benchPg());
+  const r = spawnSync(process.execPath, [path.join(path.dirname(new URL(import.meta.url).pathname), 'pg.mjs'),
+    ...(SMOKE ? ['--smoke'] : [])], {
+    env: { ...process.env, RHTMX_BIN: process.env.BENCH_PG_BIN, RHTMX_BUILD: path.dirname(process.env.BENCH_PG_BIN) },
+    encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 16 << 20,
+  });
+  if (r.status !== 0) throw new Error(`bench/pg.mjs exited with ${r.status}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1));
+}
+
 async function main() {
   const why = missing();
   if (why) {
@@ -66,6 +80,7 @@ async function main() {
     ['events', () => import('./events.mjs').then(async (m) => [
       ...(await m.benchEvents({ server: 'lighttpd' })), ...(await m.benchEvents({ server: 'nginx' }))])],
     ['browser', () => import('./browser.mjs').then((m) => m.benchBrowser())],
+    ['pg', () => benchPgBuild()],
     ['scope', () => import('./scope.mjs').then((m) => m.benchScope())],
   ];
   const rows = [];

@@ -17,6 +17,10 @@
 #include "compact.h"
 #include "log.h"
 #include "sqlgen.h"
+#ifdef RHTMX_POSTGRES
+#include "pg_compact.h"
+#include "pg_schema.h"
+#endif
 
 static int
 usage(void)
@@ -113,9 +117,39 @@ cmd_init(struct app *app)
 
     if (app_ready(app, &e) < 0)
         return 1; /* app_ready printed the line */
+#ifdef RHTMX_POSTGRES
+    if (app->pg != NULL) /* [pg] */
+        return pg_schema_report(app->pg, app->cfg, app->schema, stdout) ? 1 : 0;
+#endif
     rc = report(app->db, app->cfg, app->schema);
     return rc ? 1 : 0;
 }
+
+#ifdef RHTMX_POSTGRES
+/* [pg] status for PostgreSQL: the report, or -1 with e set. Changes nothing. */
+static int
+pg_status(const struct config *c, struct err *e)
+{
+    struct pg *p = pg_open(c->pg, "rhtmx-sync", e);
+    struct schema *s = NULL;
+    int rc = -1;
+
+    if (p == NULL)
+        goto out;
+    if (!pg_schema_ok(p)) {
+        err_set(e, 500, "database", "%s: the sync tables are missing or old: run 'rhtmx-sync init'",
+                c->database);
+        goto out;
+    }
+    if ((s = pg_schema_load(p, c, e)) == NULL)
+        goto out;
+    rc = pg_schema_report(p, c, s, stdout) ? 1 : 0;
+out:
+    schema_free(s);
+    pg_free(p);
+    return rc;
+}
+#endif
 
 /* status changes nothing: it opens the database itself instead of app_ready(). */
 static int
@@ -130,6 +164,14 @@ cmd_status(struct app *app)
     c = config_load(app->config_path, &e);
     if (c == NULL)
         goto fail;
+#ifdef RHTMX_POSTGRES
+    if (c->pg != NULL) { /* [pg] */
+        rc = pg_status(c, &e);
+        if (rc < 0)
+            goto fail;
+        goto out;
+    }
+#endif
     d = db_open(c->database, &e);
     if (d == NULL)
         goto fail;
@@ -152,6 +194,17 @@ out:
     return rc;
 }
 
+/* compact_run() on the configured backend. [pg] */
+static int
+compact_any(struct app *app, struct compact_stats *st, struct err *e)
+{
+#ifdef RHTMX_POSTGRES
+    if (app->pg != NULL)
+        return pg_compact_run(app->pg, app->cfg, st, e);
+#endif
+    return compact_run(app->db, app->cfg, st, e);
+}
+
 /* compact writes: it brings the database up to date first, like init. */
 static int
 cmd_compact(struct app *app)
@@ -161,7 +214,7 @@ cmd_compact(struct app *app)
 
     if (app_ready(app, &e) < 0)
         return 1; /* app_ready printed the line */
-    if (compact_run(app->db, app->cfg, &st, &e) < 0) {
+    if (compact_any(app, &st, &e) < 0) {
         log_msg("%s", e.msg);
         return 1;
     }

@@ -37,6 +37,11 @@ if(RHTMX_STATIC STREQUAL "AUTO")
   set(RHTMX_STATIC_KIND ON)
   if(RHTMX_SANITIZE)
     set(RHTMX_STATIC_KIND OFF) # the sanitizer runtimes are shared libraries
+  elseif(RHTMX_POSTGRES)
+    # libpq's archive would drag in OpenSSL, GSSAPI and LDAP: a PostgreSQL build links
+    # the shared libraries (a host running PostgreSQL installs libpq5 anyway).
+    message(STATUS "RHTMX_STATIC=AUTO: linking the shared libraries (RHTMX_POSTGRES=ON)")
+    set(RHTMX_STATIC_KIND OFF)
   else()
     set(missing "")
     foreach(lib fcgi json-c sqlite3 z)
@@ -54,6 +59,10 @@ if(RHTMX_STATIC STREQUAL "AUTO")
   endif()
 endif()
 
+if(RHTMX_STATIC_KIND AND RHTMX_POSTGRES)
+  message(FATAL_ERROR "RHTMX_STATIC=${RHTMX_STATIC} and RHTMX_POSTGRES=ON do not mix (libpq links "
+                      "shared): configure the PostgreSQL build with -DRHTMX_STATIC=OFF")
+endif()
 if(RHTMX_STATIC_KIND)
   if(RHTMX_SANITIZE)
     message(FATAL_ERROR "RHTMX_STATIC and RHTMX_SANITIZE do not mix (the sanitizer runtimes are "

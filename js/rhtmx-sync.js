@@ -307,7 +307,9 @@
 
   /* Creates what the configured entity list needs. Stores of entities no longer listed are
    * kept: another page of the same origin may still list them. A store whose key changed is
-   * rebuilt and its cursor dropped, so it is pulled again from 0. */
+   * rebuilt and its cursor dropped, so it is pulled again from 0; the writes queued for it
+   * until then name rows by the old key, so 'rekeyed:{entity}' keeps the newest of their
+   * queue numbers (see oldKeyed). */
   function upgrade(db, tx) {
     if (!db.objectStoreNames.contains('_meta')) db.createObjectStore('_meta', { keyPath: 'key' });
     if (!db.objectStoreNames.contains('_pending')) db.createObjectStore('_pending', { keyPath: 'seq', autoIncrement: true });
@@ -317,6 +319,10 @@
         db.deleteObjectStore(e.name);
         meta.delete('cursor:' + e.name);
         meta.delete('synced:' + e.name);
+        var last = tx.objectStore('_pending').openCursor(null, 'prev');
+        last.onsuccess = function () {
+          if (last.result) meta.put({ key: 'rekeyed:' + e.name, value: last.result.key });
+        };
       }
       if (!db.objectStoreNames.contains(e.name)) db.createObjectStore(e.name, { keyPath: e.key });
     });
@@ -635,7 +641,8 @@
     whenBody(function () {
       document.body.dispatchEvent(new CustomEvent('rhtmx:' + entity + ':changed', { bubbles: true, detail: detail }));
       document.body.dispatchEvent(new CustomEvent('rhtmx:changed', { bubbles: true, detail: detail }));
-      if (shouldRenderLocal(entity)) renderRegions(entity);
+      if (shouldRenderLocal(entity)) renderRegions(entity, source === 'resync' ? null : ids);
+      else staleRegions(entity);
     });
     emit('changed', detail);
     if (!fromTab) broadcast({ type: 'changed', entity: entity, ids: ids, source: source, force: !!force });
@@ -647,44 +654,365 @@
     return !netOnline() || (st.pendingBy[entity] || 0) > 0;
   }
 
-  var renderQueued = {};
-  function renderRegions(entity) {
-    if (renderQueued[entity]) return;
-    renderQueued[entity] = true;
-    setTimeout(function () {
-      renderQueued[entity] = false;
-      var els = document.querySelectorAll('[data-sync-render]');
-      for (var i = 0; i < els.length; i++) {
-        if (els[i].getAttribute('data-sync-render') === entity) renderRegion(els[i]).catch(function (err) { warn('render failed:', err); });
-      }
-    }, 0);
+  /* ------------------------------------------------------------------ regions: a window */
+
+  /* A region (data-sync-render) shows a window of its entity's records, never all of them:
+   * at most data-sync-limit of them (RENDER_LIMIT when unset) in data-sync-sort order, the
+   * first ones, or the last ones with data-sync-window="last" (a list sorted oldest first
+   * that shows the newest, like the example's). A region already showing rows from further
+   * back (the page showed earlier records) keeps them, up to RENDER_SPAN windows. So a list
+   * of 50,000 records costs a window of elements, whatever the entity holds.
+   *
+   * A full render reads the window only (a cursor in key order when the sort is the key;
+   * any other sort reads every record and sorts them in memory, not in the DOM), and keeps
+   * each row element that would come out the same, so the focus stays where it was. A change
+   * that names its ids updates those rows only (replaced, inserted in order, or removed),
+   * when every row on screen is one the library rendered and the sort is the key; else the
+   * window is rendered again. One render at a time per region; what is asked for meanwhile
+   * is merged into the next one. */
+  var RENDER_LIMIT = 500;
+  var RENDER_SPAN = 5;
+  var rowKeys = new WeakMap();       /* top-level node the library rendered -> its row: { key } (one
+                                      * object per row, shared by the row's nodes) */
+  var regionStates = new WeakMap();  /* region -> { want, running, local, complete, gen } */
+
+  var renderQueued = {};             /* entity -> { ids: Map | null (the whole window) } */
+
+  /* A change the library did not render (the page shows the server's rows meanwhile): the
+   * next render of the entity's regions is a whole window. */
+  function staleRegions(entity) {
+    var els = document.querySelectorAll('[data-sync-render]');
+    for (var i = 0; i < els.length; i++) {
+      var rs = els[i].getAttribute('data-sync-render') === entity && regionStates.get(els[i]);
+      if (rs) { rs.local = false; rs.gen++; }
+    }
   }
 
-  /* Replaces the region's children with one instance of its template per record. */
-  async function renderRegion(el) {
+  /* Renders the entity's regions after the current task: the rows of `ids`, or (ids
+   * omitted or empty) the whole window. Calls in the same task are merged. */
+  function renderRegions(entity, ids) {
+    var q = renderQueued[entity];
+    if (!q) {
+      q = renderQueued[entity] = { ids: new Map() };
+      setTimeout(function () {
+        delete renderQueued[entity];
+        var els = document.querySelectorAll('[data-sync-render]');
+        for (var i = 0; i < els.length; i++) {
+          if (els[i].getAttribute('data-sync-render') !== entity) continue;
+          renderRegion(els[i], q.ids ? Array.from(q.ids.values()) : null).catch(function (err) { warn('render failed:', err); });
+        }
+      }, 0);
+    }
+    if (!ids || !ids.length) q.ids = null;
+    else if (q.ids) ids.forEach(function (id) { q.ids.set(idKey(id), id); });
+  }
+
+  /* Renders one region from IndexedDB: the rows of `ids`, or (null) the whole window.
+   * Resolves once the region shows at least what was asked (renders are serialised). */
+  function renderRegion(el, ids) {
+    var rs = regionStates.get(el);
+    if (!rs) { rs = { want: null, running: null, local: false, complete: false, gen: 0 }; regionStates.set(el, rs); }
+    if (!rs.want) rs.want = { ids: new Map() };
+    if (!ids) rs.want.ids = null;
+    else if (rs.want.ids) ids.forEach(function (id) { rs.want.ids.set(idKey(id), id); });
+    if (!rs.running) {
+      rs.running = (async function () {
+        try {
+          while (rs.want) {
+            var w = rs.want;
+            rs.want = null;
+            await renderOnce(el, rs, w.ids ? Array.from(w.ids.values()) : null);
+          }
+        } finally {
+          rs.running = null;
+        }
+      })();
+    }
+    return rs.running;
+  }
+
+  /* How a region renders, from its attributes; null (and a warning) without a template. */
+  function regionOptions(el) {
     var entity = el.getAttribute('data-sync-render');
     var ent = entityByName[entity];
-    if (!ent) return;
+    if (!ent) return null;
     var sel = el.getAttribute('data-sync-template');
     var tpl = sel ? document.querySelector(sel) : el.querySelector('template');
-    if (!tpl || !tpl.content) { warn('region for', entity, 'has no <template> (data-sync-template)'); return; }
-    await readyPromise;
-    var rows = await listRecords(entity);
-    var sortField = el.getAttribute('data-sync-sort') || ent.key;
-    var desc = /^-/.test(sortField);
-    sortField = sortField.replace(/^-/, '');
-    rows.sort(function (a, b) {
-      var c = compareValues(a[sortField], b[sortField]);
-      if (c === 0) c = compareValues(a[ent.key], b[ent.key]);
-      return desc ? -c : c;
+    if (!tpl || !tpl.content) { warn('region for', entity, 'has no <template> (data-sync-template)'); return null; }
+    var sort = el.getAttribute('data-sync-sort') || ent.key;
+    var desc = /^-/.test(sort);
+    sort = sort.replace(/^-/, '');
+    return {
+      entity: entity, key: ent.key, tpl: tpl, sort: sort, desc: desc, byKey: sort === ent.key,
+      limit: clampInt(el.getAttribute('data-sync-limit'), RENDER_LIMIT, 1, 100000),
+      last: el.getAttribute('data-sync-window') === 'last'
+    };
+  }
+
+  /* Display order of two records (the sort field, then the key). */
+  function compareRecords(o, a, b) {
+    var c = compareValues(a[o.sort], b[o.sort]);
+    if (c === 0) c = compareValues(a[o.key], b[o.key]);
+    return o.desc ? -c : c;
+  }
+
+  /* Display order of two keys, for a region sorted by its key. */
+  function compareKeys(o, a, b) {
+    return o.desc ? compareValues(b, a) : compareValues(a, b);
+  }
+
+  /* The region's top-level nodes in groups: { key, nodes, own, row } for a record's row (own:
+   * the library rendered it, row its rowKeys entry; else a server-rendered element with
+   * data-sync-id), { key: undefined } for anything else. <template> elements are left out
+   * (they stay). */
+  function regionRows(el) {
+    var groups = [];
+    var last = null;
+    for (var n = el.firstChild; n; n = n.nextSibling) {
+      if (n.nodeType === 1 && n.tagName === 'TEMPLATE') continue;
+      var row = rowKeys.get(n);
+      var key;
+      if (row) key = resolveId(row.key);
+      else if (n.nodeType === 1 && n.hasAttribute('data-sync-id')) key = resolveId(normId(n.getAttribute('data-sync-id')));
+      if (row && last && last.row === row) { last.nodes.push(n); continue; }
+      last = { key: key, nodes: [n], own: !!row, row: row };
+      groups.push(last);
+    }
+    return groups;
+  }
+
+  /* The window of a region sorted by its key: walks the store in key order from the end the
+   * window is anchored at and takes records until the window is full and past the farthest
+   * row the region shows (`shown`, keys), at most RENDER_SPAN windows. Resolves with
+   * { rows (display order), complete (no record was left out) }. */
+  function readWindowByKey(store, o, shown) {
+    var forward = o.last === o.desc;
+    var walk = function (a, b) { return forward ? compareValues(a, b) : compareValues(b, a); };
+    var far;
+    shown.forEach(function (k) { if (far === undefined || walk(k, far) > 0) far = k; });
+    var max = o.limit * RENDER_SPAN;
+    var rows = [];
+    return new Promise(function (resolve, reject) {
+      var req = store.openCursor(null, forward ? 'next' : 'prev');
+      req.onerror = function () { reject(req.error); };
+      req.onsuccess = function () {
+        var c = req.result;
+        if (c && rows.length < max && (rows.length < o.limit || (far !== undefined && walk(c.primaryKey, far) <= 0))) {
+          rows.push(c.value);
+          c.continue();
+          return;
+        }
+        rows.sort(function (a, b) { return compareRecords(o, a, b); });
+        resolve({ rows: rows, complete: !c });
+      };
     });
-    var pendingIds = await pendingIdSet(entity);
-    var frag = document.createDocumentFragment();
-    rows.forEach(function (rec) { frag.appendChild(instantiate(tpl, rec, pendingIds[idKey(rec[ent.key])])); });
-    el.replaceChildren(frag);
+  }
+
+  /* The same window from every record (a sort on another field than the key). */
+  function pickWindow(all, o, shown) {
+    all.sort(function (a, b) { return compareRecords(o, a, b); });
+    var want = {};
+    shown.forEach(function (k) { want[idKey(k)] = true; });
+    var left = 0;
+    all.forEach(function (r) { if (want[idKey(r[o.key])]) left++; });
+    var max = o.limit * RENDER_SPAN;
+    var rows = [];
+    for (var i = 0; i < all.length && rows.length < max && (rows.length < o.limit || left > 0); i++) {
+      var r = all[o.last ? all.length - 1 - i : i];
+      if (want[idKey(r[o.key])]) left--;
+      rows.push(r);
+    }
+    if (o.last) rows.reverse();
+    return { rows: rows, complete: rows.length === all.length };
+  }
+
+  /* A record's row, filled from the template: its top-level nodes, each marked as the
+   * library's (rowKeys). */
+  function freshRow(o, rec, pending) {
+    var nodes = Array.prototype.slice.call(instantiate(o.tpl, rec, pending).childNodes);
+    var row = { key: rec[o.key] };
+    nodes.forEach(function (n) { rowKeys.set(n, row); });
+    return nodes;
+  }
+
+  function sameNodes(a, b) {
+    if (a.length !== b.length) return false;
+    for (var i = 0; i < a.length; i++) if (!a[i].isEqualNode(b[i])) return false;
+    return true;
+  }
+
+  function renderOnce(el, rs, ids) {
+    var o = regionOptions(el);
+    if (!o) return Promise.resolve();
+    return readyPromise.then(function () {
+      var keyed = regionRows(el).filter(function (g) { return g.key !== undefined; });
+      /* Rows of the named ids only: the library has rendered every change since its last
+       * render (rs.local), every row on screen is its own (nothing replaced them) and their
+       * order is the key's. */
+      if (ids && rs.local && o.byKey && keyed.length && ids.length <= o.limit &&
+          keyed.every(function (g) { return g.own; })) {
+        return renderRows(el, rs, o, keyed, ids);
+      }
+      return renderWindow(el, rs, o);
+    });
+  }
+
+  /* The whole window: row elements that come out the same are kept, the others replaced;
+   * anything else in the region (but its <template>) is removed. */
+  async function renderWindow(el, rs, o) {
+    var gen = rs.gen;
+    var shown = [];
+    regionRows(el).forEach(function (g) { if (g.key !== undefined) shown.push(g.key); });
+    var got = await withTx([o.entity, '_pending'], 'readonly', function (tx) {
+      var store = tx.objectStore(o.entity);
+      var win = o.byKey ? readWindowByKey(store, o, shown)
+        : reqP(store.getAll()).then(function (all) { return pickWindow(all, o, shown); });
+      return Promise.all([win, reqP(tx.objectStore('_pending').getAll())]);
+    });
+    var pending = pendingKeys(got[1], o.entity);
+    /* The rows as they are now (a page script may have changed them meanwhile). */
+    var old = new Map();
+    regionRows(el).forEach(function (g) { if (g.own) old.set(idKey(g.key), g); });
+    var seq = [];
+    var added = [];
+    got[0].rows.forEach(function (rec) {
+      var fresh = freshRow(o, rec, pending[idKey(rec[o.key])]);
+      var g = old.get(idKey(rec[o.key]));
+      if (g && sameNodes(g.nodes, fresh)) {
+        seq.push.apply(seq, g.nodes);
+      } else {
+        seq.push.apply(seq, fresh);
+        added.push.apply(added, fresh);
+      }
+    });
+    var keep = new Set(seq);
+    Array.prototype.slice.call(el.childNodes).forEach(function (n) {
+      if (!keep.has(n) && !(n.nodeType === 1 && n.tagName === 'TEMPLATE')) el.removeChild(n);
+    });
+    var next = skipTemplates(el.firstChild);
+    seq.forEach(function (n) {
+      if (n === next) { next = skipTemplates(n.nextSibling); return; }
+      el.insertBefore(n, next);
+    });
+    rs.local = rs.gen === gen; /* else a change it may not have read came meanwhile */
+    rs.complete = got[0].complete;
+    rendered(el, o, added, got[0].rows.length, null);
+  }
+
+  function skipTemplates(n) {
+    while (n && n.nodeType === 1 && n.tagName === 'TEMPLATE') n = n.nextSibling;
+    return n;
+  }
+
+  /* The rows of `ids`: those in the window (from the first row shown on, for a window of
+   * the last records; up to the last row shown, for the first) are replaced or inserted in
+   * key order, the others removed. Ids outside the window and not shown are not read. */
+  async function renderRows(el, rs, o, keyed, ids) {
+    var bound = o.last ? keyed[0].key : keyed[keyed.length - 1].key;
+    var inWindow = function (k) {
+      if (rs.complete) return true;
+      var c = compareKeys(o, k, bound);
+      return o.last ? c >= 0 : c <= 0;
+    };
+    var byKey = new Map();
+    keyed.forEach(function (g) { byKey.set(idKey(g.key), g); });
+    var todo = [];
+    var seen = {};
+    ids.forEach(function (id) {
+      var k = resolveId(id);
+      if (seen[idKey(k)] || !(inWindow(k) || byKey.has(idKey(k)) || byKey.has(idKey(id)))) return;
+      seen[idKey(k)] = true;
+      todo.push({ id: id, key: k });
+    });
+    var got = todo.length ? await withTx([o.entity, '_pending'], 'readonly', function (tx) {
+      var store = tx.objectStore(o.entity);
+      return Promise.all([
+        Promise.all(todo.map(function (t) { return reqP(store.get(t.key)); })),
+        reqP(tx.objectStore('_pending').getAll())
+      ]);
+    }) : [[], []];
+    /* The rows may have changed while IndexedDB answered (another render cannot run, but a
+     * page script can): start from what is there now. */
+    keyed = regionRows(el).filter(function (g) { return g.key !== undefined; });
+    byKey = new Map();
+    keyed.forEach(function (g) { byKey.set(idKey(g.key), g); });
+    /* (A record shown twice: the whole window, which shows each once.) */
+    if (!rs.local || !keyed.length || byKey.size !== keyed.length || !keyed.every(function (g) { return g.own; })) {
+      return renderWindow(el, rs, o);
+    }
+    var pending = pendingKeys(got[1], o.entity);
+    var added = [];
+    var named = [];
+    todo.forEach(function (t, i) {
+      var rec = got[0][i];
+      var g = byKey.get(idKey(t.key)) || byKey.get(idKey(t.id));
+      if (!rec || !inWindow(t.key)) {
+        if (!g) return;
+        g.nodes.forEach(function (n) { if (n.parentNode === el) el.removeChild(n); });
+        keyed.splice(keyed.indexOf(g), 1);
+        byKey.delete(idKey(g.key));
+        named.push(t.id);
+        return;
+      }
+      var fresh = freshRow(o, rec, pending[idKey(t.key)]);
+      if (g && sameNodes(g.nodes, fresh)) return;
+      named.push(t.id);
+      added.push.apply(added, fresh);
+      var ng = { key: t.key, nodes: fresh, own: true };
+      if (g) {
+        fresh.forEach(function (n) { el.insertBefore(n, g.nodes[0]); });
+        g.nodes.forEach(function (n) { if (n.parentNode === el) el.removeChild(n); });
+        keyed[keyed.indexOf(g)] = ng;
+      } else {
+        var at = 0;
+        while (at < keyed.length && compareKeys(o, keyed[at].key, t.key) < 0) at++;
+        var before = at < keyed.length ? keyed[at].nodes[0] : keyed.length ? lastOf(keyed).nextSibling : null;
+        fresh.forEach(function (n) { el.insertBefore(n, before); });
+        keyed.splice(at, 0, ng);
+      }
+      byKey.set(idKey(t.key), ng);
+    });
+    if (rs.complete && keyed.length > o.limit) rs.complete = false;
+    /* Grown past its span (many records added): the window again, from its anchored end. */
+    if (keyed.length > o.limit * RENDER_SPAN) renderRegion(el, null);
+    if (named.length) rendered(el, o, added, keyed.length, named);
+  }
+
+  /* Removes a second row of one record from a region: the one rendered with a temporary id
+   * that `ids` (tmp -> real) renamed, else the later one. */
+  function dropDuplicateRows(el, ids) {
+    var first = new Map();
+    regionRows(el).forEach(function (g) {
+      if (g.key === undefined) return;
+      var k = idKey(g.key);
+      var other = first.get(k);
+      if (!other) { first.set(k, g); return; }
+      var renamed = function (x) { return x.own && isTmp(x.row.key) && ids[x.row.key] !== undefined; };
+      var drop = renamed(other) && !renamed(g) ? other : g;
+      if (drop === other) first.set(k, g);
+      drop.nodes.forEach(function (n) { if (n.parentNode === el) el.removeChild(n); });
+    });
+  }
+
+  function lastOf(keyed) {
+    var nodes = keyed[keyed.length - 1].nodes;
+    return nodes[nodes.length - 1];
+  }
+
+  /* idKey -> true for the records of `entity` with queued mutations. */
+  function pendingKeys(all, entity) {
+    var set = {};
+    all.forEach(function (p) { if (p.entity === entity) set[idKey(p.id)] = true; });
+    return set;
+  }
+
+  /* After a render: htmx processes the new elements, the region is marked and told. */
+  function rendered(el, o, added, count, ids) {
     el.setAttribute('data-sync-rendered', 'local');
-    if (window.htmx && window.htmx.process) window.htmx.process(el);
-    el.dispatchEvent(new CustomEvent('rhtmx:rendered', { bubbles: true, detail: { entity: entity, count: rows.length } }));
+    if (window.htmx && window.htmx.process) {
+      added.forEach(function (n) { if (n.nodeType === 1) window.htmx.process(n); });
+    }
+    el.dispatchEvent(new CustomEvent('rhtmx:rendered', { bubbles: true, detail: { entity: o.entity, count: count, ids: ids } }));
   }
 
   /* Numbers sort before strings (server keys before temporary ones), then natural order. */
@@ -765,12 +1093,6 @@
     return withTx(['_pending'], 'readonly', function (tx) { return reqP(tx.objectStore('_pending').getAll()); });
   }
 
-  async function pendingIdSet(entity) {
-    var set = {};
-    (await pendingAll()).forEach(function (p) { if (p.entity === entity) set[idKey(p.id)] = true; });
-    return set;
-  }
-
   /* Re-reads the queue into st.pendingBy / st.tmpIds. */
   async function refreshPending() {
     var all = await pendingAll();
@@ -801,6 +1123,16 @@
       if (rec) rec[key] = id;
     });
     return rec;
+  }
+
+  /* Queued writes of `entity` made before its store was rebuilt for a new key (upgrade):
+   * they name their row by the old key, so the rebuilt store never shows them (a pull's
+   * replay skips them) and the answer to them changes nothing in it (a rejection has no
+   * old row to restore there; what the server kept comes with the next pull). Resolves with
+   * a function of a queued entry, true for those. */
+  async function oldKeyed(tx, entity) {
+    var upto = (await metaGet(tx, 'rekeyed:' + entity)) || 0;
+    return function (p) { return !!p && p.seq <= upto; };
   }
 
   /* Records one local mutation: the entity store and the queue change in one transaction.
@@ -963,7 +1295,8 @@
     return withTx([entity, '_pending', '_meta'], 'readwrite', async function (tx) {
       var store = tx.objectStore(entity);
       var pstore = tx.objectStore('_pending');
-      var pending = (await reqP(pstore.getAll())).filter(function (p) { return p.entity === entity; });
+      var stale = await oldKeyed(tx, entity);
+      var pending = (await reqP(pstore.getAll())).filter(function (p) { return p.entity === entity && !stale(p); });
       var groups = {};
       pending.forEach(function (p) { (groups[idKey(p.id)] = groups[idKey(p.id)] || []).push(p); });
       var changed = [];
@@ -1064,10 +1397,11 @@
   /* Removes the stored rows of `entity` the full pull did not bring, except those with
    * queued writes (their local view stays until the queue is answered). */
   async function sweepUnseen(entity, seen, changed) {
-    return withTx([entity, '_pending'], 'readwrite', async function (tx) {
+    return withTx([entity, '_pending', '_meta'], 'readwrite', async function (tx) {
       var queued = {};
+      var stale = await oldKeyed(tx, entity);
       (await reqP(tx.objectStore('_pending').getAll())).forEach(function (p) {
-        if (p.entity === entity) queued[idKey(p.id)] = true;
+        if (p.entity === entity && !stale(p)) queued[idKey(p.id)] = true;
       });
       var store = tx.objectStore(entity);
       (await reqP(store.getAllKeys())).forEach(function (k) {
@@ -1415,7 +1749,9 @@
    * take the decided row, rejected changes are undone locally, and the batch leaves the
    * queue, all in one transaction. Then the page hears about it. */
   async function applyPushAnswer(entity, batch, answer) {
-    var ent = entityByName[entity];
+    /* An entity the page no longer lists (its writes stay queued and are pushed in their
+     * turn) keeps its store: the key is the store's. */
+    var key = entityByName[entity] ? entityByName[entity].key : null;
     var ids = answer.ids && typeof answer.ids === 'object' ? answer.ids : {};
     var conflicts = Array.isArray(answer.conflicts) ? answer.conflicts : [];
     var rejected = Array.isArray(answer.rejected) ? answer.rejected : [];
@@ -1423,13 +1759,19 @@
     batch.forEach(function (p) { byMutation[p.mutation_id] = p; });
     var changed = [];
     var problems = [];
+    var staleAnswered = false;
 
     await withTx([entity, '_pending', '_meta'], 'readwrite', async function (tx) {
       var store = tx.objectStore(entity);
       var pstore = tx.objectStore('_pending');
+      if (key === null) key = store.keyPath;
       var inBatch = {};
       batch.forEach(function (p) { inBatch[p.seq] = true; pstore.delete(p.seq); });
       var rest = (await reqP(pstore.getAll())).filter(function (p) { return !inBatch[p.seq] && p.entity === entity; });
+      /* Writes queued under an old key (oldKeyed) leave the store as it is. */
+      var stale = await oldKeyed(tx, entity);
+      var live = rest.filter(function (p) { return !stale(p); });
+      batch.forEach(function (p) { if (stale(p)) staleAnswered = true; });
 
       /* 1. temporary ids -> real ids */
       var idmap = (await metaGet(tx, 'idmap')) || {};
@@ -1440,15 +1782,15 @@
         st.idMap[tmp] = real;
         var rec = await reqP(store.get(tmp));
         store.delete(tmp);
-        if (rec) { rec[ent.key] = real; store.put(rec); }
+        if (rec) { rec[key] = real; store.put(rec); }
         rest.forEach(function (p) {
-          if (p.id === tmp) { p.id = real; if (p.before) p.before[ent.key] = real; pstore.put(p); }
+          if (p.id === tmp) { p.id = real; if (p.before) p.before[key] = real; pstore.put(p); }
         });
         changed.push(tmp, real);
       }
       await metaPut(tx, 'idmap', idmap);
 
-      function restOf(id) { return rest.filter(function (p) { return p.id === id; }); }
+      function restOf(id) { return live.filter(function (p) { return p.id === id; }); }
       function realId(id) { return ids[id] !== undefined ? ids[id] : id; }
 
       /* 2. conflicts: the decided row, with still-queued mutations on top */
@@ -1457,6 +1799,7 @@
         var id = realId(p ? p.id : c.id);
         problems.push({ kind: 'conflict', entity: entity, id: id, mutation: p || null, detail: c,
           label: recordLabel(entity, id, [p && p.data, c.server, p && p.before]) });
+        if (stale(p)) return;
         var base;
         if (c.decision === 'client') {
           /* The client's change was written over the server's row: that row plus our fields
@@ -1467,10 +1810,10 @@
           /* No server row: the server kept the record deleted. */
           base = c.server && typeof c.server === 'object' ? Object.assign({}, c.server) : null;
         }
-        if (base) base[ent.key] = id;
+        if (base) base[key] = id;
         var later = restOf(id);
         if (later.length) { later[0].before = base; pstore.put(later[0]); }
-        var recN = replay(base, later, ent.key, id);
+        var recN = replay(base, later, key, id);
         if (recN) store.put(recN); else store.delete(id);
         changed.push(id);
       });
@@ -1481,14 +1824,14 @@
         var pr = byMutation[r.mutation_id];
         problems.push({ kind: 'rejected', entity: entity, id: pr ? realId(pr.id) : r.id, mutation: pr || null, detail: r,
           label: recordLabel(entity, pr ? realId(pr.id) : r.id, [pr && pr.data, pr && pr.before]) });
-        if (!pr) continue;
+        if (!pr || stale(pr)) continue;
         var rid = realId(pr.id);
         /* not_found: the server has no such row (deleted meanwhile): neither do we. */
         var base2 = pr.before && r.code !== 'not_found' ? Object.assign({}, pr.before) : null;
-        if (base2) base2[ent.key] = rid;
+        if (base2) base2[key] = rid;
         var later2 = batch.filter(function (q) { return q.seq > pr.seq && realId(q.id) === rid && !rejected.some(function (x) { return x.mutation_id === q.mutation_id; }); })
           .concat(restOf(rid));
-        var recR = replay(base2, later2, ent.key, rid);
+        var recR = replay(base2, later2, key, rid);
         if (recR) store.put(recR); else store.delete(rid);
         changed.push(rid);
       }
@@ -1504,7 +1847,7 @@
         if (c.decision === 'merged' && c.server && typeof c.server === 'object') merged[c.mutation_id] = c.server;
       });
       batch.forEach(function (p) {
-        if (dropped[p.mutation_id]) return;
+        if (dropped[p.mutation_id] || stale(p)) return;
         var k = idKey(realId(p.id));
         if (p.action === 'delete') { delete mine[k]; return; }
         var kept = Object.assign({}, p.data || {});
@@ -1529,12 +1872,18 @@
     if (Object.keys(ids).length) broadcast({ type: 'idmap', ids: ids });
     rewriteDomIds(ids);
     problems.forEach(function (p) { surfaceProblem(p, false); });
+    /* What the server kept of writes queued under an old key reaches the store by a pull. */
+    if (staleAnswered && st.ready) schedulePull(entity);
     var seen = {};
     notifyChanged(entity, changed.filter(function (id) { var k = idKey(id); if (seen[k]) return false; seen[k] = true; return true; }), 'push');
   }
 
-  /* Elements rendered with a temporary id (data-sync-id, hidden inputs) get the real one. */
+  /* Elements rendered with a temporary id (data-sync-id, hidden inputs) get the real one. A
+   * region may then show the record twice: a pull can bring the server's row before the push
+   * answer says it is the queued create (the answer was lost, and the push sent again); the
+   * row that had the temporary id goes. */
   function rewriteDomIds(ids) {
+    if (!Object.keys(ids).length) return;
     Object.keys(ids).forEach(function (tmp) {
       var real = String(ids[tmp]);
       var els = document.querySelectorAll('[data-sync-id="' + CSS.escape(tmp) + '"]');
@@ -1542,6 +1891,8 @@
       var inputs = document.querySelectorAll('input[value="' + CSS.escape(tmp) + '"]');
       for (var j = 0; j < inputs.length; j++) inputs[j].value = real;
     });
+    var regions = document.querySelectorAll('[data-sync-render]');
+    for (var r = 0; r < regions.length; r++) dropDuplicateRows(regions[r], ids);
   }
 
   /* What happened to a change of this browser, in a person's words: the record by its
@@ -1681,6 +2032,12 @@
         reconnectEvents(backoffDelay(ev.failures++));
       });
     });
+    es.addEventListener('schema', function (e) {
+      if (ev.es !== es) return;
+      var shapes = null;
+      try { shapes = JSON.parse(e.data); } catch (err) { /* ignored */ }
+      if (shapes && typeof shapes === 'object') onSchemas(shapes);
+    });
     es.addEventListener('bye', function (e) {
       if (ev.es !== es) return;
       try { var v = JSON.parse(e.data).version; if (v > ev.lastId) ev.lastId = v; } catch (err) { /* keep */ }
@@ -1728,6 +2085,27 @@
     }
     if ((st.cursors[data.entity] || 0) >= v) return; /* already pulled */
     schedulePull(data.entity, v);
+  }
+
+  /* Each answer of the event stream opens with every entity's schema fingerprint, and a
+   * stream ends (bye) when the app changes the database's schema, so the reconnect's answer
+   * says the new ones: a change that wrote no row (a column added, or dropped where every
+   * row held NULL) is heard too. An entity whose fingerprint differs from the one its stored
+   * rows were pulled with is pulled; the pull answer's fingerprint then re-syncs it
+   * (reshapeIfNeeded: in the background, _pending untouched). */
+  function onSchemas(shapes) {
+    var names = cfg.entities.map(function (e) { return e.name; }).filter(function (n) { return typeof shapes[n] === 'string'; });
+    if (!names.length) return;
+    withTx(['_meta'], 'readonly', function (tx) {
+      return Promise.all(names.map(function (n) { return metaGet(tx, 'shape:' + n); }));
+    }).then(function (old) {
+      names.forEach(function (n, i) {
+        if (old[i] !== undefined && old[i] !== shapes[n]) {
+          log(n, 'schema changed on the server (event): pulling');
+          schedulePull(n);
+        }
+      });
+    }).catch(function (err) { log('cannot read the stored schema fingerprints:', err); });
   }
 
   /* Everything from 0: after a resync event, or on request. */
@@ -2190,7 +2568,7 @@
     if (!Array.isArray(list) || !list.length) return;
     for (var i = 0; i < list.length; i++) {
       var a = list[i];
-      if (a && entityByName[a.entity] && Array.isArray(a.batch) && a.answer) {
+      if (a && typeof a.entity === 'string' && Array.isArray(a.batch) && a.answer) {
         log('applying the answer the worker got for', a.batch.length, 'change(s) to', a.entity);
         await applyPushAnswer(a.entity, a.batch, a.answer);
       }
@@ -2362,6 +2740,10 @@
     if (verb === 'get' && region && entityByName[region]) {
       if (shouldRenderLocal(region)) {
         evt.preventDefault();
+        /* A refresh on the entity's changed event: the library renders the rows it named
+         * already (notifyChanged). */
+        var te = d.triggeringEvent;
+        if (te && te.type === 'rhtmx:' + region + ':changed') return;
         renderRegion(elt).catch(function (err) { warn('render failed:', err); });
       }
       return;
@@ -2607,7 +2989,7 @@
     /* Re-render the data-sync-render regions of an entity from IndexedDB. */
     render: function (entity) {
       var els = document.querySelectorAll('[data-sync-render="' + CSS.escape(entity) + '"]');
-      return Promise.all(Array.prototype.map.call(els, renderRegion));
+      return Promise.all(Array.prototype.map.call(els, function (el) { return renderRegion(el, null); }));
     },
     status: function () { return statusSnapshot(); },
     /* A new token for pulls and pushes (Authorization: Bearer). The event stream cannot send

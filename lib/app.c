@@ -8,6 +8,9 @@
 
 #include "app.h"
 #include "log.h"
+#ifdef RHTMX_POSTGRES
+#include "pg_schema.h"
+#endif
 
 void
 app_init(struct app *app, const char *name, const char *config_path)
@@ -34,6 +37,10 @@ app_unload(struct app *app)
 {
     schema_free(app->schema);
     db_free(app->db);
+#ifdef RHTMX_POSTGRES /* [pg] */
+    pg_free(app->pg);
+    app->pg = NULL;
+#endif
     config_free(app->cfg);
     app->schema = NULL;
     app->db = NULL;
@@ -147,6 +154,14 @@ app_load(struct app *app, long long deadline, struct err *e)
     app->cfg = config_load(app->config_path, e);
     if (app->cfg == NULL)
         goto err;
+#ifdef RHTMX_POSTGRES /* [pg] PostgreSQL: connect, migrate, check, install (pg_schema.h) */
+    if (app->cfg->pg != NULL) {
+        app->pg = pg_load(app->cfg, app->name, &app->schema, &installed, e);
+        if (app->pg == NULL)
+            goto err;
+        goto loaded;
+    }
+#endif
     app->db = db_open_by(app->cfg->database, deadline, e);
     if (app->db == NULL && e->status == 503)
         goto err; /* locked by another: not a configuration problem */
@@ -158,10 +173,13 @@ app_load(struct app *app, long long deadline, struct err *e)
     }
     if (app_check_schema(app, &installed, e) < 0)
         goto err;
+#ifdef RHTMX_POSTGRES
+loaded:
+#endif
     if (installed > 0)
         log_msg("installed change-capture triggers on %d table(s) of %s", installed,
                 app->cfg->database);
-    if (app->db->readonly)
+    if (app->db != NULL && app->db->readonly)
         log_msg("warning: %s is not writable by this process (uid %d): reads work, pushes "
                 "fail with 500 until it is (and its -wal and -shm files) writable",
                 app->cfg->database, (int)geteuid());
@@ -212,7 +230,7 @@ config_changed(struct app *app)
 static int
 db_writable_again(const struct app *app)
 {
-    return app->db->readonly && access(app->cfg->database, W_OK) == 0;
+    return app->db != NULL && app->db->readonly && access(app->cfg->database, W_OK) == 0;
 }
 
 /* 1 if the configured path names another file than the one open (the
@@ -257,13 +275,47 @@ app_recheck(struct app *app, struct err *e)
     return -1;
 }
 
+/* [pg] 1 if the PostgreSQL connection broke (the server restarted, say): it is
+ * opened again. */
+static int
+pg_lost(const struct app *app)
+{
+#ifdef RHTMX_POSTGRES
+    return app->pg != NULL && !pg_alive(app->pg);
+#else
+    (void)app;
+    return 0;
+#endif
+}
+
+/* [pg] The tables changed shape (the app's ALTER TABLE) or lost their trigger
+ * since they were loaded: load everything again (pg_load re-installs). One
+ * query per request. */
+static int
+app_pg_current(struct app *app, long long deadline, struct err *e)
+{
+#ifdef RHTMX_POSTGRES
+    long long cookie = pg_schema_cookie(app->pg, app->cfg);
+
+    if (cookie >= 0 && cookie == app->schema->cookie)
+        return 0; /* -1 (unreadable): app_load says why */
+    return app_logged(app, app_load(app, deadline, e), e);
+#else
+    (void)app;
+    (void)deadline;
+    (void)e;
+    return 0;
+#endif
+}
+
 /* 1 if what was loaded still stands as far as the files tell (the config file
  * unchanged, the database file the same and not newly writable); 0 if
  * app_load() must run. */
 static int
 app_loaded_fresh(struct app *app)
 {
-    return app->cfg != NULL && !config_changed(app) && !db_moved(app) && !db_writable_again(app);
+    return app->cfg != NULL && !config_changed(app) && !db_moved(app) && !db_writable_again(app) &&
+           !pg_lost(app);
 }
 
 /* The request's one bound on waiting for the database, from now (db.h). */
@@ -286,6 +338,8 @@ app_ready(struct app *app, struct err *e)
         return err_set(e, 500, "config", "cannot locate the configuration file");
     if (!app_loaded_fresh(app))
         return app_logged(app, app_load(app, deadline, e), e);
+    if (app->pg != NULL) /* [pg] */
+        return app_pg_current(app, deadline, e);
     if (!schema_stale(app->db, app->schema))
         return 0;
     return app_logged(app, app_recheck(app, e), e);
@@ -301,6 +355,10 @@ app_ready_read(struct app *app, struct err *e)
         return err_set(e, 500, "config", "cannot locate the configuration file");
     if (!app_loaded_fresh(app)) {
         rc = app_load(app, deadline, e);
+        if (rc == 0 && app->pg != NULL) /* [pg] the pull opens its own snapshot */
+            return 0;
+    } else if (app->pg != NULL) { /* [pg] */
+        return app_pg_current(app, deadline, e);
     } else {
         if (db_begin_read(app->db, e) < 0)
             return -1;

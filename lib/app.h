@@ -30,11 +30,15 @@
 #include "http.h"
 #include "schema.h"
 
+struct pg;
+
 struct app {
     const char *name;  /* program name for log lines */
     char *config_path; /* owned */
     struct config *cfg;
     struct db *db;
+    struct pg *pg; /* [pg] the PostgreSQL connection when the config names one (then db is
+                      NULL; pg.h, built with RHTMX_POSTGRES), else NULL */
     struct schema *schema;
     struct timespec config_mtime;
     off_t config_size;

@@ -88,11 +88,74 @@ stage_int(struct stage *s, long long v)
     return stage_add(s, tmp, jsonw_format_int(tmp, v));
 }
 
+/*
+ * The names of a pull's row columns (sqlgen_pull: from column 5 on), each
+ * written once per page as the JSON text that opens its member:
+ * "{\"id\":", ",\"title\":". NULL when the statement reads the log's data.
+ */
+struct row_names {
+    int n;       /* row columns */
+    size_t *off; /* n + 1 offsets into text */
+    struct buf text;
+};
+
+static void
+row_names_free(struct row_names *r)
+{
+    free(r->off);
+    buf_free(&r->text);
+    memset(r, 0, sizeof(*r));
+}
+
+/* 0, or -1 out of memory. Reads the names of st's columns from 5 on. */
+static int
+row_names_init(struct row_names *r, sqlite3_stmt *st)
+{
+    struct sink s = buf_sink(&r->text);
+    int i;
+
+    memset(r, 0, sizeof(*r));
+    r->n = sqlite3_column_count(st) - 5;
+    if (r->n <= 0) {
+        r->n = 0;
+        return 0;
+    }
+    if ((r->off = calloc((size_t)r->n + 1, sizeof(*r->off))) == NULL)
+        return -1;
+    for (i = 0; i < r->n; i++) {
+        r->off[i] = r->text.len;
+        jsonw_raw(&s, i == 0 ? "{" : ",");
+        jsonw_cstring(&s, sqlite3_column_name(st, 5 + i));
+        jsonw_raw(&s, ":");
+    }
+    r->off[r->n] = r->text.len;
+    return 0;
+}
+
+/* The row of a live change (columns 5 on) as a JSON object: integers written
+ * here, everything else typed by jsonw_column (exact reals, escaped and
+ * repaired text, blobs as hex). */
+static int
+write_row(struct stage *s, const struct sink *staged, sqlite3_stmt *st, const struct row_names *r)
+{
+    int i;
+
+    for (i = 0; i < r->n; i++) {
+        stage_add(s, r->text.p + r->off[i], r->off[i + 1] - r->off[i]);
+        if (sqlite3_column_type(st, 5 + i) == SQLITE_INTEGER)
+            stage_int(s, sqlite3_column_int64(st, 5 + i));
+        else
+            jsonw_column(staged, st, 5 + i);
+    }
+    return STAGE_LIT(s, "}");
+}
+
 /* One change object into s (whose sink is staged, for the general cases). An
  * integer key and the three action words are written directly; anything else
  * goes through jsonw's typed, escaping writer. */
 static int
-write_change(struct stage *s, const struct sink *staged, sqlite3_stmt *st, int first)
+write_change(struct stage *s, const struct sink *staged, sqlite3_stmt *st,
+             const struct row_names *r, int first)
 {
     const char *action;
 
@@ -115,10 +178,15 @@ write_change(struct stage *s, const struct sink *staged, sqlite3_stmt *st, int f
         STAGE_LIT(s, ",\"action\":");
         jsonw_column(staged, st, 1);
     }
-    if (sqlite3_column_type(st, 2) == SQLITE_TEXT) {
-        /* data is JSON text made by json_object() in the trigger: copied as is,
-         * unless the app stored text that is not UTF-8 (SQLite copies it into
-         * the JSON as it is): then each bad byte becomes U+FFFD. */
+    if (r->n > 0) {
+        if (sqlite3_column_int(st, 2) != 0) { /* a live row, read from the table */
+            STAGE_LIT(s, ",\"data\":");
+            write_row(s, staged, st, r);
+        }
+    } else if (sqlite3_column_type(st, 2) == SQLITE_TEXT) {
+        /* data is JSON text the programs made from the row (schema_seal):
+         * copied as is, unless the app stored text that is not UTF-8 (SQLite
+         * copies it into the JSON as it is): then each bad byte becomes U+FFFD. */
         const char *data = (const char *)sqlite3_column_text(st, 2);
         size_t n = (size_t)sqlite3_column_bytes(st, 2);
         STAGE_LIT(s, ",\"data\":");
@@ -177,6 +245,7 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
     int rc, has_more = 0, own = sqlite3_get_autocommit(d->h);
     struct stage stage;
     struct sink staged = {stage_write, &stage};
+    struct row_names names = {0};
 
     assert(a->limit >= 1); /* bounded by the caller (pull_args) */
     /* The caller may have a read transaction open already (sync-pull does). */
@@ -215,6 +284,10 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
         db_fail(d, e, "pull");
         goto err;
     }
+    if (row_names_init(&names, st) < 0) {
+        err_set(e, 500, "internal", "out of memory");
+        goto err;
+    }
 
     /* From here on the answer is 200: stream it. */
     stage.out = out;
@@ -233,7 +306,7 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
             has_more = 1;
             break;
         }
-        if (write_change(&stage, out, st, n == 0) < 0)
+        if (write_change(&stage, out, st, &names, n == 0) < 0)
             break; /* the client went away; nothing more to do */
         last = sqlite3_column_int64(st, 3);
         n++;
@@ -254,6 +327,7 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
     stage_flush(&stage);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st); /* the owner was bound borrowed (and may be unset next time) */
+    row_names_free(&names);
     if (own)
         db_rollback(d); /* a read transaction: nothing to commit */
     return 0;
@@ -262,6 +336,7 @@ err:
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
     }
+    row_names_free(&names);
     if (own)
         db_rollback(d);
     return -1;

@@ -23,6 +23,7 @@
 #include "buf.h"
 #include "config.h"
 #include "jsonr.h"
+#include "pgconf.h"
 #include "resolver.h"
 
 #define CONFIG_MAX_BYTES (256 * 1024)
@@ -73,11 +74,13 @@ _Static_assert(sizeof(enum events_mode) == sizeof(int), "enum events_mode is an 
  * fields). Defaults and bounds live here and nowhere else. */
 const struct config_key config_keys[] = {
     {.key = "database",
-     .type = CONFIG_PATH,
+     .type = CONFIG_DATABASE,
      AT(database),
      .def = "(required)",
      .missing = "\"database\" is required (the SQLite file, relative to this file)",
-     .doc = "the SQLite file your app uses; it must exist"},
+     .doc = "the SQLite file your app uses; it must exist. Or a PostgreSQL database, "
+            "`\"postgresql://user@host/dbname\"` or `{\"postgresql\": URL, \"password_file\": "
+            "FILE}`, in a build with `-DRHTMX_POSTGRES=ON` ([docs/POSTGRES.md](docs/POSTGRES.md))"},
     {.key = "entities",
      .type = CONFIG_ENTITIES,
      .def = "(required)",
@@ -427,6 +430,39 @@ parse_key(struct ctx *x, const struct config_key *k, const char *leaf, struct js
     return 0;
 }
 
+/* [pg] "database" (k) of the top level obj into the config at base: a path, resolved,
+ * or a PostgreSQL connection (pgconf.h), whose URL without its password becomes
+ * database. */
+static int
+parse_database(struct ctx *x, const struct config_key *k, struct json_object *obj, char *base)
+{
+    struct config *c = (struct config *)base;
+    struct json_object *v = json_object_object_get(obj, k->key);
+    char why[400];
+
+    if (v == NULL)
+        return fail(x, "%s", k->missing);
+    if (pgconf_is_pg(v)) {
+        if ((c->pg = pgconf_parse(v, why, sizeof(why))) == NULL)
+            return fail(x, "%s", why);
+        if (c->pg->password_file != NULL) {
+            char *pw = resolve(x->dir, c->pg->password_file);
+            free(c->pg->password_file);
+            if ((c->pg->password_file = pw) == NULL)
+                return fail(x, "out of memory");
+        }
+        c->database = strdup(c->pg->shown);
+    } else if (!json_object_is_type(v, json_type_string)) {
+        return fail(x, "'database' in the top level must be a string (or an object naming "
+                       "PostgreSQL)");
+    } else if (json_object_get_string_len(v) == 0) {
+        return fail(x, "'database' in the top level must not be empty");
+    } else {
+        c->database = resolve(x->dir, json_object_get_string(v));
+    }
+    return c->database == NULL ? fail(x, "out of memory") : 0;
+}
+
 /* The defaults of section's keys into base. */
 static int
 defaults(struct ctx *x, const char *section, char *base)
@@ -465,6 +501,8 @@ parse_section(struct ctx *x, struct json_object *obj, const char *section, const
         const char *leaf = leaf_of(k, section);
 
         if (leaf != NULL && k->type <= CONFIG_ENUM && parse_key(x, k, leaf, obj, where, base) < 0)
+            return -1;
+        if (leaf != NULL && k->type == CONFIG_DATABASE && parse_database(x, k, obj, base) < 0)
             return -1;
     }
     return 0;
@@ -794,6 +832,7 @@ config_free(struct config *c)
     free(c->push.resolver);
     free(c->push.resolver_symbol);
     free(c->database);
+    pgconf_free(c->pg);
     free(c->dir);
     free(c->path);
     free(c);

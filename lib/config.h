@@ -17,6 +17,8 @@
 
 #include "err.h"
 
+struct pgconf;
+
 enum strategy {
     STRATEGY_LWW = 0, /* last-write-wins, by the server's clock (default) */
     STRATEGY_SERVER_WINS,
@@ -39,9 +41,10 @@ struct entity {
 };
 
 struct config {
-    char *path;     /* the file, as given */
-    char *dir;      /* its folder, for resolving relative paths */
-    char *database; /* absolute or resolved against dir */
+    char *path;        /* the file, as given */
+    char *dir;         /* its folder, for resolving relative paths */
+    char *database;    /* absolute or resolved against dir; for PostgreSQL the URL as shown */
+    struct pgconf *pg; /* [pg] owned: "database" names PostgreSQL (pgconf.h); NULL: SQLite */
     struct entity *entities;
     size_t nentities;
 
@@ -90,6 +93,7 @@ enum config_type {
     CONFIG_ORIGINS,  /* auth.allowed_origins: a list of origins */
     CONFIG_ENTITIES, /* the entities list; each entry's keys are "entities[].KEY" */
     CONFIG_NOTE,     /* anything, ignored ($comment) */
+    CONFIG_DATABASE, /* [pg] a path as CONFIG_PATH, or a PostgreSQL connection (pgconf.h) */
 };
 
 /* One key of the file. Keys inside a section are "section.key"; keys of an

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "hints.h"
+#include "jsonw.h"
 
 #include <fcgiapp.h>
 
@@ -221,7 +222,33 @@ events_params_clear(struct events_params *p)
     }
     free(p->filter.entities);
     free(p->filter.owners);
+    free(p->schemas);
     memset(p, 0, sizeof(*p));
+}
+
+void
+events_schemas(struct events_params *p, const struct schema *s)
+{
+    struct buf b = {0};
+    struct sink out = buf_sink(&b);
+    size_t i, n = p->filter.n ? p->filter.n : s->ntables;
+    int first = 1;
+
+    jsonw_raw(&out, "{");
+    for (i = 0; i < n; i++) {
+        const struct table *t =
+            p->filter.n ? schema_table(s, p->filter.entities[i]) : &s->tables[i];
+        if (t == NULL)
+            continue;
+        jsonw_raw(&out, first ? "" : ",");
+        jsonw_cstring(&out, t->en->name);
+        jsonw_raw(&out, ":");
+        jsonw_cstring(&out, t->fingerprint);
+        first = 0;
+    }
+    jsonw_raw(&out, "}");
+    free(p->schemas);
+    p->schemas = b.p; /* the buf's memory, NUL-terminated */
 }
 
 /* ------------------------------------------------------------------ output */
@@ -495,6 +522,8 @@ events_serve(struct hub *h, struct hangup *hu, struct streams *l, const struct e
     buf_printf(&b, "retry: %d\n\n: rhtmx-sync %s\n\n",
                p->retry_ms + (int)spread((unsigned)p->retry_ms / 2 + 1),
                p->poll ? "poll" : "stream");
+    if (p->schemas != NULL)
+        buf_printf(&b, "event: schema\ndata: %s\n\n", p->schemas);
     if (s == &local && emit(req, &out, &b) < 0)
         goto leave;
 
@@ -575,6 +604,7 @@ events_serve(struct hub *h, struct hangup *hu, struct streams *l, const struct e
             }
             break;
         case HUB_STOP:
+        case HUB_SCHEMA: /* the reconnect's answer says the new fingerprints */
             goto say_bye;
         case HUB_RESYNC:
             buf_reset(&b);

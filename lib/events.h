@@ -9,12 +9,15 @@
  *
  *   retry: 2000            sent and flushed at once, so a client sees bytes
  *   : rhtmx-sync stream    (or "poll") within milliseconds
+ *   event: schema          each entity's schema fingerprint, as pull answers
+ *   data: {"todos":"..."}  carry it (events_schemas)
  *   id: 47                 one event per change after the cursor, in version
  *   data: {...}            order, each once
  *   : keep-alive           a comment after every heartbeat seconds of silence
  *   event: bye             the answer ends on purpose: lifetime reached, poll
- *   id: 47                 answered, token expired, or the process stops.
- *                          Carries the cursor.
+ *   id: 47                 answered, token expired, the process stops, or the
+ *                          database's schema changed (the reconnect's answer
+ *                          opens with the new fingerprints). Carries the cursor.
  *   data: {"version":47}
  *
  * or "event: resync" with {"version":head} when the cursor cannot be resumed
@@ -29,6 +32,7 @@
 #include "hangup.h"
 #include "http.h"
 #include "hub.h"
+#include "schema.h"
 #include "streams.h"
 
 /* The retry: of a poll answer (ms), whatever events.retry_ms says: the gap in
@@ -43,6 +47,7 @@ struct events_params {
     int heartbeat, lifetime, poll_wait, max_streams, retry_ms; /* seconds / ms, from the config */
     long long deadline; /* the request's bound on waiting for the database (db_deadline); the
                            caller sets it after events_parse; 0: none */
+    char *schemas;      /* owned: the "schema" event's data (events_schemas), or NULL */
 };
 
 /* Fill p from req and cfg for identity who (auth.h). -1 with e set: 400 for
@@ -53,6 +58,11 @@ struct events_params {
 int events_parse(const struct http_req *req, const struct config *cfg, const struct identity *who,
                  struct events_params *p, struct err *e);
 void events_params_clear(struct events_params *p);
+
+/* Set p->schemas to {"entity":"fingerprint",...} for the entities of p's
+ * filter (every table of s when it names none), from s as the request saw it
+ * after app_ready. Entities s does not hold are left out. */
+void events_schemas(struct events_params *p, const struct schema *s);
 
 /* Answer req from h: 503 busy (with Retry-After) over p->max_streams, else the
  * stream or poll. Under FastCGI with a loop l (may be NULL) the answer is

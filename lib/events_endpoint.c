@@ -41,7 +41,12 @@ current_hub(struct events_endpoint *ep, long long deadline, struct err *e)
         ep->retired[ep->nretired++] = ep->hub;
         ep->hub = NULL;
     }
-    ep->hub = hub_new(path, 0, deadline, e);
+#ifdef RHTMX_POSTGRES
+    if (ep->app.pg != NULL) /* [pg] LISTEN/NOTIFY */
+        ep->hub = hub_new_pg(ep->app.cfg->pg, 0, e);
+    else
+#endif
+        ep->hub = hub_new(path, 0, deadline, e);
     if (ep->hub != NULL && ep->loop != NULL)
         hub_listen(ep->hub, streams_wake, ep->loop);
     return ep->hub;
@@ -78,6 +83,7 @@ events_endpoint_serve(struct http_req *req, void *ctx)
     if (auth_request(ep->app.cfg, req, &who, &e) < 0 ||
         events_parse(req, ep->app.cfg, &who, &p, &e) < 0)
         goto fail;
+    events_schemas(&p, ep->app.schema);
     /* Without the loop (a thread per stream), a cap raised in the config since
      * the start would let streams take the threads kept for refusals: new
      * connections would then wait unanswered instead of getting 503. It
@@ -85,7 +91,7 @@ events_endpoint_serve(struct http_req *req, void *ctx)
     if (ep->loop == NULL && p.max_streams > ep->stream_cap)
         p.max_streams = ep->stream_cap;
     /* The bound app_ready() started holds for the rest of the request. */
-    p.deadline = ep->app.db->deadline;
+    p.deadline = ep->app.db != NULL ? ep->app.db->deadline : 0; /* [pg] PostgreSQL: lock_timeout */
     if ((h = current_hub(ep, p.deadline, &e)) == NULL)
         goto fail;
     if (ep->loop == NULL && ep->hangup == NULL && !ep->hangup_failed &&

@@ -25,6 +25,9 @@
 #include "log.h"
 #include "scope.h"
 #include "watch.h"
+#ifdef RHTMX_POSTGRES
+#include "pg_hub.h"
+#endif
 
 #define FEED_BATCH 512    /* rows per feeder read */
 #define REPLAY_BATCH 256  /* rows per replay read */
@@ -67,7 +70,9 @@ struct hub {
     struct ev *ring; /* circular: count entries from first */
     size_t cap, first, count;
     long long base, head, horizon;
-    unsigned long gen; /* bumped when the database was replaced or rewound */
+    unsigned long gen;        /* bumped when the database was replaced or rewound */
+    long long cookie;         /* PRAGMA schema_version when the feeder last looked */
+    unsigned long schema_gen; /* bumped when it changed: the app's DDL, or our triggers */
     int stopping;
     size_t nstreams;
     struct hub_stream *streams;
@@ -92,6 +97,11 @@ struct hub {
         sqlite3_stmt *st;
     } probes[PROBE_CACHE];
     size_t nprobes;
+#ifdef RHTMX_POSTGRES
+    /* [pg] PostgreSQL (pg_hub.h): the feeder's LISTENing source instead of the watch and
+     * feed, and the replay source (under replay_mu) instead of replay. */
+    struct pg_src *pgfeed, *pgreplay;
+#endif
 };
 
 /* ------------------------------------------------------------------ locking */
@@ -574,15 +584,34 @@ wake_all(struct hub *h)
 /* ------------------------------------------------------------------ the feeder */
 
 /* The database was replaced or rewound (head went back): every cursor is
- * meaningless now. Streams get HUB_RESYNC through the generation change. */
+ * meaningless now. Streams get HUB_RESYNC through the generation change (a
+ * resync covers a schema change too: cookie is taken as seen). */
 static void
-feed_reset(struct hub *h, long long head, long long horizon)
+feed_reset(struct hub *h, long long head, long long horizon, long long cookie)
 {
     hub_lock(h);
     ring_clear(h);
     h->base = h->head = head;
     h->horizon = horizon;
+    h->cookie = cookie;
     h->gen++;
+    wake_all(h);
+    hub_unlock(h);
+}
+
+/* The database's schema changed (an ALTER TABLE of the app, a table rebuilt,
+ * triggers made again): a change that may write no row of the log, which the
+ * streams' clients must hear about all the same. Streams get HUB_SCHEMA
+ * through the schema generation; their answers end, and the reconnect says
+ * each entity's new fingerprint (events.h). */
+static void
+feed_schema(struct hub *h, long long cookie)
+{
+    if (cookie < 0 || cookie == h->cookie)
+        return;
+    hub_lock(h);
+    h->cookie = cookie;
+    h->schema_gen++;
     wake_all(h);
     hub_unlock(h);
 }
@@ -616,18 +645,96 @@ feed_reopen(struct hub *h)
 
 /* Read the rows after h->head into the ring, in batches. Returns -1 on
  * database trouble (logged; the next wake-up tries again). */
+#ifdef RHTMX_POSTGRES
+/* [pg] A batch being read from PostgreSQL into ring entries. */
+struct pg_batch {
+    struct ev *ev;
+    size_t n;
+};
+
+static void
+pg_batch_add(void *ctx, const struct pg_change *c)
+{
+    struct pg_batch *b = ctx;
+    struct ev *ev = &b->ev[b->n++];
+    size_t elen = strlen(c->entity), olen = c->owner ? strlen(c->owner) : 0;
+
+    ev->version = c->version;
+    ev->len = c->len;
+    ev->mem = malloc(c->len + 1 + elen + 1 + olen + 1);
+    if (ev->mem == NULL)
+        abort();
+    memcpy(ev->mem, c->text, c->len + 1);
+    ev->text = ev->mem;
+    memcpy(ev->mem + c->len + 1, c->entity, elen + 1);
+    ev->entity = ev->mem + c->len + 1;
+    if (c->owner != NULL) {
+        memcpy(ev->mem + c->len + 1 + elen + 1, c->owner, olen + 1);
+        ev->owner = ev->mem + c->len + 1 + elen + 1;
+    }
+}
+
+/* [pg] feed() for PostgreSQL: the rows after h->head into the ring, in batches. */
+static int
+feed_pg(struct hub *h)
+{
+    for (;;) {
+        struct pg_batch batch = {calloc(FEED_BATCH, sizeof(struct ev)), 0};
+        long long head = 0, horizon = 0;
+        struct err e;
+        size_t i;
+        int n;
+
+        if (batch.ev == NULL)
+            abort();
+        if (pg_src_read(h->pgfeed, h->head, -1, FEED_BATCH, &head, &horizon, pg_batch_add, &batch,
+                        &n, &e) < 0) {
+            for (i = 0; i < batch.n; i++)
+                free(batch.ev[i].mem);
+            free(batch.ev);
+            log_msg("events: %s", e.msg);
+            return -1;
+        }
+        if (head < h->head) { /* the database was replaced or restored */
+            for (i = 0; i < batch.n; i++)
+                free(batch.ev[i].mem);
+            free(batch.ev);
+            feed_reset(h, head, horizon, h->cookie);
+            return 0;
+        }
+        hub_lock(h);
+        for (i = 0; i < batch.n; i++)
+            ring_push(h, &batch.ev[i]);
+        h->head = batch.n == FEED_BATCH ? batch.ev[batch.n - 1].version : head;
+        h->horizon = horizon;
+        if (batch.n > 0)
+            notify(h);
+        hub_unlock(h);
+        free(batch.ev);
+        if (batch.n < FEED_BATCH)
+            return 0;
+    }
+}
+#endif
+
 static int
 feed(struct hub *h)
 {
     struct conn *c = &h->feed;
     sqlite3_stmt *st;
     struct err e;
-    int replaced = watch_replaced(h->watch) || c->db == NULL;
+    int replaced;
+
+#ifdef RHTMX_POSTGRES
+    if (h->pgfeed != NULL) /* [pg] */
+        return feed_pg(h);
+#endif
+    replaced = watch_replaced(h->watch) || c->db == NULL;
 
     if (replaced && feed_reopen(h) < 0)
         return -1;
     for (;;) {
-        long long head = 0, horizon = 0, last = h->head;
+        long long head = 0, horizon = 0, last = h->head, cookie;
         struct ev *batch = NULL;
         size_t n = 0, i;
         int rc;
@@ -636,11 +743,13 @@ feed(struct hub *h)
             return -1;
         if (conn_state(c, &head, &horizon, &e) < 0)
             goto err;
+        cookie = db_schema_cookie(c->db);
         if (replaced || head < h->head) {
             db_rollback(c->db);
-            feed_reset(h, head, horizon);
+            feed_reset(h, head, horizon, cookie);
             return 0;
         }
+        feed_schema(h, cookie);
         if (head == h->head) {
             db_rollback(c->db);
             if (horizon != h->horizon) {
@@ -724,11 +833,18 @@ feeder_main(void *arg)
     int recheck = NRECHECK; /* NRECHECK: no recheck pending */
 
     for (;;) {
-        int timeout = recheck < NRECHECK       ? recheck_ms[recheck]
-                      : watch_active(h->watch) ? SAFETY_MS
-                                               : BLIND_MS;
-        int r = watch_wait(h->watch, timeout);
-        int stop;
+        int timeout = recheck < NRECHECK                           ? recheck_ms[recheck]
+                      : h->watch == NULL || watch_active(h->watch) ? SAFETY_MS
+                                                                   : BLIND_MS;
+        int r, stop;
+
+#ifdef RHTMX_POSTGRES
+        if (h->pgfeed != NULL) { /* [pg] a NOTIFY comes at commit: no rechecks needed */
+            recheck = NRECHECK;
+            r = pg_src_wait(h->pgfeed, SAFETY_MS);
+        } else
+#endif
+            r = watch_wait(h->watch, timeout);
 
         hub_lock(h);
         stop = h->stopping;
@@ -748,11 +864,24 @@ feeder_main(void *arg)
 
 /* ------------------------------------------------------------------ public */
 
-struct hub *
-hub_new(const char *path, size_t ring, long long deadline, struct err *e)
+/* Wake the feeder from its wait. */
+static void
+hub_wake_feeder(struct hub *h)
+{
+#ifdef RHTMX_POSTGRES
+    if (h->pgfeed != NULL) { /* [pg] */
+        pg_src_wake(h->pgfeed);
+        return;
+    }
+#endif
+    watch_wake(h->watch);
+}
+
+/* A hub with its ring and locks, and nothing started. NULL with e set. */
+static struct hub *
+hub_alloc(const char *path, size_t ring, struct err *e)
 {
     struct hub *h = calloc(1, sizeof(*h));
-    long long head = 0, horizon = 0;
 
     if (h == NULL) {
         err_set(e, 500, "internal", "out of memory");
@@ -766,8 +895,32 @@ hub_new(const char *path, size_t ring, long long deadline, struct err *e)
     h->path = strdup(path);
     if (h->ring == NULL || h->path == NULL) {
         err_set(e, 500, "internal", "out of memory");
-        goto err;
+        hub_free(h);
+        return NULL;
     }
+    return h;
+}
+
+/* The ring starts at head; the feeder thread starts. 0, or -1 with e set. */
+static int
+hub_start(struct hub *h, long long head, long long horizon, struct err *e)
+{
+    h->base = h->head = head;
+    h->horizon = horizon;
+    if (pthread_create(&h->feeder, NULL, feeder_main, h) != 0)
+        return err_set(e, 500, "internal", "cannot start the events feeder thread");
+    h->feeder_started = 1;
+    return 0;
+}
+
+struct hub *
+hub_new(const char *path, size_t ring, long long deadline, struct err *e)
+{
+    struct hub *h = hub_alloc(path, ring, e);
+    long long head = 0, horizon = 0;
+
+    if (h == NULL)
+        return NULL;
     /* The watch first: a commit between reading the head and arming it would
      * otherwise wait for the safety poll. */
     h->watch = watch_new(path, e);
@@ -786,20 +939,39 @@ hub_new(const char *path, size_t ring, long long deadline, struct err *e)
         db_rollback(h->feed.db);
         goto err;
     }
+    h->cookie = db_schema_cookie(h->feed.db);
     db_rollback(h->feed.db);
     db_deadline(h->feed.db, 0);
-    h->base = h->head = head;
-    h->horizon = horizon;
-    if (pthread_create(&h->feeder, NULL, feeder_main, h) != 0) {
-        err_set(e, 500, "internal", "cannot start the events feeder thread");
+    if (hub_start(h, head, horizon, e) < 0)
         goto err;
-    }
-    h->feeder_started = 1;
     return h;
 err:
     hub_free(h);
     return NULL;
 }
+
+#ifdef RHTMX_POSTGRES
+struct hub *
+hub_new_pg(const struct pgconf *cf, size_t ring, struct err *e)
+{
+    struct hub *h = hub_alloc(cf->shown, ring, e);
+    long long head = 0, horizon = 0;
+    int n;
+
+    if (h == NULL)
+        return NULL;
+    /* LISTEN first: a commit between reading the head and listening would
+     * otherwise wait for the safety poll. */
+    if ((h->pgfeed = pg_src_open(cf, 1, e)) == NULL ||
+        (h->pgreplay = pg_src_open(cf, 0, e)) == NULL ||
+        pg_src_read(h->pgfeed, 0, 0, 0, &head, &horizon, NULL, NULL, &n, e) < 0 ||
+        hub_start(h, head, horizon, e) < 0) {
+        hub_free(h);
+        return NULL;
+    }
+    return h;
+}
+#endif
 
 void
 hub_free(struct hub *h)
@@ -810,7 +982,7 @@ hub_free(struct hub *h)
         hub_lock(h);
         h->stopping = 1;
         hub_unlock(h);
-        watch_wake(h->watch);
+        hub_wake_feeder(h);
         pthread_join(h->feeder, NULL);
     }
     if (h->ring != NULL)
@@ -821,6 +993,10 @@ hub_free(struct hub *h)
     conn_close(&h->replay);
     probe_close(h);
     watch_free(h->watch);
+#ifdef RHTMX_POSTGRES
+    pg_src_free(h->pgfeed);
+    pg_src_free(h->pgreplay);
+#endif
     pthread_mutex_destroy(&h->mu);
     pthread_mutex_destroy(&h->replay_mu);
     pthread_mutex_destroy(&h->probe_mu);
@@ -837,6 +1013,10 @@ hub_path(const struct hub *h)
 int
 hub_watching(const struct hub *h)
 {
+#ifdef RHTMX_POSTGRES
+    if (h->pgfeed != NULL) /* [pg] LISTEN sees every commit */
+        return 1;
+#endif
     return watch_active(h->watch);
 }
 
@@ -847,7 +1027,7 @@ hub_stop(struct hub *h)
     h->stopping = 1;
     wake_all(h);
     hub_unlock(h);
-    watch_wake(h->watch);
+    hub_wake_feeder(h);
 }
 
 int
@@ -856,6 +1036,14 @@ hub_state(struct hub *h, long long *head, long long *horizon, long long deadline
     int rc = -1;
 
     replay_lock(h);
+#ifdef RHTMX_POSTGRES
+    if (h->pgreplay != NULL) { /* [pg] */
+        int n;
+        rc = pg_src_read(h->pgreplay, 0, 0, 0, head, horizon, NULL, NULL, &n, e);
+        replay_unlock(h);
+        return rc;
+    }
+#endif
     if (h->replay.db == NULL) {
         err_set(e, 500, "database", "%s: not open", h->path);
     } else {
@@ -892,6 +1080,7 @@ hub_join(struct hub *h, struct hub_stream *s, int max_streams, struct err *e)
     pthread_condattr_destroy(&ca);
     memset(&s->pending, 0, sizeof(s->pending));
     s->gen = h->gen;
+    s->schema_gen = h->schema_gen;
     s->waiting = s->kick = s->gone = s->flush = 0;
     s->prev = NULL;
     s->next = h->streams;
@@ -951,6 +1140,56 @@ hub_bounds(struct hub *h, long long *base, long long *head)
     hub_unlock(h);
 }
 
+#ifdef RHTMX_POSTGRES
+/* [pg] One replay batch for PostgreSQL (see replay). */
+struct pg_replay {
+    const struct hub_stream *s;
+    struct buf *out;
+    size_t max;
+    long long cursor;
+    int full;
+};
+
+static void
+pg_replay_add(void *ctx, const struct pg_change *c)
+{
+    struct pg_replay *r = ctx;
+
+    if (r->full)
+        return;
+    r->cursor = c->version;
+    if (hub_filter_match(&r->s->filter, c->entity, c->owner)) {
+        buf_add(r->out, c->text, c->len);
+        if (r->out->len >= r->max)
+            r->full = 1;
+    }
+}
+
+static enum hub_next
+replay_pg(struct hub *h, struct hub_stream *s, long long bound, struct buf *out, size_t max,
+          long long *version, struct err *e)
+{
+    struct pg_replay r = {s, out, max, s->cursor, 0};
+    long long head = 0, horizon = 0;
+    int n, rc;
+
+    replay_lock(h);
+    rc = pg_src_read(h->pgreplay, s->cursor, bound, REPLAY_BATCH, &head, &horizon, pg_replay_add,
+                     &r, &n, e);
+    replay_unlock(h);
+    if (rc < 0)
+        return HUB_ERROR;
+    if (s->cursor < horizon) {
+        *version = head;
+        return HUB_RESYNC;
+    }
+    if (!r.full && n < REPLAY_BATCH)
+        r.cursor = bound; /* all of (cursor, bound] was read */
+    s->cursor = r.cursor; /* not waiting: nobody else touches it */
+    return HUB_EVENTS;
+}
+#endif
+
 /*
  * Read the changes in (s->cursor, bound] from the database into out (called
  * without the hub's mu; s is not waiting, so nobody else touches its cursor). Returns
@@ -967,6 +1206,10 @@ replay(struct hub *h, struct hub_stream *s, long long bound, struct buf *out, si
     sqlite3_stmt *st;
     int rc, n = 0;
 
+#ifdef RHTMX_POSTGRES
+    if (h->pgreplay != NULL) /* [pg] */
+        return replay_pg(h, s, bound, out, max, version, e);
+#endif
     replay_lock(h);
     if (c->db == NULL) {
         err_set(e, 500, "database", "%s: not open", h->path);
@@ -1030,6 +1273,11 @@ next(struct hub *h, struct hub_stream *s, struct buf *out, size_t max, int wait,
             *version = h->head;
             hub_unlock(h);
             return HUB_RESYNC;
+        }
+        if (s->schema_gen != h->schema_gen) {
+            s->schema_gen = h->schema_gen;
+            hub_unlock(h);
+            return HUB_SCHEMA;
         }
         stream_lock(s);
         gone = s->gone;

@@ -92,7 +92,7 @@ struct hub_stream {
     pthread_cond_t cond;
     struct buf pending; /* events handed over by the feeder */
     struct hub_stream *prev, *next;
-    unsigned long gen;
+    unsigned long gen, schema_gen;
     int waiting, kick, gone, flush;
 };
 
@@ -103,6 +103,11 @@ struct hub_stream {
  * database stayed locked). */
 #define HUB_RING_DEFAULT 4096
 struct hub *hub_new(const char *path, size_t ring, long long deadline, struct err *e);
+
+/* [pg] The same for a PostgreSQL database (cmake -DRHTMX_POSTGRES=ON): changes come by
+ * LISTEN/NOTIFY (pg_hub.h). cf is copied. hub_path() is cf->shown. */
+struct pgconf;
+struct hub *hub_new_pg(const struct pgconf *cf, size_t ring, struct err *e);
 
 /* Stop the feeder and release everything. No stream may be joined (call
  * hub_stop and wait for the streams to leave first). NULL is harmless. */
@@ -140,6 +145,8 @@ enum hub_next {
     HUB_GONE,    /* hub_gone() was called: check the connection */
     HUB_STOP,    /* hub_stop(): end the stream on purpose */
     HUB_RESYNC,  /* the cursor cannot be resumed: *version is the head to resync to */
+    HUB_SCHEMA,  /* the database's schema changed since the stream joined (or last heard
+                    so): end the answer on purpose; the cursor is still good */
     HUB_ERROR,   /* database trouble, e set */
 };
 
@@ -155,7 +162,7 @@ enum hub_next hub_take(struct hub *h, struct hub_stream *s, struct buf *out, siz
                        long long *version, struct err *e);
 
 /* Call cb(ctx) after every change a stream may want: new changes in the ring,
- * a replaced database, hub_stop. cb runs on the feeder's (or hub_stop's)
+ * a replaced database, a schema change, hub_stop. cb runs on the feeder's (or hub_stop's)
  * thread under the hub's lock: it must not block or call hub functions (an
  * eventfd write). One listener per hub; NULL removes it. */
 void hub_listen(struct hub *h, void (*cb)(void *ctx), void *ctx);

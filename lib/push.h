@@ -34,6 +34,8 @@
 
 #include <stddef.h>
 
+#include <json-c/json.h>
+
 #include "buf.h"
 #include "db.h"
 #include "err.h"
@@ -70,5 +72,37 @@ int push_batch(struct db *d, const struct table *t, const struct push_opts *o, c
 
 /* Milliseconds since 1970 by the server's clock. */
 long long push_now_ms(void);
+
+/*
+ * The rules and records of one change that hold whatever the database, shared
+ * with the PostgreSQL backend (pg_push.c). An outcome record is
+ *   {"id": K, "applied": B, "tmp": "tmp-..", "conflict": {...}, "rejected": {...}}
+ * and the answer folds the records together in request order.
+ */
+struct push_change;
+/* A record for id (new reference; id is not taken). */
+struct json_object *push_rec_new(struct json_object *id, int applied);
+/* A rejection record of change c: code and the formatted reason (new reference). */
+struct json_object *push_rec_rejected(const struct push_change *c, const char *code,
+                                      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* An applied create's temporary id -> its key, into tmpmap, for later changes. */
+void push_note_tmp(struct json_object *tmpmap, struct json_object *rec);
+/* The answer of records recs[0..n) at version, appended to out. */
+void push_answer_write(struct json_object **recs, size_t n, long long version, struct buf *out);
+/* 1 if id is a temporary id ("tmp-..."). */
+int push_is_tmp(struct json_object *id);
+/* 1 if v, a column value, is the owner value as text (42 and "42" are "42"). */
+int push_owner_is(struct json_object *v, const char *owner);
+/* 1 if every field already has that value in row. */
+int push_same_as_row(struct json_object *fields, struct json_object *row);
+/* 1 if base is known and every column in both base and row holds the same value in
+ * each (a column the app added or dropped since is no change a client could have
+ * conflicted with). */
+int push_same_where_both(struct json_object *base, struct json_object *row);
+/* Check what a custom resolver asked to write (w) on t: known columns, storable
+ * values, and, when ocol (the owner column, or NULL) is set, no handing the row to
+ * another owner than owner. 0, or -1 with e set to 500 "internal". */
+int push_check_write(const struct table *t, const char *ocol, const char *owner,
+                     struct json_object *w, struct err *e);
 
 #endif

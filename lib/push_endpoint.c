@@ -10,6 +10,10 @@
 #include "jsonr.h"
 #include "push.h"
 #include "push_endpoint.h"
+#ifdef RHTMX_POSTGRES
+#include "pg_compact.h"
+#include "pg_push.h"
+#endif
 
 void
 push_endpoint_init(struct push_endpoint *ep, const char *name, const char *config_path)
@@ -85,6 +89,18 @@ resolver_for(struct push_endpoint *ep, const struct table *t, const struct resol
     return 0;
 }
 
+/* push_batch() on the configured backend. [pg] */
+static int
+push_run(struct app *app, const struct table *t, const struct push_opts *o, const char *body,
+         size_t n, struct buf *out, struct err *e)
+{
+#ifdef RHTMX_POSTGRES
+    if (app->pg != NULL)
+        return pg_push_batch(app->pg, t, o, body, n, out, e);
+#endif
+    return push_batch(app->db, t, o, body, n, out, e);
+}
+
 void
 push_endpoint_serve(struct http_req *req, void *ctx)
 {
@@ -140,8 +156,8 @@ push_endpoint_serve(struct http_req *req, void *ctx)
     }
     if (resolver_for(ep, t, &o.resolver, &e) < 0 ||
         http_read_body(req, ep->app.cfg->push.max_body_bytes, &body, &e) < 0 ||
-        push_batch(ep->app.db, t, &o, body.p ? body.p : "", body.len, &answer, &e) < 0) {
-        http_error(req, &e); /* SQLite's words stay in the log */
+        push_run(&ep->app, t, &o, body.p ? body.p : "", body.len, &answer, &e) < 0) {
+        http_error(req, &e); /* the database's words stay in the log */
         goto out;
     }
     http_header(req, "Cache-Control", "no-store");
@@ -151,7 +167,12 @@ push_endpoint_serve(struct http_req *req, void *ctx)
     /* Log retention without cron: at most one bounded batch, at most every
      * COMPACT_INTERVAL, never waiting for the lock (see compact.h). */
     http_flush(req);
-    compact_maybe(ep->app.db, ep->app.cfg);
+#ifdef RHTMX_POSTGRES
+    if (ep->app.pg != NULL) /* [pg] */
+        pg_compact_maybe(ep->app.pg, ep->app.cfg);
+    else
+#endif
+        compact_maybe(ep->app.db, ep->app.cfg);
 out:
     buf_free(&body);
     buf_free(&answer);

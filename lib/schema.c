@@ -197,8 +197,8 @@ out:
 
 /* t->fingerprint: the first 64 bits of SHA-256 over the key and each column's
  * name and declared type, in order, as hex. Clients compare it, not its parts. */
-static void
-table_fingerprint(struct table *t)
+void
+schema_fingerprint(struct table *t)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[SHA256_LEN];
@@ -291,7 +291,7 @@ table_check(struct db *d, const struct config *c, struct table *t, struct err *e
     if (integer_pk && !t->rowid_key)
         buf_adds(&sig, "|\"not-rowid\"");
     t->signature = sig.p;
-    table_fingerprint(t);
+    schema_fingerprint(t);
     return 0;
 }
 

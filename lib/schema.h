@@ -98,13 +98,18 @@ int schema_seal(struct db *d, const struct table *t, struct err *e);
 void schema_seal_sql(struct buf *b, const struct table *t);
 int schema_unsealed(struct db *d, const struct table *t);
 
-/* The pull's query for t (STMT_PULL's parameters), each row's data read
- * from the table as it is in the pull's snapshot. Appended to b. */
+/* The pull's query for t (STMT_PULL's parameters), each row read from the
+ * table as it is in the pull's snapshot, one result column per table column
+ * (sqlgen_pull). Appended to b. */
 void schema_pull_sql(struct buf *b, const struct table *t);
 
 /* 1 if name was a column of t when its triggers were last installed and is
  * no longer one (dropped or renamed by the app). */
 int schema_column_gone(struct db *d, const struct table *t, const char *name);
+
+/* Set t->fingerprint from t's key and columns (names and declared types), as
+ * clients see it. [pg] Also used for PostgreSQL tables (pg_schema.c). */
+void schema_fingerprint(struct table *t);
 
 /* Index of column name in t, or -1. */
 long table_column(const struct table *t, const char *name);

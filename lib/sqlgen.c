@@ -141,7 +141,7 @@ sqlgen_update(const struct table *t, struct json_object *fields)
  * reals are written by us, not by json_object(), which in SQLite 3.40 gives
  * 15 significant digits (0.30000000000000004 becomes 0.3, DBL_MAX a number
  * past it) and a bare Inf, which is not JSON. The row's JSON is made in SQL
- * (a pull's query, the seal), and only built-in SQL will do:
+ * (the seal; a pull writes the columns with jsonw), and only built-in SQL will do:
  *
  *   printf('%!.17g') below 1e99, '%!.21g' from there: the shortest precision
  *   that reads back (strtod, JSON.parse) as the same double from SQLite's
@@ -444,16 +444,20 @@ char *
 sqlgen_pull(const struct table *t)
 {
     sqlite3_str *s = sqlite3_str_new(NULL);
+    size_t i;
 
-    /* STMT_PULL's query (db.c explains it), with each live row's data read
-     * from the table: the newest entry of a live row is the row as it is now,
-     * in the same snapshot, whatever columns it has gained or lost since the
-     * entry was written. */
+    /* STMT_PULL's query (db.c explains it), with each live row read from the
+     * table: the newest entry of a live row is the row as it is now, in the
+     * same snapshot, whatever columns it has gained or lost since the entry
+     * was written. Column 2 is 1 for a live row, whose columns follow from
+     * column 5 on, each named as in the table: changelog.c writes their
+     * values with jsonw (exact reals on every platform; SQLite's printf
+     * rounds them where long double is a double, as under valgrind). */
     sqlite3_str_appendall(s, "SELECT l.entity_id, CASE WHEN ?5 THEN 'create' ELSE l.action END,"
-                             " CASE WHEN l.action = 'delete' THEN NULL ELSE ");
-    json_row(s, t, "r");
+                             " l.action <> 'delete', l.version, l.client_id");
+    for (i = 0; i < t->ncols; i++)
+        sqlite3_str_appendf(s, ", r.\"%w\" AS \"%w\"", t->cols[i].name, t->cols[i].name);
     sqlite3_str_appendf(s,
-                        " END, l.version, l.client_id"
                         " FROM _rhtmx_sync_log AS l"
                         " LEFT JOIN _rhtmx_sync_log AS m INDEXED BY idx_sync_row_version"
                         " ON m.entity = l.entity AND m.entity_id = l.entity_id AND m.version > "

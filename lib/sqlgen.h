@@ -50,7 +50,9 @@ char *sqlgen_install(const struct table *t, int all_rows);
 /* schema_seal's statement for t (no ';'). */
 char *sqlgen_seal(const struct table *t);
 
-/* The pull's query for t (STMT_PULL's parameters), rows read from the table. */
+/* The pull's query for t (STMT_PULL's parameters), rows read from the table:
+ * column 2 is 1 for a live row, whose columns follow from column 5 on, named
+ * as in the table (changelog_pull writes them as the change's data). */
 char *sqlgen_pull(const struct table *t);
 
 /*

@@ -364,7 +364,7 @@ pump(struct streams *l, struct st *t, long long now)
                 return -1;
             continue;
         }
-        if (r == HUB_STOP) {
+        if (r == HUB_STOP || r == HUB_SCHEMA) { /* (the reconnect says the new schema) */
             end(l, t, 1, now);
         } else if (r == HUB_RESYNC) {
             buf_reset(&l->scratch);

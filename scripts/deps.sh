@@ -21,6 +21,10 @@ BUILD_PKGS=(build-essential cmake pkg-config libfcgi-dev libsqlite3-dev libjson-
 # What building the tests adds: OpenSSL's libcrypto, the independent HMAC-SHA256 the unit
 # and fuzz tests check lib/sha256.c against (the programs do not link it).
 TEST_BUILD_PKGS=(libssl-dev)
+# The PostgreSQL backend (cmake -DRHTMX_POSTGRES=ON, which the test builds use): libpq to
+# build against, and the server binaries (initdb, postgres) its tests run a throwaway
+# cluster with (tests/harness/postgres.mjs; no system cluster is used or started).
+PG_PKGS=(libpq-dev postgresql)
 
 # need_node: node and npm, from Debian unless the machine already has a node.
 need_node() {

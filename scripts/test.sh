@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 
-need_apt "${BUILD_PKGS[@]}" "${TEST_BUILD_PKGS[@]}" lighttpd php-cli php-cgi php-sqlite3 apache2 libapache2-mod-fcgid nginx spawn-fcgi fcgiwrap libfcgi-bin wrk \
+need_apt "${BUILD_PKGS[@]}" "${TEST_BUILD_PKGS[@]}" "${PG_PKGS[@]}" lighttpd php-cli php-cgi php-sqlite3 php-pgsql apache2 libapache2-mod-fcgid nginx spawn-fcgi fcgiwrap libfcgi-bin wrk \
          chromium fonts-dejavu-core clang valgrind strace curl openssl
 need_npm
 
@@ -41,14 +41,17 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 
 BUILD=${BUILD:-build-test}
-cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DRHTMX_SANITIZE=ON -DRHTMX_WERROR=ON >/dev/null
+# The test builds carry the PostgreSQL backend (RHTMX_POSTGRES): its tests start their own
+# throwaway cluster (tests/harness/postgres.mjs). The shared-hosting build without it is
+# built and checked by tests/server/static-build.
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DRHTMX_SANITIZE=ON -DRHTMX_WERROR=ON -DRHTMX_POSTGRES=ON >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
 ctest --test-dir "$BUILD" --output-on-failure --timeout 900 -j2 "$@"
 
 cgi_tests=$(ctest --test-dir "$BUILD" -N -L '^(cgi|fault)$' "$@" | grep -c '^ *Test *#' || true)
 if [ "${RHTMX_VALGRIND:-1}" != 0 ] && [ "$cgi_tests" -gt 0 ]; then
   VG="$BUILD-valgrind"
-  cmake -S . -B "$VG" -DCMAKE_BUILD_TYPE=Debug -DRHTMX_SANITIZE=OFF -DRHTMX_WERROR=ON >/dev/null
+  cmake -S . -B "$VG" -DCMAKE_BUILD_TYPE=Debug -DRHTMX_SANITIZE=OFF -DRHTMX_WERROR=ON -DRHTMX_POSTGRES=ON >/dev/null
   cmake --build "$VG" -j"$(nproc)"
   echo "==> the cgi and fault tests under valgrind memcheck"
   RHTMX_CGI_WRAPPER='valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite -q' \

@@ -6,7 +6,8 @@
  * forms' writes into its queue, online or not, so each reaches the database exactly once
  * through /api/sync/todos (sync-push) rather than add.php, toggle.php or delete.php. While
  * writes wait in the queue (or the server cannot be reached) the library renders the list
- * from <template id="todo-item">; otherwise todo.js asks list.php for the changed rows only
+ * from <template id="todo-item">, in the same window (data-sync-limit, data-sync-window),
+ * row by row for the writes; otherwise todo.js asks list.php for the changed rows only
  * and puts each in its place, so a change costs one row, not the whole list.
  */
 require __DIR__ . '/lib.php';
@@ -50,9 +51,13 @@ header('Cache-Control: no-store');
     </form>
 
     <!-- No hx-get on the list: todo.js refreshes the rows a change names (list.php?ids=...).
-         tabindex="-1": where focus goes when the row that had it is gone. -->
+         tabindex="-1": where focus goes when the row that had it is gone.
+         data-sync-limit / data-sync-window: when the library renders the list from IndexedDB,
+         it shows the same window as lib.php, the newest TODO_WINDOW todos (more when the page
+         showed earlier ones), never every todo. -->
     <ul id="todo-list" aria-labelledby="todos-heading" tabindex="-1"
-        data-sync-render="todos" data-sync-template="#todo-item" data-sync-sort="id">
+        data-sync-render="todos" data-sync-template="#todo-item" data-sync-sort="id"
+        data-sync-limit="<?= TODO_WINDOW ?>" data-sync-window="last">
 <?= todo_window($db) ?>
     </ul>
 

@@ -11,10 +11,11 @@
  *
  * While writes wait in the queue, or the server cannot be reached, the library renders the
  * list from IndexedDB itself (data-sync-render on the list), and this stands aside: the
- * server's rows would not show those writes yet. That render holds every todo; the next
- * change after it brings the window back (list.php?from=: the same first id). An event that
- * cannot name every changed row (detail.source "resync": a full pull, or a tab that did not
- * run for a while) reloads the window.
+ * server's rows would not show those writes yet. That render is the same window
+ * (data-sync-limit / data-sync-window in index.php) without the "Show earlier todos"
+ * button; the next change after it brings the server's window back (list.php?from=: the
+ * same first id). An event that cannot name every changed row (detail.source "resync": a
+ * full pull, or a tab that did not run for a while) reloads the window.
  */
 (function () {
   'use strict';
@@ -28,7 +29,7 @@
   var reload = false;          /* ask for the whole window instead */
   var running = false;
   var failures = 0;
-  var local = false;           /* the library rendered the list (every todo) since */
+  var local = false;           /* the library rendered the list (its window) since */
   var shown = 0;               /* the first id of the window the server last rendered (0: all) */
 
   /* The library renders the list from IndexedDB now (docs/CLIENT.md, "Regions rendered
@@ -43,8 +44,8 @@
     return list.querySelector('li.todo[data-sync-id="' + CSS.escape(String(id)) + '"]');
   }
 
-  /* The oldest id the window shows: 0 when it shows every todo (no "Show earlier" button,
-   * or the library rendered them all). */
+  /* The oldest id the window shows: 0 when it shows every todo (no "Show earlier" button;
+   * also while the library's render, which has no button, is on screen). */
   function windowStart() {
     if (!list.querySelector('li.earlier')) return 0;
     var first = list.querySelector('li.todo');
@@ -177,8 +178,8 @@
     try {
       while (reload || want.size || drop.size) {
         if (localView()) break;
-        /* The library rendered every todo while it had to: back to the window (when it
-         * was not every todo already). */
+        /* The library rendered the list while it had to (without the "Show earlier"
+         * button): the server's window again (when it was not every todo already). */
         if (local && shown > 0) reload = true;
         local = false;
         drop.forEach(function (id) { var li = rowOf(id); if (li) li.remove(); });

@@ -2,7 +2,7 @@
 // rhtmx:todos:changed carries the changed ids (updates, adds and deletes, by any writer), the
 // page asks list.php for those in its window only, and ends showing exactly the database's
 // rows from the window's first id on. A write made in the page is rendered by the library
-// with every todo until it is sent; then the window comes back. "Show earlier todos" widens
+// in the same window until it is sent; then the server's window (with its button) comes back. "Show earlier todos" widens
 // the window, and changes to the rows it brought are shown too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -68,11 +68,23 @@ test('the example updates only the rows a change names, in a window of the list'
     assert.ok(asked.every((q) => q.get('from') === '51'), 'with the window\'s first id');
   }));
 
-  await t.test('a write made here: the library renders every todo until it is sent, then the window comes back',
+  await t.test('a write made here: the library renders the same window until it is sent, then the server\'s comes back',
     guard(async () => {
+      await page.evaluate(() => {
+        window.__renders = [];
+        const list = document.getElementById('todo-list');
+        list.addEventListener('rhtmx:rendered', (e) => {
+          const ids = [...list.querySelectorAll('li.todo')].map((li) => li.getAttribute('data-sync-id'));
+          window.__renders.push({ count: e.detail.count, first: ids[0], last: ids[ids.length - 1], rows: ids.length });
+        });
+      });
       await h.toggleTodo(page, 'Todo 100');
-      await page.waitForSelector('#todo-list li[data-sync-id="1"]'); // rendered from IndexedDB: every todo
+      await page.waitForFunction(() => window.__renders.length > 0);
       await h.waitIdle(page);
+      /* Rendered from IndexedDB: the page's window, ids 51 to 251 but the deleted 245
+       * (data-sync-limit / data-sync-window on the list), not every todo as before (from id 1). */
+      const renders = await page.evaluate(() => window.__renders);
+      assert.ok(renders.length && renders.every((r) => r.rows === 200 && r.first === '51' && r.last === '251'), JSON.stringify(renders));
       await h.eventually(async () => (await showsWindow(page, srv, 51)) && (await page.locator('#todo-list li.earlier').count()) === 1,
         { what: 'the window from id 51 again, with its button' });
       assert.equal(srv.sql('SELECT done FROM todos WHERE id = 100')[0].done, 1);

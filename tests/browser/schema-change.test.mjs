@@ -138,6 +138,33 @@ test('schema changes under an open page with queued writes', { skip, timeout: 24
   }));
 });
 
+// No request of any program follows these migrations, and they log no row: the page hears of
+// them through its open event stream alone (the stream ends when the database's schema
+// changes; the reconnect's answer opens with each entity's fingerprint). Before, it learnt of
+// them only when its stream reached its lifetime (240 s) or something else made it pull.
+test('a schema change that writes no row reaches an open page through its event stream', { skip, timeout: 120000 }, async (t) => {
+  const srv = h.startServer();
+  const browser = await h.launchBrowser();
+  const ctx = await browser.newContext();
+  let page;
+  let failed = false;
+  t.after(async () => {
+    if (failed) h.dumpLogs('page', page);
+    await browser.close(); srv.stop({ keep: failed });
+  });
+  try {
+    page = await h.openApp(ctx, srv);
+    await page.waitForSelector('rhtmx-sync-status[live=stream]');
+    srv.sql('ALTER TABLE todos ADD COLUMN priority INTEGER NOT NULL DEFAULT 5;');
+    assert.ok((await converged(page, srv)).every((r) => r.priority === 5));
+    srv.sql('ALTER TABLE todos ADD COLUMN note TEXT;');
+    assert.ok((await converged(page, srv)).every((r) => 'note' in r && r.note === null));
+    // A column that is NULL in every row, dropped: no value of any row changes.
+    srv.sql('ALTER TABLE todos DROP COLUMN note;');
+    assert.ok((await converged(page, srv)).every((r) => !('note' in r)));
+  } catch (err) { failed = true; throw err; }
+});
+
 test('a database written by the previous IndexedDB layout is migrated with its queue', { skip, timeout: 120000 }, async (t) => {
   const srv = h.startServer();
   const browser = await h.launchBrowser();
@@ -192,11 +219,12 @@ test('a database written by the previous IndexedDB layout is migrated with its q
   await converged(page, srv);
 });
 
-// todo: a known race, seen once in a loaded CI run (passes alone): the rejected write's
-// optimistic row can land in the rebuilt store under the new key path (uid: 2) and stay
-// there after the rejection's undo. Issue 19 stays open until the client orders the
-// rebuild and the undo; the test runs and reports, without failing the suite meanwhile.
-test('the key changed while a write waited in the queue: the store is rebuilt, the write comes back rejected, no row under an old key', { skip, todo: 'race: the rejected write can survive the store rebuild under load (issue 19)', timeout: 120000 }, async (t) => {
+// The write queued under the old key must neither land in the rebuilt store (keyed by the
+// new key) nor come back there when its rejection is undone. Which comes first, the push of
+// the queue or the rebuilt store's first pull, used to be a race (the pull first left the
+// write's row under uid: 2); the test makes the pull come first: the first push fails on the
+// network until a pull has been answered.
+test('the key changed while a write waited in the queue: the store is rebuilt, the write comes back rejected, no row under an old key', { skip, timeout: 120000 }, async (t) => {
   const srv = h.startServer();
   const browser = await h.launchBrowser();
   const ctx = await browser.newContext();
@@ -222,6 +250,12 @@ test('the key changed while a write waited in the queue: the store is rebuilt, t
       contentType: 'text/html',
       body: '<!doctype html><title>uid</title><script src="/api/sync/client.js" data-sync-entities="todos:uid"></script><body></body>',
     }));
+    let pulls = 0;
+    await ctx.route((url) => url.pathname === '/api/sync/todos', (route) => {
+      if (route.request().method() === 'POST' && pulls === 0) return route.abort('failed');
+      if (route.request().method() === 'GET') pulls++;
+      return route.continue();
+    });
     two = await ctx.newPage();
     two.logs = [];
     two.on('console', (m) => two.logs.push(`${m.type()}: ${m.text()}`));
@@ -242,5 +276,86 @@ test('the key changed while a write waited in the queue: the store is rebuilt, t
       throw err;
     });
     assert.ok(rows.every((r) => typeof r.uid === 'string'));
+  } catch (err) { failed = true; throw err; }
+});
+
+// An entity the app removes from its config and from the page's data-sync-entities (and, in
+// the same deploy, adds another, so the page's IndexedDB is upgraded): the other entities'
+// rows are still stored when the page opens, their queued writes are pushed, and a write
+// still queued for the removed entity is answered (the server no longer knows it: 404) and
+// listed as a rejection, never dropped in silence. Before, the answer to it
+// could not be applied (the page had no key for the entity) and the queue stopped there.
+test('an entity removed from the config and the page: other rows and queued writes survive, its own queued write is reported', { skip, timeout: 120000 }, async (t) => {
+  const srv = h.startServer();
+  const browser = await h.launchBrowser();
+  const ctx = await browser.newContext();
+  let page, one;
+  let failed = false;
+  t.after(async () => {
+    if (failed) { h.dumpLogs('page', page); if (one) h.dumpLogs('one', one); }
+    await browser.close(); srv.stop({ keep: failed });
+  });
+  const cfgPath = path.join(srv.dir, 'rhtmx-sync.json');
+  const serve = (name, entities) => ctx.route(srv.origin + '/' + name, (route) => route.fulfill({
+    contentType: 'text/html',
+    body: `<!doctype html><title>${name}</title><script src="/api/sync/client.js" data-sync-entities="${entities}"></script><body></body>`,
+  }));
+  const open = async (name, idle = true) => {
+    const p = await ctx.newPage();
+    p.logs = [];
+    p.on('console', (m) => p.logs.push(`${m.type()}: ${m.text()}`));
+    await p.goto(srv.origin + '/' + name);
+    await h.appReady(p);
+    if (idle) await h.waitIdle(p, 30000);
+    return p;
+  };
+  try {
+    srv.sql("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('first note');");
+    const cfg = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
+    const storedTodos = async (p) => (await p.evaluate(() => RhtmxSync.list('todos'))).sort((a, b) => a.id - b.id);
+    fs.writeFileSync(cfgPath, JSON.stringify({ ...cfg, entities: [...cfg.entities, { name: 'notes', table: 'notes', key: 'id', offline_writes: true }] }, null, 2));
+    await serve('both.html', 'todos,notes');
+    await serve('todos-tags.html', 'todos,tags');
+    page = await open('both.html');
+    await h.eventually(async () => (await page.evaluate(() => RhtmxSync.list('notes'))).length === 1, { what: 'the note to arrive' });
+    await ctx.setOffline(true);
+    // The note's write first: the queue is pushed in order, the todo's waits behind it.
+    await page.evaluate(() => RhtmxSync.put('notes', { id: 1, body: 'queued note' }));
+    await page.evaluate(() => RhtmxSync.put('todos', { id: 1, title: 'queued todo' }));
+    assert.equal(await page.evaluate(() => RhtmxSync.pendingCount()), 2);
+    const todosBefore = await storedTodos(page);
+    const version = await page.evaluate(() => new Promise((resolve) => {
+      const req = indexedDB.open('rhtmx-sync');
+      req.onsuccess = () => { resolve(req.result.version); req.result.close(); };
+    }));
+    // The deploy: notes leave the config and the page, tags come in.
+    srv.sql("CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO tags (name) VALUES ('home');");
+    fs.writeFileSync(cfgPath, JSON.stringify({ ...cfg, entities: [...cfg.entities, { name: 'tags', table: 'tags', key: 'id' }] }, null, 2));
+    await page.close();
+    await ctx.setOffline(false);
+    // The page's pull of todos waits until its store was looked at (and the queue behind it).
+    let release;
+    const held = new Promise((r) => { release = r; });
+    await ctx.route((url) => url.pathname === '/api/sync/todos', async (route) => {
+      if (route.request().method() === 'GET') await held;
+      return route.continue();
+    });
+    one = await open('todos-tags.html', false);
+    assert.deepEqual(await storedTodos(one), todosBefore, 'the upgrade kept the todos rows, the queued write\'s too');
+    assert.equal(await one.evaluate(() => RhtmxSync.pendingCount()), 2);
+    assert.ok(await one.evaluate(() => new Promise((resolve) => {
+      const req = indexedDB.open('rhtmx-sync');
+      req.onsuccess = () => { resolve(req.result.version); req.result.close(); };
+    })) > version, 'the database was upgraded');
+    release();
+    await h.waitIdle(one, 30000);
+    await h.eventually(async () => (await one.evaluate(() => RhtmxSync.pendingCount())) === 0, { what: 'the queue to be answered' });
+    assert.equal(table(srv).find((r) => r.id === 1).title, 'queued todo', 'the todo queued behind the note reached the server');
+    assert.equal(srv.sql('SELECT body FROM notes WHERE id = 1')[0].body, 'first note');
+    const problems = await one.evaluate(() => RhtmxSync.problems());
+    assert.deepEqual(problems.filter((p) => p.kind === 'rejected').map((p) => p.entity), ['notes'], JSON.stringify(problems));
+    await one.evaluate(() => RhtmxSync.sync());
+    await converged(one, srv);
+    assert.deepEqual(await one.evaluate(() => RhtmxSync.list('tags')), [{ id: 1, name: 'home' }]);
   } catch (err) { failed = true; throw err; }
 });

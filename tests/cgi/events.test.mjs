@@ -69,8 +69,11 @@ test('under CGI the answer is a poll: pending events, then bye, then the process
   // A poll answer's retry: is short (EVENTS_POLL_RETRY_MS, 100) plus a spread of up to half.
   assert.ok(Number(items[0].retry) >= 100 && Number(items[0].retry) <= 150, `retry: ${items[0].retry}`);
   assert.deepEqual(items[1].comments, ['rhtmx-sync poll']);
+  // Then each entity's schema fingerprint, the same as a pull answer's.
+  const fp = runCgi('sync-pull', { config: app.config, path: '/todos', query: 'since=0' }).json().schema;
+  assert.deepEqual(items[2], { comments: [], event: 'schema', data: JSON.stringify({ todos: fp }) });
   assert.deepEqual(ids(items), [1, 2]);
-  assert.equal(items[2].data, '{"entity":"todos","action":"create","id":1,"version":1}');
+  assert.equal(items[3].data, '{"entity":"todos","action":"create","id":1,"version":1}');
   assert.deepEqual(items[items.length - 1], { comments: [], event: 'bye', id: '2', data: '{"version":2}' });
 });
 

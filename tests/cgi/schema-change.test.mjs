@@ -53,6 +53,35 @@ test('DROP COLUMN runs with the triggers installed; pulls drop the column and ch
   assert.equal(syncFrom(app, after.version, after.rows).rows.get(2).title, 'after drop');
 });
 
+test('event answers open with the fingerprints, and a stream ends when the schema changes', async () => {
+  const app = makeApp({ schema: SCHEMA, config: { events: { poll_wait: 0 } } });
+  const fingerprints = () => {
+    const r = runCgi('sync-events', { config: app.config, query: 'entities=todos&mode=poll' });
+    const m = r.text().match(/\nevent: schema\ndata: (\{.*\})\n\n/);
+    assert.ok(m, r.text());
+    return JSON.parse(m[1]);
+  };
+  const before = fingerprints();
+  assert.deepEqual(before, { todos: pull(app, 0).schema });
+  // A stream open while the app adds a column: no row is written, the stream ends with bye.
+  const argv = cgiCommand('sync-events');
+  const head = Number(sql(app.db, "SELECT value FROM _rhtmx_sync_state WHERE key = 'head';").trim());
+  const stream = spawn(argv[0], argv.slice(1), { env: { PATH: process.env.PATH, ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? '',
+    GATEWAY_INTERFACE: 'CGI/1.1', REQUEST_METHOD: 'GET', QUERY_STRING: `entities=todos&mode=stream&since=${head}`,
+    RHTMX_SYNC_CONFIG: app.config } });
+  let out = '';
+  stream.stdout.on('data', (d) => { out += d; });
+  const ended = new Promise((resolve) => stream.on('close', resolve));
+  while (!out.includes('event: schema')) await new Promise((r) => setTimeout(r, 20));
+  sql(app.db, 'ALTER TABLE todos ADD COLUMN note TEXT;');
+  assert.equal(await ended, 0);
+  assert.match(out, new RegExp(`event: bye\nid: ${head}\ndata: \\{"version":${head}\\}\n\n$`), out);
+  // The next answer says the new shape.
+  const after = fingerprints();
+  assert.notEqual(after.todos, before.todos);
+  assert.deepEqual(after, { todos: pull(app, 0).schema });
+});
+
 test('RENAME COLUMN and an added column: the next pull shows the new shape', () => {
   const app = makeApp({ schema: SCHEMA });
   const before = syncFrom(app, 0);
@@ -114,7 +143,10 @@ test('a queued write naming a dropped column is rejected as schema_changed and c
   assert.equal(table(app).get(4).title, 'row 4');
 });
 
-test('pulls running while the app rebuilds the table all answer, and end equal to the table', async () => {
+// The migration is held open in the middle (a sqlite3 shell waiting on a file between its
+// DDL and COMMIT), so pulls are certain to run while it is under way, then while it commits
+// and the first of them rebuilds the triggers and reconciles the log, then after it.
+test('pulls running while the app migrates (before, during and across the COMMIT) all answer, and end equal to the table', async () => {
   const app = makeApp({ schema: SCHEMA });
   const before = syncFrom(app, 0);
   const argv = cgiCommand('sync-pull');
@@ -126,22 +158,49 @@ test('pulls running while the app rebuilds the table all answer, and end equal t
     p.stdout.on('data', (d) => { out += d; });
     p.on('close', (code) => resolve({ code, out }));
   });
-  const running = Array.from({ length: 8 }, one);
-  sql(app.db, `BEGIN;
+  const started = `${app.db}.started`;
+  const go = `${app.db}.go`;
+  const migration = spawn('sqlite3', ['-batch', app.db], { stdio: ['pipe', 'ignore', 'pipe'] });
+  let migrationErr = '';
+  migration.stderr.on('data', (d) => { migrationErr += d; });
+  const migrated = new Promise((resolve) => migration.on('close', resolve));
+  migration.stdin.end(`.timeout 10000
+    BEGIN;
     CREATE TABLE todos_new (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0);
     INSERT INTO todos_new SELECT id, title, done FROM todos WHERE id <> 13;
     DROP TABLE todos;
     ALTER TABLE todos_new RENAME TO todos;
+
+.shell touch '${started}'; while [ ! -e '${go}' ]; do sleep 0.02; done
     COMMIT;
     ALTER TABLE todos ADD COLUMN tag TEXT;
-    UPDATE todos SET tag = 'x' WHERE id <= 10;`);
+    UPDATE todos SET tag = 'x' WHERE id <= 10;
+`);
+  // (Ends early if the shell failed before reaching its wait: nothing would create the file.)
+  let exited = false;
+  migrated.then(() => { exited = true; });
+  while (!fs.existsSync(started) && !exited) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(fs.existsSync(started), `the migration stopped before its COMMIT: ${migrationErr}`);
+  // The migration holds the write lock, its DDL not committed: pulls answer from the old shape.
+  const during = await Promise.all(Array.from({ length: 6 }, one));
+  for (const r of during) {
+    assert.equal(r.code, 0);
+    assert.match(r.out, /^Status: 200|\r\n\r\n\{/m, r.out.slice(0, 300));
+    assert.equal(JSON.parse(r.out.slice(r.out.indexOf('{'))).schema, before.schema, 'the old shape, until the COMMIT');
+  }
+  const running = Array.from({ length: 8 }, one);
+  fs.writeFileSync(go, '');
   running.push(...Array.from({ length: 8 }, one));
+  assert.equal(await migrated, 0, migrationErr);
+  running.push(...Array.from({ length: 4 }, one));
   for (const r of await Promise.all(running)) {
     assert.equal(r.code, 0);
     assert.match(r.out, /^Status: 200|\r\n\r\n\{/m, r.out.slice(0, 300));
   }
   const after = syncFrom(app, before.version, new Map(before.rows));
+  assert.notEqual(after.schema, before.schema);
   assert.equal(after.rows.has(13), false, 'the row left out of the copy is deleted for the clients');
+  assert.equal(after.rows.get(4).tag, 'x');
   assert.deepEqual(sorted(after.rows), sorted(table(app)));
   assert.deepEqual(sorted(syncFrom(app, 0).rows), sorted(table(app)));
 });

@@ -201,10 +201,10 @@ const zombie = (pid) => {
   } catch { return false; }
 };
 
-/** Stop pid with SIGTERM (SIGKILL after ms), and wait for it and the given pids to be gone. */
-export async function stopPid(pid, { also = [], ms = 5000 } = {}) {
+/** Stop pid with signal (SIGTERM; SIGKILL after ms), and wait for it and the given pids to be gone. */
+export async function stopPid(pid, { also = [], ms = 5000, signal = 'SIGTERM' } = {}) {
   const all = [pid, ...also];
-  for (const p of all) { try { process.kill(p, 'SIGTERM'); } catch { /* gone */ } }
+  for (const p of all) { try { process.kill(p, signal); } catch { /* gone */ } }
   const deadline = Date.now() + ms;
   // Waits for zombies too: a parent that is still there (node, for what it spawned) reaps
   // its child within this loop, and callers check with kill(pid, 0) afterwards.

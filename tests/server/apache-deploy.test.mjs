@@ -85,7 +85,7 @@ test('DEPLOY.md on a cPanel-style host: layout, operator tool, and the check blo
       assert.deepEqual(JSON.parse(lines[4]).applied, []);
     });
     await t.test('the events line', (st) => {
-      assert.match(out, /^retry: \d+\n\n: rhtmx-sync poll\n\nevent: bye\nid: \d+\ndata: \{"version":\d+\}\n\nsync-events: 200$/m);
+      assert.match(out, /^retry: \d+\n\n: rhtmx-sync poll\n\nevent: schema\ndata: \{"todos":"[0-9a-f]{16}"\}\n\nevent: bye\nid: \d+\ndata: \{"version":\d+\}\n\nsync-events: 200$/m);
     });
     // The config beside the programs and the data outside the web root are out of reach.
     for (const p of ['/api/sync/rhtmx-sync.json', '/sync-data/sync.secret', '/sync-data/app.db']) {

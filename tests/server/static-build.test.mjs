@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { SOURCE, tmpdir, makeApp, parseCgi, neededLibs } from '../harness/rhtmx.mjs';
+import { SOURCE, tmpdir, makeApp, parseCgi, neededLibs, runCgi } from '../harness/rhtmx.mjs';
 import { startApache, checkPull, checkClientJs, checkPush, sql } from '../harness/apache.mjs';
 
 const BUILD = process.env.RHTMX_BUILD ?? path.resolve('build');
@@ -149,6 +149,16 @@ test('the default build (RHTMX_STATIC=AUTO, here ON): only the C library is need
     assert.deepEqual(deps.filter((d) => !LIBC.test(d)), [], `${path.basename(b)} needs more than the C library`);
   }
   t.diagnostic(`glibc needed: ${glibcFloor(path.join(dir, 'cgi-bin/sync-pull'))} or newer (RHTMX_STATIC=FULL has no such floor)`);
+  // Built without RHTMX_POSTGRES (the default): a config naming PostgreSQL is a
+  // configuration error that says how to get it, in both of its forms.
+  for (const database of ['postgresql://app@db.example/app', { postgresql: 'postgres://app@db.example/app', password_file: 'pw' }]) {
+    const cfgDir = tmpdir('nopg');
+    fs.writeFileSync(path.join(cfgDir, 'rhtmx-sync.json'), JSON.stringify({ database, entities: ['todos'], auth: { mode: 'none' } }));
+    const r = runCgi(path.join(dir, 'cgi-bin/sync-pull'), { config: path.join(cfgDir, 'rhtmx-sync.json'), path: '/todos', wrapper: [] });
+    assert.equal(r.status, 500);
+    assert.equal(r.json().error.code, 'config');
+    assert.match(r.stderr, /"database" names PostgreSQL, but these programs were built without PostgreSQL support \(build with cmake -DRHTMX_POSTGRES=ON/);
+  }
 
   const pkg = installAndPack(dir);
   const libs = libcFiles(path.join(pkg.root, 'cgi-bin/sync-pull'));
@@ -171,6 +181,17 @@ test('RHTMX_STATIC=ON, given, configures as the default does here; OFF links the
   assert.match(configure(path.join(BUILD, 'static-check-on'), 'ON'), /RHTMX_STATIC=ON \(ON\): libfcgi, json-c, SQLite and zlib link statically/);
   const off = configure(path.join(BUILD, 'static-check-off'), 'OFF');
   assert.doesNotMatch(off, /link statically/);
+});
+
+test('RHTMX_POSTGRES=ON links the shared libraries under AUTO, and refuses a static build', () => {
+  const dir = path.join(BUILD, 'static-check-pg');
+  fs.rmSync(dir, { recursive: true, force: true });
+  const auto = run('cmake', ['-S', SOURCE, '-B', dir, '-DRHTMX_POSTGRES=ON', '-DCMAKE_BUILD_TYPE=Release', '-DRHTMX_TESTS=OFF']);
+  assert.match(auto, /RHTMX_STATIC=AUTO: linking the shared libraries \(RHTMX_POSTGRES=ON\)/);
+  fs.rmSync(dir, { recursive: true, force: true });
+  const on = spawnSync('cmake', ['-S', SOURCE, '-B', dir, '-DRHTMX_POSTGRES=ON', '-DRHTMX_STATIC=ON', '-DRHTMX_TESTS=OFF'], { encoding: 'utf8' });
+  assert.notEqual(on.status, 0);
+  assert.match(on.stderr, /RHTMX_STATIC=ON and RHTMX_POSTGRES=ON do not mix/);
 });
 
 test('RHTMX_STATIC=FULL: no shared library at all; runs in an empty chroot', (t) => {

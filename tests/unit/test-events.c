@@ -294,6 +294,14 @@ test_hub(void)
     dl = in_ms(20);
     CHECK_INT(hub_next(h, &s, &out, 4096, &dl, &v, &e), HUB_TIMEOUT);
 
+    /* The app's DDL writes no row of the log: a waiting stream hears HUB_SCHEMA
+     * (its answer ends, and the reconnect says the new fingerprints), once. */
+    exec_sql(path, "CREATE TABLE app_table (x);");
+    dl = in_ms(8000);
+    CHECK_INT(hub_next(h, &s, &out, 4096, &dl, &v, &e), HUB_SCHEMA);
+    dl = in_ms(20);
+    CHECK_INT(hub_next(h, &s, &out, 4096, &dl, &v, &e), HUB_TIMEOUT);
+
     /* A backup restored over the database (sqlite3's .restore, in place): the head
      * goes back, so every cursor is meaningless and waiting streams resync. */
     {

@@ -1,0 +1,885 @@
+/*
+ * pg_push: see pg_push.h.
+ *
+ * Reading order, as in push.c: pg_push_batch() runs the transaction,
+ * change_run() is one change (its key, its columns, then insert, update or
+ * delete, through conflict_resolve() when the row changed on the server after
+ * the change's client_version). Outcome records have push.c's shape:
+ *   {"id": K, "applied": B, "tmp": "tmp-..", "conflict": {...}, "rejected": {...}}
+ *
+ * Identifiers come only from struct table (checked against pg_attribute) and
+ * are quoted with pg_ident(); values are always bound parameters ($n), sent
+ * as text: PostgreSQL casts each to the type of the column it goes to.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conflict.h"
+#include "jsonr.h"
+#include "jsonw.h"
+#include "pg_json.h"
+#include "pg_push.h"
+#include "pg_schema.h"
+#include "push_body.h"
+#include "sqljson.h"
+
+#define TMP_PREFIX "tmp-"
+#define MAX_PARAMS 1100 /* a row's columns, plus the key */
+
+struct pgpush {
+    struct pg *p;
+    const struct table *t;
+    const struct push_opts *o;
+    const struct push_body *b;
+    long long now_ms;
+    struct json_object *tmpmap; /* temporary id -> real key, for this batch */
+    char *mkey;                 /* the client's key in _rhtmx_sync_mutations */
+};
+
+/* Outcome of a write: 0 done, 1 the change can never apply (code and reason
+ * filled), -1 the batch must stop (e set). */
+struct refusal {
+    const char *code;
+    char reason[300];
+};
+
+/* ---- Values ---- */
+
+/* Text parameters for one statement: each value's text, or NULL for SQL NULL. */
+struct params {
+    const char *v[MAX_PARAMS];
+    char *owned[MAX_PARAMS];
+    int n;
+};
+
+static void
+params_free(struct params *ps)
+{
+    int i;
+
+    for (i = 0; i < ps->n; i++)
+        free(ps->owned[i]);
+    ps->n = 0;
+}
+
+static int
+column_is(const struct column *col, const char *type)
+{
+    return col != NULL && strcmp(col->type, type) == 0;
+}
+
+/* Add v (checked by sqljson_problem) as the next parameter, for column col
+ * (may be NULL): as PostgreSQL reads it for that column. A hex string for a
+ * bytea column goes in as those bytes (what a pull sent for them). */
+static void
+params_add(struct params *ps, struct json_object *v, const struct column *col)
+{
+    char tmp[48], *s = NULL;
+
+    if (ps->n >= MAX_PARAMS)
+        return;
+    switch (v == NULL ? json_type_null : json_object_get_type(v)) {
+    case json_type_null:
+        break;
+    case json_type_boolean:
+        s = strdup(column_is(col, "boolean") ? (json_object_get_boolean(v) ? "true" : "false")
+                                             : (json_object_get_boolean(v) ? "1" : "0"));
+        break;
+    case json_type_int:
+        snprintf(tmp, sizeof(tmp), "%" PRId64, json_object_get_int64(v));
+        s = strdup(tmp);
+        break;
+    case json_type_double: {
+        double d = json_object_get_double(v);
+        if (isinf(d))
+            snprintf(tmp, sizeof(tmp), "%s", d > 0 ? "Infinity" : "-Infinity");
+        else
+            snprintf(tmp, sizeof(tmp), "%.17g", d);
+        s = strdup(tmp);
+        break;
+    }
+    default:
+        if (column_is(col, "bytea")) {
+            size_t n = (size_t)json_object_get_string_len(v) + 3;
+            if ((s = malloc(n)) != NULL)
+                snprintf(s, n, "\\x%s", json_object_get_string(v));
+        } else {
+            s = strdup(json_object_get_string(v));
+        }
+        break;
+    }
+    ps->owned[ps->n] = s;
+    ps->v[ps->n] = s;
+    ps->n++;
+}
+
+/* Columns first..first+ncols-1 of row r of res as a new JSON object (names
+ * from t), in the form pulls send. NULL when out of memory. */
+static struct json_object *
+row_json(const PGresult *res, int r, int first, const struct table *t)
+{
+    struct buf b = {0};
+    struct sink s = buf_sink(&b);
+    struct json_object *o;
+    struct err ignored;
+    size_t i;
+
+    jsonw_raw(&s, "{");
+    for (i = 0; i < t->ncols; i++) {
+        int c = first + (int)i;
+        jsonw_raw(&s, i == 0 ? "" : ",");
+        jsonw_cstring(&s, t->cols[i].name);
+        jsonw_raw(&s, ":");
+        pg_json_value(&s, PQftype(res, c), PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c));
+    }
+    jsonw_raw(&s, "}");
+    o = jsonr_parse(b.p, b.len, 4, &ignored);
+    buf_free(&b);
+    return o;
+}
+
+/* Value (r, c) of res as JSON: a new reference, NULL for SQL NULL. */
+static struct json_object *
+value_json(const PGresult *res, int r, int c)
+{
+    struct buf b = {0};
+    struct sink s = buf_sink(&b);
+    struct json_object *o;
+    struct err ignored;
+
+    if (PQgetisnull(res, r, c))
+        return NULL;
+    pg_json_value(&s, PQftype(res, c), PQgetvalue(res, r, c));
+    o = jsonr_parse(b.p, b.len, 2, &ignored);
+    buf_free(&b);
+    return o;
+}
+
+/* ---- Statements ---- */
+
+/* A write that failed: 1 with r filled when the change can never apply
+ * (a constraint, a value the column cannot take), else -1 with e set. */
+static int
+write_failed(struct pgpush *pp, PGresult *res, struct refusal *r, const char *what, struct err *e)
+{
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+    if (state != NULL && strncmp(state, "23", 2) == 0)
+        r->code = "constraint";
+    else if (state != NULL && (strncmp(state, "22", 2) == 0 || strcmp(state, "42804") == 0))
+        r->code = "bad_change";
+    else
+        return pg_fail(pp->p, res, what, e);
+    snprintf(r->reason, sizeof(r->reason), "%s", msg != NULL ? msg : "refused by the database");
+    return 1;
+}
+
+/* Run a write with ps; see struct refusal. *out (may be NULL) gets the result
+ * of one that succeeded (caller PQclear()s it). */
+static int
+write_run(struct pgpush *pp, const char *sql, struct params *ps, PGresult **out, struct refusal *r,
+          const char *what, struct err *e)
+{
+    PGresult *res = pg_query_raw(pp->p, sql, ps->n, ps->v);
+    ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    int rc = 0;
+
+    if (out != NULL)
+        *out = NULL;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        rc = write_failed(pp, res, r, what, e);
+    else if (out != NULL) {
+        *out = res;
+        res = NULL;
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* ---- Rows and the log ---- */
+
+/* The row with key `key`, locked for this transaction: a new object of every
+ * column in *row, and its key as the log writes it in *id (new string), or
+ * *row = NULL if there is none. 1 with r set when key is no value of the key
+ * column's type; -1 with e set on a database failure. */
+static int
+row_load(struct pgpush *pp, struct json_object *key, struct json_object **row, char **id,
+         struct refusal *r, struct err *e)
+{
+    const struct table *t = pp->t;
+    struct params ps = {0};
+    struct buf sql = {0};
+    PGresult *res = NULL;
+    size_t i;
+    int rc;
+
+    *row = NULL;
+    if (id != NULL)
+        *id = NULL;
+    buf_adds(&sql, "SELECT to_jsonb(r.*) ->> ");
+    pg_literal(&sql, t->cols[t->key].name);
+    for (i = 0; i < t->ncols; i++) {
+        buf_adds(&sql, ", r.");
+        pg_ident(&sql, t->cols[i].name);
+    }
+    buf_adds(&sql, " FROM ");
+    pg_ident(&sql, t->en->table);
+    buf_adds(&sql, " AS r WHERE r.");
+    pg_ident(&sql, t->cols[t->key].name);
+    buf_adds(&sql, " = $1 FOR UPDATE");
+    params_add(&ps, key, &t->cols[t->key]);
+    rc = write_run(pp, sql.p, &ps, &res, r, "push: read the row", e);
+    if (rc == 0 && PQntuples(res) == 1) {
+        *row = row_json(res, 0, 1, t);
+        if (id != NULL)
+            *id = strdup(PQgetvalue(res, 0, 0));
+        if (*row == NULL || (id != NULL && *id == NULL))
+            rc = err_set(e, 500, "internal", "out of memory");
+    }
+    PQclear(res);
+    params_free(&ps);
+    buf_free(&sql);
+    return rc;
+}
+
+struct newest {
+    int found;
+    long long version;
+    long long time_ms;
+};
+
+/* The newest log entry of row id after client_version by anyone but the
+ * pushing client (its own echoes are never a conflict): found = 0 if none. */
+static int
+log_newest(struct pgpush *pp, const char *id, long long client_version, struct newest *out,
+           struct err *e)
+{
+    static const char sql[] =
+        "SELECT version, (extract(epoch FROM created_at) * 1000)::bigint FROM _rhtmx_sync_log"
+        " WHERE entity = $1 AND entity_id = $2 AND version > $3::bigint"
+        "   AND (client_id IS NULL OR client_id <> $4)"
+        " ORDER BY version DESC LIMIT 1";
+    char cv[24];
+    const char *params[4] = {pp->t->en->name, id, cv, pp->b->client_id};
+    PGresult *res;
+
+    memset(out, 0, sizeof(*out));
+    snprintf(cv, sizeof(cv), "%lld", client_version);
+    if ((res = pg_query(pp->p, sql, 4, params, "push: read the change log", e)) == NULL)
+        return -1;
+    if (PQntuples(res) == 1) {
+        out->found = 1;
+        out->version = pg_int(res, 0, 0);
+        out->time_ms = pg_int(res, 0, 1);
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* The row as the client last saw it (its newest entry at or before
+ * client_version), read back through the table's row type so its values have
+ * the server row's form; only the columns the entry holds. NULL when unknown. */
+static int
+log_base(struct pgpush *pp, const char *id, long long client_version, struct json_object **base,
+         struct err *e)
+{
+    const struct table *t = pp->t;
+    char cv[24];
+    const char *params[3] = {t->en->name, id, cv};
+    struct buf sql = {0};
+    PGresult *res;
+    size_t i;
+
+    *base = NULL;
+    snprintf(cv, sizeof(cv), "%lld", client_version);
+    buf_adds(&sql, "SELECT l.data IS NOT NULL");
+    for (i = 0; i < t->ncols; i++) {
+        buf_adds(&sql, ", b.");
+        pg_ident(&sql, t->cols[i].name);
+    }
+    for (i = 0; i < t->ncols; i++) {
+        buf_adds(&sql, ", l.data ? ");
+        pg_literal(&sql, t->cols[i].name);
+    }
+    buf_adds(&sql, " FROM (SELECT data FROM _rhtmx_sync_log WHERE entity = $1 AND entity_id = $2"
+                   " AND version <= $3::bigint ORDER BY version DESC LIMIT 1) AS l,"
+                   " jsonb_populate_record(NULL::");
+    pg_ident(&sql, t->en->table);
+    buf_adds(&sql, ", l.data) AS b");
+    res = pg_query(pp->p, sql.p, 3, params, "push: read the change log", e);
+    buf_free(&sql);
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't') {
+        *base = row_json(res, 0, 1, t);
+        for (i = 0; *base != NULL && i < t->ncols; i++)
+            if (PQgetvalue(res, 0, 1 + (int)t->ncols + (int)i)[0] != 't')
+                json_object_object_del(*base, t->cols[i].name);
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* INSERT the row: key (NULL: the column's default assigns it) and fields.
+ * *newkey: the key it got (new reference). 0, 1 refused (r), -1. */
+static int
+row_insert(struct pgpush *pp, struct json_object *key, struct json_object *fields,
+           struct json_object **newkey, struct refusal *r, struct err *e)
+{
+    const struct table *t = pp->t;
+    struct params ps = {0};
+    struct buf sql = {0};
+    PGresult *res = NULL;
+    int i, rc;
+
+    *newkey = NULL;
+    buf_adds(&sql, "INSERT INTO ");
+    pg_ident(&sql, t->en->table);
+    if (key == NULL && json_object_object_length(fields) == 0) {
+        buf_adds(&sql, " DEFAULT VALUES");
+    } else {
+        buf_adds(&sql, " (");
+        if (key != NULL) {
+            pg_ident(&sql, t->cols[t->key].name);
+            params_add(&ps, key, &t->cols[t->key]);
+        }
+        json_object_object_foreach (fields, f, v) {
+            if (ps.n > 0)
+                buf_adds(&sql, ", ");
+            pg_ident(&sql, f);
+            params_add(&ps, v, &t->cols[table_column(t, f)]);
+        }
+        buf_adds(&sql, ") VALUES (");
+        for (i = 1; i <= ps.n; i++)
+            buf_printf(&sql, i > 1 ? ", $%d" : "$%d", i);
+        buf_adds(&sql, ")");
+    }
+    buf_adds(&sql, " RETURNING ");
+    pg_ident(&sql, t->cols[t->key].name);
+    rc = write_run(pp, sql.p, &ps, &res, r, "push: insert", e);
+    if (rc == 0)
+        *newkey = value_json(res, 0, 0);
+    PQclear(res);
+    params_free(&ps);
+    buf_free(&sql);
+    return rc;
+}
+
+/* UPDATE the row with key `key` with fields (nothing to do when empty). */
+static int
+row_update(struct pgpush *pp, struct json_object *key, struct json_object *fields,
+           struct refusal *r, struct err *e)
+{
+    const struct table *t = pp->t;
+    struct params ps = {0};
+    struct buf sql = {0};
+    int rc;
+
+    if (fields == NULL || json_object_object_length(fields) == 0)
+        return 0;
+    buf_adds(&sql, "UPDATE ");
+    pg_ident(&sql, t->en->table);
+    buf_adds(&sql, " SET ");
+    json_object_object_foreach (fields, f, v) {
+        if (ps.n > 0)
+            buf_adds(&sql, ", ");
+        pg_ident(&sql, f);
+        params_add(&ps, v, &t->cols[table_column(t, f)]);
+        buf_printf(&sql, " = $%d", ps.n);
+    }
+    buf_adds(&sql, " WHERE ");
+    pg_ident(&sql, t->cols[t->key].name);
+    params_add(&ps, key, &t->cols[t->key]);
+    buf_printf(&sql, " = $%d", ps.n);
+    rc = write_run(pp, sql.p, &ps, NULL, r, "push: update", e);
+    params_free(&ps);
+    buf_free(&sql);
+    return rc;
+}
+
+static int
+row_delete(struct pgpush *pp, struct json_object *key, struct refusal *r, struct err *e)
+{
+    const struct table *t = pp->t;
+    struct params ps = {0};
+    struct buf sql = {0};
+    int rc;
+
+    buf_adds(&sql, "DELETE FROM ");
+    pg_ident(&sql, t->en->table);
+    buf_adds(&sql, " WHERE ");
+    pg_ident(&sql, t->cols[t->key].name);
+    buf_adds(&sql, " = $1");
+    params_add(&ps, key, &t->cols[t->key]);
+    rc = write_run(pp, sql.p, &ps, NULL, r, "push: delete", e);
+    params_free(&ps);
+    buf_free(&sql);
+    return rc;
+}
+
+/* ---- One change ---- */
+
+/* The real key a temporary id was given, by this batch or an earlier one of
+ * the same client: new reference in *key, or NULL if never created. */
+static int
+tmp_lookup(struct pgpush *pp, const char *tmp, struct json_object **key, struct err *e)
+{
+    static const char sql[] =
+        "SELECT (answer::jsonb -> 'id')::text FROM _rhtmx_sync_mutations"
+        " WHERE client_id = $1 AND entity = $2 AND answer::jsonb ->> 'tmp' = $3"
+        "   AND (answer::jsonb -> 'applied') = 'true'::jsonb LIMIT 1";
+    const char *params[3] = {pp->mkey, pp->t->en->name, tmp};
+    struct json_object *v;
+    struct err ignored;
+    PGresult *res;
+
+    *key = NULL;
+    if (json_object_object_get_ex(pp->tmpmap, tmp, &v)) {
+        *key = json_object_get(v);
+        return 0;
+    }
+    if ((res = pg_query(pp->p, sql, 3, params, "push: look up a temporary id", e)) == NULL)
+        return -1;
+    if (PQntuples(res) == 1)
+        *key = jsonr_parse(PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)), 2, &ignored);
+    PQclear(res);
+    return 0;
+}
+
+/* Why key cannot be a key of t, or NULL. */
+static const char *
+key_problem(const struct table *t, struct json_object *key)
+{
+    const char *type = t->cols[t->key].type;
+    int integer = strcmp(type, "integer") == 0 || strcmp(type, "bigint") == 0 ||
+                  strcmp(type, "smallint") == 0;
+    int text = strcmp(type, "text") == 0 || strncmp(type, "character", 9) == 0 ||
+               strcmp(type, "uuid") == 0;
+
+    if (integer && !json_object_is_type(key, json_type_int))
+        return t->assign_key ? "the id must be an integer (or, for a create, a temporary id "
+                               "\"" TMP_PREFIX "...\")"
+                             : "the id must be an integer";
+    if (text && !json_object_is_type(key, json_type_string))
+        return "the id must be a string";
+    return NULL;
+}
+
+/* The columns of data to write, without the key: a new object in *fields, or
+ * a rejection record. */
+static struct json_object *
+change_fields(const struct pgpush *pp, const struct push_change *c, struct json_object **fields)
+{
+    const struct table *t = pp->t;
+    char q[ERR_QUOTED];
+    const char *why;
+    long col;
+
+    *fields = json_object_new_object();
+    if (c->data == NULL)
+        return NULL;
+    json_object_object_foreach (c->data, f, v) {
+        col = table_column(t, f);
+        if (col < 0 && pg_schema_column_gone(pp->p, t, f))
+            return push_rec_rejected(c, "schema_changed",
+                                     "column '%s' is no longer in %s (the app changed its schema): "
+                                     "nothing of this change was applied",
+                                     err_quote(q, f), t->en->name);
+        if (col < 0)
+            return push_rec_rejected(c, "unknown_column", "unknown column '%s' in %s",
+                                     err_quote(q, f), t->en->name);
+        if ((size_t)col == t->key)
+            continue;
+        if (t->cols[col].generated)
+            return push_rec_rejected(
+                c, "bad_change",
+                "column '%s' of %s is generated by the database: a push cannot "
+                "write it",
+                f, t->en->name);
+        if ((why = sqljson_problem(v)) != NULL)
+            return push_rec_rejected(c, "bad_change", "column '%s': %s", f, why);
+        json_object_object_add(*fields, f, json_object_get(v));
+    }
+    return NULL;
+}
+
+static const char *
+owner_column(const struct pgpush *pp)
+{
+    return pp->t->owner >= 0 && pp->o->owner != NULL ? pp->t->cols[pp->t->owner].name : NULL;
+}
+
+/* The key a change names: *key a new reference (NULL: the server assigns it),
+ * *tmp the temporary id of a create, or a rejection record; NULL with e set
+ * (and *fatal) when the batch must stop. */
+static struct json_object *
+change_key(struct pgpush *pp, const struct push_change *c, struct json_object **key,
+           const char **tmp, int *fatal, struct err *e)
+{
+    const struct table *t = pp->t;
+    const char *keyname = t->cols[t->key].name, *why;
+    struct json_object *dk = NULL;
+    char q[ERR_QUOTED];
+    int has_dk = c->data != NULL && json_object_object_get_ex(c->data, keyname, &dk) && dk != NULL;
+
+    *key = NULL;
+    *tmp = NULL;
+    *fatal = 0;
+    if ((t->assign_key && push_is_tmp(c->id)) || c->id != NULL) {
+        if (has_dk && !conflict_value_equal(dk, c->id))
+            return push_rec_rejected(c, "bad_change", "data.%s differs from the change's id",
+                                     keyname);
+    }
+    if (t->assign_key && push_is_tmp(c->id)) {
+        if (c->action == PUSH_CREATE) {
+            *tmp = json_object_get_string(c->id);
+            return NULL;
+        }
+        if (tmp_lookup(pp, json_object_get_string(c->id), key, e) < 0) {
+            *fatal = 1;
+            return NULL;
+        }
+        if (*key == NULL)
+            return push_rec_rejected(c, "not_found",
+                                     "temporary id '%s' was never created by this client",
+                                     err_quote(q, json_object_get_string(c->id)));
+    } else if (c->id != NULL) {
+        *key = json_object_get(c->id);
+    } else if (has_dk) {
+        *key = json_object_get(dk);
+    } else if (!t->assign_key) {
+        return push_rec_rejected(c, "bad_change",
+                                 "a create needs an id: %s.%s is not assigned by the server",
+                                 t->en->name, keyname);
+    }
+    if (*key != NULL && (why = key_problem(t, *key)) != NULL)
+        return push_rec_rejected(c, "bad_change", "%s", why);
+    return NULL;
+}
+
+/* Run change c (inside its savepoint). Returns its outcome record (new
+ * reference), or NULL with e set when the batch must stop. */
+static struct json_object *
+change_run(struct pgpush *pp, const struct push_change *c, struct err *e)
+{
+    const struct table *t = pp->t;
+    const char *tmp = NULL, *ocol = owner_column(pp);
+    struct json_object *rec = NULL, *key = NULL, *fields = NULL, *ov;
+    struct json_object *server = NULL, *base = NULL, *after = NULL, *stored = NULL, *cf;
+    struct conflict_result res = {0};
+    struct rhtmx_conflict x;
+    struct newest nw;
+    struct refusal r = {0};
+    char *id = NULL;
+    int rc, fatal;
+
+    if (!t->en->offline_writes) {
+        rec =
+            push_rec_rejected(c, "forbidden",
+                              "entity '%s' does not accept writes from clients (offline_writes is "
+                              "false)",
+                              t->en->name);
+        goto done;
+    }
+    if ((rec = change_key(pp, c, &key, &tmp, &fatal, e)) != NULL)
+        goto done;
+    if (fatal)
+        goto fatal;
+    if ((rec = change_fields(pp, c, &fields)) != NULL)
+        goto done;
+
+    if (key != NULL && (rc = row_load(pp, key, &server, &id, &r, e)) != 0) {
+        if (rc < 0)
+            goto fatal;
+        goto refused;
+    }
+    if (server != NULL && ocol != NULL &&
+        (!json_object_object_get_ex(server, ocol, &ov) || !push_owner_is(ov, pp->o->owner))) {
+        rec = push_rec_rejected(c, "forbidden", "this %s belongs to another user", t->en->name);
+        goto done;
+    }
+    if (ocol != NULL && (server != NULL || c->action != PUSH_CREATE) &&
+        json_object_object_get_ex(fields, ocol, &ov) && !push_owner_is(ov, pp->o->owner)) {
+        rec = push_rec_rejected(c, "forbidden", "%s.%s is the owner: it must be your own user id",
+                                t->en->name, ocol);
+        goto done;
+    }
+    if (server == NULL) {
+        if (c->action == PUSH_CREATE) {
+            if (ocol != NULL)
+                json_object_object_add(fields, ocol, json_object_new_string(pp->o->owner));
+            if ((rc = row_insert(pp, key, fields, &stored, &r, e)) < 0)
+                goto fatal;
+            if (rc > 0)
+                goto refused;
+            rec = push_rec_new(stored, 1);
+            if (tmp != NULL)
+                json_object_object_add(rec, "tmp", json_object_new_string(tmp));
+        } else if (c->action == PUSH_DELETE) {
+            rec = push_rec_new(key, 1); /* already gone: acknowledged */
+        } else {
+            rec = push_rec_rejected(c, "not_found", "no %s with this id (it may have been deleted)",
+                                    t->en->name);
+        }
+        goto done;
+    }
+
+    /* The row exists (a create for an existing id updates it, see PUSH.md). */
+    stored = json_object_object_get(server, t->cols[t->key].name);
+    json_object_get(stored);
+    if (log_newest(pp, id, c->client_version, &nw, e) < 0)
+        goto fatal;
+    if (!nw.found || (c->action != PUSH_DELETE && push_same_as_row(fields, server))) {
+        rc = c->action == PUSH_DELETE ? row_delete(pp, stored, &r, e)
+                                      : row_update(pp, stored, fields, &r, e);
+        if (rc < 0)
+            goto fatal;
+        if (rc > 0)
+            goto refused;
+        rec = push_rec_new(stored, 1);
+        goto done;
+    }
+
+    /* A conflict: the row changed on the server after the client's version. */
+    if (log_base(pp, id, c->client_version, &base, e) < 0)
+        goto fatal;
+    if (c->action != PUSH_DELETE && push_same_where_both(base, server)) {
+        if ((rc = row_update(pp, stored, fields, &r, e)) < 0)
+            goto fatal;
+        if (rc > 0)
+            goto refused;
+        rec = push_rec_new(stored, 1);
+        goto done;
+    }
+    x = (struct rhtmx_conflict){
+        .abi = RHTMX_RESOLVER_ABI,
+        .entity = t->en->name,
+        .table = t->en->table,
+        .key = t->cols[t->key].name,
+        .action = push_action_name(c->action),
+        .client_id = pp->b->client_id,
+        .mutation_id = c->mutation_id,
+        .id = stored,
+        .server = server,
+        .client = c->action == PUSH_DELETE ? NULL : fields,
+        .base = base,
+        .client_version = c->client_version,
+        .server_version = nw.version,
+        .client_time_ms = pp->now_ms,
+        .server_time_ms = nw.time_ms,
+    };
+    if (conflict_resolve(t->en->strategy, &x, pp->o->resolver, &res, e) < 0 ||
+        push_check_write(pp->t, owner_column(pp), pp->o->owner, res.write, e) < 0)
+        goto fatal;
+    rc = res.delete_row ? row_delete(pp, stored, &r, e) : row_update(pp, stored, res.write, &r, e);
+    if (rc < 0)
+        goto fatal;
+    if (rc > 0)
+        goto refused;
+    if (row_load(pp, stored, &after, NULL, &r, e) != 0)
+        goto fatal;
+    rec = push_rec_new(stored, res.decision != CONFLICT_SERVER);
+    cf = json_object_new_object();
+    json_object_object_add(cf, "mutation_id", json_object_new_string(c->mutation_id));
+    json_object_object_add(cf, "id", json_object_get(stored));
+    json_object_object_add(cf, "strategy", json_object_new_string(strategy_name(t->en->strategy)));
+    json_object_object_add(cf, "decision",
+                           json_object_new_string(conflict_decision_name(res.decision)));
+    json_object_object_add(cf, "server", after);
+    json_object_object_add(cf, "version", json_object_new_int64(nw.version));
+    json_object_object_add(rec, "conflict", cf);
+    after = NULL;
+    goto done;
+
+refused:
+    rec = push_rec_rejected(c, r.code, "%s", r.reason);
+done:
+    json_object_put(res.write);
+    json_object_put(after);
+    json_object_put(base);
+    json_object_put(server);
+    json_object_put(stored);
+    json_object_put(fields);
+    json_object_put(key);
+    free(id);
+    return rec;
+fatal:
+    json_object_put(rec);
+    rec = NULL;
+    goto done;
+}
+
+/* ---- The batch ---- */
+
+/* A stored outcome of mutation c: *rec (new reference) and the version it was
+ * answered with, or *rec = NULL when the mutation is new. A mutation id used
+ * before for another entity gets a rejection (not stored). */
+static int
+mutation_get(struct pgpush *pp, const struct push_change *c, struct json_object **rec,
+             long long *version, struct err *e)
+{
+    static const char sql[] = "SELECT entity, answer, version FROM _rhtmx_sync_mutations"
+                              " WHERE client_id = $1 AND mutation_id = $2";
+    const char *params[2] = {pp->mkey, c->mutation_id};
+    PGresult *res;
+    struct err perr;
+    int rc = 0;
+
+    *rec = NULL;
+    if ((res = pg_query(pp->p, sql, 2, params, "push: look up a mutation", e)) == NULL)
+        return -1;
+    if (PQntuples(res) == 1) {
+        if (strcmp(PQgetvalue(res, 0, 0), pp->t->en->name) != 0) {
+            *rec = push_rec_rejected(c, "bad_change",
+                                     "mutation_id '%s' was already used for entity '%s'",
+                                     c->mutation_id, PQgetvalue(res, 0, 0));
+            *version = -1;
+        } else {
+            *rec = jsonr_parse(PQgetvalue(res, 0, 1), strlen(PQgetvalue(res, 0, 1)),
+                               PUSH_BODY_MAX_DEPTH + 2, &perr);
+            *version = pg_int(res, 0, 2);
+            if (*rec == NULL)
+                rc = err_set(e, 500, "database", "push: stored answer of %s/%s is unreadable: %s",
+                             pp->b->client_id, c->mutation_id, perr.msg);
+        }
+    }
+    PQclear(res);
+    return rc;
+}
+
+static int
+mutation_put(struct pgpush *pp, const struct push_change *c, struct json_object *rec,
+             long long version, struct err *e)
+{
+    static const char sql[] = "INSERT INTO _rhtmx_sync_mutations (client_id, mutation_id, entity,"
+                              " answer, version) VALUES ($1, $2, $3, $4, $5::bigint)";
+    char v[24];
+    const char *params[5] = {pp->mkey, c->mutation_id, pp->t->en->name,
+                             json_object_to_json_string_ext(
+                                 rec, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+                             v};
+
+    snprintf(v, sizeof(v), "%lld", version);
+    return pg_exec(pp->p, sql, 5, params, "push: record the mutation", e);
+}
+
+/* Run change c in a savepoint of its own, rolled back when it is rejected. */
+static struct json_object *
+change_in_savepoint(struct pgpush *pp, const struct push_change *c, struct err *e)
+{
+    struct json_object *rec;
+
+    if (pg_exec(pp->p, "SAVEPOINT rhtmx_change", 0, NULL, "push: savepoint", e) < 0)
+        return NULL;
+    if ((rec = change_run(pp, c, e)) == NULL)
+        return NULL; /* the whole transaction is rolled back */
+    if (json_object_object_get_ex(rec, "rejected", NULL) &&
+        pg_exec(pp->p, "ROLLBACK TO SAVEPOINT rhtmx_change", 0, NULL,
+                "push: roll back a rejected change", e) < 0)
+        goto err;
+    if (pg_exec(pp->p, "RELEASE SAVEPOINT rhtmx_change", 0, NULL, "push: release", e) < 0)
+        goto err;
+    return rec;
+err:
+    json_object_put(rec);
+    return NULL;
+}
+
+int
+pg_push_batch(struct pg *p, const struct table *t, const struct push_opts *o, const char *body,
+              size_t n, struct buf *out, struct err *e)
+{
+    struct push_body b;
+    struct pgpush pp;
+    struct json_object **recs = NULL;
+    unsigned char *fresh = NULL;
+    long long head, horizon, v = 0, replayed = -1;
+    int any_new = 0, rc = -1;
+    const char *client[1];
+    size_t i;
+
+    memset(&pp, 0, sizeof(pp));
+    if (push_body_parse(&b, body, n, o->max_changes, e) < 0)
+        goto out;
+    if (t->en->strategy == STRATEGY_CUSTOM && o->resolver == NULL) {
+        err_set(e, 500, "config",
+                "entity '%s' uses strategy \"custom\" but no resolver is registered or named by "
+                "push.resolver in the config",
+                t->en->name);
+        goto out;
+    }
+    recs = calloc(b.n ? b.n : 1, sizeof(*recs));
+    fresh = calloc(b.n ? b.n : 1, 1);
+    if (recs == NULL || fresh == NULL) {
+        err_set(e, 500, "internal", "out of memory");
+        goto out;
+    }
+    pp.p = p;
+    pp.t = t;
+    pp.o = o;
+    pp.b = &b;
+    pp.now_ms = o->now_ms > 0 ? o->now_ms : push_now_ms();
+    pp.tmpmap = json_object_new_object();
+    if (o->user != NULL) {
+        size_t len = strlen(o->user) + strlen(b.client_id) + 2;
+        if ((pp.mkey = malloc(len)) != NULL)
+            snprintf(pp.mkey, len, "%s/%s", o->user, b.client_id);
+    } else {
+        pp.mkey = strdup(b.client_id);
+    }
+    if (pp.mkey == NULL) {
+        err_set(e, 500, "internal", "out of memory");
+        goto out;
+    }
+
+    if (pg_begin_write(p, e) < 0)
+        goto out;
+    /* The triggers stamp this on every entry the batch causes; it ends with
+     * the transaction, so no other writer ever sees it. */
+    client[0] = b.client_id;
+    if (pg_exec(p, "SELECT set_config('rhtmx_sync.client_id', $1, true)", 1, client,
+                "push: set the client id", e) < 0)
+        goto rollback;
+    for (i = 0; i < b.n; i++) {
+        const struct push_change *c = &b.changes[i];
+        if (mutation_get(&pp, c, &recs[i], &v, e) < 0)
+            goto rollback;
+        if (recs[i] != NULL) {
+            if (v > replayed)
+                replayed = v;
+        } else {
+            if ((recs[i] = change_in_savepoint(&pp, c, e)) == NULL)
+                goto rollback;
+            fresh[i] = 1;
+            any_new = 1;
+        }
+        push_note_tmp(pp.tmpmap, recs[i]);
+    }
+    if (pg_cursors(p, &head, &horizon, e) < 0)
+        goto rollback;
+    for (i = 0; i < b.n; i++)
+        if (fresh[i] && mutation_put(&pp, &b.changes[i], recs[i], head, e) < 0)
+            goto rollback;
+    if (pg_commit(p, e) < 0)
+        goto rollback;
+    push_answer_write(recs, b.n, !any_new && replayed >= 0 ? replayed : head, out);
+    rc = 0;
+    goto out;
+rollback:
+    pg_rollback(p);
+out:
+    json_object_put(pp.tmpmap);
+    free(pp.mkey);
+    if (recs != NULL)
+        for (i = 0; i < b.n; i++)
+            json_object_put(recs[i]);
+    free(recs);
+    free(fresh);
+    push_body_free(&b);
+    return rc;
+}
