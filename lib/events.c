@@ -69,8 +69,8 @@ parse_version(const char *s)
 
 /* Add entity en with its owner rule for who (once). */
 static int
-add_entity(struct events_params *p, const struct identity *who, const struct entity *en,
-           struct err *e)
+add_entity(struct events_params *p, const struct config *cfg, const struct identity *who,
+           const struct entity *en, struct err *e)
 {
     struct hub_filter *f = &p->filter;
     const char *owner = NULL;
@@ -84,8 +84,9 @@ add_entity(struct events_params *p, const struct identity *who, const struct ent
     if (auth_owner(who, en, &owner, e) < 0)
         return -1;
     n = realloc(f->entities, (f->n + 1) * sizeof(*n));
-    /* scope hook (lib/scope.h): a scoped entity's rule replaces the owner value */
-    if (en->scope != NULL || en->owner_column != NULL) {
+    /* scope hook (lib/scope.h): a scoped entity's rule replaces the owner value
+     * (SQLite only: the PostgreSQL backend keeps owner values, and refuses a scope) */
+    if (cfg->pg == NULL && (en->scope != NULL || en->owner_column != NULL)) {
         rule = scope_rule(en, who->sub, who->claims);
         if (rule == NULL) {
             if (n != NULL)
@@ -134,7 +135,7 @@ parse_entities(char *list, const struct config *cfg, const struct identity *who,
         for (name = strtok_r(list, ",", &save); name != NULL; name = strtok_r(NULL, ",", &save)) {
             if (!config_valid_name(name) || (en = config_entity(cfg, name)) == NULL)
                 return err_set(e, 404, "not_found", "unknown entity '%s'", err_quote(q, name));
-            if (auth_entity_allowed(who, name, e) < 0 || add_entity(p, who, en, e) < 0)
+            if (auth_entity_allowed(who, name, e) < 0 || add_entity(p, cfg, who, en, e) < 0)
                 return -1;
         }
         if (p->filter.n > 0)
@@ -151,7 +152,7 @@ parse_entities(char *list, const struct config *cfg, const struct identity *who,
         en = &cfg->entities[i];
         if (auth_entity_allowed(who, en->name, &ignored) < 0)
             continue;
-        if (add_entity(p, who, en, e) < 0)
+        if (add_entity(p, cfg, who, en, e) < 0)
             return -1;
     }
     if (p->filter.n == 0)
