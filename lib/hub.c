@@ -699,7 +699,7 @@ feed_pg(struct hub *h)
             for (i = 0; i < batch.n; i++)
                 free(batch.ev[i].mem);
             free(batch.ev);
-            feed_reset(h, head, horizon, h->cookie);
+            feed_reset(h, head, horizon, h->cookie); /* no SQLite schema cookie here */
             return 0;
         }
         hub_lock(h);

@@ -116,6 +116,8 @@ jsonw_column(const struct sink *s, sqlite3_stmt *st, int col)
         if (isnan(d))
             return jsonw_raw(s, "null");
         n = snprintf(tmp, sizeof(tmp), "%.17g", d);
+        if (strpbrk(tmp, ".eE") == NULL) /* still a real when read back, as SQLite writes it */
+            n += snprintf(tmp + n, sizeof(tmp) - (size_t)n, ".0");
         return sink_write(s, tmp, (size_t)n);
     case SQLITE_TEXT:
         return jsonw_string(s, (const char *)sqlite3_column_text(st, col),

@@ -19,8 +19,13 @@ after(async () => { if (pg) await pg.stop(); });
 const secret = crypto.randomBytes(32).toString('base64');
 const auth = (sub, extra = {}) => ({ Authorization: `Bearer ${mintToken(secret, claims(sub, extra))}` });
 const events = (app, query, headers = {}) => runCgi('sync-events', { config: app.config, query, headers });
-/** The SSE blocks of an answer without the retry: field (spread per answer on purpose). */
-const blocks = (r) => r.text().split('\n\n').filter(Boolean).map((b) => b.split('\n').filter((l) => !l.startsWith('retry:')).join('\n'));
+/** The SSE blocks of an answer without the retry: field (spread per answer on purpose), and
+ * with each schema fingerprint as "*": it is of the column types as each database names
+ * them, so it differs between backends by design (the entities it lists must not). */
+const blocks = (r) => r.text().split('\n\n').filter(Boolean).map((b) => b.split('\n')
+  .filter((l) => !l.startsWith('retry:'))
+  .map((l) => (b.startsWith('event: schema\n') && l.startsWith('data: ') ? l.replace(/"[0-9a-f]{16}"/g, '"*"') : l))
+  .join('\n'));
 
 test('a poll with token auth and an owner column: the same blocks on both backends', { skip }, async () => {
   const schemas = {

@@ -18,11 +18,12 @@ static const struct {
     {__LINE__, "\b\t\n\f\r", 5, "\"\\b\\t\\n\\f\\r\""},
     {__LINE__, "\x01\x1f\x0b", 3, "\"\\u0001\\u001f\\u000b\""},
     {__LINE__, "nul\0x", 5, "\"nul\\u0000x\""},
-    {__LINE__, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14, "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\""},
+    {__LINE__, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14,
+     "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\""},
     {__LINE__, "bad\xff", 4, "\"bad\xef\xbf\xbd\""},
-    {__LINE__, "\xc0\xaf", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\""},             /* overlong */
+    {__LINE__, "\xc0\xaf", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\""},                 /* overlong */
     {__LINE__, "\xed\xa0\x80", 3, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""}, /* surrogate */
-    {__LINE__, "\xe2\x82", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\""},             /* truncated */
+    {__LINE__, "\xe2\x82", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\""},                 /* truncated */
     {__LINE__, "", 0, "\"\""},
 };
 
@@ -66,13 +67,13 @@ main(void)
 
     /* Column values keep their SQL type. */
     CHECK(sqlite3_open(":memory:", &db) == SQLITE_OK);
-    CHECK(sqlite3_prepare_v2(db, "SELECT 42, 1.5, 'x\"y', NULL, x'00ff', 1e999, -1e999", -1, &st,
-                             NULL) == SQLITE_OK);
+    CHECK(sqlite3_prepare_v2(db, "SELECT 42, 1.5, 'x\"y', NULL, x'00ff', 1e999, -1e999, 2.0", -1,
+                             &st, NULL) == SQLITE_OK);
     CHECK(sqlite3_step(st) == SQLITE_ROW);
     {
         static const char *const want[] = {"42",       "1.5",   "\"x\\\"y\"", "null",
-                                           "\"00FF\"", "9e999", "-9e999"};
-        for (i = 0; i < 7; i++) {
+                                           "\"00FF\"", "9e999", "-9e999",     "2.0"};
+        for (i = 0; i < 8; i++) {
             buf_reset(&b);
             jsonw_column(&s, st, (int)i);
             CHECK_AT(__LINE__, strcmp(b.p, want[i]) == 0, "column %zu: got %s want %s", i, b.p,
