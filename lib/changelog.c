@@ -210,16 +210,8 @@ write_change(struct stage *s, const struct sink *staged, sqlite3_stmt *st,
     return STAGE_LIT(s, "}");
 }
 
-/*
- * 0 if a's cursor can be served, else -1 with e set to 410 resync_required
- * (e->version = head). Newer than the head: the database is not the one the
- * client synced with (restored from a backup, replaced), and its store holds
- * rows this one may never have had; whatever page it is on, it starts over,
- * as the event stream tells it to. Older than the horizon: what it missed may
- * have been compacted away.
- */
-static int
-cursor_check(const struct pull_args *a, long long head, long long horizon, struct err *e)
+int
+changelog_cursor_check(const struct pull_args *a, long long head, long long horizon, struct err *e)
 {
     if (a->since > head)
         err_set(e, 410, "resync_required",
@@ -263,7 +255,7 @@ changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, 
     horizon = sqlite3_column_int64(st, 1);
     sqlite3_reset(st);
     st = NULL;
-    if (cursor_check(a, head, horizon, e) < 0)
+    if (changelog_cursor_check(a, head, horizon, e) < 0)
         goto err;
     if (a->sql != NULL) {
         if ((st = db_cached(d, a->sql, "pull", e)) == NULL)

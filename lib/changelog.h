@@ -43,6 +43,18 @@ struct pull_args {
  */
 int changelog_pull(struct db *d, const struct pull_args *a, const struct sink *out, struct err *e);
 
+/*
+ * 0 if a's cursor can be served from a log at head with horizon (either
+ * backend), else -1 with e set to 410 resync_required (e->version = head).
+ * Newer than the head: the database is not the one the client synced with
+ * (restored from a backup, replaced), and its store holds rows this one may
+ * never have had; whatever page it is on, it starts over, as the event stream
+ * tells it to. Older than the horizon: what it missed may have been compacted
+ * away.
+ */
+int changelog_cursor_check(const struct pull_args *a, long long head, long long horizon,
+                           struct err *e);
+
 /* The compaction horizon (versions at or below it may be gone), or -1. */
 long long changelog_horizon(struct db *d, struct err *e);
 

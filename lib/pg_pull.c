@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "changelog.h"
 #include "jsonw.h"
 #include "pg_json.h"
 #include "pg_pull.h"
@@ -102,22 +103,8 @@ pg_pull(struct pg *p, const struct table *t, const struct pull_args *a, const st
         return -1;
     if (pg_cursors(p, &head, &horizon, e) < 0)
         goto err;
-    if (a->since > head) {
-        err_set(e, 410, "resync_required",
-                "cursor %lld is newer than the change log's head %lld (the database was "
-                "restored or replaced): pull from since=0",
-                a->since, head);
-        e->version = head;
+    if (changelog_cursor_check(a, head, horizon, e) < 0)
         goto err;
-    }
-    if (!a->full && a->since > 0 && a->since < horizon) {
-        err_set(e, 410, "resync_required",
-                "cursor %lld is older than the retained change log (horizon %lld): pull from "
-                "since=0",
-                a->since, horizon);
-        e->version = head;
-        goto err;
-    }
     page_sql(&sql, t);
     snprintf(since, sizeof(since), "%lld", a->since);
     snprintf(limit, sizeof(limit), "%lld", a->limit + 1);
