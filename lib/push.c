@@ -214,17 +214,11 @@ row_load(struct push *p, struct json_object *key, struct json_object **row, sqli
     return 0;
 }
 
-struct newest {
-    int found;
-    long long version;
-    long long time_ms;
-};
-
 /* The newest log entry of the row whose stored key is kval written after
  * client_version by someone else than the pushing client: found = 0 if none,
  * i.e. no conflict. */
 static int
-log_newest(struct push *p, sqlite3_value *kval, long long client_version, struct newest *out,
+log_newest(struct push *p, sqlite3_value *kval, long long client_version, struct push_newest *out,
            struct err *e)
 {
     sqlite3_stmt *st = db_stmt(p->d, STMT_LOG_NEWEST, e);
@@ -562,12 +556,10 @@ key_problem(const struct table *t, struct json_object *key)
     return NULL;
 }
 
-/* The columns of data to write, without the key: a new object in *fields, or
- * a rejection record. */
-static struct json_object *
-change_fields(const struct push *p, const struct push_change *c, struct json_object **fields)
+struct json_object *
+push_change_fields(const struct table *t, const struct push_change *c, push_gone_fn gone, void *ctx,
+                   struct json_object **fields)
 {
-    const struct table *t = p->t;
     char q[ERR_QUOTED];
     const char *why;
     long col;
@@ -577,7 +569,7 @@ change_fields(const struct push *p, const struct push_change *c, struct json_obj
         return NULL;
     json_object_object_foreach (c->data, f, v) {
         col = table_column(t, f);
-        if (col < 0 && schema_column_gone(p->d, t, f))
+        if (col < 0 && gone(ctx, t, f))
             return push_rec_rejected(c, "schema_changed",
                                      "column '%s' is no longer in %s (the app changed its schema): "
                                      "nothing of this change was applied",
@@ -598,6 +590,165 @@ change_fields(const struct push *p, const struct push_change *c, struct json_obj
         json_object_object_add(*fields, f, json_object_get(v));
     }
     return NULL;
+}
+
+/* push_gone_fn of the SQLite store: ctx is the struct push. */
+static int
+column_gone(void *ctx, const struct table *t, const char *col)
+{
+    return schema_column_gone(((struct push *)ctx)->d, t, col);
+}
+
+/* push_tmp_fn of the SQLite store: ctx is the struct push. */
+static int
+tmp_lookup_cb(void *ctx, const char *tmp, struct json_object **key, struct err *e)
+{
+    return tmp_lookup(ctx, tmp, key, e);
+}
+
+struct json_object *
+push_rec_writes_off(const struct table *t, const struct push_change *c)
+{
+    if (t->en->offline_writes)
+        return NULL;
+    return push_rec_rejected(c, "forbidden",
+                             "entity '%s' does not accept writes from clients (offline_writes is "
+                             "false)",
+                             t->en->name);
+}
+
+struct json_object *
+push_change_key(const struct table *t, const struct push_change *c, push_tmp_fn lookup, void *ctx,
+                struct json_object **key, const char **tmp, int *fatal, struct err *e)
+{
+    const char *keyname = t->cols[t->key].name;
+    struct json_object *dk = NULL;
+    char q[ERR_QUOTED];
+    int has_dk = c->data != NULL && json_object_object_get_ex(c->data, keyname, &dk) && dk != NULL;
+
+    *key = NULL;
+    *tmp = NULL;
+    *fatal = 0;
+    if (c->id != NULL && has_dk && !conflict_value_equal(dk, c->id))
+        return push_rec_rejected(c, "bad_change", "data.%s differs from the change's id", keyname);
+    if (t->assign_key && push_is_tmp(c->id)) {
+        if (c->action == PUSH_CREATE) {
+            *tmp = json_object_get_string(c->id);
+            return NULL;
+        }
+        if (lookup(ctx, json_object_get_string(c->id), key, e) < 0) {
+            *fatal = 1;
+            return NULL;
+        }
+        if (*key == NULL)
+            return push_rec_rejected(c, "not_found",
+                                     "temporary id '%s' was never created by this client",
+                                     err_quote(q, json_object_get_string(c->id)));
+    } else if (c->id != NULL) {
+        *key = json_object_get(c->id);
+    } else if (has_dk) {
+        *key = json_object_get(dk);
+    } else if (!t->assign_key) {
+        return push_rec_rejected(c, "bad_change",
+                                 "a create needs an id: %s.%s is not assigned by the server",
+                                 t->en->name, keyname);
+    }
+    return NULL;
+}
+
+struct json_object *
+push_owner_refusal(const struct table *t, const struct push_change *c, const char *ocol,
+                   const char *owner, struct json_object *server, struct json_object *fields)
+{
+    struct json_object *ov;
+
+    if (ocol == NULL)
+        return NULL;
+    if (server != NULL &&
+        (!json_object_object_get_ex(server, ocol, &ov) || !push_owner_is(ov, owner)))
+        return push_rec_rejected(c, "forbidden", "this %s belongs to another user", t->en->name);
+    /* A new row is the caller's whatever the client sent (it is set later); a
+     * change to an existing row may not hand it to someone else. */
+    if ((server != NULL || c->action != PUSH_CREATE) &&
+        json_object_object_get_ex(fields, ocol, &ov) && !push_owner_is(ov, owner))
+        return push_rec_rejected(c, "forbidden", "%s.%s is the owner: it must be your own user id",
+                                 t->en->name, ocol);
+    return NULL;
+}
+
+int
+push_conflict_decide(const struct table *t, const struct push_opts *o, const char *client_id,
+                     long long now_ms, const struct push_change *c, struct json_object *stored,
+                     struct json_object *server, struct json_object *fields,
+                     struct json_object *base, const struct push_newest *nw,
+                     struct conflict_result *res, struct err *e)
+{
+    const char *ocol = t->owner >= 0 && o->owner != NULL ? t->cols[t->owner].name : NULL;
+    struct rhtmx_conflict x = {
+        .abi = RHTMX_RESOLVER_ABI,
+        .entity = t->en->name,
+        .table = t->en->table,
+        .key = t->cols[t->key].name,
+        .action = push_action_name(c->action),
+        .client_id = client_id,
+        .mutation_id = c->mutation_id,
+        .id = stored,
+        .server = server,
+        .client = c->action == PUSH_DELETE ? NULL : fields,
+        .base = base,
+        .client_version = c->client_version,
+        .server_version = nw->version,
+        .client_time_ms = now_ms,
+        .server_time_ms = nw->time_ms,
+    };
+
+    if (conflict_resolve(t->en->strategy, &x, o->resolver, res, e) < 0 ||
+        push_check_write(t, ocol, o->owner, res->write, e) < 0)
+        return -1;
+    return 0;
+}
+
+struct json_object *
+push_rec_conflict(const struct table *t, const struct push_change *c, struct json_object *stored,
+                  const struct conflict_result *res, struct json_object *after, long long version)
+{
+    struct json_object *rec = push_rec_new(stored, res->decision != CONFLICT_SERVER);
+    struct json_object *cf = json_object_new_object();
+
+    json_object_object_add(cf, "mutation_id", json_object_new_string(c->mutation_id));
+    json_object_object_add(cf, "id", json_object_get(stored));
+    json_object_object_add(cf, "strategy", json_object_new_string(strategy_name(t->en->strategy)));
+    json_object_object_add(cf, "decision",
+                           json_object_new_string(conflict_decision_name(res->decision)));
+    json_object_object_add(cf, "server", after);
+    json_object_object_add(cf, "version", json_object_new_int64(version));
+    json_object_object_add(rec, "conflict", cf);
+    return rec;
+}
+
+char *
+push_mutation_key(const struct push_opts *o, const char *client_id)
+{
+    size_t len;
+    char *k;
+
+    if (o->user == NULL)
+        return strdup(client_id);
+    len = strlen(o->user) + strlen(client_id) + 2;
+    if ((k = malloc(len)) != NULL)
+        snprintf(k, len, "%s/%s", o->user, client_id);
+    return k;
+}
+
+int
+push_resolver_missing(const struct table *t, const struct push_opts *o, struct err *e)
+{
+    if (t->en->strategy != STRATEGY_CUSTOM || o->resolver != NULL)
+        return 0;
+    return err_set(e, 500, "config",
+                   "entity '%s' uses strategy \"custom\" but no resolver is registered or named by "
+                   "push.resolver in the config",
+                   t->en->name);
 }
 
 /* 1 if v, a column value, is the owner value as text (42 and "42" are "42"). */
@@ -669,84 +820,33 @@ static struct json_object *
 change_run(struct push *p, const struct push_change *c, struct err *e)
 {
     const struct table *t = p->t;
-    const char *keyname = t->cols[t->key].name, *tmp = NULL, *why, *ocol = owner_column(p);
-    char q[ERR_QUOTED];
-    struct json_object *rec = NULL, *key = NULL, *fields = NULL, *dk = NULL, *ov;
-    struct json_object *server = NULL, *base = NULL, *after = NULL, *stored = NULL, *cf;
+    const char *tmp = NULL, *why, *ocol = owner_column(p);
+    struct json_object *rec = NULL, *key = NULL, *fields = NULL;
+    struct json_object *server = NULL, *base = NULL, *after = NULL, *stored = NULL;
     struct conflict_result res = {0};
-    struct rhtmx_conflict x;
-    struct newest nw;
+    struct push_newest nw;
     struct refusal r = {0};
     sqlite3_value *kval = NULL;
-    int has_dk, apply, rc;
+    int apply, rc, fatal;
 
-    if (!t->en->offline_writes) {
-        rec =
-            push_rec_rejected(c, "forbidden",
-                              "entity '%s' does not accept writes from clients (offline_writes is "
-                              "false)",
-                              t->en->name);
+    if ((rec = push_rec_writes_off(t, c)) != NULL)
         goto done;
-    }
-
     /* The key: the change's id, a temporary id, or the key inside data. */
-    has_dk = c->data != NULL && json_object_object_get_ex(c->data, keyname, &dk) && dk != NULL;
-    if (t->assign_key && push_is_tmp(c->id)) {
-        if (has_dk && !conflict_value_equal(dk, c->id)) {
-            rec =
-                push_rec_rejected(c, "bad_change", "data.%s differs from the change's id", keyname);
-            goto done;
-        }
-        if (c->action == PUSH_CREATE) {
-            tmp = json_object_get_string(c->id);
-        } else {
-            if (tmp_lookup(p, json_object_get_string(c->id), &key, e) < 0)
-                goto fatal;
-            if (key == NULL) {
-                rec = push_rec_rejected(c, "not_found",
-                                        "temporary id '%s' was never created by this client",
-                                        err_quote(q, json_object_get_string(c->id)));
-                goto done;
-            }
-        }
-    } else if (c->id != NULL) {
-        if (has_dk && !conflict_value_equal(dk, c->id)) {
-            rec =
-                push_rec_rejected(c, "bad_change", "data.%s differs from the change's id", keyname);
-            goto done;
-        }
-        key = json_object_get(c->id);
-    } else if (has_dk) {
-        key = json_object_get(dk);
-    } else if (!t->assign_key) {
-        rec = push_rec_rejected(c, "bad_change",
-                                "a create needs an id: %s.%s is not assigned by "
-                                "the server",
-                                t->en->name, keyname);
+    if ((rec = push_change_key(t, c, tmp_lookup_cb, p, &key, &tmp, &fatal, e)) != NULL)
         goto done;
-    }
+    if (fatal)
+        goto fatal;
     if (key != NULL && (why = key_problem(t, key)) != NULL) {
         rec = push_rec_rejected(c, "bad_change", "%s", why);
         goto done;
     }
-    if ((rec = change_fields(p, c, &fields)) != NULL)
+    if ((rec = push_change_fields(t, c, column_gone, p, &fields)) != NULL)
         goto done;
 
     if (key != NULL && row_load(p, key, &server, &kval, e) < 0)
         goto fatal;
-    if (server != NULL && ocol != NULL &&
-        (!json_object_object_get_ex(server, ocol, &ov) || !push_owner_is(ov, p->o->owner))) {
-        rec = push_rec_rejected(c, "forbidden", "this %s belongs to another user", t->en->name);
+    if ((rec = push_owner_refusal(t, c, ocol, p->o->owner, server, fields)) != NULL)
         goto done;
-    }
-    /* A new row is the caller's whatever the client sent (it is set below); a
-     * change to an existing row may not hand it to someone else. */
-    if (ocol != NULL && (server != NULL || c->action != PUSH_CREATE) &&
-        json_object_object_get_ex(fields, ocol, &ov) && !push_owner_is(ov, p->o->owner)) {
-        rec = push_rec_rejected(c, "forbidden", "%s.%s is the owner: it must be your own user id",
-                                t->en->name, ocol);
-        goto done;
-    }
     /* scope hook: a row outside the caller's scope is not theirs to touch */
     if (server != NULL && t->scope != NULL && p->o->scope != NULL) {
         if ((rc = scope_row_visible(p->d, t, kval, p->o->scope, e)) < 0)
@@ -801,25 +901,8 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
         rec = push_rec_new(stored, 1);
         goto done;
     }
-    x = (struct rhtmx_conflict){
-        .abi = RHTMX_RESOLVER_ABI,
-        .entity = t->en->name,
-        .table = t->en->table,
-        .key = keyname,
-        .action = push_action_name(c->action),
-        .client_id = p->b->client_id,
-        .mutation_id = c->mutation_id,
-        .id = stored,
-        .server = server,
-        .client = c->action == PUSH_DELETE ? NULL : fields,
-        .base = base,
-        .client_version = c->client_version,
-        .server_version = nw.version,
-        .client_time_ms = p->now_ms,
-        .server_time_ms = nw.time_ms,
-    };
-    if (conflict_resolve(t->en->strategy, &x, p->o->resolver, &res, e) < 0 ||
-        push_check_write(p->t, owner_column(p), p->o->owner, res.write, e) < 0)
+    if (push_conflict_decide(t, p->o, p->b->client_id, p->now_ms, c, stored, server, fields, base,
+                             &nw, &res, e) < 0)
         goto fatal;
     if (res.delete_row)
         rc = row_delete(p, kval, &r, e);
@@ -831,16 +914,7 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
         goto refused;
     if (row_load(p, stored, &after, NULL, e) < 0)
         goto fatal;
-    rec = push_rec_new(stored, res.decision != CONFLICT_SERVER);
-    cf = json_object_new_object();
-    json_object_object_add(cf, "mutation_id", json_object_new_string(c->mutation_id));
-    json_object_object_add(cf, "id", json_object_get(stored));
-    json_object_object_add(cf, "strategy", json_object_new_string(strategy_name(t->en->strategy)));
-    json_object_object_add(cf, "decision",
-                           json_object_new_string(conflict_decision_name(res.decision)));
-    json_object_object_add(cf, "server", after);
-    json_object_object_add(cf, "version", json_object_new_int64(nw.version));
-    json_object_object_add(rec, "conflict", cf);
+    rec = push_rec_conflict(t, c, stored, &res, after, nw.version);
     after = NULL;
     goto done;
 
@@ -985,11 +1059,12 @@ scope_after(struct push *p, const struct push_change *c, struct json_object **re
         return -1;
     if (row != NULL && (rc = scope_row_visible(p->d, p->t, kval, p->o->scope, e)) == 0) {
         json_object_put(*rec);
-        *rec = push_rec_rejected(c, "forbidden",
-                            c->action == PUSH_CREATE && c->id != NULL
-                                ? "the %s would be outside your scope: not written"
-                                : "the change would move this %s out of your scope: not written",
-                            p->t->en->name);
+        *rec =
+            push_rec_rejected(c, "forbidden",
+                              c->action == PUSH_CREATE && c->id != NULL
+                                  ? "the %s would be outside your scope: not written"
+                                  : "the change would move this %s out of your scope: not written",
+                              p->t->en->name);
     }
     json_object_put(row);
     sqlite3_value_free(kval);
@@ -1037,13 +1112,8 @@ push_batch(struct db *d, const struct table *t, const struct push_opts *o, const
     memset(&p, 0, sizeof(p));
     if (push_body_parse(&b, body, n, o->max_changes, e) < 0)
         goto out;
-    if (t->en->strategy == STRATEGY_CUSTOM && o->resolver == NULL) {
-        err_set(e, 500, "config",
-                "entity '%s' uses strategy \"custom\" but no resolver is registered or named by "
-                "push.resolver in the config",
-                t->en->name);
+    if (push_resolver_missing(t, o, e) < 0)
         goto out;
-    }
     recs = calloc(b.n ? b.n : 1, sizeof(*recs));
     fresh = calloc(b.n ? b.n : 1, 1);
     if (recs == NULL || fresh == NULL) {
@@ -1056,14 +1126,7 @@ push_batch(struct db *d, const struct table *t, const struct push_opts *o, const
     p.b = &b;
     p.now_ms = o->now_ms > 0 ? o->now_ms : push_now_ms();
     p.tmpmap = json_object_new_object();
-    if (o->user != NULL) {
-        size_t len = strlen(o->user) + strlen(b.client_id) + 2;
-        p.mkey = malloc(len);
-        if (p.mkey != NULL)
-            snprintf(p.mkey, len, "%s/%s", o->user, b.client_id);
-    } else {
-        p.mkey = strdup(b.client_id);
-    }
+    p.mkey = push_mutation_key(o, b.client_id);
     if (p.mkey == NULL) {
         err_set(e, 500, "internal", "out of memory");
         goto out;

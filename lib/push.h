@@ -105,4 +105,58 @@ int push_same_where_both(struct json_object *base, struct json_object *row);
 int push_check_write(const struct table *t, const char *ocol, const char *owner,
                      struct json_object *w, struct err *e);
 
+/*
+ * The decision flow of one change, the same on every store: each step returns a
+ * rejection record (new reference) or NULL to go on. The store is reached through
+ * the callbacks, each with the caller's ctx.
+ */
+struct conflict_result;
+/* The newest change-log entry of a row after a client's version. */
+struct push_newest {
+    int found;         /* 0: none after that version */
+    long long version; /* its version */
+    long long time_ms; /* when it was written, server clock */
+};
+/* 1 if col, not a column of t, was one until the app changed its schema. */
+typedef int (*push_gone_fn)(void *ctx, const struct table *t, const char *col);
+/* The key a temporary id was given: new reference in *key, or NULL if never
+ * created. 0, or -1 with e set. */
+typedef int (*push_tmp_fn)(void *ctx, const char *tmp, struct json_object **key, struct err *e);
+/* A rejection when t takes no writes from clients (offline_writes false). */
+struct json_object *push_rec_writes_off(const struct table *t, const struct push_change *c);
+/* The key change c names: *key (new reference; NULL: the server assigns it), *tmp
+ * (borrowed from c) the temporary id of a create; NULL with e set and *fatal when
+ * the batch must stop. The key's type is the caller's to check. */
+struct json_object *push_change_key(const struct table *t, const struct push_change *c,
+                                    push_tmp_fn lookup, void *ctx, struct json_object **key,
+                                    const char **tmp, int *fatal, struct err *e);
+/* The columns of data to write, without the key: *fields (new reference, set even
+ * when a rejection is returned). */
+struct json_object *push_change_fields(const struct table *t, const struct push_change *c,
+                                       push_gone_fn gone, void *ctx, struct json_object **fields);
+/* A rejection when the change touches another owner's row (server, the stored row
+ * or NULL) or hands one over (fields); ocol NULL: rows are shared. */
+struct json_object *push_owner_refusal(const struct table *t, const struct push_change *c,
+                                       const char *ocol, const char *owner,
+                                       struct json_object *server, struct json_object *fields);
+/* Decide a conflict of change c on the row stored (its key), server (the row),
+ * base (what the client saw, or NULL) and nw (the newest entry), by t's strategy,
+ * into res (res->write a new reference). 0, or -1 with e set. */
+int push_conflict_decide(const struct table *t, const struct push_opts *o, const char *client_id,
+                         long long now_ms, const struct push_change *c, struct json_object *stored,
+                         struct json_object *server, struct json_object *fields,
+                         struct json_object *base, const struct push_newest *nw,
+                         struct conflict_result *res, struct err *e);
+/* The record of a decided conflict (new reference); takes after (the row as it is
+ * now), not stored. */
+struct json_object *push_rec_conflict(const struct table *t, const struct push_change *c,
+                                      struct json_object *stored, const struct conflict_result *res,
+                                      struct json_object *after, long long version);
+/* The key mutations are stored under: "user/client_id", or client_id when
+ * anonymous (new string, caller frees; NULL: out of memory). */
+char *push_mutation_key(const struct push_opts *o, const char *client_id);
+/* -1 with e set to 500 "config" when t's strategy is "custom" and no resolver is
+ * there; else 0. */
+int push_resolver_missing(const struct table *t, const struct push_opts *o, struct err *e);
+
 #endif
