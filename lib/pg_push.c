@@ -40,13 +40,6 @@ struct pgpush {
     char *mkey;                 /* the client's key in _rhtmx_sync_mutations */
 };
 
-/* Outcome of a write: 0 done, 1 the change can never apply (code and reason
- * filled), -1 the batch must stop (e set). */
-struct refusal {
-    const char *code;
-    char reason[300];
-};
-
 /* ---- Values ---- */
 
 /* Text parameters for one statement: each value's text, or NULL for SQL NULL. */
@@ -164,7 +157,8 @@ value_json(const PGresult *res, int r, int c)
 /* A write that failed: 1 with r filled when the change can never apply
  * (a constraint, a value the column cannot take), else -1 with e set. */
 static int
-write_failed(struct pgpush *pp, PGresult *res, struct refusal *r, const char *what, struct err *e)
+write_failed(struct pgpush *pp, PGresult *res, struct push_refusal *r, const char *what,
+             struct err *e)
 {
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -179,11 +173,11 @@ write_failed(struct pgpush *pp, PGresult *res, struct refusal *r, const char *wh
     return 1;
 }
 
-/* Run a write with ps; see struct refusal. *out (may be NULL) gets the result
+/* Run a write with ps; see struct push_refusal. *out (may be NULL) gets the result
  * of one that succeeded (caller PQclear()s it). */
 static int
-write_run(struct pgpush *pp, const char *sql, struct params *ps, PGresult **out, struct refusal *r,
-          const char *what, struct err *e)
+write_run(struct pgpush *pp, const char *sql, struct params *ps, PGresult **out,
+          struct push_refusal *r, const char *what, struct err *e)
 {
     PGresult *res = pg_query_raw(pp->p, sql, ps->n, ps->v);
     ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
@@ -209,7 +203,7 @@ write_run(struct pgpush *pp, const char *sql, struct params *ps, PGresult **out,
  * column's type; -1 with e set on a database failure. */
 static int
 row_load(struct pgpush *pp, struct json_object *key, struct json_object **row, char **id,
-         struct refusal *r, struct err *e)
+         struct push_refusal *r, struct err *e)
 {
     const struct table *t = pp->t;
     struct params ps = {0};
@@ -323,7 +317,7 @@ log_base(struct pgpush *pp, const char *id, long long client_version, struct jso
  * *newkey: the key it got (new reference). 0, 1 refused (r), -1. */
 static int
 row_insert(struct pgpush *pp, struct json_object *key, struct json_object *fields,
-           struct json_object **newkey, struct refusal *r, struct err *e)
+           struct json_object **newkey, struct push_refusal *r, struct err *e)
 {
     const struct table *t = pp->t;
     struct params ps = {0};
@@ -367,7 +361,7 @@ row_insert(struct pgpush *pp, struct json_object *key, struct json_object *field
 /* UPDATE the row with key `key` with fields (nothing to do when empty). */
 static int
 row_update(struct pgpush *pp, struct json_object *key, struct json_object *fields,
-           struct refusal *r, struct err *e)
+           struct push_refusal *r, struct err *e)
 {
     const struct table *t = pp->t;
     struct params ps = {0};
@@ -397,7 +391,7 @@ row_update(struct pgpush *pp, struct json_object *key, struct json_object *field
 }
 
 static int
-row_delete(struct pgpush *pp, struct json_object *key, struct refusal *r, struct err *e)
+row_delete(struct pgpush *pp, struct json_object *key, struct push_refusal *r, struct err *e)
 {
     const struct table *t = pp->t;
     struct params ps = {0};
@@ -478,124 +472,92 @@ tmp_lookup_cb(void *ctx, const char *tmp, struct json_object **key, struct err *
     return tmp_lookup(ctx, tmp, key, e);
 }
 
-static const char *
-owner_column(const struct pgpush *pp)
+/* ---- The store: a row's handle is its key's text (char *) ---- */
+
+static int
+store_row_load(void *ctx, struct json_object *key, struct json_object **row, void **h,
+               struct push_refusal *r, struct err *e)
 {
-    return pp->t->owner >= 0 && pp->o->owner != NULL ? pp->t->cols[pp->t->owner].name : NULL;
+    char *id = NULL;
+    int rc = row_load(ctx, key, row, h != NULL ? &id : NULL, r, e);
+
+    if (h != NULL)
+        *h = id;
+    return rc;
 }
 
-/* Run change c (inside its savepoint). Returns its outcome record (new
- * reference), or NULL with e set when the batch must stop. */
+static struct json_object *
+store_row_key(void *ctx, void *h, struct json_object *row)
+{
+    const struct pgpush *pp = ctx;
+
+    (void)h;
+    return json_object_get(json_object_object_get(row, pp->t->cols[pp->t->key].name));
+}
+
+static int
+store_log_newest(void *ctx, void *h, long long client_version, struct push_newest *out,
+                 struct err *e)
+{
+    return log_newest(ctx, h, client_version, out, e);
+}
+
+static int
+store_log_base(void *ctx, void *h, long long client_version, struct json_object **base,
+               struct err *e)
+{
+    return log_base(ctx, h, client_version, base, e);
+}
+
+static int
+store_row_insert(void *ctx, struct json_object *key, struct json_object *fields,
+                 struct json_object **stored, struct push_refusal *r, struct err *e)
+{
+    return row_insert(ctx, key, fields, stored, r, e);
+}
+
+static int
+store_row_update(void *ctx, void *h, struct json_object *stored, struct json_object *fields,
+                 struct push_refusal *r, struct err *e)
+{
+    (void)h;
+    return row_update(ctx, stored, fields, r, e);
+}
+
+static int
+store_row_delete(void *ctx, void *h, struct json_object *stored, struct push_refusal *r,
+                 struct err *e)
+{
+    (void)h;
+    return row_delete(ctx, stored, r, e);
+}
+
+/* Run change c (inside its savepoint) on PostgreSQL; see push_change_run. The
+ * store has no scopes: the configuration refuses a scope with this backend. */
 static struct json_object *
 change_run(struct pgpush *pp, const struct push_change *c, struct err *e)
 {
-    const struct table *t = pp->t;
-    const char *tmp = NULL, *why, *ocol = owner_column(pp);
-    struct json_object *rec = NULL, *key = NULL, *fields = NULL;
-    struct json_object *server = NULL, *base = NULL, *after = NULL, *stored = NULL;
-    struct conflict_result res = {0};
-    struct push_newest nw;
-    struct refusal r = {0};
-    char *id = NULL;
-    int rc, fatal;
+    const struct push_store s = {
+        .ctx = pp,
+        .t = pp->t,
+        .o = pp->o,
+        .client_id = pp->b->client_id,
+        .now_ms = pp->now_ms,
+        .tmp_lookup = tmp_lookup_cb,
+        .column_gone = column_gone,
+        .key_problem = key_problem,
+        .row_load = store_row_load,
+        .row_key = store_row_key,
+        .row_visible = NULL,
+        .log_newest = store_log_newest,
+        .log_base = store_log_base,
+        .row_insert = store_row_insert,
+        .row_update = store_row_update,
+        .row_delete = store_row_delete,
+        .handle_free = free,
+    };
 
-    if ((rec = push_rec_writes_off(t, c)) != NULL)
-        goto done;
-    if ((rec = push_change_key(t, c, tmp_lookup_cb, pp, &key, &tmp, &fatal, e)) != NULL)
-        goto done;
-    if (fatal)
-        goto fatal;
-    if (key != NULL && (why = key_problem(t, key)) != NULL) {
-        rec = push_rec_rejected(c, "bad_change", "%s", why);
-        goto done;
-    }
-    if ((rec = push_change_fields(t, c, column_gone, pp, &fields)) != NULL)
-        goto done;
-
-    if (key != NULL && (rc = row_load(pp, key, &server, &id, &r, e)) != 0) {
-        if (rc < 0)
-            goto fatal;
-        goto refused;
-    }
-    if ((rec = push_owner_refusal(t, c, ocol, pp->o->owner, server, fields)) != NULL)
-        goto done;
-    if (server == NULL) {
-        if (c->action == PUSH_CREATE) {
-            if (ocol != NULL)
-                json_object_object_add(fields, ocol, json_object_new_string(pp->o->owner));
-            if ((rc = row_insert(pp, key, fields, &stored, &r, e)) < 0)
-                goto fatal;
-            if (rc > 0)
-                goto refused;
-            rec = push_rec_new(stored, 1);
-            if (tmp != NULL)
-                json_object_object_add(rec, "tmp", json_object_new_string(tmp));
-        } else if (c->action == PUSH_DELETE) {
-            rec = push_rec_new(key, 1); /* already gone: acknowledged */
-        } else {
-            rec = push_rec_rejected(c, "not_found", "no %s with this id (it may have been deleted)",
-                                    t->en->name);
-        }
-        goto done;
-    }
-
-    /* The row exists (a create for an existing id updates it, see PUSH.md). */
-    stored = json_object_object_get(server, t->cols[t->key].name);
-    json_object_get(stored);
-    if (log_newest(pp, id, c->client_version, &nw, e) < 0)
-        goto fatal;
-    if (!nw.found || (c->action != PUSH_DELETE && push_same_as_row(fields, server))) {
-        rc = c->action == PUSH_DELETE ? row_delete(pp, stored, &r, e)
-                                      : row_update(pp, stored, fields, &r, e);
-        if (rc < 0)
-            goto fatal;
-        if (rc > 0)
-            goto refused;
-        rec = push_rec_new(stored, 1);
-        goto done;
-    }
-
-    /* A conflict: the row changed on the server after the client's version. */
-    if (log_base(pp, id, c->client_version, &base, e) < 0)
-        goto fatal;
-    if (c->action != PUSH_DELETE && push_same_where_both(base, server)) {
-        if ((rc = row_update(pp, stored, fields, &r, e)) < 0)
-            goto fatal;
-        if (rc > 0)
-            goto refused;
-        rec = push_rec_new(stored, 1);
-        goto done;
-    }
-    if (push_conflict_decide(t, pp->o, pp->b->client_id, pp->now_ms, c, stored, server, fields,
-                             base, &nw, &res, e) < 0)
-        goto fatal;
-    rc = res.delete_row ? row_delete(pp, stored, &r, e) : row_update(pp, stored, res.write, &r, e);
-    if (rc < 0)
-        goto fatal;
-    if (rc > 0)
-        goto refused;
-    if (row_load(pp, stored, &after, NULL, &r, e) != 0)
-        goto fatal;
-    rec = push_rec_conflict(t, c, stored, &res, after, nw.version);
-    after = NULL;
-    goto done;
-
-refused:
-    rec = push_rec_rejected(c, r.code, "%s", r.reason);
-done:
-    json_object_put(res.write);
-    json_object_put(after);
-    json_object_put(base);
-    json_object_put(server);
-    json_object_put(stored);
-    json_object_put(fields);
-    json_object_put(key);
-    free(id);
-    return rec;
-fatal:
-    json_object_put(rec);
-    rec = NULL;
-    goto done;
+    return push_change_run(&s, c, e);
 }
 
 /* ---- The batch ---- */

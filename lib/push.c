@@ -314,15 +314,8 @@ push_same_where_both(struct json_object *base, struct json_object *row)
     return 1;
 }
 
-/* Outcome of a write: 0 done, 1 the change can never apply (code and reason
- * filled), -1 the batch must stop (e set). */
-struct refusal {
-    const char *code;
-    char reason[300];
-};
-
 static int
-write_failed(struct push *p, int rc, struct refusal *r, const char *what, struct err *e)
+write_failed(struct push *p, int rc, struct push_refusal *r, const char *what, struct err *e)
 {
     switch (rc) {
     case SQLITE_CONSTRAINT:
@@ -340,9 +333,9 @@ write_failed(struct push *p, int rc, struct refusal *r, const char *what, struct
     return 1;
 }
 
-/* Step a write; see struct refusal. */
+/* Step a write; see struct push_refusal. */
 static int
-step_write(struct push *p, sqlite3_stmt *st, int owned, struct refusal *r, const char *what,
+step_write(struct push *p, sqlite3_stmt *st, int owned, struct push_refusal *r, const char *what,
            struct err *e)
 {
     int rc = sqlite3_step(st), out = 0;
@@ -362,7 +355,7 @@ step_write(struct push *p, sqlite3_stmt *st, int owned, struct refusal *r, const
  * *key is a new reference, or NULL with r set when no key is left.
  */
 static int
-next_key(struct push *p, struct json_object **key, struct refusal *r, struct err *e)
+next_key(struct push *p, struct json_object **key, struct push_refusal *r, struct err *e)
 {
     sqlite3_stmt *st = ps(p, PS_LAST_KEY, e);
     sqlite3_int64 last = 0;
@@ -398,7 +391,7 @@ next_key(struct push *p, struct json_object **key, struct refusal *r, struct err
  * fields. *newkey: the key it got (new reference). 0, 1 refused (r), -1. */
 static int
 row_insert(struct push *p, struct json_object *key, struct json_object *fields,
-           struct json_object **newkey, struct refusal *r, struct err *e)
+           struct json_object **newkey, struct push_refusal *r, struct err *e)
 {
     const struct table *t = p->t;
     struct json_object *assigned = NULL;
@@ -440,7 +433,7 @@ out:
 
 /* UPDATE the row whose stored key is kval with fields (nothing to do when empty). */
 static int
-row_update(struct push *p, sqlite3_value *kval, struct json_object *fields, struct refusal *r,
+row_update(struct push *p, sqlite3_value *kval, struct json_object *fields, struct push_refusal *r,
            struct err *e)
 {
     const struct table *t = p->t;
@@ -463,7 +456,7 @@ row_update(struct push *p, sqlite3_value *kval, struct json_object *fields, stru
 }
 
 static int
-row_delete(struct push *p, sqlite3_value *kval, struct refusal *r, struct err *e)
+row_delete(struct push *p, sqlite3_value *kval, struct push_refusal *r, struct err *e)
 {
     sqlite3_stmt *st = ps(p, PS_DELETE, e);
 
@@ -767,13 +760,6 @@ push_owner_is(struct json_object *v, const char *owner)
     return 0;
 }
 
-/* The owner column's name when this push must keep to the caller's rows, else NULL. */
-static const char *
-owner_column(const struct push *p)
-{
-    return p->t->owner >= 0 && p->o->owner != NULL ? p->t->cols[p->t->owner].name : NULL;
-}
-
 int
 push_check_write(const struct table *t, const char *ocol, const char *owner, struct json_object *w,
                  struct err *e)
@@ -814,42 +800,44 @@ push_same_as_row(struct json_object *fields, struct json_object *row)
     return 1;
 }
 
-/* Run change c (inside its savepoint). Returns its outcome record (new
- * reference), or NULL with e set when the batch must stop. */
-static struct json_object *
-change_run(struct push *p, const struct push_change *c, struct err *e)
+struct json_object *
+push_change_run(const struct push_store *s, const struct push_change *c, struct err *e)
 {
-    const struct table *t = p->t;
-    const char *tmp = NULL, *why, *ocol = owner_column(p);
+    const struct table *t = s->t;
+    const char *tmp = NULL, *why;
+    const char *ocol = t->owner >= 0 && s->o->owner != NULL ? t->cols[t->owner].name : NULL;
     struct json_object *rec = NULL, *key = NULL, *fields = NULL;
     struct json_object *server = NULL, *base = NULL, *after = NULL, *stored = NULL;
     struct conflict_result res = {0};
     struct push_newest nw;
-    struct refusal r = {0};
-    sqlite3_value *kval = NULL;
+    struct push_refusal r = {0};
+    void *h = NULL;
     int apply, rc, fatal;
 
     if ((rec = push_rec_writes_off(t, c)) != NULL)
         goto done;
     /* The key: the change's id, a temporary id, or the key inside data. */
-    if ((rec = push_change_key(t, c, tmp_lookup_cb, p, &key, &tmp, &fatal, e)) != NULL)
+    if ((rec = push_change_key(t, c, s->tmp_lookup, s->ctx, &key, &tmp, &fatal, e)) != NULL)
         goto done;
     if (fatal)
         goto fatal;
-    if (key != NULL && (why = key_problem(t, key)) != NULL) {
+    if (key != NULL && (why = s->key_problem(t, key)) != NULL) {
         rec = push_rec_rejected(c, "bad_change", "%s", why);
         goto done;
     }
-    if ((rec = push_change_fields(t, c, column_gone, p, &fields)) != NULL)
+    if ((rec = push_change_fields(t, c, s->column_gone, s->ctx, &fields)) != NULL)
         goto done;
 
-    if (key != NULL && row_load(p, key, &server, &kval, e) < 0)
-        goto fatal;
-    if ((rec = push_owner_refusal(t, c, ocol, p->o->owner, server, fields)) != NULL)
+    if (key != NULL && (rc = s->row_load(s->ctx, key, &server, &h, &r, e)) != 0) {
+        if (rc < 0)
+            goto fatal;
+        goto refused;
+    }
+    if ((rec = push_owner_refusal(t, c, ocol, s->o->owner, server, fields)) != NULL)
         goto done;
     /* scope hook: a row outside the caller's scope is not theirs to touch */
-    if (server != NULL && t->scope != NULL && p->o->scope != NULL) {
-        if ((rc = scope_row_visible(p->d, t, kval, p->o->scope, e)) < 0)
+    if (server != NULL && t->scope != NULL && s->o->scope != NULL && s->row_visible != NULL) {
+        if ((rc = s->row_visible(s->ctx, h, e)) < 0)
             goto fatal;
         if (rc == 0) {
             rec = push_rec_rejected(c, "forbidden", "this %s is outside your scope", t->en->name);
@@ -859,8 +847,8 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
     if (server == NULL) {
         if (c->action == PUSH_CREATE) {
             if (ocol != NULL)
-                json_object_object_add(fields, ocol, json_object_new_string(p->o->owner));
-            rc = row_insert(p, key, fields, &stored, &r, e);
+                json_object_object_add(fields, ocol, json_object_new_string(s->o->owner));
+            rc = s->row_insert(s->ctx, key, fields, &stored, &r, e);
             if (rc < 0)
                 goto fatal;
             if (rc > 0)
@@ -878,13 +866,13 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
     }
 
     /* The row exists (a create for an existing id updates it, see PUSH.md). */
-    stored = sqljson_value(kval);
-    if (log_newest(p, kval, c->client_version, &nw, e) < 0)
+    stored = s->row_key(s->ctx, h, server);
+    if (s->log_newest(s->ctx, h, c->client_version, &nw, e) < 0)
         goto fatal;
     apply = !nw.found || (c->action != PUSH_DELETE && push_same_as_row(fields, server));
     if (!apply) {
         /* A conflict: the row changed on the server after the client's version. */
-        if (log_base(p, kval, c->client_version, &base, e) < 0)
+        if (s->log_base(s->ctx, h, c->client_version, &base, e) < 0)
             goto fatal;
         /* Unless its entries after that version change nothing the client saw:
          * an UPDATE that wrote the values already there (every UPDATE logs), or
@@ -892,8 +880,8 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
         apply = c->action != PUSH_DELETE && push_same_where_both(base, server);
     }
     if (apply) {
-        rc = c->action == PUSH_DELETE ? row_delete(p, kval, &r, e)
-                                      : row_update(p, kval, fields, &r, e);
+        rc = c->action == PUSH_DELETE ? s->row_delete(s->ctx, h, stored, &r, e)
+                                      : s->row_update(s->ctx, h, stored, fields, &r, e);
         if (rc < 0)
             goto fatal;
         if (rc > 0)
@@ -901,18 +889,16 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
         rec = push_rec_new(stored, 1);
         goto done;
     }
-    if (push_conflict_decide(t, p->o, p->b->client_id, p->now_ms, c, stored, server, fields, base,
-                             &nw, &res, e) < 0)
+    if (push_conflict_decide(t, s->o, s->client_id, s->now_ms, c, stored, server, fields, base, &nw,
+                             &res, e) < 0)
         goto fatal;
-    if (res.delete_row)
-        rc = row_delete(p, kval, &r, e);
-    else
-        rc = row_update(p, kval, res.write, &r, e);
+    rc = res.delete_row ? s->row_delete(s->ctx, h, stored, &r, e)
+                        : s->row_update(s->ctx, h, stored, res.write, &r, e);
     if (rc < 0)
         goto fatal;
     if (rc > 0)
         goto refused;
-    if (row_load(p, stored, &after, NULL, e) < 0)
+    if (s->row_load(s->ctx, stored, &after, NULL, &r, e) != 0)
         goto fatal;
     rec = push_rec_conflict(t, c, stored, &res, after, nw.version);
     after = NULL;
@@ -928,12 +914,113 @@ done:
     json_object_put(stored);
     json_object_put(fields);
     json_object_put(key);
-    sqlite3_value_free(kval);
+    s->handle_free(h);
     return rec;
 fatal:
     json_object_put(rec);
     rec = NULL;
     goto done;
+}
+
+/* ---- The SQLite store: a row's handle is its stored key (sqlite3_value) ---- */
+
+static int
+store_row_load(void *ctx, struct json_object *key, struct json_object **row, void **h,
+               struct push_refusal *r, struct err *e)
+{
+    sqlite3_value *kval = NULL;
+    int rc = row_load(ctx, key, row, h != NULL ? &kval : NULL, e);
+
+    (void)r;
+    if (h != NULL)
+        *h = kval;
+    return rc < 0 ? -1 : 0;
+}
+
+static struct json_object *
+store_row_key(void *ctx, void *h, struct json_object *row)
+{
+    (void)ctx;
+    (void)row;
+    return sqljson_value(h);
+}
+
+static int
+store_row_visible(void *ctx, void *h, struct err *e)
+{
+    struct push *p = ctx;
+
+    return scope_row_visible(p->d, p->t, h, p->o->scope, e);
+}
+
+static int
+store_log_newest(void *ctx, void *h, long long client_version, struct push_newest *out,
+                 struct err *e)
+{
+    return log_newest(ctx, h, client_version, out, e);
+}
+
+static int
+store_log_base(void *ctx, void *h, long long client_version, struct json_object **base,
+               struct err *e)
+{
+    return log_base(ctx, h, client_version, base, e);
+}
+
+static int
+store_row_insert(void *ctx, struct json_object *key, struct json_object *fields,
+                 struct json_object **stored, struct push_refusal *r, struct err *e)
+{
+    return row_insert(ctx, key, fields, stored, r, e);
+}
+
+static int
+store_row_update(void *ctx, void *h, struct json_object *stored, struct json_object *fields,
+                 struct push_refusal *r, struct err *e)
+{
+    (void)stored;
+    return row_update(ctx, h, fields, r, e);
+}
+
+static int
+store_row_delete(void *ctx, void *h, struct json_object *stored, struct push_refusal *r,
+                 struct err *e)
+{
+    (void)stored;
+    return row_delete(ctx, h, r, e);
+}
+
+static void
+store_handle_free(void *h)
+{
+    sqlite3_value_free(h);
+}
+
+/* Run change c (inside its savepoint) on the SQLite store; see push_change_run. */
+static struct json_object *
+change_run(struct push *p, const struct push_change *c, struct err *e)
+{
+    const struct push_store s = {
+        .ctx = p,
+        .t = p->t,
+        .o = p->o,
+        .client_id = p->b->client_id,
+        .now_ms = p->now_ms,
+        .tmp_lookup = tmp_lookup_cb,
+        .column_gone = column_gone,
+        .key_problem = key_problem,
+        .row_load = store_row_load,
+        .row_key = store_row_key,
+        .row_visible = store_row_visible,
+        .log_newest = store_log_newest,
+        .log_base = store_log_base,
+        .row_insert = store_row_insert,
+        .row_update = store_row_update,
+        .row_delete = store_row_delete,
+        .handle_free = store_handle_free,
+    };
+
+    return push_change_run(&s, c, e);
 }
 
 /* ---- The batch ---- */

@@ -122,6 +122,56 @@ typedef int (*push_gone_fn)(void *ctx, const struct table *t, const char *col);
 /* The key a temporary id was given: new reference in *key, or NULL if never
  * created. 0, or -1 with e set. */
 typedef int (*push_tmp_fn)(void *ctx, const char *tmp, struct json_object **key, struct err *e);
+/* Outcome of a write: 0 done, 1 the change can never apply (code and reason
+ * filled), -1 the batch must stop (e set). */
+struct push_refusal {
+    const char *code;
+    char reason[300];
+};
+/*
+ * A store's rows and change log, as the decision flow of a change reaches them.
+ * A row found is known by a handle h of the store's own (released by
+ * handle_free) and by its key as JSON. Each write returns as struct
+ * push_refusal says; each read 0, or -1 with e set.
+ */
+struct push_store {
+    void *ctx; /* the store's batch, passed to every callback */
+    const struct table *t;
+    const struct push_opts *o;
+    const char *client_id;
+    long long now_ms;
+    push_tmp_fn tmp_lookup;
+    push_gone_fn column_gone;
+    /* Why key cannot be a key of t (static text), or NULL. */
+    const char *(*key_problem)(const struct table *t, struct json_object *key);
+    /* The row with key: *row (new reference, NULL if none) and, when h is not
+     * NULL, its handle; like a write when the key cannot be read. */
+    int (*row_load)(void *ctx, struct json_object *key, struct json_object **row, void **h,
+                    struct push_refusal *r, struct err *e);
+    /* The stored key of the row h (row as loaded): new reference. */
+    struct json_object *(*row_key)(void *ctx, void *h, struct json_object *row);
+    /* 1 if row h is visible to the caller's scope, 0 if not, -1 with e set;
+     * NULL: the store has no scopes. */
+    int (*row_visible)(void *ctx, void *h, struct err *e);
+    int (*log_newest)(void *ctx, void *h, long long client_version, struct push_newest *out,
+                      struct err *e);
+    /* The row as the client last saw it at client_version: *base, new reference
+     * or NULL when unknown. */
+    int (*log_base)(void *ctx, void *h, long long client_version, struct json_object **base,
+                    struct err *e);
+    /* Insert fields (key NULL: the store assigns it); *stored the key, new reference. */
+    int (*row_insert)(void *ctx, struct json_object *key, struct json_object *fields,
+                      struct json_object **stored, struct push_refusal *r, struct err *e);
+    int (*row_update)(void *ctx, void *h, struct json_object *stored, struct json_object *fields,
+                      struct push_refusal *r, struct err *e);
+    int (*row_delete)(void *ctx, void *h, struct json_object *stored, struct push_refusal *r,
+                      struct err *e);
+    void (*handle_free)(void *h); /* h may be NULL */
+};
+/* Run change c on store s (inside its savepoint): its outcome record (new
+ * reference), or NULL with e set when the batch must stop. */
+struct json_object *push_change_run(const struct push_store *s, const struct push_change *c,
+                                    struct err *e);
 /* A rejection when t takes no writes from clients (offline_writes false). */
 struct json_object *push_rec_writes_off(const struct table *t, const struct push_change *c);
 /* The key change c names: *key (new reference; NULL: the server assigns it), *tmp
