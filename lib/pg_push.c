@@ -244,9 +244,10 @@ row_load(struct pgpush *pp, struct json_object *key, struct json_object **row, c
 /* The newest log entry of row id after client_version by anyone but the
  * pushing client (its own echoes are never a conflict): found = 0 if none. */
 static int
-log_newest(struct pgpush *pp, const char *id, long long client_version, struct push_newest *out,
-           struct err *e)
+log_newest(void *ctx, void *h, long long client_version, struct push_newest *out, struct err *e)
 {
+    struct pgpush *pp = ctx;
+    const char *id = h;
     static const char sql[] =
         "SELECT version, (extract(epoch FROM created_at) * 1000)::bigint FROM _rhtmx_sync_log"
         " WHERE entity = $1 AND entity_id = $2 AND version > $3::bigint"
@@ -273,9 +274,10 @@ log_newest(struct pgpush *pp, const char *id, long long client_version, struct p
  * client_version), read back through the table's row type so its values have
  * the server row's form; only the columns the entry holds. NULL when unknown. */
 static int
-log_base(struct pgpush *pp, const char *id, long long client_version, struct json_object **base,
-         struct err *e)
+log_base(void *ctx, void *h, long long client_version, struct json_object **base, struct err *e)
 {
+    struct pgpush *pp = ctx;
+    const char *id = h;
     const struct table *t = pp->t;
     char cv[24];
     const char *params[3] = {t->en->name, id, cv};
@@ -316,9 +318,10 @@ log_base(struct pgpush *pp, const char *id, long long client_version, struct jso
 /* INSERT the row: key (NULL: the column's default assigns it) and fields.
  * *newkey: the key it got (new reference). 0, 1 refused (r), -1. */
 static int
-row_insert(struct pgpush *pp, struct json_object *key, struct json_object *fields,
+row_insert(void *ctx, struct json_object *key, struct json_object *fields,
            struct json_object **newkey, struct push_refusal *r, struct err *e)
 {
+    struct pgpush *pp = ctx;
     const struct table *t = pp->t;
     struct params ps = {0};
     struct buf sql = {0};
@@ -360,14 +363,16 @@ row_insert(struct pgpush *pp, struct json_object *key, struct json_object *field
 
 /* UPDATE the row with key `key` with fields (nothing to do when empty). */
 static int
-row_update(struct pgpush *pp, struct json_object *key, struct json_object *fields,
+row_update(void *ctx, void *h, struct json_object *key, struct json_object *fields,
            struct push_refusal *r, struct err *e)
 {
+    struct pgpush *pp = ctx;
     const struct table *t = pp->t;
     struct params ps = {0};
     struct buf sql = {0};
     int rc;
 
+    (void)h; /* this store finds the row by its key */
     if (fields == NULL || json_object_object_length(fields) == 0)
         return 0;
     buf_adds(&sql, "UPDATE ");
@@ -391,13 +396,15 @@ row_update(struct pgpush *pp, struct json_object *key, struct json_object *field
 }
 
 static int
-row_delete(struct pgpush *pp, struct json_object *key, struct push_refusal *r, struct err *e)
+row_delete(void *ctx, void *h, struct json_object *key, struct push_refusal *r, struct err *e)
 {
+    struct pgpush *pp = ctx;
     const struct table *t = pp->t;
     struct params ps = {0};
     struct buf sql = {0};
     int rc;
 
+    (void)h; /* this store finds the row by its key */
     buf_adds(&sql, "DELETE FROM ");
     pg_ident(&sql, t->en->table);
     buf_adds(&sql, " WHERE ");
@@ -495,43 +502,6 @@ store_row_key(void *ctx, void *h, struct json_object *row)
     return json_object_get(json_object_object_get(row, pp->t->cols[pp->t->key].name));
 }
 
-static int
-store_log_newest(void *ctx, void *h, long long client_version, struct push_newest *out,
-                 struct err *e)
-{
-    return log_newest(ctx, h, client_version, out, e);
-}
-
-static int
-store_log_base(void *ctx, void *h, long long client_version, struct json_object **base,
-               struct err *e)
-{
-    return log_base(ctx, h, client_version, base, e);
-}
-
-static int
-store_row_insert(void *ctx, struct json_object *key, struct json_object *fields,
-                 struct json_object **stored, struct push_refusal *r, struct err *e)
-{
-    return row_insert(ctx, key, fields, stored, r, e);
-}
-
-static int
-store_row_update(void *ctx, void *h, struct json_object *stored, struct json_object *fields,
-                 struct push_refusal *r, struct err *e)
-{
-    (void)h;
-    return row_update(ctx, stored, fields, r, e);
-}
-
-static int
-store_row_delete(void *ctx, void *h, struct json_object *stored, struct push_refusal *r,
-                 struct err *e)
-{
-    (void)h;
-    return row_delete(ctx, stored, r, e);
-}
-
 /* Run change c (inside its savepoint) on PostgreSQL; see push_change_run. The
  * store has no scopes: the configuration refuses a scope with this backend. */
 static struct json_object *
@@ -549,11 +519,11 @@ change_run(struct pgpush *pp, const struct push_change *c, struct err *e)
         .row_load = store_row_load,
         .row_key = store_row_key,
         .row_visible = NULL,
-        .log_newest = store_log_newest,
-        .log_base = store_log_base,
-        .row_insert = store_row_insert,
-        .row_update = store_row_update,
-        .row_delete = store_row_delete,
+        .log_newest = log_newest,
+        .log_base = log_base,
+        .row_insert = row_insert,
+        .row_update = row_update,
+        .row_delete = row_delete,
         .handle_free = free,
     };
 

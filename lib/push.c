@@ -218,9 +218,10 @@ row_load(struct push *p, struct json_object *key, struct json_object **row, sqli
  * client_version by someone else than the pushing client: found = 0 if none,
  * i.e. no conflict. */
 static int
-log_newest(struct push *p, sqlite3_value *kval, long long client_version, struct push_newest *out,
-           struct err *e)
+log_newest(void *ctx, void *h, long long client_version, struct push_newest *out, struct err *e)
 {
+    struct push *p = ctx;
+    sqlite3_value *kval = h;
     sqlite3_stmt *st = db_stmt(p->d, STMT_LOG_NEWEST, e);
     int rc;
 
@@ -270,9 +271,10 @@ stored_json(sqlite3_stmt *st, int col, int max_depth, struct err *e)
 /* The row as the client last saw it (new object), or NULL when the log no longer
  * has it (never seen, deleted then, or compacted away). */
 static int
-log_base(struct push *p, sqlite3_value *kval, long long client_version, struct json_object **base,
-         struct err *e)
+log_base(void *ctx, void *h, long long client_version, struct json_object **base, struct err *e)
 {
+    struct push *p = ctx;
+    sqlite3_value *kval = h;
     sqlite3_stmt *st = db_stmt(p->d, STMT_LOG_BASE, e);
     struct err ignored;
     int rc;
@@ -390,9 +392,10 @@ next_key(struct push *p, struct json_object **key, struct push_refusal *r, struc
 /* INSERT the row: key (NULL: the server assigns it, see assign_key) and
  * fields. *newkey: the key it got (new reference). 0, 1 refused (r), -1. */
 static int
-row_insert(struct push *p, struct json_object *key, struct json_object *fields,
+row_insert(void *ctx, struct json_object *key, struct json_object *fields,
            struct json_object **newkey, struct push_refusal *r, struct err *e)
 {
+    struct push *p = ctx;
     const struct table *t = p->t;
     struct json_object *assigned = NULL;
     sqlite3_stmt *st;
@@ -433,14 +436,17 @@ out:
 
 /* UPDATE the row whose stored key is kval with fields (nothing to do when empty). */
 static int
-row_update(struct push *p, sqlite3_value *kval, struct json_object *fields, struct push_refusal *r,
-           struct err *e)
+row_update(void *ctx, void *h, struct json_object *stored, struct json_object *fields,
+           struct push_refusal *r, struct err *e)
 {
+    struct push *p = ctx;
+    sqlite3_value *kval = h;
     const struct table *t = p->t;
     sqlite3_stmt *st;
     char *sql;
     int i, owned;
 
+    (void)stored; /* this store finds the row by its handle */
     if (fields == NULL || json_object_object_length(fields) == 0)
         return 0;
     sql = sqlgen_update(t, fields);
@@ -456,10 +462,13 @@ row_update(struct push *p, sqlite3_value *kval, struct json_object *fields, stru
 }
 
 static int
-row_delete(struct push *p, sqlite3_value *kval, struct push_refusal *r, struct err *e)
+row_delete(void *ctx, void *h, struct json_object *stored, struct push_refusal *r, struct err *e)
 {
+    struct push *p = ctx;
+    sqlite3_value *kval = h;
     sqlite3_stmt *st = ps(p, PS_DELETE, e);
 
+    (void)stored; /* this store finds the row by its handle */
     if (st == NULL)
         return -1;
     sqlite3_bind_value(st, 1, kval);
@@ -953,43 +962,6 @@ store_row_visible(void *ctx, void *h, struct err *e)
     return scope_row_visible(p->d, p->t, h, p->o->scope, e);
 }
 
-static int
-store_log_newest(void *ctx, void *h, long long client_version, struct push_newest *out,
-                 struct err *e)
-{
-    return log_newest(ctx, h, client_version, out, e);
-}
-
-static int
-store_log_base(void *ctx, void *h, long long client_version, struct json_object **base,
-               struct err *e)
-{
-    return log_base(ctx, h, client_version, base, e);
-}
-
-static int
-store_row_insert(void *ctx, struct json_object *key, struct json_object *fields,
-                 struct json_object **stored, struct push_refusal *r, struct err *e)
-{
-    return row_insert(ctx, key, fields, stored, r, e);
-}
-
-static int
-store_row_update(void *ctx, void *h, struct json_object *stored, struct json_object *fields,
-                 struct push_refusal *r, struct err *e)
-{
-    (void)stored;
-    return row_update(ctx, h, fields, r, e);
-}
-
-static int
-store_row_delete(void *ctx, void *h, struct json_object *stored, struct push_refusal *r,
-                 struct err *e)
-{
-    (void)stored;
-    return row_delete(ctx, h, r, e);
-}
-
 static void
 store_handle_free(void *h)
 {
@@ -1012,11 +984,11 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
         .row_load = store_row_load,
         .row_key = store_row_key,
         .row_visible = store_row_visible,
-        .log_newest = store_log_newest,
-        .log_base = store_log_base,
-        .row_insert = store_row_insert,
-        .row_update = store_row_update,
-        .row_delete = store_row_delete,
+        .log_newest = log_newest,
+        .log_base = log_base,
+        .row_insert = row_insert,
+        .row_update = row_update,
+        .row_delete = row_delete,
         .handle_free = store_handle_free,
     };
 
