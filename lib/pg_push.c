@@ -536,9 +536,10 @@ change_run(struct pgpush *pp, const struct push_change *c, struct err *e)
  * answered with, or *rec = NULL when the mutation is new. A mutation id used
  * before for another entity gets a rejection (not stored). */
 static int
-mutation_get(struct pgpush *pp, const struct push_change *c, struct json_object **rec,
-             long long *version, struct err *e)
+mutation_get(void *ctx, const struct push_change *c, struct json_object **rec, long long *version,
+             struct err *e)
 {
+    struct pgpush *pp = ctx;
     static const char sql[] = "SELECT entity, answer, version FROM _rhtmx_sync_mutations"
                               " WHERE client_id = $1 AND mutation_id = $2";
     const char *params[2] = {pp->mkey, c->mutation_id};
@@ -569,9 +570,10 @@ mutation_get(struct pgpush *pp, const struct push_change *c, struct json_object 
 }
 
 static int
-mutation_put(struct pgpush *pp, const struct push_change *c, struct json_object *rec,
-             long long version, struct err *e)
+mutation_put(void *ctx, const struct push_change *c, struct json_object *rec, long long version,
+             struct err *e)
 {
+    struct pgpush *pp = ctx;
     static const char sql[] = "INSERT INTO _rhtmx_sync_mutations (client_id, mutation_id, entity,"
                               " answer, version) VALUES ($1, $2, $3, $4, $5::bigint)";
     char v[24];
@@ -586,8 +588,9 @@ mutation_put(struct pgpush *pp, const struct push_change *c, struct json_object 
 
 /* Run change c in a savepoint of its own, rolled back when it is rejected. */
 static struct json_object *
-change_in_savepoint(struct pgpush *pp, const struct push_change *c, struct err *e)
+change_in_savepoint(void *ctx, const struct push_change *c, struct err *e)
 {
+    struct pgpush *pp = ctx;
     struct json_object *rec;
 
     if (pg_exec(pp->p, "SAVEPOINT rhtmx_change", 0, NULL, "push: savepoint", e) < 0)
@@ -606,6 +609,17 @@ err:
     return NULL;
 }
 
+/* The log's head for push_batch_changes: ctx is the struct pgpush. */
+static long long
+head_version(void *ctx, struct err *e)
+{
+    long long head, horizon;
+
+    if (pg_cursors(((struct pgpush *)ctx)->p, &head, &horizon, e) < 0)
+        return -1;
+    return head;
+}
+
 int
 pg_push_batch(struct pg *p, const struct table *t, const struct push_opts *o, const char *body,
               size_t n, struct buf *out, struct err *e)
@@ -613,31 +627,22 @@ pg_push_batch(struct pg *p, const struct table *t, const struct push_opts *o, co
     struct push_body b;
     struct pgpush pp;
     struct json_object **recs = NULL;
-    unsigned char *fresh = NULL;
-    long long head, horizon, v = 0, replayed = -1;
+    const struct push_batch_store s = {&pp, mutation_get, change_in_savepoint, head_version,
+                                       mutation_put};
+    long long version;
     int any_new = 0, rc = -1;
     const char *client[1];
-    size_t i;
 
     memset(&pp, 0, sizeof(pp));
-    if (push_body_parse(&b, body, n, o->max_changes, e) < 0)
+    if (push_batch_open(t, o, body, n, &b, &recs, e) < 0)
         goto out;
-    if (push_resolver_missing(t, o, e) < 0)
-        goto out;
-    recs = calloc(b.n ? b.n : 1, sizeof(*recs));
-    fresh = calloc(b.n ? b.n : 1, 1);
-    if (recs == NULL || fresh == NULL) {
-        err_set(e, 500, "internal", "out of memory");
-        goto out;
-    }
     pp.p = p;
     pp.t = t;
     pp.o = o;
     pp.b = &b;
     pp.now_ms = o->now_ms > 0 ? o->now_ms : push_now_ms();
     pp.tmpmap = json_object_new_object();
-    pp.mkey = push_mutation_key(o, b.client_id);
-    if (pp.mkey == NULL) {
+    if ((pp.mkey = push_mutation_key(o, b.client_id)) == NULL) {
         err_set(e, 500, "internal", "out of memory");
         goto out;
     }
@@ -650,29 +655,11 @@ pg_push_batch(struct pg *p, const struct table *t, const struct push_opts *o, co
     if (pg_exec(p, "SELECT set_config('rhtmx_sync.client_id', $1, true)", 1, client,
                 "push: set the client id", e) < 0)
         goto rollback;
-    for (i = 0; i < b.n; i++) {
-        const struct push_change *c = &b.changes[i];
-        if (mutation_get(&pp, c, &recs[i], &v, e) < 0)
-            goto rollback;
-        if (recs[i] != NULL) {
-            if (v > replayed)
-                replayed = v;
-        } else {
-            if ((recs[i] = change_in_savepoint(&pp, c, e)) == NULL)
-                goto rollback;
-            fresh[i] = 1;
-            any_new = 1;
-        }
-        push_note_tmp(pp.tmpmap, recs[i]);
-    }
-    if (pg_cursors(p, &head, &horizon, e) < 0)
+    if (push_batch_changes(&s, &b, pp.tmpmap, recs, &version, &any_new, e) < 0)
         goto rollback;
-    for (i = 0; i < b.n; i++)
-        if (fresh[i] && mutation_put(&pp, &b.changes[i], recs[i], head, e) < 0)
-            goto rollback;
     if (pg_commit(p, e) < 0)
         goto rollback;
-    push_answer_write(recs, b.n, !any_new && replayed >= 0 ? replayed : head, out);
+    push_answer_write(recs, b.n, version, out);
     rc = 0;
     goto out;
 rollback:
@@ -680,11 +667,6 @@ rollback:
 out:
     json_object_put(pp.tmpmap);
     free(pp.mkey);
-    if (recs != NULL)
-        for (i = 0; i < b.n; i++)
-            json_object_put(recs[i]);
-    free(recs);
-    free(fresh);
-    push_body_free(&b);
+    push_batch_close(&b, recs);
     return rc;
 }

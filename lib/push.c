@@ -1001,9 +1001,10 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
  * answered with, or *rec = NULL when the mutation is new. A mutation id used
  * before for another entity gets a rejection (not stored). */
 static int
-mutation_get(struct push *p, const struct push_change *c, struct json_object **rec,
-             long long *version, struct err *e)
+mutation_get(void *ctx, const struct push_change *c, struct json_object **rec, long long *version,
+             struct err *e)
 {
+    struct push *p = ctx;
     sqlite3_stmt *st = db_stmt(p->d, STMT_MUTATION_GET, e);
     struct err perr;
     int rc;
@@ -1035,9 +1036,10 @@ mutation_get(struct push *p, const struct push_change *c, struct json_object **r
 }
 
 static int
-mutation_put(struct push *p, const struct push_change *c, struct json_object *rec,
-             long long version, struct err *e)
+mutation_put(void *ctx, const struct push_change *c, struct json_object *rec, long long version,
+             struct err *e)
 {
+    struct push *p = ctx;
     sqlite3_stmt *st = db_stmt(p->d, STMT_MUTATION_PUT, e);
 
     if (st == NULL)
@@ -1131,8 +1133,9 @@ scope_after(struct push *p, const struct push_change *c, struct json_object **re
 }
 
 static struct json_object *
-change_in_savepoint(struct push *p, const struct push_change *c, struct err *e)
+change_in_savepoint(void *ctx, const struct push_change *c, struct err *e)
 {
+    struct push *p = ctx;
     struct json_object *rec;
 
     assert(p->savepoints == 0); /* one change at a time: savepoints never nest */
@@ -1157,28 +1160,96 @@ err:
 }
 
 int
+push_batch_open(const struct table *t, const struct push_opts *o, const char *body, size_t n,
+                struct push_body *b, struct json_object ***recs, struct err *e)
+{
+    *recs = NULL;
+    if (push_body_parse(b, body, n, o->max_changes, e) < 0)
+        return -1;
+    if (push_resolver_missing(t, o, e) < 0)
+        return -1;
+    if ((*recs = calloc(b->n ? b->n : 1, sizeof(**recs))) == NULL)
+        return err_set(e, 500, "internal", "out of memory");
+    return 0;
+}
+
+int
+push_batch_changes(const struct push_batch_store *s, const struct push_body *b,
+                   struct json_object *tmpmap, struct json_object **recs, long long *version,
+                   int *any_new, struct err *e)
+{
+    unsigned char *fresh = calloc(b->n ? b->n : 1, 1);
+    long long head, v = 0, replayed = -1;
+    int rc = -1;
+    size_t i;
+
+    *any_new = 0;
+    if (fresh == NULL) {
+        err_set(e, 500, "internal", "out of memory");
+        goto err;
+    }
+    for (i = 0; i < b->n; i++) {
+        const struct push_change *c = &b->changes[i];
+        if (s->mutation_get(s->ctx, c, &recs[i], &v, e) < 0)
+            goto err;
+        if (recs[i] != NULL) {
+            if (v > replayed)
+                replayed = v;
+        } else {
+            if ((recs[i] = s->change(s->ctx, c, e)) == NULL)
+                goto err;
+            fresh[i] = 1;
+            *any_new = 1;
+        }
+        push_note_tmp(tmpmap, recs[i]);
+    }
+    if ((head = s->head(s->ctx, e)) < 0)
+        goto err;
+    for (i = 0; i < b->n; i++)
+        if (fresh[i] && s->mutation_put(s->ctx, &b->changes[i], recs[i], head, e) < 0)
+            goto err;
+    /* A batch answered entirely from stored outcomes answers their version too. */
+    *version = !*any_new && replayed >= 0 ? replayed : head;
+    rc = 0;
+err:
+    free(fresh);
+    return rc;
+}
+
+void
+push_batch_close(struct push_body *b, struct json_object **recs)
+{
+    size_t i;
+
+    if (recs != NULL)
+        for (i = 0; i < b->n; i++)
+            json_object_put(recs[i]);
+    free(recs);
+    push_body_free(b);
+}
+
+/* The log's head for push_batch_changes: ctx is the struct push. */
+static long long
+head_version(void *ctx, struct err *e)
+{
+    return db_head(((struct push *)ctx)->d, e);
+}
+
+int
 push_batch(struct db *d, const struct table *t, const struct push_opts *o, const char *body,
            size_t n, struct buf *out, struct err *e)
 {
     struct push_body b;
     struct push p;
     struct json_object **recs = NULL;
-    unsigned char *fresh = NULL;
-    long long head, v, replayed = -1;
+    const struct push_batch_store s = {&p, mutation_get, change_in_savepoint, head_version,
+                                       mutation_put};
+    long long version;
     int any_new = 0, rc = -1;
-    size_t i;
 
     memset(&p, 0, sizeof(p));
-    if (push_body_parse(&b, body, n, o->max_changes, e) < 0)
+    if (push_batch_open(t, o, body, n, &b, &recs, e) < 0)
         goto out;
-    if (push_resolver_missing(t, o, e) < 0)
-        goto out;
-    recs = calloc(b.n ? b.n : 1, sizeof(*recs));
-    fresh = calloc(b.n ? b.n : 1, 1);
-    if (recs == NULL || fresh == NULL) {
-        err_set(e, 500, "internal", "out of memory");
-        goto out;
-    }
     p.d = d;
     p.t = t;
     p.o = o;
@@ -1198,28 +1269,8 @@ push_batch(struct db *d, const struct table *t, const struct push_opts *o, const
     /* Rows the app wrote since the last seal become merge bases first. */
     if (schema_unsealed(d, t) && schema_seal(d, t, e) < 0)
         goto rollback;
-    for (i = 0; i < b.n; i++) {
-        const struct push_change *c = &b.changes[i];
-        if (mutation_get(&p, c, &recs[i], &v, e) < 0)
-            goto rollback;
-        if (recs[i] != NULL) {
-            if (v > replayed)
-                replayed = v;
-        } else {
-            recs[i] = change_in_savepoint(&p, c, e);
-            if (recs[i] == NULL)
-                goto rollback;
-            fresh[i] = 1;
-            any_new = 1;
-        }
-        push_note_tmp(p.tmpmap, recs[i]);
-    }
-    head = db_head(d, e);
-    if (head < 0)
+    if (push_batch_changes(&s, &b, p.tmpmap, recs, &version, &any_new, e) < 0)
         goto rollback;
-    for (i = 0; i < b.n; i++)
-        if (fresh[i] && mutation_put(&p, &b.changes[i], recs[i], head, e) < 0)
-            goto rollback;
     if (set_client(&p, NULL, e) < 0)
         goto rollback;
     /* And the rows this batch wrote: the client holds them now. */
@@ -1229,19 +1280,13 @@ push_batch(struct db *d, const struct table *t, const struct push_opts *o, const
     push_close(&p);            /* statements done before COMMIT */
     if (db_commit(d, e) < 0)
         goto rollback;
-    /* A batch answered entirely from stored outcomes answers their version too. */
-    push_answer_write(recs, b.n, !any_new && replayed >= 0 ? replayed : head, out);
+    push_answer_write(recs, b.n, version, out);
     rc = 0;
     goto out;
 rollback:
     db_rollback(d);
 out:
     push_close(&p);
-    if (recs != NULL)
-        for (i = 0; i < b.n; i++)
-            json_object_put(recs[i]);
-    free(recs);
-    free(fresh);
-    push_body_free(&b);
+    push_batch_close(&b, recs);
     return rc;
 }

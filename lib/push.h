@@ -209,4 +209,38 @@ char *push_mutation_key(const struct push_opts *o, const char *client_id);
  * there; else 0. */
 int push_resolver_missing(const struct table *t, const struct push_opts *o, struct err *e);
 
+/*
+ * The batch around the changes, the same on every store: the body checked, each
+ * change run once (or answered from its stored outcome) in order, the new
+ * outcomes stored at the log's head.
+ */
+struct push_body;
+struct push_batch_store {
+    void *ctx; /* the store's batch, passed to every callback */
+    /* The stored outcome of c: *rec (new reference) and the version it was
+     * answered with, or *rec = NULL when c is new. 0, or -1 with e set. */
+    int (*mutation_get)(void *ctx, const struct push_change *c, struct json_object **rec,
+                        long long *version, struct err *e);
+    /* Run c in a savepoint of its own: its record (new reference), or NULL with e set. */
+    struct json_object *(*change)(void *ctx, const struct push_change *c, struct err *e);
+    /* The change log's head version, or -1 with e set. */
+    long long (*head)(void *ctx, struct err *e);
+    /* Store c's outcome rec at version. 0, or -1 with e set. */
+    int (*mutation_put)(void *ctx, const struct push_change *c, struct json_object *rec,
+                        long long version, struct err *e);
+};
+/* Parse body (n bytes) into b and check t can take a push: 0, or -1 with e set.
+ * *recs: room for b->n records, all NULL (push_batch_close frees it); b is for
+ * push_batch_close either way. */
+int push_batch_open(const struct table *t, const struct push_opts *o, const char *body, size_t n,
+                    struct push_body *b, struct json_object ***recs, struct err *e);
+/* Run every change of b on s into recs[i] (new references), noting applied
+ * temporary ids in tmpmap, and store the new outcomes. *version: the version to
+ * answer with; *any_new: 1 if a change ran now. 0, or -1 with e set (roll back). */
+int push_batch_changes(const struct push_batch_store *s, const struct push_body *b,
+                       struct json_object *tmpmap, struct json_object **recs, long long *version,
+                       int *any_new, struct err *e);
+/* Free what push_batch_open gave (recs may be NULL). */
+void push_batch_close(struct push_body *b, struct json_object **recs);
+
 #endif
