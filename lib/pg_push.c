@@ -1,11 +1,10 @@
 /*
  * pg_push: see pg_push.h.
  *
- * Reading order, as in push.c: pg_push_batch() runs the transaction,
- * change_run() is one change (its key, its columns, then insert, update or
- * delete, through conflict_resolve() when the row changed on the server after
- * the change's client_version). Outcome records have push.c's shape:
- *   {"id": K, "applied": B, "tmp": "tmp-..", "conflict": {...}, "rejected": {...}}
+ * The PostgreSQL store of a push: the rules of the batch and of each change
+ * are push.c's (push_batch_changes(), push_change_run()); this file gives them
+ * its rows, change log and stored outcomes through struct push_batch_store and
+ * struct push_store (push.h). pg_push_batch() runs the transaction around them.
  *
  * Identifiers come only from struct table (checked against pg_attribute) and
  * are quoted with pg_ident(); values are always bound parameters ($n), sent
@@ -372,9 +371,9 @@ row_update(void *ctx, void *h, struct json_object *key, struct json_object *fiel
     struct buf sql = {0};
     int rc;
 
-    (void)h; /* this store finds the row by its key */
     if (fields == NULL || json_object_object_length(fields) == 0)
         return 0;
+    (void)h; /* this store finds the row by its key */
     buf_adds(&sql, "UPDATE ");
     pg_ident(&sql, t->en->table);
     buf_adds(&sql, " SET ");

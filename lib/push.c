@@ -3,10 +3,13 @@
  *
  * Reading order: push_body_parse() (push_body.c) declares the body's shape and
  * refuses anything else before the database is touched; push_batch() runs the
- * transaction; change_run() is one change: find its key, check its columns,
- * then insert, update or delete, going through conflict_resolve() when the row
- * changed on the server after the change's client_version. Values move between
- * JSON and SQLite through sqljson.c.
+ * transaction; push_batch_changes() runs each change once and
+ * push_change_run() is one change: find its key, check its columns, then
+ * insert, update or delete, going through conflict_resolve() when the row
+ * changed on the server after the change's client_version. Those two reach the
+ * database only through a store (struct push_batch_store, struct push_store):
+ * this file's SQLite store, or pg_push.c's. Values move between JSON and SQLite
+ * through sqljson.c.
  *
  * Outcomes. Each change ends as one record, the JSON object stored in
  * _rhtmx_sync_mutations.answer:
