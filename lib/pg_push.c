@@ -1,11 +1,10 @@
 /*
  * pg_push: see pg_push.h.
  *
- * Reading order, as in push.c: pg_push_batch() runs the transaction,
- * change_run() is one change (its key, its columns, then insert, update or
- * delete, through conflict_resolve() when the row changed on the server after
- * the change's client_version). Outcome records have push.c's shape:
- *   {"id": K, "applied": B, "tmp": "tmp-..", "conflict": {...}, "rejected": {...}}
+ * The PostgreSQL store of a push: the rules of the batch and of each change
+ * are push.c's (push_batch_changes(), push_change_run()); this file gives them
+ * its rows, change log and stored outcomes through struct push_batch_store and
+ * struct push_store (push.h). pg_push_batch() runs the transaction around them.
  *
  * Identifiers come only from struct table (checked against pg_attribute) and
  * are quoted with pg_ident(); values are always bound parameters ($n), sent
@@ -38,13 +37,6 @@ struct pgpush {
     long long now_ms;
     struct json_object *tmpmap; /* temporary id -> real key, for this batch */
     char *mkey;                 /* the client's key in _rhtmx_sync_mutations */
-};
-
-/* Outcome of a write: 0 done, 1 the change can never apply (code and reason
- * filled), -1 the batch must stop (e set). */
-struct refusal {
-    const char *code;
-    char reason[300];
 };
 
 /* ---- Values ---- */
@@ -164,7 +156,8 @@ value_json(const PGresult *res, int r, int c)
 /* A write that failed: 1 with r filled when the change can never apply
  * (a constraint, a value the column cannot take), else -1 with e set. */
 static int
-write_failed(struct pgpush *pp, PGresult *res, struct refusal *r, const char *what, struct err *e)
+write_failed(struct pgpush *pp, PGresult *res, struct push_refusal *r, const char *what,
+             struct err *e)
 {
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -179,11 +172,11 @@ write_failed(struct pgpush *pp, PGresult *res, struct refusal *r, const char *wh
     return 1;
 }
 
-/* Run a write with ps; see struct refusal. *out (may be NULL) gets the result
+/* Run a write with ps; see struct push_refusal. *out (may be NULL) gets the result
  * of one that succeeded (caller PQclear()s it). */
 static int
-write_run(struct pgpush *pp, const char *sql, struct params *ps, PGresult **out, struct refusal *r,
-          const char *what, struct err *e)
+write_run(struct pgpush *pp, const char *sql, struct params *ps, PGresult **out,
+          struct push_refusal *r, const char *what, struct err *e)
 {
     PGresult *res = pg_query_raw(pp->p, sql, ps->n, ps->v);
     ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
@@ -209,7 +202,7 @@ write_run(struct pgpush *pp, const char *sql, struct params *ps, PGresult **out,
  * column's type; -1 with e set on a database failure. */
 static int
 row_load(struct pgpush *pp, struct json_object *key, struct json_object **row, char **id,
-         struct refusal *r, struct err *e)
+         struct push_refusal *r, struct err *e)
 {
     const struct table *t = pp->t;
     struct params ps = {0};
@@ -247,18 +240,13 @@ row_load(struct pgpush *pp, struct json_object *key, struct json_object **row, c
     return rc;
 }
 
-struct newest {
-    int found;
-    long long version;
-    long long time_ms;
-};
-
 /* The newest log entry of row id after client_version by anyone but the
  * pushing client (its own echoes are never a conflict): found = 0 if none. */
 static int
-log_newest(struct pgpush *pp, const char *id, long long client_version, struct newest *out,
-           struct err *e)
+log_newest(void *ctx, void *h, long long client_version, struct push_newest *out, struct err *e)
 {
+    struct pgpush *pp = ctx;
+    const char *id = h;
     static const char sql[] =
         "SELECT version, (extract(epoch FROM created_at) * 1000)::bigint FROM _rhtmx_sync_log"
         " WHERE entity = $1 AND entity_id = $2 AND version > $3::bigint"
@@ -285,9 +273,10 @@ log_newest(struct pgpush *pp, const char *id, long long client_version, struct n
  * client_version), read back through the table's row type so its values have
  * the server row's form; only the columns the entry holds. NULL when unknown. */
 static int
-log_base(struct pgpush *pp, const char *id, long long client_version, struct json_object **base,
-         struct err *e)
+log_base(void *ctx, void *h, long long client_version, struct json_object **base, struct err *e)
 {
+    struct pgpush *pp = ctx;
+    const char *id = h;
     const struct table *t = pp->t;
     char cv[24];
     const char *params[3] = {t->en->name, id, cv};
@@ -328,9 +317,10 @@ log_base(struct pgpush *pp, const char *id, long long client_version, struct jso
 /* INSERT the row: key (NULL: the column's default assigns it) and fields.
  * *newkey: the key it got (new reference). 0, 1 refused (r), -1. */
 static int
-row_insert(struct pgpush *pp, struct json_object *key, struct json_object *fields,
-           struct json_object **newkey, struct refusal *r, struct err *e)
+row_insert(void *ctx, struct json_object *key, struct json_object *fields,
+           struct json_object **newkey, struct push_refusal *r, struct err *e)
 {
+    struct pgpush *pp = ctx;
     const struct table *t = pp->t;
     struct params ps = {0};
     struct buf sql = {0};
@@ -372,9 +362,10 @@ row_insert(struct pgpush *pp, struct json_object *key, struct json_object *field
 
 /* UPDATE the row with key `key` with fields (nothing to do when empty). */
 static int
-row_update(struct pgpush *pp, struct json_object *key, struct json_object *fields,
-           struct refusal *r, struct err *e)
+row_update(void *ctx, void *h, struct json_object *key, struct json_object *fields,
+           struct push_refusal *r, struct err *e)
 {
+    struct pgpush *pp = ctx;
     const struct table *t = pp->t;
     struct params ps = {0};
     struct buf sql = {0};
@@ -382,6 +373,7 @@ row_update(struct pgpush *pp, struct json_object *key, struct json_object *field
 
     if (fields == NULL || json_object_object_length(fields) == 0)
         return 0;
+    (void)h; /* this store finds the row by its key */
     buf_adds(&sql, "UPDATE ");
     pg_ident(&sql, t->en->table);
     buf_adds(&sql, " SET ");
@@ -403,13 +395,15 @@ row_update(struct pgpush *pp, struct json_object *key, struct json_object *field
 }
 
 static int
-row_delete(struct pgpush *pp, struct json_object *key, struct refusal *r, struct err *e)
+row_delete(void *ctx, void *h, struct json_object *key, struct push_refusal *r, struct err *e)
 {
+    struct pgpush *pp = ctx;
     const struct table *t = pp->t;
     struct params ps = {0};
     struct buf sql = {0};
     int rc;
 
+    (void)h; /* this store finds the row by its key */
     buf_adds(&sql, "DELETE FROM ");
     pg_ident(&sql, t->en->table);
     buf_adds(&sql, " WHERE ");
@@ -470,248 +464,69 @@ key_problem(const struct table *t, struct json_object *key)
     return NULL;
 }
 
-/* The columns of data to write, without the key: a new object in *fields, or
- * a rejection record. */
+/* push_gone_fn of the PostgreSQL store: ctx is the struct pgpush. */
+static int
+column_gone(void *ctx, const struct table *t, const char *col)
+{
+    return pg_schema_column_gone(((struct pgpush *)ctx)->p, t, col);
+}
+
+/* push_tmp_fn of the PostgreSQL store: ctx is the struct pgpush. */
+static int
+tmp_lookup_cb(void *ctx, const char *tmp, struct json_object **key, struct err *e)
+{
+    return tmp_lookup(ctx, tmp, key, e);
+}
+
+/* ---- The store: a row's handle is its key's text (char *) ---- */
+
+static int
+store_row_load(void *ctx, struct json_object *key, struct json_object **row, void **h,
+               struct push_refusal *r, struct err *e)
+{
+    char *id = NULL;
+    int rc = row_load(ctx, key, row, h != NULL ? &id : NULL, r, e);
+
+    if (h != NULL)
+        *h = id;
+    return rc;
+}
+
 static struct json_object *
-change_fields(const struct pgpush *pp, const struct push_change *c, struct json_object **fields)
+store_row_key(void *ctx, void *h, struct json_object *row)
 {
-    const struct table *t = pp->t;
-    char q[ERR_QUOTED];
-    const char *why;
-    long col;
+    const struct pgpush *pp = ctx;
 
-    *fields = json_object_new_object();
-    if (c->data == NULL)
-        return NULL;
-    json_object_object_foreach (c->data, f, v) {
-        col = table_column(t, f);
-        if (col < 0 && pg_schema_column_gone(pp->p, t, f))
-            return push_rec_rejected(c, "schema_changed",
-                                     "column '%s' is no longer in %s (the app changed its schema): "
-                                     "nothing of this change was applied",
-                                     err_quote(q, f), t->en->name);
-        if (col < 0)
-            return push_rec_rejected(c, "unknown_column", "unknown column '%s' in %s",
-                                     err_quote(q, f), t->en->name);
-        if ((size_t)col == t->key)
-            continue;
-        if (t->cols[col].generated)
-            return push_rec_rejected(
-                c, "bad_change",
-                "column '%s' of %s is generated by the database: a push cannot "
-                "write it",
-                f, t->en->name);
-        if ((why = sqljson_problem(v)) != NULL)
-            return push_rec_rejected(c, "bad_change", "column '%s': %s", f, why);
-        json_object_object_add(*fields, f, json_object_get(v));
-    }
-    return NULL;
+    (void)h;
+    return json_object_get(json_object_object_get(row, pp->t->cols[pp->t->key].name));
 }
 
-static const char *
-owner_column(const struct pgpush *pp)
-{
-    return pp->t->owner >= 0 && pp->o->owner != NULL ? pp->t->cols[pp->t->owner].name : NULL;
-}
-
-/* The key a change names: *key a new reference (NULL: the server assigns it),
- * *tmp the temporary id of a create, or a rejection record; NULL with e set
- * (and *fatal) when the batch must stop. */
-static struct json_object *
-change_key(struct pgpush *pp, const struct push_change *c, struct json_object **key,
-           const char **tmp, int *fatal, struct err *e)
-{
-    const struct table *t = pp->t;
-    const char *keyname = t->cols[t->key].name, *why;
-    struct json_object *dk = NULL;
-    char q[ERR_QUOTED];
-    int has_dk = c->data != NULL && json_object_object_get_ex(c->data, keyname, &dk) && dk != NULL;
-
-    *key = NULL;
-    *tmp = NULL;
-    *fatal = 0;
-    if ((t->assign_key && push_is_tmp(c->id)) || c->id != NULL) {
-        if (has_dk && !conflict_value_equal(dk, c->id))
-            return push_rec_rejected(c, "bad_change", "data.%s differs from the change's id",
-                                     keyname);
-    }
-    if (t->assign_key && push_is_tmp(c->id)) {
-        if (c->action == PUSH_CREATE) {
-            *tmp = json_object_get_string(c->id);
-            return NULL;
-        }
-        if (tmp_lookup(pp, json_object_get_string(c->id), key, e) < 0) {
-            *fatal = 1;
-            return NULL;
-        }
-        if (*key == NULL)
-            return push_rec_rejected(c, "not_found",
-                                     "temporary id '%s' was never created by this client",
-                                     err_quote(q, json_object_get_string(c->id)));
-    } else if (c->id != NULL) {
-        *key = json_object_get(c->id);
-    } else if (has_dk) {
-        *key = json_object_get(dk);
-    } else if (!t->assign_key) {
-        return push_rec_rejected(c, "bad_change",
-                                 "a create needs an id: %s.%s is not assigned by the server",
-                                 t->en->name, keyname);
-    }
-    if (*key != NULL && (why = key_problem(t, *key)) != NULL)
-        return push_rec_rejected(c, "bad_change", "%s", why);
-    return NULL;
-}
-
-/* Run change c (inside its savepoint). Returns its outcome record (new
- * reference), or NULL with e set when the batch must stop. */
+/* Run change c (inside its savepoint) on PostgreSQL; see push_change_run. The
+ * store has no scopes: the configuration refuses a scope with this backend. */
 static struct json_object *
 change_run(struct pgpush *pp, const struct push_change *c, struct err *e)
 {
-    const struct table *t = pp->t;
-    const char *tmp = NULL, *ocol = owner_column(pp);
-    struct json_object *rec = NULL, *key = NULL, *fields = NULL, *ov;
-    struct json_object *server = NULL, *base = NULL, *after = NULL, *stored = NULL, *cf;
-    struct conflict_result res = {0};
-    struct rhtmx_conflict x;
-    struct newest nw;
-    struct refusal r = {0};
-    char *id = NULL;
-    int rc, fatal;
-
-    if (!t->en->offline_writes) {
-        rec =
-            push_rec_rejected(c, "forbidden",
-                              "entity '%s' does not accept writes from clients (offline_writes is "
-                              "false)",
-                              t->en->name);
-        goto done;
-    }
-    if ((rec = change_key(pp, c, &key, &tmp, &fatal, e)) != NULL)
-        goto done;
-    if (fatal)
-        goto fatal;
-    if ((rec = change_fields(pp, c, &fields)) != NULL)
-        goto done;
-
-    if (key != NULL && (rc = row_load(pp, key, &server, &id, &r, e)) != 0) {
-        if (rc < 0)
-            goto fatal;
-        goto refused;
-    }
-    if (server != NULL && ocol != NULL &&
-        (!json_object_object_get_ex(server, ocol, &ov) || !push_owner_is(ov, pp->o->owner))) {
-        rec = push_rec_rejected(c, "forbidden", "this %s belongs to another user", t->en->name);
-        goto done;
-    }
-    if (ocol != NULL && (server != NULL || c->action != PUSH_CREATE) &&
-        json_object_object_get_ex(fields, ocol, &ov) && !push_owner_is(ov, pp->o->owner)) {
-        rec = push_rec_rejected(c, "forbidden", "%s.%s is the owner: it must be your own user id",
-                                t->en->name, ocol);
-        goto done;
-    }
-    if (server == NULL) {
-        if (c->action == PUSH_CREATE) {
-            if (ocol != NULL)
-                json_object_object_add(fields, ocol, json_object_new_string(pp->o->owner));
-            if ((rc = row_insert(pp, key, fields, &stored, &r, e)) < 0)
-                goto fatal;
-            if (rc > 0)
-                goto refused;
-            rec = push_rec_new(stored, 1);
-            if (tmp != NULL)
-                json_object_object_add(rec, "tmp", json_object_new_string(tmp));
-        } else if (c->action == PUSH_DELETE) {
-            rec = push_rec_new(key, 1); /* already gone: acknowledged */
-        } else {
-            rec = push_rec_rejected(c, "not_found", "no %s with this id (it may have been deleted)",
-                                    t->en->name);
-        }
-        goto done;
-    }
-
-    /* The row exists (a create for an existing id updates it, see PUSH.md). */
-    stored = json_object_object_get(server, t->cols[t->key].name);
-    json_object_get(stored);
-    if (log_newest(pp, id, c->client_version, &nw, e) < 0)
-        goto fatal;
-    if (!nw.found || (c->action != PUSH_DELETE && push_same_as_row(fields, server))) {
-        rc = c->action == PUSH_DELETE ? row_delete(pp, stored, &r, e)
-                                      : row_update(pp, stored, fields, &r, e);
-        if (rc < 0)
-            goto fatal;
-        if (rc > 0)
-            goto refused;
-        rec = push_rec_new(stored, 1);
-        goto done;
-    }
-
-    /* A conflict: the row changed on the server after the client's version. */
-    if (log_base(pp, id, c->client_version, &base, e) < 0)
-        goto fatal;
-    if (c->action != PUSH_DELETE && push_same_where_both(base, server)) {
-        if ((rc = row_update(pp, stored, fields, &r, e)) < 0)
-            goto fatal;
-        if (rc > 0)
-            goto refused;
-        rec = push_rec_new(stored, 1);
-        goto done;
-    }
-    x = (struct rhtmx_conflict){
-        .abi = RHTMX_RESOLVER_ABI,
-        .entity = t->en->name,
-        .table = t->en->table,
-        .key = t->cols[t->key].name,
-        .action = push_action_name(c->action),
+    const struct push_store s = {
+        .ctx = pp,
+        .t = pp->t,
+        .o = pp->o,
         .client_id = pp->b->client_id,
-        .mutation_id = c->mutation_id,
-        .id = stored,
-        .server = server,
-        .client = c->action == PUSH_DELETE ? NULL : fields,
-        .base = base,
-        .client_version = c->client_version,
-        .server_version = nw.version,
-        .client_time_ms = pp->now_ms,
-        .server_time_ms = nw.time_ms,
+        .now_ms = pp->now_ms,
+        .tmp_lookup = tmp_lookup_cb,
+        .column_gone = column_gone,
+        .key_problem = key_problem,
+        .row_load = store_row_load,
+        .row_key = store_row_key,
+        .row_visible = NULL,
+        .log_newest = log_newest,
+        .log_base = log_base,
+        .row_insert = row_insert,
+        .row_update = row_update,
+        .row_delete = row_delete,
+        .handle_free = free,
     };
-    if (conflict_resolve(t->en->strategy, &x, pp->o->resolver, &res, e) < 0 ||
-        push_check_write(pp->t, owner_column(pp), pp->o->owner, res.write, e) < 0)
-        goto fatal;
-    rc = res.delete_row ? row_delete(pp, stored, &r, e) : row_update(pp, stored, res.write, &r, e);
-    if (rc < 0)
-        goto fatal;
-    if (rc > 0)
-        goto refused;
-    if (row_load(pp, stored, &after, NULL, &r, e) != 0)
-        goto fatal;
-    rec = push_rec_new(stored, res.decision != CONFLICT_SERVER);
-    cf = json_object_new_object();
-    json_object_object_add(cf, "mutation_id", json_object_new_string(c->mutation_id));
-    json_object_object_add(cf, "id", json_object_get(stored));
-    json_object_object_add(cf, "strategy", json_object_new_string(strategy_name(t->en->strategy)));
-    json_object_object_add(cf, "decision",
-                           json_object_new_string(conflict_decision_name(res.decision)));
-    json_object_object_add(cf, "server", after);
-    json_object_object_add(cf, "version", json_object_new_int64(nw.version));
-    json_object_object_add(rec, "conflict", cf);
-    after = NULL;
-    goto done;
 
-refused:
-    rec = push_rec_rejected(c, r.code, "%s", r.reason);
-done:
-    json_object_put(res.write);
-    json_object_put(after);
-    json_object_put(base);
-    json_object_put(server);
-    json_object_put(stored);
-    json_object_put(fields);
-    json_object_put(key);
-    free(id);
-    return rec;
-fatal:
-    json_object_put(rec);
-    rec = NULL;
-    goto done;
+    return push_change_run(&s, c, e);
 }
 
 /* ---- The batch ---- */
@@ -720,9 +535,10 @@ fatal:
  * answered with, or *rec = NULL when the mutation is new. A mutation id used
  * before for another entity gets a rejection (not stored). */
 static int
-mutation_get(struct pgpush *pp, const struct push_change *c, struct json_object **rec,
-             long long *version, struct err *e)
+mutation_get(void *ctx, const struct push_change *c, struct json_object **rec, long long *version,
+             struct err *e)
 {
+    struct pgpush *pp = ctx;
     static const char sql[] = "SELECT entity, answer, version FROM _rhtmx_sync_mutations"
                               " WHERE client_id = $1 AND mutation_id = $2";
     const char *params[2] = {pp->mkey, c->mutation_id};
@@ -753,9 +569,10 @@ mutation_get(struct pgpush *pp, const struct push_change *c, struct json_object 
 }
 
 static int
-mutation_put(struct pgpush *pp, const struct push_change *c, struct json_object *rec,
-             long long version, struct err *e)
+mutation_put(void *ctx, const struct push_change *c, struct json_object *rec, long long version,
+             struct err *e)
 {
+    struct pgpush *pp = ctx;
     static const char sql[] = "INSERT INTO _rhtmx_sync_mutations (client_id, mutation_id, entity,"
                               " answer, version) VALUES ($1, $2, $3, $4, $5::bigint)";
     char v[24];
@@ -770,8 +587,9 @@ mutation_put(struct pgpush *pp, const struct push_change *c, struct json_object 
 
 /* Run change c in a savepoint of its own, rolled back when it is rejected. */
 static struct json_object *
-change_in_savepoint(struct pgpush *pp, const struct push_change *c, struct err *e)
+change_in_savepoint(void *ctx, const struct push_change *c, struct err *e)
 {
+    struct pgpush *pp = ctx;
     struct json_object *rec;
 
     if (pg_exec(pp->p, "SAVEPOINT rhtmx_change", 0, NULL, "push: savepoint", e) < 0)
@@ -790,6 +608,17 @@ err:
     return NULL;
 }
 
+/* The log's head for push_batch_changes: ctx is the struct pgpush. */
+static long long
+head_version(void *ctx, struct err *e)
+{
+    long long head, horizon;
+
+    if (pg_cursors(((struct pgpush *)ctx)->p, &head, &horizon, e) < 0)
+        return -1;
+    return head;
+}
+
 int
 pg_push_batch(struct pg *p, const struct table *t, const struct push_opts *o, const char *body,
               size_t n, struct buf *out, struct err *e)
@@ -797,42 +626,22 @@ pg_push_batch(struct pg *p, const struct table *t, const struct push_opts *o, co
     struct push_body b;
     struct pgpush pp;
     struct json_object **recs = NULL;
-    unsigned char *fresh = NULL;
-    long long head, horizon, v = 0, replayed = -1;
+    const struct push_batch_store s = {&pp, mutation_get, change_in_savepoint, head_version,
+                                       mutation_put};
+    long long version;
     int any_new = 0, rc = -1;
     const char *client[1];
-    size_t i;
 
     memset(&pp, 0, sizeof(pp));
-    if (push_body_parse(&b, body, n, o->max_changes, e) < 0)
+    if (push_batch_open(t, o, body, n, &b, &recs, e) < 0)
         goto out;
-    if (t->en->strategy == STRATEGY_CUSTOM && o->resolver == NULL) {
-        err_set(e, 500, "config",
-                "entity '%s' uses strategy \"custom\" but no resolver is registered or named by "
-                "push.resolver in the config",
-                t->en->name);
-        goto out;
-    }
-    recs = calloc(b.n ? b.n : 1, sizeof(*recs));
-    fresh = calloc(b.n ? b.n : 1, 1);
-    if (recs == NULL || fresh == NULL) {
-        err_set(e, 500, "internal", "out of memory");
-        goto out;
-    }
     pp.p = p;
     pp.t = t;
     pp.o = o;
     pp.b = &b;
     pp.now_ms = o->now_ms > 0 ? o->now_ms : push_now_ms();
     pp.tmpmap = json_object_new_object();
-    if (o->user != NULL) {
-        size_t len = strlen(o->user) + strlen(b.client_id) + 2;
-        if ((pp.mkey = malloc(len)) != NULL)
-            snprintf(pp.mkey, len, "%s/%s", o->user, b.client_id);
-    } else {
-        pp.mkey = strdup(b.client_id);
-    }
-    if (pp.mkey == NULL) {
+    if ((pp.mkey = push_mutation_key(o, b.client_id)) == NULL) {
         err_set(e, 500, "internal", "out of memory");
         goto out;
     }
@@ -845,29 +654,11 @@ pg_push_batch(struct pg *p, const struct table *t, const struct push_opts *o, co
     if (pg_exec(p, "SELECT set_config('rhtmx_sync.client_id', $1, true)", 1, client,
                 "push: set the client id", e) < 0)
         goto rollback;
-    for (i = 0; i < b.n; i++) {
-        const struct push_change *c = &b.changes[i];
-        if (mutation_get(&pp, c, &recs[i], &v, e) < 0)
-            goto rollback;
-        if (recs[i] != NULL) {
-            if (v > replayed)
-                replayed = v;
-        } else {
-            if ((recs[i] = change_in_savepoint(&pp, c, e)) == NULL)
-                goto rollback;
-            fresh[i] = 1;
-            any_new = 1;
-        }
-        push_note_tmp(pp.tmpmap, recs[i]);
-    }
-    if (pg_cursors(p, &head, &horizon, e) < 0)
+    if (push_batch_changes(&s, &b, pp.tmpmap, recs, &version, &any_new, e) < 0)
         goto rollback;
-    for (i = 0; i < b.n; i++)
-        if (fresh[i] && mutation_put(&pp, &b.changes[i], recs[i], head, e) < 0)
-            goto rollback;
     if (pg_commit(p, e) < 0)
         goto rollback;
-    push_answer_write(recs, b.n, !any_new && replayed >= 0 ? replayed : head, out);
+    push_answer_write(recs, b.n, version, out);
     rc = 0;
     goto out;
 rollback:
@@ -875,11 +666,6 @@ rollback:
 out:
     json_object_put(pp.tmpmap);
     free(pp.mkey);
-    if (recs != NULL)
-        for (i = 0; i < b.n; i++)
-            json_object_put(recs[i]);
-    free(recs);
-    free(fresh);
-    push_body_free(&b);
+    push_batch_close(&b, recs);
     return rc;
 }

@@ -3,10 +3,13 @@
  *
  * Reading order: push_body_parse() (push_body.c) declares the body's shape and
  * refuses anything else before the database is touched; push_batch() runs the
- * transaction; change_run() is one change: find its key, check its columns,
- * then insert, update or delete, going through conflict_resolve() when the row
- * changed on the server after the change's client_version. Values move between
- * JSON and SQLite through sqljson.c.
+ * transaction; push_batch_changes() runs each change once and
+ * push_change_run() is one change: find its key, check its columns, then
+ * insert, update or delete, going through conflict_resolve() when the row
+ * changed on the server after the change's client_version. Those two reach the
+ * database only through a store (struct push_batch_store, struct push_store):
+ * this file's SQLite store, or pg_push.c's. Values move between JSON and SQLite
+ * through sqljson.c.
  *
  * Outcomes. Each change ends as one record, the JSON object stored in
  * _rhtmx_sync_mutations.answer:
@@ -214,19 +217,14 @@ row_load(struct push *p, struct json_object *key, struct json_object **row, sqli
     return 0;
 }
 
-struct newest {
-    int found;
-    long long version;
-    long long time_ms;
-};
-
 /* The newest log entry of the row whose stored key is kval written after
  * client_version by someone else than the pushing client: found = 0 if none,
  * i.e. no conflict. */
 static int
-log_newest(struct push *p, sqlite3_value *kval, long long client_version, struct newest *out,
-           struct err *e)
+log_newest(void *ctx, void *h, long long client_version, struct push_newest *out, struct err *e)
 {
+    struct push *p = ctx;
+    sqlite3_value *kval = h;
     sqlite3_stmt *st = db_stmt(p->d, STMT_LOG_NEWEST, e);
     int rc;
 
@@ -276,9 +274,10 @@ stored_json(sqlite3_stmt *st, int col, int max_depth, struct err *e)
 /* The row as the client last saw it (new object), or NULL when the log no longer
  * has it (never seen, deleted then, or compacted away). */
 static int
-log_base(struct push *p, sqlite3_value *kval, long long client_version, struct json_object **base,
-         struct err *e)
+log_base(void *ctx, void *h, long long client_version, struct json_object **base, struct err *e)
 {
+    struct push *p = ctx;
+    sqlite3_value *kval = h;
     sqlite3_stmt *st = db_stmt(p->d, STMT_LOG_BASE, e);
     struct err ignored;
     int rc;
@@ -320,15 +319,8 @@ push_same_where_both(struct json_object *base, struct json_object *row)
     return 1;
 }
 
-/* Outcome of a write: 0 done, 1 the change can never apply (code and reason
- * filled), -1 the batch must stop (e set). */
-struct refusal {
-    const char *code;
-    char reason[300];
-};
-
 static int
-write_failed(struct push *p, int rc, struct refusal *r, const char *what, struct err *e)
+write_failed(struct push *p, int rc, struct push_refusal *r, const char *what, struct err *e)
 {
     switch (rc) {
     case SQLITE_CONSTRAINT:
@@ -346,9 +338,9 @@ write_failed(struct push *p, int rc, struct refusal *r, const char *what, struct
     return 1;
 }
 
-/* Step a write; see struct refusal. */
+/* Step a write; see struct push_refusal. */
 static int
-step_write(struct push *p, sqlite3_stmt *st, int owned, struct refusal *r, const char *what,
+step_write(struct push *p, sqlite3_stmt *st, int owned, struct push_refusal *r, const char *what,
            struct err *e)
 {
     int rc = sqlite3_step(st), out = 0;
@@ -368,7 +360,7 @@ step_write(struct push *p, sqlite3_stmt *st, int owned, struct refusal *r, const
  * *key is a new reference, or NULL with r set when no key is left.
  */
 static int
-next_key(struct push *p, struct json_object **key, struct refusal *r, struct err *e)
+next_key(struct push *p, struct json_object **key, struct push_refusal *r, struct err *e)
 {
     sqlite3_stmt *st = ps(p, PS_LAST_KEY, e);
     sqlite3_int64 last = 0;
@@ -403,9 +395,10 @@ next_key(struct push *p, struct json_object **key, struct refusal *r, struct err
 /* INSERT the row: key (NULL: the server assigns it, see assign_key) and
  * fields. *newkey: the key it got (new reference). 0, 1 refused (r), -1. */
 static int
-row_insert(struct push *p, struct json_object *key, struct json_object *fields,
-           struct json_object **newkey, struct refusal *r, struct err *e)
+row_insert(void *ctx, struct json_object *key, struct json_object *fields,
+           struct json_object **newkey, struct push_refusal *r, struct err *e)
 {
+    struct push *p = ctx;
     const struct table *t = p->t;
     struct json_object *assigned = NULL;
     sqlite3_stmt *st;
@@ -446,14 +439,17 @@ out:
 
 /* UPDATE the row whose stored key is kval with fields (nothing to do when empty). */
 static int
-row_update(struct push *p, sqlite3_value *kval, struct json_object *fields, struct refusal *r,
-           struct err *e)
+row_update(void *ctx, void *h, struct json_object *stored, struct json_object *fields,
+           struct push_refusal *r, struct err *e)
 {
+    struct push *p = ctx;
+    sqlite3_value *kval = h;
     const struct table *t = p->t;
     sqlite3_stmt *st;
     char *sql;
     int i, owned;
 
+    (void)stored; /* this store finds the row by its handle */
     if (fields == NULL || json_object_object_length(fields) == 0)
         return 0;
     sql = sqlgen_update(t, fields);
@@ -469,10 +465,13 @@ row_update(struct push *p, sqlite3_value *kval, struct json_object *fields, stru
 }
 
 static int
-row_delete(struct push *p, sqlite3_value *kval, struct refusal *r, struct err *e)
+row_delete(void *ctx, void *h, struct json_object *stored, struct push_refusal *r, struct err *e)
 {
+    struct push *p = ctx;
+    sqlite3_value *kval = h;
     sqlite3_stmt *st = ps(p, PS_DELETE, e);
 
+    (void)stored; /* this store finds the row by its handle */
     if (st == NULL)
         return -1;
     sqlite3_bind_value(st, 1, kval);
@@ -562,12 +561,10 @@ key_problem(const struct table *t, struct json_object *key)
     return NULL;
 }
 
-/* The columns of data to write, without the key: a new object in *fields, or
- * a rejection record. */
-static struct json_object *
-change_fields(const struct push *p, const struct push_change *c, struct json_object **fields)
+struct json_object *
+push_change_fields(const struct table *t, const struct push_change *c, push_gone_fn gone, void *ctx,
+                   struct json_object **fields)
 {
-    const struct table *t = p->t;
     char q[ERR_QUOTED];
     const char *why;
     long col;
@@ -577,7 +574,7 @@ change_fields(const struct push *p, const struct push_change *c, struct json_obj
         return NULL;
     json_object_object_foreach (c->data, f, v) {
         col = table_column(t, f);
-        if (col < 0 && schema_column_gone(p->d, t, f))
+        if (col < 0 && gone(ctx, t, f))
             return push_rec_rejected(c, "schema_changed",
                                      "column '%s' is no longer in %s (the app changed its schema): "
                                      "nothing of this change was applied",
@@ -600,6 +597,165 @@ change_fields(const struct push *p, const struct push_change *c, struct json_obj
     return NULL;
 }
 
+/* push_gone_fn of the SQLite store: ctx is the struct push. */
+static int
+column_gone(void *ctx, const struct table *t, const char *col)
+{
+    return schema_column_gone(((struct push *)ctx)->d, t, col);
+}
+
+/* push_tmp_fn of the SQLite store: ctx is the struct push. */
+static int
+tmp_lookup_cb(void *ctx, const char *tmp, struct json_object **key, struct err *e)
+{
+    return tmp_lookup(ctx, tmp, key, e);
+}
+
+struct json_object *
+push_rec_writes_off(const struct table *t, const struct push_change *c)
+{
+    if (t->en->offline_writes)
+        return NULL;
+    return push_rec_rejected(c, "forbidden",
+                             "entity '%s' does not accept writes from clients (offline_writes is "
+                             "false)",
+                             t->en->name);
+}
+
+struct json_object *
+push_change_key(const struct table *t, const struct push_change *c, push_tmp_fn lookup, void *ctx,
+                struct json_object **key, const char **tmp, int *fatal, struct err *e)
+{
+    const char *keyname = t->cols[t->key].name;
+    struct json_object *dk = NULL;
+    char q[ERR_QUOTED];
+    int has_dk = c->data != NULL && json_object_object_get_ex(c->data, keyname, &dk) && dk != NULL;
+
+    *key = NULL;
+    *tmp = NULL;
+    *fatal = 0;
+    if (c->id != NULL && has_dk && !conflict_value_equal(dk, c->id))
+        return push_rec_rejected(c, "bad_change", "data.%s differs from the change's id", keyname);
+    if (t->assign_key && push_is_tmp(c->id)) {
+        if (c->action == PUSH_CREATE) {
+            *tmp = json_object_get_string(c->id);
+            return NULL;
+        }
+        if (lookup(ctx, json_object_get_string(c->id), key, e) < 0) {
+            *fatal = 1;
+            return NULL;
+        }
+        if (*key == NULL)
+            return push_rec_rejected(c, "not_found",
+                                     "temporary id '%s' was never created by this client",
+                                     err_quote(q, json_object_get_string(c->id)));
+    } else if (c->id != NULL) {
+        *key = json_object_get(c->id);
+    } else if (has_dk) {
+        *key = json_object_get(dk);
+    } else if (!t->assign_key) {
+        return push_rec_rejected(c, "bad_change",
+                                 "a create needs an id: %s.%s is not assigned by the server",
+                                 t->en->name, keyname);
+    }
+    return NULL;
+}
+
+struct json_object *
+push_owner_refusal(const struct table *t, const struct push_change *c, const char *ocol,
+                   const char *owner, struct json_object *server, struct json_object *fields)
+{
+    struct json_object *ov;
+
+    if (ocol == NULL)
+        return NULL;
+    if (server != NULL &&
+        (!json_object_object_get_ex(server, ocol, &ov) || !push_owner_is(ov, owner)))
+        return push_rec_rejected(c, "forbidden", "this %s belongs to another user", t->en->name);
+    /* A new row is the caller's whatever the client sent (it is set later); a
+     * change to an existing row may not hand it to someone else. */
+    if ((server != NULL || c->action != PUSH_CREATE) &&
+        json_object_object_get_ex(fields, ocol, &ov) && !push_owner_is(ov, owner))
+        return push_rec_rejected(c, "forbidden", "%s.%s is the owner: it must be your own user id",
+                                 t->en->name, ocol);
+    return NULL;
+}
+
+int
+push_conflict_decide(const struct table *t, const struct push_opts *o, const char *client_id,
+                     long long now_ms, const struct push_change *c, struct json_object *stored,
+                     struct json_object *server, struct json_object *fields,
+                     struct json_object *base, const struct push_newest *nw,
+                     struct conflict_result *res, struct err *e)
+{
+    const char *ocol = t->owner >= 0 && o->owner != NULL ? t->cols[t->owner].name : NULL;
+    struct rhtmx_conflict x = {
+        .abi = RHTMX_RESOLVER_ABI,
+        .entity = t->en->name,
+        .table = t->en->table,
+        .key = t->cols[t->key].name,
+        .action = push_action_name(c->action),
+        .client_id = client_id,
+        .mutation_id = c->mutation_id,
+        .id = stored,
+        .server = server,
+        .client = c->action == PUSH_DELETE ? NULL : fields,
+        .base = base,
+        .client_version = c->client_version,
+        .server_version = nw->version,
+        .client_time_ms = now_ms,
+        .server_time_ms = nw->time_ms,
+    };
+
+    if (conflict_resolve(t->en->strategy, &x, o->resolver, res, e) < 0 ||
+        push_check_write(t, ocol, o->owner, res->write, e) < 0)
+        return -1;
+    return 0;
+}
+
+struct json_object *
+push_rec_conflict(const struct table *t, const struct push_change *c, struct json_object *stored,
+                  const struct conflict_result *res, struct json_object *after, long long version)
+{
+    struct json_object *rec = push_rec_new(stored, res->decision != CONFLICT_SERVER);
+    struct json_object *cf = json_object_new_object();
+
+    json_object_object_add(cf, "mutation_id", json_object_new_string(c->mutation_id));
+    json_object_object_add(cf, "id", json_object_get(stored));
+    json_object_object_add(cf, "strategy", json_object_new_string(strategy_name(t->en->strategy)));
+    json_object_object_add(cf, "decision",
+                           json_object_new_string(conflict_decision_name(res->decision)));
+    json_object_object_add(cf, "server", after);
+    json_object_object_add(cf, "version", json_object_new_int64(version));
+    json_object_object_add(rec, "conflict", cf);
+    return rec;
+}
+
+char *
+push_mutation_key(const struct push_opts *o, const char *client_id)
+{
+    size_t len;
+    char *k;
+
+    if (o->user == NULL)
+        return strdup(client_id);
+    len = strlen(o->user) + strlen(client_id) + 2;
+    if ((k = malloc(len)) != NULL)
+        snprintf(k, len, "%s/%s", o->user, client_id);
+    return k;
+}
+
+int
+push_resolver_missing(const struct table *t, const struct push_opts *o, struct err *e)
+{
+    if (t->en->strategy != STRATEGY_CUSTOM || o->resolver != NULL)
+        return 0;
+    return err_set(e, 500, "config",
+                   "entity '%s' uses strategy \"custom\" but no resolver is registered or named by "
+                   "push.resolver in the config",
+                   t->en->name);
+}
+
 /* 1 if v, a column value, is the owner value as text (42 and "42" are "42"). */
 int
 push_owner_is(struct json_object *v, const char *owner)
@@ -614,13 +770,6 @@ push_owner_is(struct json_object *v, const char *owner)
         return strcmp(tmp, owner) == 0;
     }
     return 0;
-}
-
-/* The owner column's name when this push must keep to the caller's rows, else NULL. */
-static const char *
-owner_column(const struct push *p)
-{
-    return p->t->owner >= 0 && p->o->owner != NULL ? p->t->cols[p->t->owner].name : NULL;
 }
 
 int
@@ -663,93 +812,44 @@ push_same_as_row(struct json_object *fields, struct json_object *row)
     return 1;
 }
 
-/* Run change c (inside its savepoint). Returns its outcome record (new
- * reference), or NULL with e set when the batch must stop. */
-static struct json_object *
-change_run(struct push *p, const struct push_change *c, struct err *e)
+struct json_object *
+push_change_run(const struct push_store *s, const struct push_change *c, struct err *e)
 {
-    const struct table *t = p->t;
-    const char *keyname = t->cols[t->key].name, *tmp = NULL, *why, *ocol = owner_column(p);
-    char q[ERR_QUOTED];
-    struct json_object *rec = NULL, *key = NULL, *fields = NULL, *dk = NULL, *ov;
-    struct json_object *server = NULL, *base = NULL, *after = NULL, *stored = NULL, *cf;
+    const struct table *t = s->t;
+    const char *tmp = NULL, *why;
+    const char *ocol = t->owner >= 0 && s->o->owner != NULL ? t->cols[t->owner].name : NULL;
+    struct json_object *rec = NULL, *key = NULL, *fields = NULL;
+    struct json_object *server = NULL, *base = NULL, *after = NULL, *stored = NULL;
     struct conflict_result res = {0};
-    struct rhtmx_conflict x;
-    struct newest nw;
-    struct refusal r = {0};
-    sqlite3_value *kval = NULL;
-    int has_dk, apply, rc;
+    struct push_newest nw;
+    struct push_refusal r = {0};
+    void *h = NULL;
+    int apply, rc, fatal;
 
-    if (!t->en->offline_writes) {
-        rec =
-            push_rec_rejected(c, "forbidden",
-                              "entity '%s' does not accept writes from clients (offline_writes is "
-                              "false)",
-                              t->en->name);
+    if ((rec = push_rec_writes_off(t, c)) != NULL)
         goto done;
-    }
-
     /* The key: the change's id, a temporary id, or the key inside data. */
-    has_dk = c->data != NULL && json_object_object_get_ex(c->data, keyname, &dk) && dk != NULL;
-    if (t->assign_key && push_is_tmp(c->id)) {
-        if (has_dk && !conflict_value_equal(dk, c->id)) {
-            rec =
-                push_rec_rejected(c, "bad_change", "data.%s differs from the change's id", keyname);
-            goto done;
-        }
-        if (c->action == PUSH_CREATE) {
-            tmp = json_object_get_string(c->id);
-        } else {
-            if (tmp_lookup(p, json_object_get_string(c->id), &key, e) < 0)
-                goto fatal;
-            if (key == NULL) {
-                rec = push_rec_rejected(c, "not_found",
-                                        "temporary id '%s' was never created by this client",
-                                        err_quote(q, json_object_get_string(c->id)));
-                goto done;
-            }
-        }
-    } else if (c->id != NULL) {
-        if (has_dk && !conflict_value_equal(dk, c->id)) {
-            rec =
-                push_rec_rejected(c, "bad_change", "data.%s differs from the change's id", keyname);
-            goto done;
-        }
-        key = json_object_get(c->id);
-    } else if (has_dk) {
-        key = json_object_get(dk);
-    } else if (!t->assign_key) {
-        rec = push_rec_rejected(c, "bad_change",
-                                "a create needs an id: %s.%s is not assigned by "
-                                "the server",
-                                t->en->name, keyname);
+    if ((rec = push_change_key(t, c, s->tmp_lookup, s->ctx, &key, &tmp, &fatal, e)) != NULL)
         goto done;
-    }
-    if (key != NULL && (why = key_problem(t, key)) != NULL) {
+    if (fatal)
+        goto fatal;
+    if (key != NULL && (why = s->key_problem(t, key)) != NULL) {
         rec = push_rec_rejected(c, "bad_change", "%s", why);
         goto done;
     }
-    if ((rec = change_fields(p, c, &fields)) != NULL)
+    if ((rec = push_change_fields(t, c, s->column_gone, s->ctx, &fields)) != NULL)
         goto done;
 
-    if (key != NULL && row_load(p, key, &server, &kval, e) < 0)
-        goto fatal;
-    if (server != NULL && ocol != NULL &&
-        (!json_object_object_get_ex(server, ocol, &ov) || !push_owner_is(ov, p->o->owner))) {
-        rec = push_rec_rejected(c, "forbidden", "this %s belongs to another user", t->en->name);
-        goto done;
+    if (key != NULL && (rc = s->row_load(s->ctx, key, &server, &h, &r, e)) != 0) {
+        if (rc < 0)
+            goto fatal;
+        goto refused;
     }
-    /* A new row is the caller's whatever the client sent (it is set below); a
-     * change to an existing row may not hand it to someone else. */
-    if (ocol != NULL && (server != NULL || c->action != PUSH_CREATE) &&
-        json_object_object_get_ex(fields, ocol, &ov) && !push_owner_is(ov, p->o->owner)) {
-        rec = push_rec_rejected(c, "forbidden", "%s.%s is the owner: it must be your own user id",
-                                t->en->name, ocol);
+    if ((rec = push_owner_refusal(t, c, ocol, s->o->owner, server, fields)) != NULL)
         goto done;
-    }
     /* scope hook: a row outside the caller's scope is not theirs to touch */
-    if (server != NULL && t->scope != NULL && p->o->scope != NULL) {
-        if ((rc = scope_row_visible(p->d, t, kval, p->o->scope, e)) < 0)
+    if (server != NULL && t->scope != NULL && s->o->scope != NULL && s->row_visible != NULL) {
+        if ((rc = s->row_visible(s->ctx, h, e)) < 0)
             goto fatal;
         if (rc == 0) {
             rec = push_rec_rejected(c, "forbidden", "this %s is outside your scope", t->en->name);
@@ -759,8 +859,8 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
     if (server == NULL) {
         if (c->action == PUSH_CREATE) {
             if (ocol != NULL)
-                json_object_object_add(fields, ocol, json_object_new_string(p->o->owner));
-            rc = row_insert(p, key, fields, &stored, &r, e);
+                json_object_object_add(fields, ocol, json_object_new_string(s->o->owner));
+            rc = s->row_insert(s->ctx, key, fields, &stored, &r, e);
             if (rc < 0)
                 goto fatal;
             if (rc > 0)
@@ -778,13 +878,13 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
     }
 
     /* The row exists (a create for an existing id updates it, see PUSH.md). */
-    stored = sqljson_value(kval);
-    if (log_newest(p, kval, c->client_version, &nw, e) < 0)
+    stored = s->row_key(s->ctx, h, server);
+    if (s->log_newest(s->ctx, h, c->client_version, &nw, e) < 0)
         goto fatal;
     apply = !nw.found || (c->action != PUSH_DELETE && push_same_as_row(fields, server));
     if (!apply) {
         /* A conflict: the row changed on the server after the client's version. */
-        if (log_base(p, kval, c->client_version, &base, e) < 0)
+        if (s->log_base(s->ctx, h, c->client_version, &base, e) < 0)
             goto fatal;
         /* Unless its entries after that version change nothing the client saw:
          * an UPDATE that wrote the values already there (every UPDATE logs), or
@@ -792,8 +892,8 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
         apply = c->action != PUSH_DELETE && push_same_where_both(base, server);
     }
     if (apply) {
-        rc = c->action == PUSH_DELETE ? row_delete(p, kval, &r, e)
-                                      : row_update(p, kval, fields, &r, e);
+        rc = c->action == PUSH_DELETE ? s->row_delete(s->ctx, h, stored, &r, e)
+                                      : s->row_update(s->ctx, h, stored, fields, &r, e);
         if (rc < 0)
             goto fatal;
         if (rc > 0)
@@ -801,46 +901,18 @@ change_run(struct push *p, const struct push_change *c, struct err *e)
         rec = push_rec_new(stored, 1);
         goto done;
     }
-    x = (struct rhtmx_conflict){
-        .abi = RHTMX_RESOLVER_ABI,
-        .entity = t->en->name,
-        .table = t->en->table,
-        .key = keyname,
-        .action = push_action_name(c->action),
-        .client_id = p->b->client_id,
-        .mutation_id = c->mutation_id,
-        .id = stored,
-        .server = server,
-        .client = c->action == PUSH_DELETE ? NULL : fields,
-        .base = base,
-        .client_version = c->client_version,
-        .server_version = nw.version,
-        .client_time_ms = p->now_ms,
-        .server_time_ms = nw.time_ms,
-    };
-    if (conflict_resolve(t->en->strategy, &x, p->o->resolver, &res, e) < 0 ||
-        push_check_write(p->t, owner_column(p), p->o->owner, res.write, e) < 0)
+    if (push_conflict_decide(t, s->o, s->client_id, s->now_ms, c, stored, server, fields, base, &nw,
+                             &res, e) < 0)
         goto fatal;
-    if (res.delete_row)
-        rc = row_delete(p, kval, &r, e);
-    else
-        rc = row_update(p, kval, res.write, &r, e);
+    rc = res.delete_row ? s->row_delete(s->ctx, h, stored, &r, e)
+                        : s->row_update(s->ctx, h, stored, res.write, &r, e);
     if (rc < 0)
         goto fatal;
     if (rc > 0)
         goto refused;
-    if (row_load(p, stored, &after, NULL, e) < 0)
+    if (s->row_load(s->ctx, stored, &after, NULL, &r, e) != 0)
         goto fatal;
-    rec = push_rec_new(stored, res.decision != CONFLICT_SERVER);
-    cf = json_object_new_object();
-    json_object_object_add(cf, "mutation_id", json_object_new_string(c->mutation_id));
-    json_object_object_add(cf, "id", json_object_get(stored));
-    json_object_object_add(cf, "strategy", json_object_new_string(strategy_name(t->en->strategy)));
-    json_object_object_add(cf, "decision",
-                           json_object_new_string(conflict_decision_name(res.decision)));
-    json_object_object_add(cf, "server", after);
-    json_object_object_add(cf, "version", json_object_new_int64(nw.version));
-    json_object_object_add(rec, "conflict", cf);
+    rec = push_rec_conflict(t, c, stored, &res, after, nw.version);
     after = NULL;
     goto done;
 
@@ -854,12 +926,76 @@ done:
     json_object_put(stored);
     json_object_put(fields);
     json_object_put(key);
-    sqlite3_value_free(kval);
+    s->handle_free(h);
     return rec;
 fatal:
     json_object_put(rec);
     rec = NULL;
     goto done;
+}
+
+/* ---- The SQLite store: a row's handle is its stored key (sqlite3_value) ---- */
+
+static int
+store_row_load(void *ctx, struct json_object *key, struct json_object **row, void **h,
+               struct push_refusal *r, struct err *e)
+{
+    sqlite3_value *kval = NULL;
+    int rc = row_load(ctx, key, row, h != NULL ? &kval : NULL, e);
+
+    (void)r;
+    if (h != NULL)
+        *h = kval;
+    return rc < 0 ? -1 : 0;
+}
+
+static struct json_object *
+store_row_key(void *ctx, void *h, struct json_object *row)
+{
+    (void)ctx;
+    (void)row;
+    return sqljson_value(h);
+}
+
+static int
+store_row_visible(void *ctx, void *h, struct err *e)
+{
+    struct push *p = ctx;
+
+    return scope_row_visible(p->d, p->t, h, p->o->scope, e);
+}
+
+static void
+store_handle_free(void *h)
+{
+    sqlite3_value_free(h);
+}
+
+/* Run change c (inside its savepoint) on the SQLite store; see push_change_run. */
+static struct json_object *
+change_run(struct push *p, const struct push_change *c, struct err *e)
+{
+    const struct push_store s = {
+        .ctx = p,
+        .t = p->t,
+        .o = p->o,
+        .client_id = p->b->client_id,
+        .now_ms = p->now_ms,
+        .tmp_lookup = tmp_lookup_cb,
+        .column_gone = column_gone,
+        .key_problem = key_problem,
+        .row_load = store_row_load,
+        .row_key = store_row_key,
+        .row_visible = store_row_visible,
+        .log_newest = log_newest,
+        .log_base = log_base,
+        .row_insert = row_insert,
+        .row_update = row_update,
+        .row_delete = row_delete,
+        .handle_free = store_handle_free,
+    };
+
+    return push_change_run(&s, c, e);
 }
 
 /* ---- The batch ---- */
@@ -868,9 +1004,10 @@ fatal:
  * answered with, or *rec = NULL when the mutation is new. A mutation id used
  * before for another entity gets a rejection (not stored). */
 static int
-mutation_get(struct push *p, const struct push_change *c, struct json_object **rec,
-             long long *version, struct err *e)
+mutation_get(void *ctx, const struct push_change *c, struct json_object **rec, long long *version,
+             struct err *e)
 {
+    struct push *p = ctx;
     sqlite3_stmt *st = db_stmt(p->d, STMT_MUTATION_GET, e);
     struct err perr;
     int rc;
@@ -902,9 +1039,10 @@ mutation_get(struct push *p, const struct push_change *c, struct json_object **r
 }
 
 static int
-mutation_put(struct push *p, const struct push_change *c, struct json_object *rec,
-             long long version, struct err *e)
+mutation_put(void *ctx, const struct push_change *c, struct json_object *rec, long long version,
+             struct err *e)
 {
+    struct push *p = ctx;
     sqlite3_stmt *st = db_stmt(p->d, STMT_MUTATION_PUT, e);
 
     if (st == NULL)
@@ -985,11 +1123,12 @@ scope_after(struct push *p, const struct push_change *c, struct json_object **re
         return -1;
     if (row != NULL && (rc = scope_row_visible(p->d, p->t, kval, p->o->scope, e)) == 0) {
         json_object_put(*rec);
-        *rec = push_rec_rejected(c, "forbidden",
-                            c->action == PUSH_CREATE && c->id != NULL
-                                ? "the %s would be outside your scope: not written"
-                                : "the change would move this %s out of your scope: not written",
-                            p->t->en->name);
+        *rec =
+            push_rec_rejected(c, "forbidden",
+                              c->action == PUSH_CREATE && c->id != NULL
+                                  ? "the %s would be outside your scope: not written"
+                                  : "the change would move this %s out of your scope: not written",
+                              p->t->en->name);
     }
     json_object_put(row);
     sqlite3_value_free(kval);
@@ -997,8 +1136,9 @@ scope_after(struct push *p, const struct push_change *c, struct json_object **re
 }
 
 static struct json_object *
-change_in_savepoint(struct push *p, const struct push_change *c, struct err *e)
+change_in_savepoint(void *ctx, const struct push_change *c, struct err *e)
 {
+    struct push *p = ctx;
     struct json_object *rec;
 
     assert(p->savepoints == 0); /* one change at a time: savepoints never nest */
@@ -1023,47 +1163,103 @@ err:
 }
 
 int
+push_batch_open(const struct table *t, const struct push_opts *o, const char *body, size_t n,
+                struct push_body *b, struct json_object ***recs, struct err *e)
+{
+    *recs = NULL;
+    if (push_body_parse(b, body, n, o->max_changes, e) < 0)
+        return -1;
+    if (push_resolver_missing(t, o, e) < 0)
+        return -1;
+    if ((*recs = calloc(b->n ? b->n : 1, sizeof(**recs))) == NULL)
+        return err_set(e, 500, "internal", "out of memory");
+    return 0;
+}
+
+int
+push_batch_changes(const struct push_batch_store *s, const struct push_body *b,
+                   struct json_object *tmpmap, struct json_object **recs, long long *version,
+                   int *any_new, struct err *e)
+{
+    unsigned char *fresh = calloc(b->n ? b->n : 1, 1);
+    long long head, v = 0, replayed = -1;
+    int rc = -1;
+    size_t i;
+
+    *any_new = 0;
+    if (fresh == NULL) {
+        err_set(e, 500, "internal", "out of memory");
+        goto err;
+    }
+    for (i = 0; i < b->n; i++) {
+        const struct push_change *c = &b->changes[i];
+        if (s->mutation_get(s->ctx, c, &recs[i], &v, e) < 0)
+            goto err;
+        if (recs[i] != NULL) {
+            if (v > replayed)
+                replayed = v;
+        } else {
+            if ((recs[i] = s->change(s->ctx, c, e)) == NULL)
+                goto err;
+            fresh[i] = 1;
+            *any_new = 1;
+        }
+        push_note_tmp(tmpmap, recs[i]);
+    }
+    if ((head = s->head(s->ctx, e)) < 0)
+        goto err;
+    for (i = 0; i < b->n; i++)
+        if (fresh[i] && s->mutation_put(s->ctx, &b->changes[i], recs[i], head, e) < 0)
+            goto err;
+    /* A batch answered entirely from stored outcomes answers their version too. */
+    *version = !*any_new && replayed >= 0 ? replayed : head;
+    rc = 0;
+err:
+    free(fresh);
+    return rc;
+}
+
+void
+push_batch_close(struct push_body *b, struct json_object **recs)
+{
+    size_t i;
+
+    if (recs != NULL)
+        for (i = 0; i < b->n; i++)
+            json_object_put(recs[i]);
+    free(recs);
+    push_body_free(b);
+}
+
+/* The log's head for push_batch_changes: ctx is the struct push. */
+static long long
+head_version(void *ctx, struct err *e)
+{
+    return db_head(((struct push *)ctx)->d, e);
+}
+
+int
 push_batch(struct db *d, const struct table *t, const struct push_opts *o, const char *body,
            size_t n, struct buf *out, struct err *e)
 {
     struct push_body b;
     struct push p;
     struct json_object **recs = NULL;
-    unsigned char *fresh = NULL;
-    long long head, v, replayed = -1;
+    const struct push_batch_store s = {&p, mutation_get, change_in_savepoint, head_version,
+                                       mutation_put};
+    long long version;
     int any_new = 0, rc = -1;
-    size_t i;
 
     memset(&p, 0, sizeof(p));
-    if (push_body_parse(&b, body, n, o->max_changes, e) < 0)
+    if (push_batch_open(t, o, body, n, &b, &recs, e) < 0)
         goto out;
-    if (t->en->strategy == STRATEGY_CUSTOM && o->resolver == NULL) {
-        err_set(e, 500, "config",
-                "entity '%s' uses strategy \"custom\" but no resolver is registered or named by "
-                "push.resolver in the config",
-                t->en->name);
-        goto out;
-    }
-    recs = calloc(b.n ? b.n : 1, sizeof(*recs));
-    fresh = calloc(b.n ? b.n : 1, 1);
-    if (recs == NULL || fresh == NULL) {
-        err_set(e, 500, "internal", "out of memory");
-        goto out;
-    }
     p.d = d;
     p.t = t;
     p.o = o;
     p.b = &b;
     p.now_ms = o->now_ms > 0 ? o->now_ms : push_now_ms();
     p.tmpmap = json_object_new_object();
-    if (o->user != NULL) {
-        size_t len = strlen(o->user) + strlen(b.client_id) + 2;
-        p.mkey = malloc(len);
-        if (p.mkey != NULL)
-            snprintf(p.mkey, len, "%s/%s", o->user, b.client_id);
-    } else {
-        p.mkey = strdup(b.client_id);
-    }
+    p.mkey = push_mutation_key(o, b.client_id);
     if (p.mkey == NULL) {
         err_set(e, 500, "internal", "out of memory");
         goto out;
@@ -1076,28 +1272,8 @@ push_batch(struct db *d, const struct table *t, const struct push_opts *o, const
     /* Rows the app wrote since the last seal become merge bases first. */
     if (schema_unsealed(d, t) && schema_seal(d, t, e) < 0)
         goto rollback;
-    for (i = 0; i < b.n; i++) {
-        const struct push_change *c = &b.changes[i];
-        if (mutation_get(&p, c, &recs[i], &v, e) < 0)
-            goto rollback;
-        if (recs[i] != NULL) {
-            if (v > replayed)
-                replayed = v;
-        } else {
-            recs[i] = change_in_savepoint(&p, c, e);
-            if (recs[i] == NULL)
-                goto rollback;
-            fresh[i] = 1;
-            any_new = 1;
-        }
-        push_note_tmp(p.tmpmap, recs[i]);
-    }
-    head = db_head(d, e);
-    if (head < 0)
+    if (push_batch_changes(&s, &b, p.tmpmap, recs, &version, &any_new, e) < 0)
         goto rollback;
-    for (i = 0; i < b.n; i++)
-        if (fresh[i] && mutation_put(&p, &b.changes[i], recs[i], head, e) < 0)
-            goto rollback;
     if (set_client(&p, NULL, e) < 0)
         goto rollback;
     /* And the rows this batch wrote: the client holds them now. */
@@ -1107,19 +1283,13 @@ push_batch(struct db *d, const struct table *t, const struct push_opts *o, const
     push_close(&p);            /* statements done before COMMIT */
     if (db_commit(d, e) < 0)
         goto rollback;
-    /* A batch answered entirely from stored outcomes answers their version too. */
-    push_answer_write(recs, b.n, !any_new && replayed >= 0 ? replayed : head, out);
+    push_answer_write(recs, b.n, version, out);
     rc = 0;
     goto out;
 rollback:
     db_rollback(d);
 out:
     push_close(&p);
-    if (recs != NULL)
-        for (i = 0; i < b.n; i++)
-            json_object_put(recs[i]);
-    free(recs);
-    free(fresh);
-    push_body_free(&b);
+    push_batch_close(&b, recs);
     return rc;
 }

@@ -105,4 +105,142 @@ int push_same_where_both(struct json_object *base, struct json_object *row);
 int push_check_write(const struct table *t, const char *ocol, const char *owner,
                      struct json_object *w, struct err *e);
 
+/*
+ * The decision flow of one change, the same on every store: each step returns a
+ * rejection record (new reference) or NULL to go on. The store is reached through
+ * the callbacks, each with the caller's ctx.
+ */
+struct conflict_result;
+/* The newest change-log entry of a row after a client's version. */
+struct push_newest {
+    int found;         /* 0: none after that version */
+    long long version; /* its version */
+    long long time_ms; /* when it was written, server clock */
+};
+/* 1 if col, not a column of t, was one until the app changed its schema. */
+typedef int (*push_gone_fn)(void *ctx, const struct table *t, const char *col);
+/* The key a temporary id was given: new reference in *key, or NULL if never
+ * created. 0, or -1 with e set. */
+typedef int (*push_tmp_fn)(void *ctx, const char *tmp, struct json_object **key, struct err *e);
+/* Outcome of a write: 0 done, 1 the change can never apply (code and reason
+ * filled), -1 the batch must stop (e set). */
+struct push_refusal {
+    const char *code;
+    char reason[300];
+};
+/*
+ * A store's rows and change log, as the decision flow of a change reaches them.
+ * A row found is known by a handle h of the store's own (released by
+ * handle_free) and by its key as JSON. Each write returns as struct
+ * push_refusal says; each read 0, or -1 with e set.
+ */
+struct push_store {
+    void *ctx; /* the store's batch, passed to every callback */
+    const struct table *t;
+    const struct push_opts *o;
+    const char *client_id;
+    long long now_ms;
+    push_tmp_fn tmp_lookup;
+    push_gone_fn column_gone;
+    /* Why key cannot be a key of t (static text), or NULL. */
+    const char *(*key_problem)(const struct table *t, struct json_object *key);
+    /* The row with key: *row (new reference, NULL if none) and, when h is not
+     * NULL, its handle; like a write when the key cannot be read. */
+    int (*row_load)(void *ctx, struct json_object *key, struct json_object **row, void **h,
+                    struct push_refusal *r, struct err *e);
+    /* The stored key of the row h (row as loaded): new reference. */
+    struct json_object *(*row_key)(void *ctx, void *h, struct json_object *row);
+    /* 1 if row h is visible to the caller's scope, 0 if not, -1 with e set;
+     * NULL: the store has no scopes. */
+    int (*row_visible)(void *ctx, void *h, struct err *e);
+    int (*log_newest)(void *ctx, void *h, long long client_version, struct push_newest *out,
+                      struct err *e);
+    /* The row as the client last saw it at client_version: *base, new reference
+     * or NULL when unknown. */
+    int (*log_base)(void *ctx, void *h, long long client_version, struct json_object **base,
+                    struct err *e);
+    /* Insert fields (key NULL: the store assigns it); *stored the key, new reference. */
+    int (*row_insert)(void *ctx, struct json_object *key, struct json_object *fields,
+                      struct json_object **stored, struct push_refusal *r, struct err *e);
+    int (*row_update)(void *ctx, void *h, struct json_object *stored, struct json_object *fields,
+                      struct push_refusal *r, struct err *e);
+    int (*row_delete)(void *ctx, void *h, struct json_object *stored, struct push_refusal *r,
+                      struct err *e);
+    void (*handle_free)(void *h); /* h may be NULL */
+};
+/* Run change c on store s (inside its savepoint): its outcome record (new
+ * reference), or NULL with e set when the batch must stop. */
+struct json_object *push_change_run(const struct push_store *s, const struct push_change *c,
+                                    struct err *e);
+/* A rejection when t takes no writes from clients (offline_writes false). */
+struct json_object *push_rec_writes_off(const struct table *t, const struct push_change *c);
+/* The key change c names: *key (new reference; NULL: the server assigns it), *tmp
+ * (borrowed from c) the temporary id of a create; NULL with e set and *fatal when
+ * the batch must stop. The key's type is the caller's to check. */
+struct json_object *push_change_key(const struct table *t, const struct push_change *c,
+                                    push_tmp_fn lookup, void *ctx, struct json_object **key,
+                                    const char **tmp, int *fatal, struct err *e);
+/* The columns of data to write, without the key: *fields (new reference, set even
+ * when a rejection is returned). */
+struct json_object *push_change_fields(const struct table *t, const struct push_change *c,
+                                       push_gone_fn gone, void *ctx, struct json_object **fields);
+/* A rejection when the change touches another owner's row (server, the stored row
+ * or NULL) or hands one over (fields); ocol NULL: rows are shared. */
+struct json_object *push_owner_refusal(const struct table *t, const struct push_change *c,
+                                       const char *ocol, const char *owner,
+                                       struct json_object *server, struct json_object *fields);
+/* Decide a conflict of change c on the row stored (its key), server (the row),
+ * base (what the client saw, or NULL) and nw (the newest entry), by t's strategy,
+ * into res (res->write a new reference). 0, or -1 with e set. */
+int push_conflict_decide(const struct table *t, const struct push_opts *o, const char *client_id,
+                         long long now_ms, const struct push_change *c, struct json_object *stored,
+                         struct json_object *server, struct json_object *fields,
+                         struct json_object *base, const struct push_newest *nw,
+                         struct conflict_result *res, struct err *e);
+/* The record of a decided conflict (new reference); takes after (the row as it is
+ * now), not stored. */
+struct json_object *push_rec_conflict(const struct table *t, const struct push_change *c,
+                                      struct json_object *stored, const struct conflict_result *res,
+                                      struct json_object *after, long long version);
+/* The key mutations are stored under: "user/client_id", or client_id when
+ * anonymous (new string, caller frees; NULL: out of memory). */
+char *push_mutation_key(const struct push_opts *o, const char *client_id);
+/* -1 with e set to 500 "config" when t's strategy is "custom" and no resolver is
+ * there; else 0. */
+int push_resolver_missing(const struct table *t, const struct push_opts *o, struct err *e);
+
+/*
+ * The batch around the changes, the same on every store: the body checked, each
+ * change run once (or answered from its stored outcome) in order, the new
+ * outcomes stored at the log's head.
+ */
+struct push_body;
+struct push_batch_store {
+    void *ctx; /* the store's batch, passed to every callback */
+    /* The stored outcome of c: *rec (new reference) and the version it was
+     * answered with, or *rec = NULL when c is new. 0, or -1 with e set. */
+    int (*mutation_get)(void *ctx, const struct push_change *c, struct json_object **rec,
+                        long long *version, struct err *e);
+    /* Run c in a savepoint of its own: its record (new reference), or NULL with e set. */
+    struct json_object *(*change)(void *ctx, const struct push_change *c, struct err *e);
+    /* The change log's head version, or -1 with e set. */
+    long long (*head)(void *ctx, struct err *e);
+    /* Store c's outcome rec at version. 0, or -1 with e set. */
+    int (*mutation_put)(void *ctx, const struct push_change *c, struct json_object *rec,
+                        long long version, struct err *e);
+};
+/* Parse body (n bytes) into b and check t can take a push: 0, or -1 with e set.
+ * *recs: room for b->n records, all NULL (push_batch_close frees it); b is for
+ * push_batch_close either way. */
+int push_batch_open(const struct table *t, const struct push_opts *o, const char *body, size_t n,
+                    struct push_body *b, struct json_object ***recs, struct err *e);
+/* Run every change of b on s into recs[i] (new references), noting applied
+ * temporary ids in tmpmap, and store the new outcomes. *version: the version to
+ * answer with; *any_new: 1 if a change ran now. 0, or -1 with e set (roll back). */
+int push_batch_changes(const struct push_batch_store *s, const struct push_body *b,
+                       struct json_object *tmpmap, struct json_object **recs, long long *version,
+                       int *any_new, struct err *e);
+/* Free what push_batch_open gave (recs may be NULL). */
+void push_batch_close(struct push_body *b, struct json_object **recs);
+
 #endif
