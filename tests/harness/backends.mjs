@@ -4,13 +4,31 @@
 //   app.exec(sql)          run SQL the way the app's own code would (sqlite3 shell / psql)
 //   app.rows(sql)          the rows of a query, as objects
 //   app.config             the config file's path (for runCgi and the web servers)
+//   app.head()             the log's head version (_rhtmx_sync_state)
+//   await app.execAsync(sql)  the same in a process of its own, without blocking the test
+//                          (a writer racing a stream)
 //
 // backend is 'sqlite' or a cluster from startPostgres() (a fresh database per app).
+import { before, after } from 'node:test';
+import { execFile } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { makeApp, sql, tmpdir } from './rhtmx.mjs';
+import { promisify } from 'node:util';
+import { makeApp, sql, tmpdir, DEFAULT_SCHEMA } from './rhtmx.mjs';
+import { startPostgres, pgSkipReason } from './postgres.mjs';
+import { mintToken, claims } from './token.mjs';
+
+const run = promisify(execFile);
 
 let serial = 0;
+const HEAD = "SELECT value FROM _rhtmx_sync_state WHERE key = 'head';";
+
+/** The default todos table of makeApp, on each backend. */
+export const TODOS = {
+  sqlite: DEFAULT_SCHEMA,
+  postgres: 'CREATE TABLE todos (id serial PRIMARY KEY, title text NOT NULL, done integer NOT NULL DEFAULT 0);',
+};
 
 export async function backendApp(backend, { sqlite, postgres, config = {}, tag = 'app' } = {}) {
   if (backend === 'sqlite') {
@@ -19,6 +37,8 @@ export async function backendApp(backend, { sqlite, postgres, config = {}, tag =
       ...app, backend: 'sqlite',
       exec: (text) => sql(app.db, text),
       rows: (text) => sql(app.db, text, { json: true }),
+      execAsync: async (text) => (await run('sqlite3', ['-cmd', '.timeout 10000', '-batch', app.db, text])).stdout,
+      head: () => Number(sql(app.db, HEAD).trim()),
     };
   }
   const pg = backend;
@@ -33,8 +53,36 @@ export async function backendApp(backend, { sqlite, postgres, config = {}, tag =
     dir, config: configPath, cfg, backend: 'postgres', dbname: name, url,
     exec: (text) => pg.psql(name, text),
     rows: (text) => pg.psql(name, text, { json: true }),
+    execAsync: async (text) => (await run(path.join(pg.bindir, 'psql'),
+      ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', pg.socketDir, '-U', pg.role, '-d', name, '-A', '-t', '-c', text])).stdout,
+    head: () => Number(pg.psql(name, HEAD).trim()),
   };
 }
 
 /** The backends to run a shared test on: SQLite always, PostgreSQL when it can run here. */
 export const BACKENDS = ['sqlite', 'postgres'];
+
+/**
+ * The backends of a test file that runs its cases on both: one PostgreSQL cluster for
+ * the whole file, started in before() when PostgreSQL can run here and stopped by pid
+ * in after(). Returns { skip(backend), app(backend, opts), tokenApp(backend, opts),
+ * pg() }: skip is the test option (false, or pgSkipReason()'s reason for 'postgres');
+ * app is backendApp on that backend; tokenApp adds auth mode "token" with a fresh
+ * secret file and token(sub, extra), as makeTokenApp does.
+ */
+export function useBackends(settings = {}) {
+  const reason = pgSkipReason() ?? false;
+  let pg = null;
+  before(async () => { if (!reason) pg = await startPostgres(settings); });
+  after(async () => { if (pg) await pg.stop(); });
+  const on = (backend) => (backend === 'sqlite' ? 'sqlite' : pg);
+  const app = (backend, opts = {}) => backendApp(on(backend), opts);
+  async function tokenApp(backend, { auth = {}, config = {}, ...rest } = {}) {
+    const a = await app(backend, { ...rest, config: { ...config, auth: { mode: 'token', secret_file: 'sync.secret', ...auth } } });
+    const secret = crypto.randomBytes(32).toString('base64');
+    const file = path.join(a.dir, 'sync.secret');
+    fs.writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+    return { ...a, secret, secretFile: file, token: (sub, extra = {}) => mintToken(secret, claims(sub, extra)) };
+  }
+  return { skip: (backend) => (backend === 'sqlite' ? false : reason), app, tokenApp, pg: () => pg };
+}
