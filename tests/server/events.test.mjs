@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { startLighttpd, openEvents, childrenOf } from '../harness/rhtmx.mjs';
 import { BACKENDS, TODOS, useBackends } from '../harness/backends.mjs';
+import { now } from '../harness/token.mjs';
 
 const backends = useBackends();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -296,6 +297,30 @@ for (const backend of BACKENDS) {
       const s2 = await stream(srv, `since=${v0}`, { 'Last-Event-ID': bye.id });
       assert.deepEqual(await until(s2, v0 + 2), [v0 + 2]);
       await s2.take((i) => i.event === 'bye', 10_000);
+      s2.close();
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test(`a stream ends with bye when its token expires; a fresh token resumes from its id (${backend})`, { skip }, async () => {
+    // The lifetime is long: only the token's exp can end this stream.
+    const app = await backends.tokenApp(backend, { ...TODOS, config: { events: { heartbeat: 1, lifetime: 600 } } });
+    const srv = await startLighttpd(app);
+    const bearer = (token) => ({ Authorization: `Bearer ${token}` });
+    try {
+      (await stream(srv, '', bearer(app.token('u1')))).close(); // installs the triggers
+      const v0 = app.head();
+      const s = await stream(srv, `since=${v0}`, bearer(app.token('u1', { exp: now() + 2 })));
+      app.exec("INSERT INTO todos (title) VALUES ('before expiry');");
+      assert.deepEqual(await until(s, v0 + 1), [v0 + 1]);
+      const bye = await s.take((i) => i.event === 'bye', 15_000);
+      await s.ended;
+      assert.equal(bye.id, String(v0 + 1));
+      assert.equal(bye.data, `{"version":${v0 + 1}}`);
+      app.exec("INSERT INTO todos (title) VALUES ('after expiry');");
+      const s2 = await stream(srv, '', { ...bearer(app.token('u1')), 'Last-Event-ID': bye.id });
+      assert.deepEqual(await until(s2, v0 + 2), [v0 + 2]);
       s2.close();
     } finally {
       await srv.stop();
