@@ -654,6 +654,16 @@ pg_push_batch(struct pg *p, const struct table *t, const struct push_opts *o, co
     if (pg_exec(p, "SELECT set_config('rhtmx_sync.client_id', $1, true)", 1, client,
                 "push: set the client id", e) < 0)
         goto rollback;
+    /* One batch of a client at a time, as SQLite's BEGIN IMMEDIATE gives: a
+     * retry sent while the first copy is still running waits here, then finds
+     * the first copy's stored outcomes (READ COMMITTED reads what committed
+     * before each statement) instead of applying the batch again and failing
+     * on _rhtmx_sync_mutations' key. The two-key form does not meet the
+     * one-key locks of install and compaction. */
+    client[0] = pp.mkey;
+    if (pg_exec(p, "SELECT pg_advisory_xact_lock(hashtext('rhtmx_sync_push'), hashtext($1))", 1,
+                client, "push: wait for the client's other batch", e) < 0)
+        goto rollback;
     if (push_batch_changes(&s, &b, pp.tmpmap, recs, &version, &any_new, e) < 0)
         goto rollback;
     if (pg_commit(p, e) < 0)

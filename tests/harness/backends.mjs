@@ -5,12 +5,14 @@
 //   app.rows(sql)          the rows of a query, as objects
 //   app.config             the config file's path (for runCgi and the web servers)
 //   app.head()             the log's head version (_rhtmx_sync_state)
+//   app.dump()             the whole database as text (sqlite3 .dump / pg_dump), to show
+//                          that something wrote nothing
 //   await app.execAsync(sql)  the same in a process of its own, without blocking the test
 //                          (a writer racing a stream)
 //
 // backend is 'sqlite' or a cluster from startPostgres() (a fresh database per app).
 import { before, after } from 'node:test';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -39,6 +41,7 @@ export async function backendApp(backend, { sqlite, postgres, config = {}, tag =
       rows: (text) => sql(app.db, text, { json: true }),
       execAsync: async (text) => (await run('sqlite3', ['-cmd', '.timeout 10000', '-batch', app.db, text])).stdout,
       head: () => Number(sql(app.db, HEAD).trim()),
+      dump: () => sql(app.db, '.dump'),
     };
   }
   const pg = backend;
@@ -56,6 +59,9 @@ export async function backendApp(backend, { sqlite, postgres, config = {}, tag =
     execAsync: async (text) => (await run(path.join(pg.bindir, 'psql'),
       ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', pg.socketDir, '-U', pg.role, '-d', name, '-A', '-t', '-c', text])).stdout,
     head: () => Number(pg.psql(name, HEAD).trim()),
+    // Without pg_dump's \restrict lines: they carry a random key per run.
+    dump: () => execFileSync(path.join(pg.bindir, 'pg_dump'), ['-h', pg.socketDir, '-U', pg.role, '-d', name], { encoding: 'utf8' })
+      .split('\n').filter((l) => !/^\\(un)?restrict /.test(l)).join('\n'),
   };
 }
 
