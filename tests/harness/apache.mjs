@@ -37,6 +37,13 @@ export function sql(db, statements, { json = false } = {}) {
   return json ? (out.trim() ? JSON.parse(out) : []) : out;
 }
 
+/** SQL on the app's database: app.exec/app.rows for an app of backendApp (either
+ *  backend), else the sqlite3 shell on app.db (an app of makeApp). */
+function appSql(app, statements, { json = false } = {}) {
+  if (app.exec) return json ? app.rows(statements) : app.exec(statements);
+  return sql(app.db, statements, { json });
+}
+
 const readIf = (p) => { try { return fs.readFileSync(p, 'utf8'); } catch { return ''; } };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -389,12 +396,12 @@ export function parseSse(text) {
 
 // ---------------------------------------------------------------------------
 // The checks every deployment runs. Each takes the server's base URL and the app
-// (from makeApp with the default todos schema) and asserts the wire contract as a
-// browser meets it through that server.
+// (from makeApp with the default todos schema, or backendApp with TODOS on either
+// backend) and asserts the wire contract as a browser meets it through that server.
 
 /** sync-pull: full and incremental sync, errors, and the method split. */
 export async function checkPull(url, app) {
-  sql(app.db, "INSERT INTO todos (title) VALUES ('one'), ('two');");
+  appSql(app, "INSERT INTO todos (title) VALUES ('one'), ('two');");
   const full = await request(`${url}/api/sync/todos?since=0`);
   assert.equal(full.status, 200, full.text());
   assert.match(full.headers['content-type'], /^application\/json/);
@@ -403,7 +410,7 @@ export async function checkPull(url, app) {
   assert.ok(body.changes.every((c) => Number.isInteger(c.id)), 'integer keys stay JSON integers');
   assert.equal(body.has_more, false);
 
-  sql(app.db, "UPDATE todos SET done = 1 WHERE title = 'one';");
+  appSql(app, "UPDATE todos SET done = 1 WHERE title = 'one';");
   const inc = await request(`${url}/api/sync/todos?since=${body.version}`);
   assert.equal(inc.status, 200);
   assert.deepEqual(inc.json().changes.map((c) => [c.action, c.data.title, c.data.done]), [['update', 'one', 1]]);
@@ -423,7 +430,7 @@ export async function checkPull(url, app) {
   assert.match(del.headers.allow, /GET/);
   // A browser that accepts gzip gets the same answer, compressed or not (by the
   // program or by the server).
-  sql(app.db, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
+  appSql(app, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
                INSERT INTO todos (title) SELECT 'row number ' || i FROM n;`);
   const gz = await request(`${url}/api/sync/todos?since=0`, { headers: { 'accept-encoding': 'gzip' } });
   assert.equal(gz.status, 200);
@@ -486,7 +493,7 @@ export async function checkPush(url, app) {
     method: 'POST', headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ client_id: 'c-deploy', changes }),
   });
-  sql(app.db, "INSERT INTO todos (id, title) VALUES (100000, 'server row');");
+  appSql(app, "INSERT INTO todos (id, title) VALUES (100000, 'server row');");
   const first = await push([{ mutation_id: 'm-1', id: 'tmp-1', action: 'create', data: { title: 'from browser' }, client_version: 0 }]);
   assert.equal(first.status, 200, first.text());
   const answer = first.json();
@@ -506,7 +513,7 @@ export async function checkPush(url, app) {
     { mutation_id: 'm-3', id: 100000, action: 'delete', client_version: v },
   ]);
   assert.deepEqual(retry.json().applied, [newId, 100000]);
-  assert.deepEqual(sql(app.db, `SELECT id, title, done FROM todos WHERE id IN (${newId}, 100000);`, { json: true }),
+  assert.deepEqual(appSql(app, `SELECT id, title, done FROM todos WHERE id IN (${newId}, 100000);`, { json: true }),
     [{ id: newId, title: 'from browser', done: 1 }]);
   const pulled = (await request(`${url}/api/sync/todos?since=${v}`)).json();
   assert.deepEqual(pulled.changes.map((c) => [c.id, c.action, c.client_id]),
@@ -518,7 +525,7 @@ export async function checkPush(url, app) {
 
 /** sync-events in poll mode: the answer ends as soon as it has news. */
 export async function checkEventsPoll(url, app) {
-  const head = Number(sql(app.db, "SELECT value FROM _rhtmx_sync_state WHERE key = 'head';").trim());
+  const head = Number(appSql(app, "SELECT value FROM _rhtmx_sync_state WHERE key = 'head';").trim());
   const probe = await request(`${url}/api/sync/events?entities=todos&since=${head}&mode=poll`, { timeout: 60_000 });
   // Nothing new: the poll waited and ended on its own.
   assert.equal(probe.status, 200, probe.text());
@@ -530,7 +537,7 @@ export async function checkEventsPoll(url, app) {
   // event due whichever comes first.
   const s = openStream(`${url}/api/sync/events?entities=todos&since=${head}&mode=poll`);
   await sleep(500);
-  sql(app.db, "INSERT INTO todos (title) VALUES ('news');");
+  appSql(app, "INSERT INTO todos (title) VALUES ('news');");
   const started = Date.now();
   await s.response;
   await s.waitFor(/id: \d+\ndata: \{[^\n]*"entity":"todos"/, 30_000);
@@ -544,7 +551,7 @@ export async function checkEventsPoll(url, app) {
 
 /** sync-events streaming: events arrive while the response stays open. */
 export async function checkEventsStream(url, app) {
-  const head = Number(sql(app.db, "SELECT value FROM _rhtmx_sync_state WHERE key = 'head';").trim());
+  const head = Number(appSql(app, "SELECT value FROM _rhtmx_sync_state WHERE key = 'head';").trim());
   const s = openStream(`${url}/api/sync/events?entities=todos&since=${head}`, { headers: { 'accept-encoding': 'gzip' } });
   const res = await s.response;
   try {
@@ -554,7 +561,7 @@ export async function checkEventsStream(url, app) {
     await s.waitFor(/retry: \d+/, 5_000); // the first bytes get through at once
     for (let i = 1; i <= 3; i++) {
       const t0 = Date.now();
-      sql(app.db, `INSERT INTO todos (title) VALUES ('live ${i}');`);
+      appSql(app, `INSERT INTO todos (title) VALUES ('live ${i}');`);
       await s.waitFor(new RegExp(`(^|\n)id: ${head + i}\ndata: [^\n]*"entity":"todos"`), 5_000);
       assert.ok(Date.now() - t0 < 3000, `event ${i} took ${Date.now() - t0} ms`);
     }

@@ -3,11 +3,14 @@
 // (FcgidOutputBufferSize 65536 would hold a stream back) and as plain CGI the answer is a
 // poll with a short retry:, so a plain EventSource stays live; with apache/fcgid.conf
 // (which unbuffers the output and says so with RHTMX_SYNC_STREAMING) it streams. Pull and
-// push answers carry the same decision and the push size limit in X-Rhtmx-Sync.
+// push answers carry the same decision and the push size limit in X-Rhtmx-Sync. On SQLite
+// and on PostgreSQL.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeApp } from '../harness/rhtmx.mjs';
 import { startApache, request, openStream } from '../harness/apache.mjs';
+import { BACKENDS, TODOS, useBackends } from '../harness/backends.mjs';
+
+const backends = useBackends();
 
 const SETUPS = [
   { fcgid: 'default', what: 'mod_fcgid at its defaults', mode: 'poll' },
@@ -15,9 +18,9 @@ const SETUPS = [
   { fcgid: 'recommended', what: 'mod_fcgid with apache/fcgid.conf', mode: 'stream' },
 ];
 
-for (const s of SETUPS) {
-  test(`behind Apache, ${s.what}, "auto" answers ${s.mode}`, async (t) => {
-    const app = makeApp({ config: { events: { poll_wait: 1 }, push: { max_body_bytes: 200000 } } });
+for (const backend of BACKENDS) for (const s of SETUPS) {
+  test(`behind Apache, ${s.what}, "auto" answers ${s.mode} (${backend})`, { skip: backends.skip(backend) }, async (t) => {
+    const app = await backends.app(backend, { ...TODOS, config: { events: { poll_wait: 1 }, push: { max_body_bytes: 200000 } } });
     const srv = await startApache(app, { fcgid: s.fcgid });
     try {
       await t.test('pull and push answers tell the client the mode and the push limit', async () => {
