@@ -2,11 +2,14 @@
 // routes where, the answer to a method a URL does not take names every method it does
 // (Allow), and the browser's preflight (OPTIONS) reaches our programs and is answered for
 // listed origins only. lighttpd with lighttpd/rhtmx-sync.conf; Apache with apache/.htaccess,
-// under mod_fcgid and under plain CGI.
+// under mod_fcgid and under plain CGI. On SQLite and on PostgreSQL (the push in the middle
+// writes to the database).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startApache, startLighttpdConf, request } from '../harness/apache.mjs';
-import { makeTokenApp } from '../harness/token.mjs';
+import { BACKENDS, TODOS, useBackends } from '../harness/backends.mjs';
+
+const backends = useBackends();
 
 const LISTED = 'http://pages.example:8080';
 
@@ -48,26 +51,29 @@ async function check(srv) {
   }
 }
 
-const app = () => makeTokenApp({ auth: { allowed_origins: [LISTED] } });
+for (const backend of BACKENDS) {
+  const skip = backends.skip(backend);
+  const app = () => backends.tokenApp(backend, { ...TODOS, auth: { allowed_origins: [LISTED] } });
 
-test('lighttpd with the shipped config', async () => {
-  const a = app();
-  const srv = await startLighttpdConf(a);
-  try {
-    await check({ ...srv, token: a.token('u1') });
-  } finally {
-    await srv.stop();
-  }
-});
-
-for (const fcgid of ['recommended', false]) {
-  test(`Apache with apache/.htaccess, ${fcgid ? 'mod_fcgid' : 'plain CGI'}`, async () => {
-    const a = app();
-    const srv = await startApache(a, { fcgid });
+  test(`lighttpd with the shipped config (${backend})`, { skip }, async () => {
+    const a = await app();
+    const srv = await startLighttpdConf(a);
     try {
       await check({ ...srv, token: a.token('u1') });
     } finally {
       await srv.stop();
     }
   });
+
+  for (const fcgid of ['recommended', false]) {
+    test(`Apache with apache/.htaccess, ${fcgid ? 'mod_fcgid' : 'plain CGI'} (${backend})`, { skip }, async () => {
+      const a = await app();
+      const srv = await startApache(a, { fcgid });
+      try {
+        await check({ ...srv, token: a.token('u1') });
+      } finally {
+        await srv.stop();
+      }
+    });
+  }
 }
