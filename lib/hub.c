@@ -680,15 +680,15 @@ feed_pg(struct hub *h)
 {
     for (;;) {
         struct pg_batch batch = {calloc(FEED_BATCH, sizeof(struct ev)), 0};
-        long long head = 0, horizon = 0;
+        long long head = 0, horizon = 0, cookie = -1;
         struct err e;
         size_t i;
         int n;
 
         if (batch.ev == NULL)
             abort();
-        if (pg_src_read(h->pgfeed, h->head, -1, FEED_BATCH, &head, &horizon, pg_batch_add, &batch,
-                        &n, &e) < 0) {
+        if (pg_src_read(h->pgfeed, h->head, -1, FEED_BATCH, &head, &horizon, &cookie, pg_batch_add,
+                        &batch, &n, &e) < 0) {
             for (i = 0; i < batch.n; i++)
                 free(batch.ev[i].mem);
             free(batch.ev);
@@ -699,9 +699,10 @@ feed_pg(struct hub *h)
             for (i = 0; i < batch.n; i++)
                 free(batch.ev[i].mem);
             free(batch.ev);
-            feed_reset(h, head, horizon, h->cookie); /* no SQLite schema cookie here */
+            feed_reset(h, head, horizon, cookie);
             return 0;
         }
+        feed_schema(h, cookie);
         hub_lock(h);
         for (i = 0; i < batch.n; i++)
             ring_push(h, &batch.ev[i]);
@@ -964,7 +965,7 @@ hub_new_pg(const struct pgconf *cf, size_t ring, struct err *e)
      * otherwise wait for the safety poll. */
     if ((h->pgfeed = pg_src_open(cf, 1, e)) == NULL ||
         (h->pgreplay = pg_src_open(cf, 0, e)) == NULL ||
-        pg_src_read(h->pgfeed, 0, 0, 0, &head, &horizon, NULL, NULL, &n, e) < 0 ||
+        pg_src_read(h->pgfeed, 0, 0, 0, &head, &horizon, &h->cookie, NULL, NULL, &n, e) < 0 ||
         hub_start(h, head, horizon, e) < 0) {
         hub_free(h);
         return NULL;
@@ -1039,7 +1040,7 @@ hub_state(struct hub *h, long long *head, long long *horizon, long long deadline
 #ifdef RHTMX_POSTGRES
     if (h->pgreplay != NULL) { /* [pg] */
         int n;
-        rc = pg_src_read(h->pgreplay, 0, 0, 0, head, horizon, NULL, NULL, &n, e);
+        rc = pg_src_read(h->pgreplay, 0, 0, 0, head, horizon, NULL, NULL, NULL, &n, e);
         replay_unlock(h);
         return rc;
     }
@@ -1174,8 +1175,8 @@ replay_pg(struct hub *h, struct hub_stream *s, long long bound, struct buf *out,
     int n, rc;
 
     replay_lock(h);
-    rc = pg_src_read(h->pgreplay, s->cursor, bound, REPLAY_BATCH, &head, &horizon, pg_replay_add,
-                     &r, &n, e);
+    rc = pg_src_read(h->pgreplay, s->cursor, bound, REPLAY_BATCH, &head, &horizon, NULL,
+                     pg_replay_add, &r, &n, e);
     replay_unlock(h);
     if (rc < 0)
         return HUB_ERROR;

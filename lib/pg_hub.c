@@ -164,10 +164,38 @@ format_event(struct buf *b, const PGresult *res, int r)
     jsonw_raw(&s, "}\n\n");
 }
 
+/* The schema cookie of the synced tables (see pg_src_read) in the open
+ * transaction: 60 bits of an md5 of each synced table's entity, trigger
+ * signature and columns (name, type, position), and of the names and states
+ * of the capture triggers. The tables are those _rhtmx_sync_tables lists (the
+ * ones with triggers installed), so no configuration is needed here. */
+static int
+read_cookie(struct pg *p, long long *cookie, struct err *e)
+{
+    static const char sql[] =
+        "SELECT ('x' || substr(md5(coalesce((SELECT string_agg(t.entity || '/' || t.signature ||"
+        "    '/' || coalesce(a.attname || '/' || format_type(a.atttypid, a.atttypmod) || '/' ||"
+        "    a.attnum, ''), ',' ORDER BY t.entity, a.attnum)"
+        "   FROM _rhtmx_sync_tables t LEFT JOIN pg_attribute a"
+        "     ON a.attrelid = to_regclass(quote_ident(t.tbl)) AND a.attnum > 0"
+        "    AND NOT a.attisdropped), '') || '|' ||"
+        "  coalesce((SELECT string_agg(g.tgrelid::regclass::text || '/' || g.tgname || '/' ||"
+        "    g.tgenabled::text, ',' ORDER BY g.tgrelid::regclass::text, g.tgname)"
+        "   FROM pg_trigger g WHERE g.tgname LIKE '\\_rhtmx\\_sync\\_%'), '')), 1, 15))"
+        "  ::bit(60)::bigint";
+    PGresult *res = pg_query(p, sql, 0, NULL, "read the schema cookie", e);
+
+    if (res == NULL)
+        return -1;
+    *cookie = PQntuples(res) == 1 ? pg_int(res, 0, 0) : -1;
+    PQclear(res);
+    return 0;
+}
+
 int
 pg_src_read(struct pg_src *s, long long after, long long upto, int limit, long long *head,
-            long long *horizon, void (*cb)(void *ctx, const struct pg_change *c), void *ctx, int *n,
-            struct err *e)
+            long long *horizon, long long *cookie, void (*cb)(void *ctx, const struct pg_change *c),
+            void *ctx, int *n, struct err *e)
 {
     static const char rows_sql[] =
         "SELECT entity, id_json, action, version, client_id, owner FROM _rhtmx_sync_log"
@@ -184,6 +212,8 @@ pg_src_read(struct pg_src *s, long long after, long long upto, int limit, long l
     if (pg_begin_read(s->p, e) < 0)
         return -1;
     if (pg_cursors(s->p, head, horizon, e) < 0)
+        goto err;
+    if (cookie != NULL && read_cookie(s->p, cookie, e) < 0)
         goto err;
     if (cb != NULL) {
         snprintf(a, sizeof(a), "%lld", after);

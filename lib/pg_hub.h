@@ -47,13 +47,16 @@ struct pg_change {
 };
 
 /*
- * In one snapshot: *head and *horizon, then (when cb is not NULL) the changes
- * with version in (after, upto] (upto < 0: the head), at most limit, in
- * version order, each passed to cb(ctx, change). *n: how many. 0, or -1 with
- * e set.
+ * In one snapshot: *head and *horizon; when cookie is not NULL, *cookie, a
+ * number that changes when a synced table changes shape or its trigger is
+ * made again (PostgreSQL's stand-in for SQLite's PRAGMA schema_version: an
+ * ALTER TABLE sends no notification, so the hub notices it at its next read);
+ * then (when cb is not NULL) the changes with version in (after, upto]
+ * (upto < 0: the head), at most limit, in version order, each passed to
+ * cb(ctx, change). *n: how many. 0, or -1 with e set.
  */
 int pg_src_read(struct pg_src *s, long long after, long long upto, int limit, long long *head,
-                long long *horizon, void (*cb)(void *ctx, const struct pg_change *c), void *ctx,
-                int *n, struct err *e);
+                long long *horizon, long long *cookie,
+                void (*cb)(void *ctx, const struct pg_change *c), void *ctx, int *n, struct err *e);
 
 #endif

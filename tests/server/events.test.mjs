@@ -327,6 +327,33 @@ for (const backend of BACKENDS) {
     }
   });
 
+  test(`a stream ends with bye when the app alters a synced table; the reconnect says the new fingerprint (${backend})`, { skip }, async () => {
+    const app = await backends.app(backend, { ...TODOS, config: { events: { heartbeat: 1, lifetime: 600 } } });
+    const srv = await startLighttpd(app);
+    const fingerprint = async () => (await (await fetch(`${srv.url}/api/sync/todos?since=0`)).json()).schema;
+    /** The opening event: schema of stream s ({ entity: fingerprint }). */
+    const opening = async (s) => JSON.parse((s.items.find((i) => i.event === 'schema') ?? await s.take((i) => i.event === 'schema')).data);
+    try {
+      const before = await fingerprint(); // installs the triggers
+      const v0 = app.head();
+      const s = await stream(srv, `since=${v0}`);
+      assert.deepEqual(await opening(s), { todos: before });
+      // No row is written: only the schema changed.
+      app.exec('ALTER TABLE todos ADD COLUMN note TEXT;');
+      const bye = await s.take((i) => i.event === 'bye', 20_000);
+      await s.ended;
+      assert.equal(bye.id, String(v0));
+      assert.equal(bye.data, `{"version":${v0}}`);
+      const after = await fingerprint();
+      assert.notEqual(after, before);
+      const s2 = await stream(srv, '', { 'Last-Event-ID': bye.id });
+      assert.deepEqual(await opening(s2), { todos: after });
+      s2.close();
+    } finally {
+      await srv.stop();
+    }
+  });
+
   test(`3,000 concurrent streams in one sync-events process: a few threads, every stream gets a commit (${backend})`, { skip }, async () => {
     // The streams are held by one event loop (lib/streams.c), not a thread each: the
     // thread count stays at the pool's few accepting threads whatever the number of streams.
