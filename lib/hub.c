@@ -692,7 +692,7 @@ feed_pg(struct hub *h)
             for (i = 0; i < batch.n; i++)
                 free(batch.ev[i].mem);
             free(batch.ev);
-            log_msg("events: %s", e.msg);
+            log_once("events: %s", e.msg); /* tried every second while the server is down */
             return -1;
         }
         if (head < h->head) { /* the database was replaced or restored */

@@ -20,21 +20,33 @@ struct pg_src {
     struct pgconf *cf; /* owned copy: the config may be reloaded while the hub lives on */
     int listen;
     int wake; /* eventfd */
+    int down; /* a connection attempt failed, and none succeeded since */
 };
 
+/* (Re)connect. While the server is down the feeder tries every second and
+ * its errors go through log_once() (hub.c); the first success after a failure
+ * says so and forgets them, so the next outage is logged again. */
 static int
 src_connect(struct pg_src *s, struct err *e)
 {
     pg_free(s->p);
     s->p = pg_open(s->cf, "sync-events", e);
     if (s->p == NULL)
-        return -1;
+        goto err;
     if (s->listen && pg_exec(s->p, "LISTEN " PG_CHANNEL, 0, NULL, "listen", e) < 0) {
         pg_free(s->p);
         s->p = NULL;
-        return -1;
+        goto err;
+    }
+    if (s->down) {
+        s->down = 0;
+        log_once_reset();
+        log_msg("events: connected to PostgreSQL again at %s", s->cf->shown);
     }
     return 0;
+err:
+    s->down = 1;
+    return -1;
 }
 
 struct pg_src *
@@ -117,7 +129,6 @@ pg_src_wait(struct pg_src *s, int timeout_ms)
             poll(NULL, 0, timeout_ms < 0 || timeout_ms > 1000 ? 1000 : timeout_ms);
             return 0;
         }
-        log_once_reset();
         return WATCH_CHANGED; /* whatever was missed meanwhile */
     }
     if ((r = drain(s)) != 0)

@@ -1,10 +1,11 @@
 // A long-lived (FastCGI) process serving PostgreSQL notices what changed between requests:
 // a column added or dropped changes the rows and the schema fingerprint at the next pull,
 // a trigger dropped by hand is installed again (with the rows written meanwhile logged),
-// and a restarted database server is connected to again, all without a restart.
+// and a restarted database server is connected to again, all without a restart; while the
+// database server is down, open streams keep their heartbeats and the log is not flooded.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startLighttpd, openEvents } from '../harness/rhtmx.mjs';
+import { startLighttpd, openEvents, stopPid, logShows } from '../harness/rhtmx.mjs';
 import { startPostgres, pgSkipReason } from '../harness/postgres.mjs';
 import { backendApp } from '../harness/backends.mjs';
 
@@ -64,6 +65,31 @@ test('the database server restarts under a FastCGI process: the next request con
     const ev = await stream.take((i) => i.event === 'message', 20_000);
     assert.equal(ev.data, '{"entity":"todos","action":"create","id":2,"version":2}');
     stream.close();
+  } finally {
+    await srv.stop();
+  }
+});
+
+test('the database server is down under open streams: heartbeats go on, each error is logged once, and the stream resumes', { skip }, async () => {
+  const app = await backendApp(pg, { postgres: 'CREATE TABLE todos (id serial PRIMARY KEY, title text NOT NULL);', config: { events: { heartbeat: 1 } } });
+  const srv = await startLighttpd(app);
+  try {
+    const stream = await openEvents(`${srv.url}/api/sync/events?since=0`);
+    await stream.take((i) => i.comments.length > 0);
+    await stopPid(pg.pid, { ms: 10_000, signal: 'SIGINT' });
+    // Down: the stream's own timers still send keep-alives, several of them while the
+    // process tries to connect again every second.
+    for (let i = 0; i < 4; i++) await stream.take((x) => x.comments.includes('keep-alive'), 10_000);
+    await pg.restart();
+    app.exec("INSERT INTO todos (title) VALUES ('after the outage');");
+    const ev = await stream.take((i) => i.event === 'message', 20_000);
+    assert.equal(ev.data, '{"entity":"todos","action":"create","id":1,"version":1}');
+    stream.close();
+    // One line per distinct error for the whole outage, not one per attempt.
+    const lines = srv.errorLog().split('\n').filter((l) => /events: .*cannot connect/.test(l));
+    assert.ok(lines.length >= 1, srv.errorLog());
+    assert.deepEqual(lines, [...new Set(lines)], srv.errorLog());
+    await logShows(srv.errorLog, /sync-events: events: connected to PostgreSQL again at postgresql:/);
   } finally {
     await srv.stop();
   }
