@@ -6,9 +6,11 @@
 //   app.config             the config file's path (for runCgi and the web servers)
 //
 // backend is 'sqlite' or a cluster from startPostgres() (a fresh database per app).
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { makeApp, sql, tmpdir } from './rhtmx.mjs';
+import { mintToken, claims } from './token.mjs';
 
 let serial = 0;
 
@@ -38,3 +40,16 @@ export async function backendApp(backend, { sqlite, postgres, config = {}, tag =
 
 /** The backends to run a shared test on: SQLite always, PostgreSQL when it can run here. */
 export const BACKENDS = ['sqlite', 'postgres'];
+
+/**
+ * backendApp in auth mode "token" with a fresh secret in sync.secret (mode 600), as
+ * token.mjs's makeTokenApp does for SQLite. Returns the app plus { secret, token(sub, extra) }.
+ */
+export async function backendTokenApp(backend, { auth = {}, config = {}, ...rest } = {}) {
+  const app = await backendApp(backend, {
+    ...rest, config: { ...config, auth: { mode: 'token', secret_file: 'sync.secret', ...auth } },
+  });
+  const secret = crypto.randomBytes(32).toString('base64');
+  fs.writeFileSync(path.join(app.dir, 'sync.secret'), `${secret}\n`, { mode: 0o600 });
+  return { ...app, secret, token: (sub, extra = {}) => mintToken(secret, claims(sub, extra)) };
+}
