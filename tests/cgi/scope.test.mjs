@@ -137,6 +137,27 @@ for (const backend of BACKENDS) {
     assert.equal(a4.changes[0].data.title, 'oat milk');
   });
 
+  test_('the app writing through PHP (PDO): a membership it deletes and a row it adds reach the next pull', async (t) => {
+    const driver = backend === 'sqlite' ? 'pdo_sqlite' : 'pdo_pgsql';
+    const mods = spawnSync('php', ['-m'], { encoding: 'utf8' });
+    if (mods.status !== 0 || !new RegExp(`^${driver}$`, 'm').test(mods.stdout)) {
+      t.skip(`php-cli has no ${driver}`);
+      return;
+    }
+    const app = await makeShared();
+    const dsn = backend === 'sqlite' ? `sqlite:${app.db}` : `pgsql:host=${pg.socketDir};dbname=${app.dbname};user=${pg.role}`;
+    const first = pullOk(app, 'alice');
+    const php = spawnSync('php', ['-r', `
+      $db = new PDO(getenv('DSN'), null, null, [PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION]);
+      $db->prepare('DELETE FROM list_members WHERE list_id = ? AND user_id = ?')->execute([2, 'alice']);
+      $db->prepare('INSERT INTO todos (id, list_id, title) VALUES (?, ?, ?)')->execute([12, 1, 'jam']);
+    `], { encoding: 'utf8', env: { ...process.env, DSN: dsn } });
+    assert.equal(php.status, 0, php.stderr + php.stdout);
+    const next = pullOk(app, 'alice', first.version);
+    assert.deepEqual(ids(next).sort(), [[12, 'create'], [20, 'delete']]);
+    assert.deepEqual(next.changes.find((c) => c.id === 12).data, { id: 12, list_id: 1, title: 'jam', done: 0 });
+  });
+
   test_('a deleted row arrives as a delete only for users who could see it', async () => {
     const app = await makeShared();
     const a = pullOk(app, 'alice');
