@@ -103,7 +103,7 @@ pg_pull(struct pg *p, const struct table *t, const struct pull_args *a, const st
     /* scope hook (pg_scope.h): the caller's view, brought up to date first */
     if (scoped && pg_scope_reconcile(p, t, w, &born, e) < 0)
         return -1;
-    if (scoped && (claims = pg_scope_claims(t->scope, w)) == NULL)
+    if (scoped && (claims = scope_claims(t->scope, w)) == NULL)
         return err_set(e, 500, "internal", "out of memory");
     if (pg_begin_read(p, e) < 0)
         goto err;

@@ -616,12 +616,7 @@ scope_after(struct pgpush *pp, const struct push_change *c, struct json_object *
         return rc < 0 ? -1 : 0;
     if (row != NULL && (rc = pg_scope_row_visible(pp->p, pp->t, k, pp->o->scope, e)) == 0) {
         json_object_put(*rec);
-        *rec =
-            push_rec_rejected(c, "forbidden",
-                              c->action == PUSH_CREATE && c->id != NULL
-                                  ? "the %s would be outside your scope: not written"
-                                  : "the change would move this %s out of your scope: not written",
-                              pp->t->en->name);
+        *rec = push_rec_out_of_scope(c, pp->t);
     }
     json_object_put(row);
     free(k);

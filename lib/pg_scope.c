@@ -450,29 +450,6 @@ pg_scope_installed(struct pg *p, const struct table *t)
     return ok;
 }
 
-/* ------------------------------------------------------------------ who asks */
-
-char *
-pg_scope_claims(const struct scope *s, const struct scope_who *w)
-{
-    struct json_object *o = json_object_new_object(), *v;
-    char *out;
-    size_t i;
-
-    if (o == NULL)
-        return NULL;
-    for (i = 0; i < s->nclaims; i++) {
-        if (w->claims != NULL && json_object_object_get_ex(w->claims, s->claims[i], &v) &&
-            json_object_is_type(v, json_type_string))
-            json_object_object_add(o, s->claims[i], json_object_get(v));
-        else
-            json_object_object_add(o, s->claims[i], NULL);
-    }
-    out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-    json_object_put(o);
-    return out;
-}
-
 /* ------------------------------------------------------------------ reconciling */
 
 struct viewer {
@@ -700,7 +677,7 @@ pg_scope_reconcile(struct pg *p, const struct table *t, const struct scope_who *
                    struct err *e)
 {
     struct viewer v;
-    char *claims = pg_scope_claims(t->scope, w);
+    char *claims = scope_claims(t->scope, w);
     long long head, horizon;
     int rc = -1, changed;
 
@@ -771,7 +748,7 @@ pg_scope_row_visible(struct pg *p, const struct table *t, const char *k, const s
                      struct err *e)
 {
     struct buf sql = {0};
-    char *claims = pg_scope_claims(t->scope, w);
+    char *claims = scope_claims(t->scope, w);
     const char *params[3] = {k, w->user, claims};
     PGresult *res = NULL;
     int rc = -1;
@@ -814,7 +791,7 @@ pg_scope_rule(const struct entity *en, const char *user, const char *claims)
         goto out;
     if (claims != NULL && *claims != '\0')
         w.claims = json_tokener_parse(claims);
-    cl = pg_scope_claims(&tmp, &w);
+    cl = scope_claims(&tmp, &w);
     json_object_put(w.claims);
     if (cl == NULL)
         goto out;

@@ -68,10 +68,6 @@ int pg_scope_reconcile(struct pg *p, const struct table *t, const struct scope_w
  * $1 entity, $2 since, $3 limit, $4 user, $5 first page, $6 claims (jsonb). */
 void pg_scope_pull_sql(struct buf *b, const struct table *t);
 
-/* The claims of t's scope as w has them: a JSON object text of strings and
- * nulls (new string, caller frees). */
-char *pg_scope_claims(const struct scope *s, const struct scope_who *w);
-
 /* 1 if the row with key text k (as the log writes it) is in w's scope now, 0
  * if not, -1 with e set. Runs in the caller's transaction. */
 int pg_scope_row_visible(struct pg *p, const struct table *t, const char *k,
