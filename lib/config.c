@@ -758,12 +758,6 @@ config_parse(const char *path, const char *text, size_t len, struct err *e)
         goto err;
     /* scope hook (lib/scope.h): a scope is per user, which mode "none" cannot tell apart */
     for (size_t i = 0; i < c->nentities; i++) {
-        if (c->entities[i].scope != NULL && c->pg != NULL) {
-            fail(&x,
-                 "entity '%s' has a \"scope\", which the PostgreSQL backend does not serve yet",
-                 c->entities[i].name);
-            goto err;
-        }
         if (c->entities[i].scope != NULL && c->auth.mode != AUTH_TOKEN) {
             fail(&x,
                  "entity '%s' has a \"scope\", which needs auth mode \"token\" (mode "

@@ -43,6 +43,9 @@
 #include "fcgi_record.h"
 #include "log.h"
 #include "scope.h"
+#ifdef RHTMX_POSTGRES
+#include "pg_scope.h"
+#endif
 #include "streams.h"
 
 #define EVENTS_CHUNK 65536 /* bytes of events per write */
@@ -84,10 +87,15 @@ add_entity(struct events_params *p, const struct config *cfg, const struct ident
     if (auth_owner(who, en, &owner, e) < 0)
         return -1;
     n = realloc(f->entities, (f->n + 1) * sizeof(*n));
-    /* scope hook (lib/scope.h): a scoped entity's rule replaces the owner value
-     * (SQLite only: the PostgreSQL backend keeps owner values, and refuses a scope) */
-    if (cfg->pg == NULL && (en->scope != NULL || en->owner_column != NULL)) {
-        rule = scope_rule(en, who->sub, who->claims);
+    /* scope hook (lib/scope.h, pg_scope.h): a scoped entity's rule replaces the
+     * owner value */
+    if (en->scope != NULL || en->owner_column != NULL) {
+#ifdef RHTMX_POSTGRES
+        if (cfg->pg != NULL)
+            rule = pg_scope_rule(en, who->sub, who->claims);
+        else
+#endif
+            rule = scope_rule(en, who->sub, who->claims);
         if (rule == NULL) {
             if (n != NULL)
                 f->entities = n;

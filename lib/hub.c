@@ -62,6 +62,7 @@ struct ev {
     int dep;            /* a "scope" event: a table the entity's scope reads changed */
     struct memo *memo;  /* scope probes answered for it (owned) */
     size_t nmemo;
+    const char *pgkey; /* [pg] the row's key as the log writes it (inside mem), or NULL */
 };
 
 struct hub {
@@ -101,6 +102,10 @@ struct hub {
     /* [pg] PostgreSQL (pg_hub.h): the feeder's LISTENing source instead of the watch and
      * feed, and the replay source (under replay_mu) instead of replay. */
     struct pg_src *pgfeed, *pgreplay;
+    /* [pg] scope probes run on a third source, opened at the first probe, under
+     * probe_mu (as probe), from pgcf (owned copy) */
+    struct pg_src *pgprobe;
+    struct pgconf *pgcf;
 #endif
 };
 
@@ -291,8 +296,7 @@ filter_rule(const struct hub_filter *f, const char *entity)
 
     for (i = 0; f->owners != NULL && i < f->n; i++)
         if (strcmp(f->entities[i], entity) == 0)
-            return f->owners[i] != NULL && f->owners[i][0] == SCOPE_RULE_MARK ? f->owners[i]
-                                                                              : NULL;
+            return f->owners[i] != NULL && f->owners[i][0] == SCOPE_RULE_MARK ? f->owners[i] : NULL;
     return NULL;
 }
 
@@ -347,12 +351,50 @@ out:
     return r > 0;
 }
 
+#ifdef RHTMX_POSTGRES
+/* [pg] probe() for PostgreSQL: rule's probe for the key text k. */
+static int
+probe_pg(struct hub *h, const char *rule, const char *k)
+{
+    struct err e;
+    int r = -1;
+
+    if (k == NULL)
+        return 0;
+    pthread_mutex_lock(&h->probe_mu);
+    if (h->pgprobe == NULL && (h->pgprobe = pg_src_open(h->pgcf, 0, &e)) == NULL) {
+        log_once("events: scope probes: %s", e.msg);
+        goto out;
+    }
+    if ((r = pg_src_probe(h->pgprobe, rule, k)) < 0)
+        log_once("events: scope probe failed");
+out:
+    pthread_mutex_unlock(&h->probe_mu);
+    return r > 0;
+}
+#endif
+
+/* The probe of rule for ring entry e, on the hub's backend. */
+static int
+probe_ev(struct hub *h, const char *rule, const struct ev *e)
+{
+#ifdef RHTMX_POSTGRES
+    if (h->pgfeed != NULL) /* [pg] */
+        return probe_pg(h, rule, e->pgkey);
+#endif
+    return probe(h, rule, e->key);
+}
+
 static void
 probe_close(struct hub *h)
 {
     size_t i;
 
     pthread_mutex_lock(&h->probe_mu);
+#ifdef RHTMX_POSTGRES
+    pg_src_free(h->pgprobe);
+    h->pgprobe = NULL;
+#endif
     for (i = 0; i < h->nprobes; i++) {
         sqlite3_finalize(h->probes[i].st);
         free(h->probes[i].sql);
@@ -386,10 +428,10 @@ wants(struct hub *h, const struct hub_stream *s, struct ev *e)
             return e->memo[i].visible;
     m = realloc(e->memo, (e->nmemo + 1) * sizeof(*m));
     if (m == NULL)
-        return probe(h, rule, e->key);
+        return probe_ev(h, rule, e);
     e->memo = m;
     m[e->nmemo].rule = k;
-    m[e->nmemo].visible = probe(h, rule, e->key);
+    m[e->nmemo].visible = probe_ev(h, rule, e);
     return m[e->nmemo++].visible;
 }
 
@@ -658,12 +700,18 @@ pg_batch_add(void *ctx, const struct pg_change *c)
     struct pg_batch *b = ctx;
     struct ev *ev = &b->ev[b->n++];
     size_t elen = strlen(c->entity), olen = c->owner ? strlen(c->owner) : 0;
+    size_t klen = c->key != NULL ? strlen(c->key) : 0;
 
     ev->version = c->version;
     ev->len = c->len;
-    ev->mem = malloc(c->len + 1 + elen + 1 + olen + 1);
+    ev->dep = c->dep;
+    ev->mem = malloc(c->len + 1 + elen + 1 + olen + 1 + klen + 1);
     if (ev->mem == NULL)
         abort();
+    if (c->key != NULL) {
+        memcpy(ev->mem + c->len + 1 + elen + 1 + olen + 1, c->key, klen + 1);
+        ev->pgkey = ev->mem + c->len + 1 + elen + 1 + olen + 1;
+    }
     memcpy(ev->mem, c->text, c->len + 1);
     ev->text = ev->mem;
     memcpy(ev->mem + c->len + 1, c->entity, elen + 1);
@@ -963,6 +1011,11 @@ hub_new_pg(const struct pgconf *cf, size_t ring, struct err *e)
         return NULL;
     /* LISTEN first: a commit between reading the head and listening would
      * otherwise wait for the safety poll. */
+    if ((h->pgcf = pgconf_dup(cf)) == NULL) {
+        err_set(e, 500, "internal", "out of memory");
+        hub_free(h);
+        return NULL;
+    }
     if ((h->pgfeed = pg_src_open(cf, 1, e)) == NULL ||
         (h->pgreplay = pg_src_open(cf, 0, e)) == NULL ||
         pg_src_read(h->pgfeed, 0, 0, 0, &head, &horizon, &h->cookie, NULL, NULL, &n, e) < 0 ||
@@ -997,6 +1050,7 @@ hub_free(struct hub *h)
 #ifdef RHTMX_POSTGRES
     pg_src_free(h->pgfeed);
     pg_src_free(h->pgreplay);
+    pgconf_free(h->pgcf);
 #endif
     pthread_mutex_destroy(&h->mu);
     pthread_mutex_destroy(&h->replay_mu);
@@ -1144,12 +1198,27 @@ hub_bounds(struct hub *h, long long *base, long long *head)
 #ifdef RHTMX_POSTGRES
 /* [pg] One replay batch for PostgreSQL (see replay). */
 struct pg_replay {
+    struct hub *h;
     const struct hub_stream *s;
     struct buf *out;
     size_t max;
     long long cursor;
     int full;
 };
+
+/* [pg] wants_row() for a change read from PostgreSQL (replay): no memo. */
+static int
+pg_wants(struct hub *h, const struct hub_stream *s, const struct pg_change *c)
+{
+    const char *rule;
+
+    if (!hub_filter_match(&s->filter, c->entity, c->owner))
+        return 0;
+    rule = filter_rule(&s->filter, c->entity);
+    if (rule == NULL)
+        return !c->dep;
+    return c->dep || probe_pg(h, rule, c->key);
+}
 
 static void
 pg_replay_add(void *ctx, const struct pg_change *c)
@@ -1159,7 +1228,7 @@ pg_replay_add(void *ctx, const struct pg_change *c)
     if (r->full)
         return;
     r->cursor = c->version;
-    if (hub_filter_match(&r->s->filter, c->entity, c->owner)) {
+    if (pg_wants(r->h, r->s, c)) {
         buf_add(r->out, c->text, c->len);
         if (r->out->len >= r->max)
             r->full = 1;
@@ -1170,7 +1239,7 @@ static enum hub_next
 replay_pg(struct hub *h, struct hub_stream *s, long long bound, struct buf *out, size_t max,
           long long *version, struct err *e)
 {
-    struct pg_replay r = {s, out, max, s->cursor, 0};
+    struct pg_replay r = {h, s, out, max, s->cursor, 0};
     long long head = 0, horizon = 0;
     int n, rc;
 

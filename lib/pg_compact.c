@@ -7,6 +7,7 @@
 #include "log.h"
 #include "pg_compact.h"
 #include "pg_schema.h"
+#include "pg_scope.h"
 
 #define PG_COMPACT_LOCK "hashtext('rhtmx_sync_compact')"
 #define STR_(x) #x
@@ -64,6 +65,13 @@ finish(struct pg *p, int days, long long *mutations, struct err *e)
         return -1;
     *mutations = strtoll(PQcmdTuples(res), NULL, 10);
     PQclear(res);
+    /* scope hook (pg_scope.h): what left a view before the horizon, and the
+     * views of users gone for the retention */
+    {
+        long long head, horizon;
+        if (pg_cursors(p, &head, &horizon, e) < 0 || pg_scope_compact(p, horizon, days, e) < 0)
+            return -1;
+    }
     return pg_exec(p,
                    "INSERT INTO _rhtmx_sync_state (key, value) VALUES ('compacted_at', $1::bigint)"
                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -13,6 +13,7 @@
 #include "pg.h"
 #include "pg_hub.h"
 #include "pg_schema.h"
+#include "pg_scope.h"
 #include "watch.h"
 
 struct pg_src {
@@ -156,10 +157,25 @@ pg_src_wait(struct pg_src *s, int timeout_ms)
 /* The SSE event of row r (the columns of rows_sql) into b:
  *   id: 47
  *   data: {"entity":"users","action":"update","id":1,"version":47[,"client_id":"c"]} */
+static int
+is_dep(const PGresult *res, int r)
+{
+    return strcmp(PQgetvalue(res, r, 0), SCOPE_LOG_ENTITY) == 0;
+}
+
 static void
 format_event(struct buf *b, const PGresult *res, int r)
 {
     struct sink s = buf_sink(b);
+
+    if (is_dep(res, r)) {
+        /* scope hook: a table the entity's scope reads changed: rows may have
+         * left or entered the view; the client's next pull says which. */
+        buf_printf(b, "id: %s\ndata: {\"entity\":", PQgetvalue(res, r, 3));
+        jsonw_cstring(&s, PQgetvalue(res, r, 6));
+        buf_printf(b, ",\"action\":\"scope\",\"version\":%s}\n\n", PQgetvalue(res, r, 3));
+        return;
+    }
 
     buf_printf(b, "id: %s\ndata: {\"entity\":", PQgetvalue(res, r, 3));
     jsonw_cstring(&s, PQgetvalue(res, r, 0));
@@ -209,7 +225,8 @@ pg_src_read(struct pg_src *s, long long after, long long upto, int limit, long l
             void *ctx, int *n, struct err *e)
 {
     static const char rows_sql[] =
-        "SELECT entity, id_json, action, version, client_id, owner FROM _rhtmx_sync_log"
+        "SELECT entity, id_json, action, version, client_id, owner, entity_id"
+        " FROM _rhtmx_sync_log"
         " WHERE version > $1::bigint AND version <= $2::bigint ORDER BY version LIMIT $3::int";
     char a[24], u[24], l[24];
     const char *params[3] = {a, u, l};
@@ -237,7 +254,9 @@ pg_src_read(struct pg_src *s, long long after, long long upto, int limit, long l
             buf_reset(&b);
             format_event(&b, res, i);
             c.version = pg_int(res, i, 3);
-            c.entity = PQgetvalue(res, i, 0);
+            c.dep = is_dep(res, i);
+            c.entity = PQgetvalue(res, i, c.dep ? 6 : 0);
+            c.key = c.dep ? NULL : PQgetvalue(res, i, 6);
             c.owner = PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5);
             c.text = b.p;
             c.len = b.len;
@@ -254,4 +273,14 @@ err:
     PQclear(res);
     buf_free(&b);
     return -1;
+}
+
+int
+pg_src_probe(struct pg_src *s, const char *rule, const char *k)
+{
+    struct err e;
+
+    if (!pg_alive(s->p) && src_connect(s, &e) < 0)
+        return -1;
+    return pg_scope_probe(s->p, rule, k);
 }

@@ -42,6 +42,8 @@ struct pg_change {
     long long version;
     const char *entity;
     const char *owner; /* NULL: none */
+    const char *key;   /* the row's key as the log writes it (entity_id) */
+    int dep;           /* a "scope" entry: a table entity's scope reads changed */
     const char *text;
     size_t len;
 };
@@ -58,5 +60,9 @@ struct pg_change {
 int pg_src_read(struct pg_src *s, long long after, long long upto, int limit, long long *head,
                 long long *horizon, long long *cookie,
                 void (*cb)(void *ctx, const struct pg_change *c), void *ctx, int *n, struct err *e);
+
+/* Run an event stream's scope rule (pg_scope.h's pg_scope_probe) for the key
+ * text k on s, connecting again first if the connection broke: 1, 0, or -1. */
+int pg_src_probe(struct pg_src *s, const char *rule, const char *k);
 
 #endif

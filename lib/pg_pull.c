@@ -8,6 +8,7 @@
 #include "pg_json.h"
 #include "pg_pull.h"
 #include "pg_schema.h"
+#include "pg_scope.h"
 
 /* Columns of the page query before the row's own: key (JSON), action, version, client id. */
 #define PULL_FIXED 4
@@ -88,32 +89,49 @@ write_change(const struct sink *s, const PGresult *res, int r, const struct tabl
 }
 
 int
-pg_pull(struct pg *p, const struct table *t, const struct pull_args *a, const struct sink *out,
-        struct err *e)
+pg_pull(struct pg *p, const struct table *t, const struct pull_args *a, const struct scope_who *w,
+        const struct sink *out, struct err *e)
 {
     struct buf sql = {0}, staged = {0};
     struct sink s = buf_sink(&staged);
-    char since[24], limit[24];
-    const char *params[5];
+    char since[24], limit[24], *claims = NULL;
+    const char *params[6];
     PGresult *res = NULL;
-    long long head, horizon;
-    int i, n, has_more, rc = 0;
+    long long head, horizon, born = 0;
+    int i, n, has_more, rc = 0, scoped = t->scope != NULL && w != NULL;
 
-    if (pg_begin_read(p, e) < 0)
+    /* scope hook (pg_scope.h): the caller's view, brought up to date first */
+    if (scoped && pg_scope_reconcile(p, t, w, &born, e) < 0)
         return -1;
+    if (scoped && (claims = scope_claims(t->scope, w)) == NULL)
+        return err_set(e, 500, "internal", "out of memory");
+    if (pg_begin_read(p, e) < 0)
+        goto err;
     if (pg_cursors(p, &head, &horizon, e) < 0)
         goto err;
     if (changelog_cursor_check(a, head, horizon, e) < 0)
         goto err;
-    page_sql(&sql, t);
+    if (scoped && !a->full && a->since > 0 && a->since < born) {
+        err_set(e, 410, "resync_required",
+                "cursor %lld is older than this user's view of %s (rebuilt at %lld): pull from "
+                "since=0",
+                a->since, t->en->name, born);
+        e->version = head;
+        goto err;
+    }
+    if (scoped)
+        pg_scope_pull_sql(&sql, t);
+    else
+        page_sql(&sql, t);
     snprintf(since, sizeof(since), "%lld", a->since);
     snprintf(limit, sizeof(limit), "%lld", a->limit + 1);
     params[0] = a->entity;
     params[1] = since;
     params[2] = limit;
-    params[3] = a->owner;
+    params[3] = scoped ? w->user : a->owner;
     params[4] = a->since == 0 ? "true" : "false";
-    if ((res = pg_query(p, sql.p, 5, params, "pull", e)) == NULL)
+    params[5] = claims;
+    if ((res = pg_query(p, sql.p, scoped ? 6 : 5, params, "pull", e)) == NULL)
         goto err;
     pg_rollback(p); /* read only: the snapshot has served */
 
@@ -146,11 +164,13 @@ pg_pull(struct pg *p, const struct table *t, const struct pull_args *a, const st
     PQclear(res);
     buf_free(&sql);
     buf_free(&staged);
+    free(claims);
     return 0;
 err:
     pg_rollback(p);
     PQclear(res);
     buf_free(&sql);
     buf_free(&staged);
+    free(claims);
     return -1;
 }

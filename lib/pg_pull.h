@@ -18,10 +18,14 @@
 #include "err.h"
 #include "pg.h"
 #include "schema.h"
+#include "scope.h"
 
 /* Write the pull answer for a (a->sql is ignored) on table t to out: 0, or -1
- * with e set as changelog_pull() does. Runs in a read transaction of its own. */
-int pg_pull(struct pg *p, const struct table *t, const struct pull_args *a, const struct sink *out,
-            struct err *e);
+ * with e set as changelog_pull() does. Runs in a read transaction of its own.
+ * For an entity with a scope, w (borrowed) is who asks: the answer comes from
+ * their view (pg_scope.h), reconciled first in a transaction of its own, and a
+ * cursor below the view's birth answers 410 resync_required. */
+int pg_pull(struct pg *p, const struct table *t, const struct pull_args *a,
+            const struct scope_who *w, const struct sink *out, struct err *e);
 
 #endif

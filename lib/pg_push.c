@@ -23,6 +23,7 @@
 #include "pg_json.h"
 #include "pg_push.h"
 #include "pg_schema.h"
+#include "pg_scope.h"
 #include "push_body.h"
 #include "sqljson.h"
 
@@ -501,8 +502,16 @@ store_row_key(void *ctx, void *h, struct json_object *row)
     return json_object_get(json_object_object_get(row, pp->t->cols[pp->t->key].name));
 }
 
-/* Run change c (inside its savepoint) on PostgreSQL; see push_change_run. The
- * store has no scopes: the configuration refuses a scope with this backend. */
+/* scope hook: 1 if row h (its key's text) is in the caller's scope, 0, -1. */
+static int
+store_row_visible(void *ctx, void *h, struct err *e)
+{
+    const struct pgpush *pp = ctx;
+
+    return pg_scope_row_visible(pp->p, pp->t, h, pp->o->scope, e);
+}
+
+/* Run change c (inside its savepoint) on PostgreSQL; see push_change_run. */
 static struct json_object *
 change_run(struct pgpush *pp, const struct push_change *c, struct err *e)
 {
@@ -517,7 +526,7 @@ change_run(struct pgpush *pp, const struct push_change *c, struct err *e)
         .key_problem = key_problem,
         .row_load = store_row_load,
         .row_key = store_row_key,
-        .row_visible = NULL,
+        .row_visible = store_row_visible,
         .log_newest = log_newest,
         .log_base = log_base,
         .row_insert = row_insert,
@@ -585,6 +594,35 @@ mutation_put(void *ctx, const struct push_change *c, struct json_object *rec, lo
     return pg_exec(pp->p, sql, 5, params, "push: record the mutation", e);
 }
 
+/*
+ * scope hook: after an applied change, the row (if it is still there) must be
+ * in the caller's scope; otherwise *rec becomes a rejection, so the caller
+ * rolls the change back (push.c's scope_after, for this store).
+ */
+static int
+scope_after(struct pgpush *pp, const struct push_change *c, struct json_object **rec, struct err *e)
+{
+    struct json_object *id = NULL, *applied = NULL, *row = NULL;
+    struct push_refusal r;
+    char *k = NULL;
+    int rc = 0;
+
+    if (pp->t->scope == NULL || pp->o->scope == NULL ||
+        json_object_object_get_ex(*rec, "rejected", NULL) ||
+        !json_object_object_get_ex(*rec, "applied", &applied) ||
+        !json_object_get_boolean(applied) || !json_object_object_get_ex(*rec, "id", &id))
+        return 0;
+    if ((rc = row_load(pp, id, &row, &k, &r, e)) != 0)
+        return rc < 0 ? -1 : 0;
+    if (row != NULL && (rc = pg_scope_row_visible(pp->p, pp->t, k, pp->o->scope, e)) == 0) {
+        json_object_put(*rec);
+        *rec = push_rec_out_of_scope(c, pp->t);
+    }
+    json_object_put(row);
+    free(k);
+    return rc < 0 ? -1 : 0;
+}
+
 /* Run change c in a savepoint of its own, rolled back when it is rejected. */
 static struct json_object *
 change_in_savepoint(void *ctx, const struct push_change *c, struct err *e)
@@ -596,6 +634,8 @@ change_in_savepoint(void *ctx, const struct push_change *c, struct err *e)
         return NULL;
     if ((rec = change_run(pp, c, e)) == NULL)
         return NULL; /* the whole transaction is rolled back */
+    if (scope_after(pp, c, &rec, e) < 0)
+        goto err;
     if (json_object_object_get_ex(rec, "rejected", NULL) &&
         pg_exec(pp->p, "ROLLBACK TO SAVEPOINT rhtmx_change", 0, NULL,
                 "push: roll back a rejected change", e) < 0)

@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "pg_schema.h"
+#include "pg_scope.h"
 
 /* Bumped whenever the trigger or what it is made from changes, so old
  * triggers are made again. */
@@ -100,6 +101,39 @@ static const char migration_1[] =
     "INSERT INTO _rhtmx_sync_state (key, value) VALUES ('schema', 1)"
     "  ON CONFLICT (key) DO UPDATE SET value = excluded.value;";
 
+/*
+ * Migration 2: sync rules (pg_scope.h). Per entity and user, the view's record
+ * (_rhtmx_sync_viewers) and its entries (_rhtmx_sync_view: one per row the
+ * user's devices may hold, keyed by the log's entity_id text, with the key's
+ * JSON for deletes). A table a scope reads gets a statement trigger calling
+ * _rhtmx_sync_scope_dep(entity), which keeps one '_rhtmx_scope' log entry per
+ * entity at a new version (taken from the counter row like any writer's), so
+ * a pull asks only "anything after?" and a stream gets one "scope" event.
+ */
+static const char migration_2[] =
+    "CREATE TABLE IF NOT EXISTS _rhtmx_sync_viewers ("
+    "  id bigserial PRIMARY KEY, entity text NOT NULL, viewer text NOT NULL,"
+    "  signature text NOT NULL, claims text NOT NULL, checked bigint NOT NULL,"
+    "  born bigint NOT NULL, seen bigint NOT NULL, UNIQUE (entity, viewer));"
+    "CREATE TABLE IF NOT EXISTS _rhtmx_sync_view ("
+    "  vid bigint NOT NULL, entity_id text NOT NULL, id_json text NOT NULL,"
+    "  visible boolean NOT NULL, action text NOT NULL, version bigint NOT NULL,"
+    "  client_id text, PRIMARY KEY (vid, entity_id));"
+    "CREATE INDEX IF NOT EXISTS idx_sync_view_version ON _rhtmx_sync_view (vid, version);"
+    "CREATE OR REPLACE FUNCTION _rhtmx_sync_scope_dep() RETURNS trigger LANGUAGE plpgsql AS $f$\n"
+    "DECLARE v bigint;\n"
+    "BEGIN\n"
+    "  UPDATE _rhtmx_sync_state SET value = value + 1 WHERE key = 'head' RETURNING value INTO v;\n"
+    "  DELETE FROM _rhtmx_sync_log WHERE entity = '" SCOPE_LOG_ENTITY
+    "' AND entity_id = TG_ARGV[0];\n"
+    "  INSERT INTO _rhtmx_sync_log (entity, entity_id, id_json, action, version)\n"
+    "    VALUES ('" SCOPE_LOG_ENTITY "', TG_ARGV[0], to_jsonb(TG_ARGV[0])::text, 'update', v);\n"
+    "  PERFORM pg_notify('" PG_CHANNEL "', '" SCOPE_LOG_ENTITY "');\n"
+    "  RETURN NULL;\n"
+    "END\n$f$;"
+    "INSERT INTO _rhtmx_sync_state (key, value) VALUES ('schema', 2)"
+    "  ON CONFLICT (key) DO UPDATE SET value = excluded.value;";
+
 int
 pg_schema_ok(struct pg *p)
 {
@@ -125,7 +159,9 @@ pg_migrate(struct pg *p, struct err *e)
     if (pg_begin_write(p, e) < 0)
         return -1;
     if (pg_exec(p, PG_LOCK_SQL, 0, NULL, "lock for migration", e) < 0 ||
-        pg_exec(p, migration_1, 0, NULL, "create the sync tables", e) < 0 || pg_commit(p, e) < 0) {
+        pg_exec(p, migration_1, 0, NULL, "create the sync tables", e) < 0 ||
+        pg_exec(p, migration_2, 0, NULL, "create the sync rules' tables", e) < 0 ||
+        pg_commit(p, e) < 0) {
         pg_rollback(p);
         return -1;
     }
@@ -254,8 +290,10 @@ pg_schema_cookie(struct pg *p, const struct config *c)
         "   WHERE c.oid = ANY (SELECT to_regclass(quote_ident(n)) FROM unnest($1::text[]) AS n)"
         "     AND a.attnum > 0 AND NOT a.attisdropped), '') || '|' ||"
         "  coalesce((SELECT string_agg(g.tgname || '/' || g.tgenabled::text, ',' ORDER BY g.tgname)"
-        "    FROM pg_trigger g WHERE g.tgname LIKE '\\_rhtmx\\_sync\\_%' AND g.tgrelid = ANY"
-        "    (SELECT to_regclass(quote_ident(n)) FROM unnest($1::text[]) AS n)), '')), 1, 15))"
+        "    FROM pg_trigger g WHERE g.tgname LIKE '\\_rhtmx\\_sync\\_%' AND (g.tgrelid = ANY"
+        "    (SELECT to_regclass(quote_ident(n)) FROM unnest($1::text[]) AS n)"
+        /* scope hook: a table a scope reads, rebuilt by the app, loses its trigger */
+        "    OR g.tgname LIKE '\\_rhtmx\\_sync\\_%\\_dep')), '')), 1, 15))"
         "  ::bit(60)::bigint";
     struct buf names = {0};
     const char *params[1];
@@ -300,6 +338,13 @@ pg_schema_load(struct pg *p, const struct config *c, struct err *e)
         s->tables[i].en = &c->entities[i];
         if (table_load(p, c, &s->tables[i], e) < 0)
             goto err;
+        /* scope hook (pg_scope.h): checked here, part of the signature */
+        if (pg_scope_load(p, c, &s->tables[i], &s->tables[i].scope, e) < 0)
+            goto err;
+        if (scope_sign(&s->tables[i]) < 0) {
+            err_set(e, 500, "internal", "out of memory");
+            goto err;
+        }
     }
     s->cookie = pg_schema_cookie(p, c);
     return s;
@@ -319,8 +364,9 @@ trigger_name(struct buf *b, const struct table *t)
     buf_free(&name);
 }
 
-int
-pg_schema_installed(struct pg *p, const struct table *t)
+/* 1 if t's own trigger is installed for its current signature. */
+static int
+trigger_installed(struct pg *p, const struct table *t)
 {
     static const char sql[] = "SELECT t.signature = $2 AND EXISTS (SELECT 1 FROM pg_trigger g"
                               "   WHERE g.tgrelid = to_regclass(quote_ident($3)) AND g.tgname = $4"
@@ -342,6 +388,12 @@ pg_schema_installed(struct pg *p, const struct table *t)
     PQclear(res);
     buf_free(&name);
     return ok;
+}
+
+int
+pg_schema_installed(struct pg *p, const struct table *t)
+{
+    return trigger_installed(p, t) && pg_scope_installed(p, t);
 }
 
 /* The condition "the newest entry of entry l's row is not a delete", for alias l. */
@@ -428,6 +480,7 @@ install_sql(struct buf *b, const struct table *t, int rebuild)
         buf_adds(b, " = l.entity_id);\nUPDATE _rhtmx_sync_state SET value = greatest(value, (SELECT"
                     " coalesce(max(version), 0) FROM _rhtmx_sync_log)) WHERE key = 'head';\n");
     }
+    pg_scope_install_sql(b, t); /* scope hook: the triggers on the tables it reads */
     buf_adds(b, "INSERT INTO _rhtmx_sync_tables (entity, tbl, signature) VALUES (");
     pg_literal(b, t->en->name);
     buf_adds(b, ", ");
@@ -476,6 +529,17 @@ pg_schema_install(struct pg *p, struct schema *s, int *changed, struct err *e)
         const struct table *t = &s->tables[i];
         if (pg_schema_installed(p, t)) /* done by another process meanwhile */
             continue;
+        if (trigger_installed(p, t)) {
+            /* scope hook: only the triggers on the tables its scope reads went
+             * (such a table rebuilt by the app): those, without logging every
+             * row again */
+            buf_reset(&sql);
+            pg_scope_install_sql(&sql, t);
+            if (pg_exec(p, sql.p, 0, NULL, "install the sync rules' triggers", e) < 0)
+                goto err;
+            n++;
+            continue;
+        }
         if ((seen = seen_before(p, t, e)) < 0)
             goto err;
         buf_reset(&sql);

@@ -34,7 +34,7 @@
 #include "schema.h"
 
 /* Our schema's version in PostgreSQL (_rhtmx_sync_state 'schema'). */
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2
 /* The NOTIFY channel the triggers signal; the payload is the entity name. */
 #define PG_CHANNEL "rhtmx_sync"
 

@@ -39,14 +39,15 @@ pull_seal(struct app *app, const struct table *t, struct err *e)
 
 /* The answer from the configured backend. [pg] */
 static int
-pull_run(struct app *app, const struct table *t, const struct pull_args *a, const struct sink *out,
-         struct err *e)
+pull_run(struct app *app, const struct table *t, const struct pull_args *a,
+         const struct scope_who *w, const struct sink *out, struct err *e)
 {
 #ifdef RHTMX_POSTGRES
     if (app->pg != NULL)
-        return pg_pull(app->pg, t, a, out, e);
+        return pg_pull(app->pg, t, a, t->scope != NULL ? w : NULL, out, e);
 #else
     (void)t;
+    (void)w;
 #endif
     return changelog_pull(app->db, a, out, e);
 }
@@ -161,15 +162,18 @@ serve(struct http_req *req, struct app *app)
             schema_pull_sql(&sql, t);
         }
         a.sql = sql.p;
-    } /* [pg] a "scope" is refused when the config loads (config.c); owner_column keeps the
-       * owner filter there */
+    } else if (t->scope != NULL) { /* [pg] the scope hook is in pg_pull (pg_scope.h) */
+        w.user = who.sub;
+        if (t->scope->nclaims > 0)
+            w.claims = jsonr_parse(who.claims, strlen(who.claims), 8, &e);
+    }
 
     http_header(req, "Cache-Control", "no-store");
     hints_header(req, app->cfg);
     /* Pages compress about tenfold; a small answer is not worth a gzip header. */
     http_gzip_over(req, (size_t)app->cfg->pull.gzip_min_bytes);
     out = http_body(req, 200, "application/json");
-    if (pull_run(app, t, &a, &out, &e) < 0)
+    if (pull_run(app, t, &a, &w, &out, &e) < 0)
         http_error(req, &e);
 out:
     buf_free(&sql);

@@ -1101,6 +1101,16 @@ push_answer_write(struct json_object **recs, size_t n, long long version, struct
     json_object_put(a);
 }
 
+struct json_object *
+push_rec_out_of_scope(const struct push_change *c, const struct table *t)
+{
+    return push_rec_rejected(c, "forbidden",
+                             c->action == PUSH_CREATE && c->id != NULL
+                                 ? "the %s would be outside your scope: not written"
+                                 : "the change would move this %s out of your scope: not written",
+                             t->en->name);
+}
+
 /* Run change i: its savepoint, the change, and the savepoint's end. */
 /*
  * scope hook: after an applied change, the row (if it is still there) must be
@@ -1123,12 +1133,7 @@ scope_after(struct push *p, const struct push_change *c, struct json_object **re
         return -1;
     if (row != NULL && (rc = scope_row_visible(p->d, p->t, kval, p->o->scope, e)) == 0) {
         json_object_put(*rec);
-        *rec =
-            push_rec_rejected(c, "forbidden",
-                              c->action == PUSH_CREATE && c->id != NULL
-                                  ? "the %s would be outside your scope: not written"
-                                  : "the change would move this %s out of your scope: not written",
-                              p->t->en->name);
+        *rec = push_rec_out_of_scope(c, p->t);
     }
     json_object_put(row);
     sqlite3_value_free(kval);

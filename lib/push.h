@@ -85,6 +85,9 @@ struct json_object *push_rec_new(struct json_object *id, int applied);
 /* A rejection record of change c: code and the formatted reason (new reference). */
 struct json_object *push_rec_rejected(const struct push_change *c, const char *code,
                                       const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* scope hook: the rejection of change c, applied, whose row would then be
+ * outside the caller's scope (new reference; the caller rolls c back). */
+struct json_object *push_rec_out_of_scope(const struct push_change *c, const struct table *t);
 /* An applied create's temporary id -> its key, into tmpmap, for later changes. */
 void push_note_tmp(struct json_object *tmpmap, struct json_object *rec);
 /* The answer of records recs[0..n) at version, appended to out. */

@@ -315,12 +315,9 @@ schema_load(struct db *d, const struct config *c, struct err *e)
         /* scope hook (lib/scope.h): compiled and checked here, part of the signature */
         if (scope_load(d, c, &s->tables[i], &s->tables[i].scope, e) < 0)
             goto err;
-        if (s->tables[i].scope != NULL) {
-            struct buf sig = {0};
-            buf_adds(&sig, s->tables[i].signature);
-            scope_signature(&sig, &s->tables[i]);
-            free(s->tables[i].signature);
-            s->tables[i].signature = sig.p;
+        if (scope_sign(&s->tables[i]) < 0) {
+            err_set(e, 500, "internal", "out of memory");
+            goto err;
         }
     }
     return s;

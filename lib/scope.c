@@ -381,19 +381,26 @@ err:
     return rc;
 }
 
-void
-scope_signature(struct buf *b, const struct table *t)
+int
+scope_sign(struct table *t)
 {
+    struct buf b = {0};
     size_t i;
 
     if (t->scope == NULL)
-        return;
-    buf_adds(b, "|scope:");
-    buf_adds(b, t->scope->expr);
+        return 0;
+    buf_adds(&b, t->signature);
+    buf_adds(&b, "|scope:");
+    buf_adds(&b, t->scope->expr);
     for (i = 0; i < t->scope->ndeps; i++) {
-        buf_adds(b, "|dep:");
-        buf_adds(b, t->scope->deps[i]);
+        buf_adds(&b, "|dep:");
+        buf_adds(&b, t->scope->deps[i]);
     }
+    if (b.p == NULL)
+        return -1;
+    free(t->signature);
+    t->signature = b.p;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ binding */
@@ -421,9 +428,8 @@ scope_bind(sqlite3_stmt *st, const struct scope_who *w)
     }
 }
 
-/* The claims s uses, as w has them: a JSON object text (new string). */
-static char *
-claims_text(const struct scope *s, const struct scope_who *w)
+char *
+scope_claims(const struct scope *s, const struct scope_who *w)
 {
     struct json_object *o = json_object_new_object(), *v;
     char *out;
@@ -695,7 +701,7 @@ scope_reconcile(struct db *d, const struct table *t, const struct scope_who *w, 
                 struct err *e)
 {
     struct viewer v;
-    char *claims = claims_text(t->scope, w);
+    char *claims = scope_claims(t->scope, w);
     long long horizon;
     int rc = -1, own;
 

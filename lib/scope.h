@@ -70,8 +70,13 @@ int scope_load(struct db *d, const struct config *c, const struct table *t, stru
                struct err *e);
 void scope_free(struct scope *s); /* NULL is harmless */
 
-/* Append t's scope to its trigger signature (so a changed scope reinstalls). */
-void scope_signature(struct buf *b, const struct table *t);
+/* Append t's scope (if any) to t->signature, the trigger signature (so a
+ * changed scope reinstalls). -1 when out of memory (the signature is kept). */
+int scope_sign(struct table *t);
+
+/* The claims s uses, as w has them: a JSON object text of strings and nulls
+ * (new string, caller frees; NULL when out of memory). */
+char *scope_claims(const struct scope *s, const struct scope_who *w);
 
 /* Bind :user and the :_rhtmx_claim_ parameters of st for w. */
 void scope_bind(sqlite3_stmt *st, const struct scope_who *w);

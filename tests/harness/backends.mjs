@@ -69,6 +69,19 @@ export async function backendApp(backend, { sqlite, postgres, config = {}, tag =
 export const BACKENDS = ['sqlite', 'postgres'];
 
 /**
+ * backendApp in auth mode "token" with a fresh secret in sync.secret (mode 600), as
+ * token.mjs's makeTokenApp does for SQLite. Returns the app plus { secret, token(sub, extra) }.
+ */
+export async function backendTokenApp(backend, { auth = {}, config = {}, ...rest } = {}) {
+  const app = await backendApp(backend, {
+    ...rest, config: { ...config, auth: { mode: 'token', secret_file: 'sync.secret', ...auth } },
+  });
+  const secret = crypto.randomBytes(32).toString('base64');
+  fs.writeFileSync(path.join(app.dir, 'sync.secret'), `${secret}\n`, { mode: 0o600 });
+  return { ...app, secret, token: (sub, extra = {}) => mintToken(secret, claims(sub, extra)) };
+}
+
+/**
  * The backends of a test file that runs its cases on both: one PostgreSQL cluster for
  * the whole file, started in before() when PostgreSQL can run here and stopped by pid
  * in after(). Returns { skip(backend), app(backend, opts), tokenApp(backend, opts),
@@ -83,12 +96,9 @@ export function useBackends(settings = {}) {
   after(async () => { if (pg) await pg.stop(); });
   const on = (backend) => (backend === 'sqlite' ? 'sqlite' : pg);
   const app = (backend, opts = {}) => backendApp(on(backend), opts);
-  async function tokenApp(backend, { auth = {}, config = {}, ...rest } = {}) {
-    const a = await app(backend, { ...rest, config: { ...config, auth: { mode: 'token', secret_file: 'sync.secret', ...auth } } });
-    const secret = crypto.randomBytes(32).toString('base64');
-    const file = path.join(a.dir, 'sync.secret');
-    fs.writeFileSync(file, `${secret}\n`, { mode: 0o600 });
-    return { ...a, secret, secretFile: file, token: (sub, extra = {}) => mintToken(secret, claims(sub, extra)) };
+  async function tokenApp(backend, opts = {}) {
+    const a = await backendTokenApp(on(backend), opts);
+    return { ...a, secretFile: path.join(a.dir, 'sync.secret') };
   }
   return { skip: (backend) => (backend === 'sqlite' ? false : reason), app, tokenApp, pg: () => pg };
 }
