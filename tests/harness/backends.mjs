@@ -6,9 +6,14 @@
 //   app.config             the config file's path (for runCgi and the web servers)
 //
 // backend is 'sqlite' or a cluster from startPostgres() (a fresh database per app).
+import { before, after } from 'node:test';
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { makeApp, sql, tmpdir } from './rhtmx.mjs';
+import { makeApp, sql, tmpdir, DEFAULT_SCHEMA } from './rhtmx.mjs';
+import { startPostgres, pgSkipReason } from './postgres.mjs';
+import { mintToken, claims } from './token.mjs';
 
 let serial = 0;
 
@@ -38,3 +43,60 @@ export async function backendApp(backend, { sqlite, postgres, config = {}, tag =
 
 /** The backends to run a shared test on: SQLite always, PostgreSQL when it can run here. */
 export const BACKENDS = ['sqlite', 'postgres'];
+
+/**
+ * SQLite DDL as PostgreSQL takes it, for the tests' small schemas: an INTEGER PRIMARY KEY
+ * is a serial (the server assigns keys on both), REAL is double precision, BLOB bytea;
+ * everything else (TEXT, INTEGER, NOT NULL, DEFAULT, UNIQUE, WITH RECURSIVE inserts) is
+ * written the same in both.
+ */
+export function pgDdl(text) {
+  return text
+    .replace(/\bINTEGER\s+PRIMARY\s+KEY(\s+AUTOINCREMENT)?/gi, 'serial PRIMARY KEY')
+    .replace(/\bREAL\b/g, 'double precision')
+    .replace(/\bBLOB\b/g, 'bytea');
+}
+
+/**
+ * The cases of a test file on each backend, with one PostgreSQL cluster for the whole file
+ * (started in before(), stopped by its pid in after(); not started when it cannot run here).
+ *
+ *   const on = backendsForFile();
+ *   for (const backend of BACKENDS)
+ *     test(`... (${backend})`, { skip: on.skip(backend) }, async () => {
+ *       const app = await on.app(backend, { schema: SQLITE_DDL, config });
+ *     });
+ *
+ * on.app(backend, opts) is backendApp with a fresh database per call; opts.schema (SQLite
+ * DDL) stands for both when no sqlite/postgres pair is given (pgDdl translates it). The app
+ * it returns also has dump(): the whole database as text (sqlite3 .dump, pg_dump), for
+ * "this changed nothing" checks, and token(sub, extra) when opts.token is set (the app is
+ * then in auth mode "token" with a fresh secret in sync.secret).
+ */
+export function backendsForFile() {
+  const reason = pgSkipReason();
+  let pg = null;
+  before(async () => { if (!reason) pg = await startPostgres(); });
+  after(async () => { if (pg) await pg.stop(); });
+  return {
+    skip: (backend) => (backend === 'postgres' ? reason ?? false : false),
+    get pg() { return pg; },
+    async app(backend, { schema = DEFAULT_SCHEMA, sqlite, postgres, token = false, config = {}, ...rest } = {}) {
+      const cfg = token ? { ...config, auth: { mode: 'token', secret_file: 'sync.secret', ...(config.auth ?? {}) } } : config;
+      const app = await backendApp(backend === 'postgres' ? pg : 'sqlite',
+        { sqlite: sqlite ?? schema, postgres: postgres ?? pgDdl(schema), config: cfg, ...rest });
+      app.dump = app.backend === 'sqlite'
+        ? () => sql(app.db, '.dump')
+        : () => execFileSync(path.join(pg.bindir, 'pg_dump'), ['-h', pg.socketDir, '-U', pg.role, '-d', app.dbname],
+          { encoding: 'utf8' });
+      if (token) {
+        const secret = crypto.randomBytes(32).toString('base64');
+        app.secret = secret;
+        app.secretFile = path.join(app.dir, 'sync.secret');
+        fs.writeFileSync(app.secretFile, `${secret}\n`, { mode: 0o600 });
+        app.token = (sub, extra = {}) => mintToken(secret, claims(sub, extra));
+      }
+      return app;
+    },
+  };
+}
