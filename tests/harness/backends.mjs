@@ -87,8 +87,9 @@ export function backendsForFile() {
         { sqlite: sqlite ?? schema, postgres: postgres ?? pgDdl(schema), config: cfg, ...rest });
       app.dump = app.backend === 'sqlite'
         ? () => sql(app.db, '.dump')
+        // pg_dump's \restrict lines carry a random key per run: not the database's content.
         : () => execFileSync(path.join(pg.bindir, 'pg_dump'), ['-h', pg.socketDir, '-U', pg.role, '-d', app.dbname],
-          { encoding: 'utf8' });
+          { encoding: 'utf8' }).replace(/^\\(un)?restrict .*$/gm, '');
       if (token) {
         const secret = crypto.randomBytes(32).toString('base64');
         app.secret = secret;
