@@ -116,14 +116,6 @@ test('a malformed PostgreSQL "database" is a configuration error naming the prob
   }
 });
 
-test('sync-events under CGI on PostgreSQL: a poll answers pending events, then bye', { skip }, async () => {
-  const app = await backendApp(pg, { postgres: `${TODOS} INSERT INTO todos (title) VALUES ('a'), ('b');` });
-  const r = runCgi('sync-events', { config: app.config, query: 'entities=todos&since=0&mode=poll' });
-  assert.equal(r.status, 200, r.text());
-  assert.match(r.text(), /id: 1\ndata: \{"entity":"todos","action":"create","id":1,"version":1\}\n\nid: 2\n/);
-  assert.match(r.text(), /event: bye\nid: 2\ndata: \{"version":2\}/);
-});
-
 test('moving an app from SQLite to PostgreSQL as docs/DEPLOY.md says: every client starts over, nothing is missed', { skip }, async () => {
   // The app on SQLite, and a client that synced it.
   const old = await backendApp('sqlite', { sqlite: "CREATE TABLE todos (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0); INSERT INTO todos (title) VALUES ('a'), ('b'), ('c');" });
