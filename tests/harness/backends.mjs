@@ -70,8 +70,9 @@ export function pgDdl(text) {
  * on.app(backend, opts) is backendApp with a fresh database per call; opts.schema (SQLite
  * DDL) stands for both when no sqlite/postgres pair is given (pgDdl translates it). The app
  * it returns also has dump(): the whole database as text (sqlite3 .dump, pg_dump), for
- * "this changed nothing" checks, and token(sub, extra) when opts.token is set (the app is
- * then in auth mode "token" with a fresh secret in sync.secret).
+ * "this changed nothing" checks, pdo ({ dsn, user }: how the app's PHP connects with PDO),
+ * and token(sub, extra) when opts.token is set (the app is then in auth mode "token" with a
+ * fresh secret in sync.secret).
  */
 export function backendsForFile() {
   const reason = pgSkipReason();
@@ -90,6 +91,10 @@ export function backendsForFile() {
         // pg_dump's \restrict lines carry a random key per run: not the database's content.
         : () => execFileSync(path.join(pg.bindir, 'pg_dump'), ['-h', pg.socketDir, '-U', pg.role, '-d', app.dbname],
           { encoding: 'utf8' }).replace(/^\\(un)?restrict .*$/gm, '');
+      // The app's own PHP reaches the database through PDO with this data source name.
+      app.pdo = app.backend === 'sqlite'
+        ? { dsn: `sqlite:${app.db}`, user: null }
+        : { dsn: `pgsql:host=${pg.socketDir};dbname=${app.dbname}`, user: pg.role };
       if (token) {
         const secret = crypto.randomBytes(32).toString('base64');
         app.secret = secret;
