@@ -646,7 +646,7 @@ pg_push_batch(struct pg *p, const struct table *t, const struct push_opts *o, co
                                        mutation_put};
     long long version;
     int any_new = 0, rc = -1;
-    const char *client[1];
+    const char *client[1], *mkey[1];
 
     memset(&pp, 0, sizeof(pp));
     if (push_batch_open(t, o, body, n, &b, &recs, e) < 0)
@@ -669,6 +669,15 @@ pg_push_batch(struct pg *p, const struct table *t, const struct push_opts *o, co
     client[0] = b.client_id;
     if (pg_exec(p, "SELECT set_config('rhtmx_sync.client_id', $1, true)", 1, client,
                 "push: set the client id", e) < 0)
+        goto rollback;
+    /* One batch of a client at a time: a retry racing its first attempt waits
+     * for it here, and then finds its stored answers (READ COMMITTED: each
+     * statement sees what committed before it began). Without the lock both
+     * applied the batch and the second failed on _rhtmx_sync_mutations' key
+     * (500). SQLite gets the same order from BEGIN IMMEDIATE. */
+    mkey[0] = pp.mkey;
+    if (pg_exec(p, "SELECT pg_advisory_xact_lock(hashtext('rhtmx_sync_push'), hashtext($1))", 1,
+                mkey, "push: wait for the client's other batch", e) < 0)
         goto rollback;
     if (push_batch_changes(&s, &b, pp.tmpmap, recs, &version, &any_new, e) < 0)
         goto rollback;

@@ -70,7 +70,9 @@ export function pgDdl(text) {
  * on.app(backend, opts) is backendApp with a fresh database per call; opts.schema (SQLite
  * DDL) stands for both when no sqlite/postgres pair is given (pgDdl translates it). The app
  * it returns also has dump(): the whole database as text (sqlite3 .dump, pg_dump), for
- * "this changed nothing" checks, pdo ({ dsn, user }: how the app's PHP connects with PDO),
+ * "this changed nothing" checks, shell ({ argv, prelude }: the app's SQL shell, sqlite3 or
+ * psql, to feed statements to in the background), pdo ({ dsn, user }: how the app's PHP
+ * connects with PDO),
  * and token(sub, extra) when opts.token is set (the app is then in auth mode "token" with a
  * fresh secret in sync.secret).
  */
@@ -91,6 +93,11 @@ export function backendsForFile() {
         // pg_dump's \restrict lines carry a random key per run: not the database's content.
         : () => execFileSync(path.join(pg.bindir, 'pg_dump'), ['-h', pg.socketDir, '-U', pg.role, '-d', app.dbname],
           { encoding: 'utf8' }).replace(/^\\(un)?restrict .*$/gm, '');
+      // The app's SQL shell as a command line (statements on its standard input), for a
+      // test that runs it in the background: sqlite3 waits out locks as an app does.
+      app.shell = app.backend === 'sqlite'
+        ? { argv: ['sqlite3', '-batch', app.db], prelude: '.timeout 30000\n' }
+        : { argv: [path.join(pg.bindir, 'psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', pg.socketDir, '-U', pg.role, '-d', app.dbname], prelude: '' };
       // The app's own PHP reaches the database through PDO with this data source name.
       app.pdo = app.backend === 'sqlite'
         ? { dsn: `sqlite:${app.db}`, user: null }
