@@ -71,7 +71,7 @@ struct hub {
     size_t cap, first, count;
     long long base, head, horizon;
     unsigned long gen;        /* bumped when the database was replaced or rewound */
-    long long cookie;         /* PRAGMA schema_version when the feeder last looked */
+    long long cookie;         /* PRAGMA schema_version (pg: pg_src_cookie), last looked at */
     unsigned long schema_gen; /* bumped when it changed: the app's DDL, or our triggers */
     int stopping;
     size_t nstreams;
@@ -712,8 +712,12 @@ feed_pg(struct hub *h)
         hub_unlock(h);
         free(batch.ev);
         if (batch.n < FEED_BATCH)
-            return 0;
+            break;
     }
+    /* The app's ALTER TABLE writes no row and sends no NOTIFY: this read (after
+     * a commit, or the safety read) is where streams learn of it. */
+    feed_schema(h, pg_src_cookie(h->pgfeed));
+    return 0;
 }
 #endif
 
@@ -964,12 +968,15 @@ hub_new_pg(const struct pgconf *cf, size_t ring, struct err *e)
      * otherwise wait for the safety poll. */
     if ((h->pgfeed = pg_src_open(cf, 1, e)) == NULL ||
         (h->pgreplay = pg_src_open(cf, 0, e)) == NULL ||
-        pg_src_read(h->pgfeed, 0, 0, 0, &head, &horizon, NULL, NULL, &n, e) < 0 ||
-        hub_start(h, head, horizon, e) < 0) {
-        hub_free(h);
-        return NULL;
-    }
+        pg_src_read(h->pgfeed, 0, 0, 0, &head, &horizon, NULL, NULL, &n, e) < 0)
+        goto err;
+    h->cookie = pg_src_cookie(h->pgfeed);
+    if (hub_start(h, head, horizon, e) < 0)
+        goto err;
     return h;
+err:
+    hub_free(h);
+    return NULL;
 }
 #endif
 

@@ -214,3 +214,9 @@ err:
     buf_free(&b);
     return -1;
 }
+
+long long
+pg_src_cookie(struct pg_src *s)
+{
+    return pg_alive(s->p) ? pg_schema_cookie_synced(s->p) : -1;
+}

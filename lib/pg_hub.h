@@ -56,4 +56,9 @@ int pg_src_read(struct pg_src *s, long long after, long long upto, int limit, lo
                 long long *horizon, void (*cb)(void *ctx, const struct pg_change *c), void *ctx,
                 int *n, struct err *e);
 
+/* What the synced tables look like now (pg_schema_cookie_synced): a number
+ * that changes with the app's ALTER TABLE, which sends no NOTIFY. -1 when it
+ * cannot be read (the connection is down: the next read reconnects). */
+long long pg_src_cookie(struct pg_src *s);
+
 #endif

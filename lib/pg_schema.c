@@ -241,22 +241,24 @@ err:
     return -1;
 }
 
+/* Every column (name, type, position) of the tables in TABLES (an SQL text[])
+ * and the names of our triggers on them, hashed: 60 bits of an md5. */
+#define COOKIE_SQL(TABLES)                                                                         \
+    "SELECT ('x' || substr(md5(coalesce((SELECT string_agg(c.relname || '/' || a.attname ||"       \
+    "    '/' || format_type(a.atttypid, a.atttypmod) || '/' || a.attnum, ','"                      \
+    "    ORDER BY c.relname, a.attnum) FROM pg_attribute a JOIN pg_class c ON c.oid = "            \
+    "a.attrelid"                                                                                   \
+    "   WHERE c.oid = ANY (SELECT to_regclass(quote_ident(n)) FROM unnest(" TABLES ") AS n)"       \
+    "     AND a.attnum > 0 AND NOT a.attisdropped), '') || '|' ||"                                 \
+    "  coalesce((SELECT string_agg(g.tgname || '/' || g.tgenabled::text, ',' ORDER BY g.tgname)"   \
+    "    FROM pg_trigger g WHERE g.tgname LIKE '\\_rhtmx\\_sync\\_%' AND g.tgrelid = ANY"          \
+    "    (SELECT to_regclass(quote_ident(n)) FROM unnest(" TABLES ") AS n)), '')), 1, 15))"        \
+    "  ::bit(60)::bigint"
+
 long long
 pg_schema_cookie(struct pg *p, const struct config *c)
 {
-    /* Every column (name, type, position) of the configured tables and the
-     * names of the triggers on them, hashed: 60 bits of an md5. */
-    static const char sql[] =
-        "SELECT ('x' || substr(md5(coalesce((SELECT string_agg(c.relname || '/' || a.attname ||"
-        "    '/' || format_type(a.atttypid, a.atttypmod) || '/' || a.attnum, ','"
-        "    ORDER BY c.relname, a.attnum) FROM pg_attribute a JOIN pg_class c ON c.oid = "
-        "a.attrelid"
-        "   WHERE c.oid = ANY (SELECT to_regclass(quote_ident(n)) FROM unnest($1::text[]) AS n)"
-        "     AND a.attnum > 0 AND NOT a.attisdropped), '') || '|' ||"
-        "  coalesce((SELECT string_agg(g.tgname || '/' || g.tgenabled::text, ',' ORDER BY g.tgname)"
-        "    FROM pg_trigger g WHERE g.tgname LIKE '\\_rhtmx\\_sync\\_%' AND g.tgrelid = ANY"
-        "    (SELECT to_regclass(quote_ident(n)) FROM unnest($1::text[]) AS n)), '')), 1, 15))"
-        "  ::bit(60)::bigint";
+    static const char sql[] = COOKIE_SQL("$1::text[]");
     struct buf names = {0};
     const char *params[1];
     PGresult *res;
@@ -282,6 +284,21 @@ pg_schema_cookie(struct pg *p, const struct config *c)
         cookie = pg_int(res, 0, 0);
     PQclear(res);
     buf_free(&names);
+    return cookie;
+}
+
+long long
+pg_schema_cookie_synced(struct pg *p)
+{
+    static const char sql[] = COOKIE_SQL("(SELECT array_agg(tbl) FROM _rhtmx_sync_tables)");
+    PGresult *res;
+    struct err e;
+    long long cookie = -1;
+
+    if ((res = pg_query(p, sql, 0, NULL, "check the synced tables", &e)) != NULL &&
+        PQntuples(res) == 1)
+        cookie = pg_int(res, 0, 0);
+    PQclear(res);
     return cookie;
 }
 

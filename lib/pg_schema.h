@@ -58,6 +58,11 @@ struct schema *pg_schema_load(struct pg *p, const struct config *c, struct err *
  * -1 when it cannot be read. */
 long long pg_schema_cookie(struct pg *p, const struct config *c);
 
+/* The same for every table the triggers were installed on (_rhtmx_sync_tables),
+ * whatever the configuration: for sync-events' feeder, which reads no config.
+ * Its value differs from pg_schema_cookie's; it changes when the tables do. */
+long long pg_schema_cookie_synced(struct pg *p);
+
 /* 1 if name was a column of t when the programs last loaded it and is no
  * longer one (dropped or renamed by the app), as schema_column_gone(). */
 int pg_schema_column_gone(struct pg *p, const struct table *t, const char *name);
