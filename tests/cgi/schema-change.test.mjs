@@ -70,8 +70,11 @@ for (const backend of BACKENDS) {
     assert.equal(syncFrom(app, after.version, after.rows).rows.get(2).title, 'after drop');
   });
 
-  test(`event answers open with the fingerprints, and a stream ends when the schema changes (${backend})`, { skip }, async () => {
-    const app = await on.app(backend, { schema: SCHEMA, config: { events: { poll_wait: 0 } } });
+  // The stream's lifetime is an hour: only the schema change can end it. (The timeout only
+  // keeps a stream that never ends from holding the suite: it was the lifetime, 240 s, that
+  // ended PostgreSQL's before its feeder compared the tables' shape.)
+  test(`event answers open with the fingerprints, and a stream ends when the schema changes (${backend})`, { skip, timeout: 120_000 }, async (t) => {
+    const app = await on.app(backend, { schema: SCHEMA, config: { events: { poll_wait: 0, lifetime: 3600 } } });
     const fingerprints = () => {
       const r = runCgi('sync-events', { config: app.config, query: 'entities=todos&mode=poll' });
       const m = r.text().match(/\nevent: schema\ndata: (\{.*\})\n\n/);
@@ -86,6 +89,7 @@ for (const backend of BACKENDS) {
     const stream = spawn(argv[0], argv.slice(1), { env: { PATH: process.env.PATH, ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? '',
       GATEWAY_INTERFACE: 'CGI/1.1', REQUEST_METHOD: 'GET', QUERY_STRING: `entities=todos&mode=stream&since=${head}`,
       RHTMX_SYNC_CONFIG: app.config } });
+    t.signal.addEventListener('abort', () => stream.kill('SIGKILL')); // a timed-out test leaves no stream
     let out = '';
     stream.stdout.on('data', (d) => { out += d; });
     const ended = new Promise((resolve) => stream.on('close', resolve));
