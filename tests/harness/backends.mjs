@@ -69,12 +69,12 @@ export function pgDdl(text) {
  *
  * on.app(backend, opts) is backendApp with a fresh database per call; opts.schema (SQLite
  * DDL) stands for both when no sqlite/postgres pair is given (pgDdl translates it). The app
- * it returns also has dump(): the whole database as text (sqlite3 .dump, pg_dump), for
- * "this changed nothing" checks, shell ({ argv, prelude }: the app's SQL shell, sqlite3 or
- * psql, to feed statements to in the background), pdo ({ dsn, user }: how the app's PHP
- * connects with PDO),
- * and token(sub, extra) when opts.token is set (the app is then in auth mode "token" with a
- * fresh secret in sync.secret).
+ * it returns also has:
+ *   dump()     the whole database as text (sqlite3 .dump, pg_dump): "this changed nothing"
+ *   shell      { argv, prelude }: the app's SQL shell (sqlite3, psql), fed on its stdin
+ *   pdo        { dsn, user }: how the app's PHP connects with PDO
+ *   token(sub, extra)   with opts.token: the app is in auth mode "token", a fresh secret in
+ *              sync.secret (secret, secretFile), and this mints a token for sub
  */
 export function backendsForFile() {
   const reason = pgSkipReason();
