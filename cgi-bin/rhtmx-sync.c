@@ -167,8 +167,10 @@ cmd_status(struct app *app)
 #ifdef RHTMX_POSTGRES
     if (c->pg != NULL) { /* [pg] */
         rc = pg_status(c, &e);
-        if (rc < 0)
+        if (rc < 0) {
+            rc = 1; /* as for SQLite: 1 with the line, not 255 */
             goto fail;
+        }
         goto out;
     }
 #endif

@@ -42,11 +42,15 @@ struct pgpush {
 
 /* ---- Values ---- */
 
-/* Text parameters for one statement: each value's text, or NULL for SQL NULL. */
+/* Text parameters for one statement: each value's text, or NULL for SQL NULL.
+ * nul: the column of the first string value holding \u0000 (borrowed from
+ * struct table), which a text parameter would cut there: write_run() refuses
+ * the statement rather than write or find something else. */
 struct params {
     const char *v[MAX_PARAMS];
     char *owned[MAX_PARAMS];
     int n;
+    const char *nul;
 };
 
 static void
@@ -103,6 +107,9 @@ params_add(struct params *ps, struct json_object *v, const struct column *col)
         } else {
             s = strdup(json_object_get_string(v));
         }
+        if (ps->nul == NULL && s != NULL &&
+            strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v))
+            ps->nul = col != NULL ? col->name : "?";
         break;
     }
     ps->owned[ps->n] = s;
@@ -174,17 +181,26 @@ write_failed(struct pgpush *pp, PGresult *res, struct push_refusal *r, const cha
 }
 
 /* Run a write with ps; see struct push_refusal. *out (may be NULL) gets the result
- * of one that succeeded (caller PQclear()s it). */
+ * of one that succeeded (caller PQclear()s it). A value holding \u0000 refuses the
+ * change before anything runs. */
 static int
 write_run(struct pgpush *pp, const char *sql, struct params *ps, PGresult **out,
           struct push_refusal *r, const char *what, struct err *e)
 {
-    PGresult *res = pg_query_raw(pp->p, sql, ps->n, ps->v);
-    ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    PGresult *res = NULL;
+    ExecStatusType st;
     int rc = 0;
 
     if (out != NULL)
         *out = NULL;
+    if (ps->nul != NULL) {
+        r->code = "bad_change";
+        snprintf(r->reason, sizeof(r->reason),
+                 "column '%s': \\u0000 cannot be stored in PostgreSQL text", ps->nul);
+        return 1;
+    }
+    res = pg_query_raw(pp->p, sql, ps->n, ps->v);
+    st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
         rc = write_failed(pp, res, r, what, e);
     else if (out != NULL) {

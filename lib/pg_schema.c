@@ -245,13 +245,8 @@ table_load(struct pg *p, const struct config *c, struct table *t, struct err *e)
                 en->name, en->table, en->owner_column);
         goto err;
     }
-    if (t->cols[k].generated || (t->owner >= 0 && t->cols[t->owner].generated)) {
-        err_set(e, 500, "config",
-                "%s: entity '%s': the key or owner column of table '%s' is a generated column: "
-                "a push could not write it",
-                c->path, en->name, en->table);
+    if (schema_check_generated(c, t, e) < 0)
         goto err;
-    }
     if (!unique) {
         err_set(e, 500, "config",
                 "%s: entity '%s': key column '%s' of table '%s' is not unique (part of a "

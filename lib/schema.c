@@ -40,6 +40,24 @@
 /* Bumped whenever the generated trigger text changes, so old triggers are rebuilt. */
 #define TRIGGER_TEMPLATE "t5"
 
+int
+schema_check_generated(const struct config *c, const struct table *t, struct err *e)
+{
+    const struct entity *en = t->en;
+
+    if (t->cols[t->key].generated)
+        return err_set(e, 500, "config",
+                       "%s: entity '%s': key column '%s' of table '%s' is a generated column: "
+                       "a push could not create a row",
+                       c->path, en->name, en->key, en->table);
+    if (t->owner >= 0 && t->cols[t->owner].generated)
+        return err_set(e, 500, "config",
+                       "%s: entity '%s': owner column '%s' of table '%s' is a generated column: "
+                       "a push could not set the owner",
+                       c->path, en->name, en->owner_column, en->table);
+    return 0;
+}
+
 long
 table_column(const struct table *t, const char *name)
 {
@@ -252,16 +270,8 @@ table_check(struct db *d, const struct config *c, struct table *t, struct err *e
                            "supported",
                            c->path, en->name, t->cols[i].name);
     }
-    if (t->cols[t->key].generated)
-        return err_set(e, 500, "config",
-                       "%s: entity '%s': key column '%s' of table '%s' is a generated column: "
-                       "a push could not create a row",
-                       c->path, en->name, en->key, en->table);
-    if (t->owner >= 0 && t->cols[t->owner].generated)
-        return err_set(e, 500, "config",
-                       "%s: entity '%s': owner column '%s' of table '%s' is a generated column: "
-                       "a push could not set the owner",
-                       c->path, en->name, en->owner_column, en->table);
+    if (schema_check_generated(c, t, e) < 0)
+        return -1;
     /* A key that is not unique would merge rows in the clients (a pull shows
      * one of them) and a pushed delete would remove all of them. A table's
      * only primary key column is unique; anything else needs a unique index. */

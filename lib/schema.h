@@ -111,6 +111,11 @@ int schema_column_gone(struct db *d, const struct table *t, const char *name);
  * clients see it. [pg] Also used for PostgreSQL tables (pg_schema.c). */
 void schema_fingerprint(struct table *t);
 
+/* 0, or -1 with e set (500 "config") when t's key column or owner column is
+ * generated: a push could not create a row or set its owner. t->key and
+ * t->owner must be set. Both backends' loaders call it, for the same words. */
+int schema_check_generated(const struct config *c, const struct table *t, struct err *e);
+
 /* Index of column name in t, or -1. */
 long table_column(const struct table *t, const char *name);
 

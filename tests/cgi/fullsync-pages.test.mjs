@@ -2,11 +2,15 @@
 // log: whatever happens between two pages, the client ends with exactly the
 // server's rows. Later pages of a full sync carry full=1 (so a cursor below the
 // compaction horizon is not taken for a stale one); they must still carry the
-// deletes of rows an earlier page sent, or the client keeps ghosts.
+// deletes of rows an earlier page sent, or the client keeps ghosts. Every case runs on
+// both backends.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { makeApp, sql, runCgi, bin, assertSanitizerClean } from '../harness/rhtmx.mjs';
+import { runCgi, bin, assertSanitizerClean } from '../harness/rhtmx.mjs';
+import { BACKENDS, backendsForFile } from '../harness/backends.mjs';
+
+const on = backendsForFile();
 
 const OLD = '2000-01-01T00:00:00.000Z';
 
@@ -37,37 +41,38 @@ function fullSync(app, { limit, between = () => {} }) {
   return [...rows.values()].sort((a, b) => a.id - b.id);
 }
 
-const serverRows = (app) => sql(app.db, 'SELECT id, title, done FROM todos ORDER BY id;', { json: true });
+const serverRows = (app) => app.rows('SELECT id, title, done FROM todos ORDER BY id');
 
-function seed({ compacted }) {
-  const app = makeApp();
+async function seed(backend, { compacted }) {
+  const app = await on.app(backend);
   runCgi('sync-pull', { config: app.config, path: '/todos', query: 'since=0' }); // installs the triggers
-  sql(app.db, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12)
+  app.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12)
                INSERT INTO todos (title) SELECT 'row ' || i FROM n;
                DELETE FROM todos WHERE id = 12;`);
   if (compacted) {
-    sql(app.db, `UPDATE _rhtmx_sync_log SET created_at = '${OLD}';`);
+    app.exec(`UPDATE _rhtmx_sync_log SET created_at = '${OLD}';`);
     compact(app);
   }
   return app;
 }
 
-for (const compacted of [false, true]) {
+for (const [backend, compacted] of BACKENDS.flatMap((b) => [[b, false], [b, true]])) {
   const log = compacted ? 'a compacted log' : 'a whole log';
-  test(`${log}: rows deleted, changed and added between pages`, () => {
-    const app = seed({ compacted });
+  const skip = on.skip(backend);
+  test(`${log}: rows deleted, changed and added between pages (${backend})`, { skip }, async () => {
+    const app = await seed(backend, { compacted });
     const got = fullSync(app, {
       limit: 3,
       between: (page) => {
-        if (page === 1) sql(app.db, "DELETE FROM todos WHERE id = 2; UPDATE todos SET done = 1 WHERE id = 1;");
-        if (page === 2) sql(app.db, "INSERT INTO todos (title) VALUES ('added'); DELETE FROM todos WHERE id = 5;");
+        if (page === 1) app.exec("DELETE FROM todos WHERE id = 2; UPDATE todos SET done = 1 WHERE id = 1;");
+        if (page === 2) app.exec("INSERT INTO todos (title) VALUES ('added'); DELETE FROM todos WHERE id = 5;");
       },
     });
     assert.deepEqual(got, serverRows(app));
   });
 
-  test(`${log}: a quiet full sync`, () => {
-    const app = seed({ compacted });
+  test(`${log}: a quiet full sync (${backend})`, { skip }, async () => {
+    const app = await seed(backend, { compacted });
     assert.deepEqual(fullSync(app, { limit: 3 }), serverRows(app));
   });
 }

@@ -56,26 +56,6 @@ test('a postgresql:// database selects PostgreSQL; the first request installs th
   assert.doesNotMatch(again.stderr, /installed/, 'the second request finds it in place');
 });
 
-test('rhtmx-sync init installs the trigger and reports; rows that predate it come at since=0', { skip }, async () => {
-  const app = await backendApp(pg, { postgres: `${TODOS} INSERT INTO todos (title) SELECT 'row ' || i FROM generate_series(1, 3) AS i;` });
-  const init = tool(['init', '--config', app.config]);
-  assert.equal(init.status, 0, init.stderr);
-  assert.match(init.stdout, /database  postgresql:\/\/rhtmx@\/\S+ \(PostgreSQL\)/);
-  assert.match(init.stdout, /head      3/);
-  assert.match(init.stdout, /todos\s+todos\s+3\s+3\s+ok/);
-  const status = tool(['status', '--config', app.config]);
-  assert.equal(status.status, 0, status.stderr);
-  assert.match(status.stdout, /todos\s+todos\s+3\s+3\s+ok/);
-  assert.deepEqual(pull(app.config).json().changes.map((c) => c.data.title), ['row 1', 'row 2', 'row 3']);
-  // Trigger dropped by hand, rows changed meanwhile: init logs every row again and the lost key.
-  app.exec("DROP TRIGGER _rhtmx_sync_todos ON todos; DELETE FROM todos WHERE id = 1; UPDATE todos SET title = 'changed' WHERE id = 2;");
-  assert.match(tool(['status', '--config', app.config]).stdout, /missing or out of date/);
-  assert.equal(tool(['init', '--config', app.config]).status, 0);
-  const changes = pull(app.config, 'since=3').json().changes;
-  assert.deepEqual(changes.map((c) => [c.id, c.action, c.data?.title]).sort(),
-    [[1, 'delete', undefined], [2, 'update', 'changed'], [3, 'update', 'row 3']]);
-});
-
 test('the object form reads the password from its file; a wrong one is a 503 and is never shown', { skip }, async () => {
   const app = await backendApp(pg, { postgres: `${TODOS} CREATE ROLE pwuser LOGIN PASSWORD 'pw-secret-1'; GRANT ALL ON SCHEMA public TO pwuser; ALTER TABLE todos OWNER TO pwuser;` });
   pg.psql(app.dbname, `ALTER DATABASE ${app.dbname} OWNER TO pwuser;`);
@@ -114,44 +94,6 @@ test('a malformed PostgreSQL "database" is a configuration error naming the prob
     assert.equal(r.json().error.code, 'config');
     assert.match(r.stderr, re);
   }
-});
-
-test('rhtmx-sync compact on PostgreSQL: old tombstones and superseded entries go, the horizon rises, an old cursor resyncs', { skip }, async () => {
-  const app = await backendApp(pg, { postgres: `${TODOS} INSERT INTO todos (title) SELECT 'row ' || i FROM generate_series(1, 5) AS i;`, config: { retention: { days: 30 } } });
-  assert.equal(pull(app.config).status, 200); // versions 1..5
-  app.exec("UPDATE todos SET done = 1 WHERE id <= 2; DELETE FROM todos WHERE id = 3;"); // 6, 7, 8
-  app.exec("UPDATE _rhtmx_sync_log SET created_at = now() - interval '40 days'; INSERT INTO todos (title) VALUES ('new');"); // 9
-  const r = tool(['compact', '--config', app.config]);
-  assert.equal(r.status, 0, r.stderr);
-  // Superseded 1 and 2 (updated at 6, 7), and 3's create and its tombstone (8): 4 removed.
-  assert.match(r.stdout, /removed   4 log entries/);
-  assert.match(r.stdout, /entries   5 left in the log/);
-  assert.match(r.stdout, /head      9\nhorizon   8/);
-  const old = pull(app.config, 'since=2');
-  assert.equal(old.status, 410);
-  assert.equal(old.json().error.code, 'resync_required');
-  assert.deepEqual(pull(app.config, 'since=0').json().changes.map((c) => c.id), [4, 5, 1, 2, 6]);
-  assert.deepEqual(pull(app.config, 'since=8').json().changes.map((c) => c.id), [6]);
-});
-
-test('sync-events under CGI on PostgreSQL: a poll answers pending events, then bye', { skip }, async () => {
-  const app = await backendApp(pg, { postgres: `${TODOS} INSERT INTO todos (title) VALUES ('a'), ('b');` });
-  const r = runCgi('sync-events', { config: app.config, query: 'entities=todos&since=0&mode=poll' });
-  assert.equal(r.status, 200, r.text());
-  assert.match(r.text(), /id: 1\ndata: \{"entity":"todos","action":"create","id":1,"version":1\}\n\nid: 2\n/);
-  assert.match(r.text(), /event: bye\nid: 2\ndata: \{"version":2\}/);
-});
-
-test('on PostgreSQL a push compacts when the last compaction is old enough, as with SQLite', { skip }, async () => {
-  const app = await backendApp(pg, { postgres: `${TODOS} INSERT INTO todos (title) VALUES ('a');`, config: { retention: { days: 30 } } });
-  assert.equal(pull(app.config).status, 200);
-  app.exec("UPDATE todos SET done = 1; UPDATE _rhtmx_sync_log SET created_at = now() - interval '40 days';");
-  assert.equal(app.exec('SELECT count(*) FROM _rhtmx_sync_log').trim(), '2');
-  const r = runCgi('sync-push', { config: app.config, method: 'POST', path: '/todos', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ client_id: 'c-1', changes: [{ mutation_id: 'm-1', id: 'tmp-1', action: 'create', data: { title: 'b' }, client_version: 2 }] }) });
-  assert.equal(r.status, 200, r.text());
-  assert.equal(app.exec('SELECT count(*) FROM _rhtmx_sync_log').trim(), '2', 'the superseded create went, the push\'s entry came');
-  assert.match(app.exec("SELECT value FROM _rhtmx_sync_state WHERE key = 'compacted_at'"), /^\d+\n$/);
 });
 
 test('moving an app from SQLite to PostgreSQL as docs/DEPLOY.md says: every client starts over, nothing is missed', { skip }, async () => {

@@ -102,3 +102,55 @@ export function useBackends(settings = {}) {
   }
   return { skip: (backend) => (backend === 'sqlite' ? false : reason), app, tokenApp, pg: () => pg };
 }
+
+/**
+ * SQLite DDL as PostgreSQL takes it, for the tests' small schemas: an INTEGER PRIMARY KEY
+ * is a serial (the server assigns keys on both), REAL is double precision, BLOB bytea;
+ * everything else (TEXT, INTEGER, NOT NULL, DEFAULT, UNIQUE, WITH RECURSIVE inserts) is
+ * written the same in both.
+ */
+export function pgDdl(text) {
+  return text
+    .replace(/\bINTEGER\s+PRIMARY\s+KEY(\s+AUTOINCREMENT)?/gi, 'serial PRIMARY KEY')
+    .replace(/\bREAL\b/g, 'double precision')
+    .replace(/\bBLOB\b/g, 'bytea');
+}
+
+/**
+ * useBackends for files written in SQLite's DDL (one cluster per file, as there):
+ *
+ *   const on = backendsForFile();
+ *   for (const backend of BACKENDS)
+ *     test(`... (${backend})`, { skip: on.skip(backend) }, async () => {
+ *       const app = await on.app(backend, { schema: SQLITE_DDL, config });
+ *     });
+ *
+ * on.app(backend, opts): opts.schema (SQLite DDL) stands for both when no sqlite/postgres
+ * pair is given (pgDdl translates it); opts.token puts the app in auth mode "token" (as
+ * tokenApp). Besides backendApp's, the app has:
+ *   shell      { argv, prelude }: the app's SQL shell (sqlite3, psql), fed on its stdin
+ *   pdo        { dsn, user }: how the app's PHP connects with PDO
+ */
+export function backendsForFile() {
+  const b = useBackends();
+  return {
+    skip: b.skip,
+    get pg() { return b.pg(); },
+    async app(backend, { schema = DEFAULT_SCHEMA, sqlite, postgres, token = false, ...rest } = {}) {
+      const opts = { sqlite: sqlite ?? schema, postgres: postgres ?? pgDdl(schema), ...rest };
+      if (token) opts.auth = rest.config?.auth ?? {};
+      const app = await (token ? b.tokenApp(backend, opts) : b.app(backend, opts));
+      const pg = b.pg();
+      // The app's SQL shell as a command line (statements on its standard input), for a
+      // test that runs it in the background: sqlite3 waits out locks as an app does.
+      app.shell = app.backend === 'sqlite'
+        ? { argv: ['sqlite3', '-batch', app.db], prelude: '.timeout 30000\n' }
+        : { argv: [path.join(pg.bindir, 'psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', pg.socketDir, '-U', pg.role, '-d', app.dbname], prelude: '' };
+      // The app's own PHP reaches the database through PDO with this data source name.
+      app.pdo = app.backend === 'sqlite'
+        ? { dsn: `sqlite:${app.db}`, user: null }
+        : { dsn: `pgsql:host=${pg.socketDir};dbname=${app.dbname}`, user: pg.role };
+      return app;
+    },
+  };
+}
