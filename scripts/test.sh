@@ -14,7 +14,10 @@
 # cgiCommand are under valgrind.
 # Every CGI process costs over a second of CPU under valgrind, so the corpus-heavy
 # tests run a sample there (push-jsontestsuite: every 16th file; push-concurrency:
-# fewer clients); the sanitized pass runs them whole. A valgrind finding makes the
+# fewer clients), and the cgi tests that run on both backends keep their
+# PostgreSQL cases there only where they cover the PostgreSQL code (pull, push,
+# events, compact, scope, pg-*; tests/harness/backends.mjs); the sanitized pass
+# runs everything whole. A valgrind finding makes the
 # process exit 99 and its report fails the test (tests/harness/rhtmx.mjs).
 # Measured on the shared 2-core machine: both builds plus the sanitized suite
 # (about 170 s of tests) plus the valgrind pass (about 160 s): 7 minutes.

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { runCgi, cgiCommand, parseCgi, assertSanitizerClean } from '../harness/rhtmx.mjs';
 import { BACKENDS, backendsForFile } from '../harness/backends.mjs';
 
-const on = backendsForFile();
+const on = backendsForFile({ underValgrind: true });
 const head = (app) => Number(app.exec("SELECT value FROM _rhtmx_sync_state WHERE key = 'head';").trim());
 const events = (app, query, headers = {}) => runCgi('sync-events', { config: app.config, query, headers });
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { runCgi } from '../harness/rhtmx.mjs';
 import { BACKENDS, backendsForFile } from '../harness/backends.mjs';
 
-const on = backendsForFile();
+const on = backendsForFile({ underValgrind: true });
 const pull = (app, query = '', opts = {}) =>
   runCgi('sync-pull', { config: app.config, path: '/todos', query, ...opts });
 /** n rows 'row 1' .. 'row n', written by the app before the triggers exist. */

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { runCgi } from '../harness/rhtmx.mjs';
 import { BACKENDS, backendsForFile } from '../harness/backends.mjs';
 
-const on = backendsForFile();
+const on = backendsForFile({ underValgrind: true });
 
 const BUILD = process.env.RHTMX_BUILD ?? path.resolve('build');
 const EXAMPLE_RESOLVER = path.join(BUILD, 'examples/resolver/librhtmx-resolver-example.so');

@@ -17,13 +17,14 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { makeApp, sql, tmpdir, DEFAULT_SCHEMA } from './rhtmx.mjs';
+import { makeApp, sql, tmpdir, DEFAULT_SCHEMA, UNDER_VALGRIND } from './rhtmx.mjs';
 import { startPostgres, pgSkipReason } from './postgres.mjs';
 import { mintToken, claims } from './token.mjs';
 
 const run = promisify(execFile);
 
 let serial = 0;
+const VALGRIND_SAMPLE = 'the valgrind pass runs this file on SQLite only; its PostgreSQL cases ran in the sanitized pass';
 const HEAD = "SELECT value FROM _rhtmx_sync_state WHERE key = 'head';";
 
 /** The default todos table of makeApp, on each backend. */
@@ -88,9 +89,15 @@ export async function backendTokenApp(backend, { auth = {}, config = {}, ...rest
  * pg() }: skip is the test option (false, or pgSkipReason()'s reason for 'postgres');
  * app is backendApp on that backend; tokenApp adds auth mode "token" with a fresh
  * secret file and token(sub, extra), as makeTokenApp does.
+ *
+ * underValgrind false: in the valgrind pass (scripts/test.sh) the file's PostgreSQL cases
+ * are skipped, saying so; they ran in the sanitized pass, and the valgrind pass keeps them
+ * for the files that cover the PostgreSQL code itself (pull, push, events, compact, scope, pg-*),
+ * as it samples the corpus-heavy tests.
  */
-export function useBackends(settings = {}) {
-  const reason = pgSkipReason() ?? false;
+export function useBackends(settings = {}, { underValgrind = true } = {}) {
+  const reason = pgSkipReason()
+    ?? (UNDER_VALGRIND && !underValgrind ? VALGRIND_SAMPLE : false);
   let pg = null;
   before(async () => { if (!reason) pg = await startPostgres(settings); });
   after(async () => { if (pg) await pg.stop(); });
@@ -125,14 +132,15 @@ export function pgDdl(text) {
  *       const app = await on.app(backend, { schema: SQLITE_DDL, config });
  *     });
  *
+ * underValgrind true keeps the PostgreSQL cases in the valgrind pass (see useBackends).
  * on.app(backend, opts): opts.schema (SQLite DDL) stands for both when no sqlite/postgres
  * pair is given (pgDdl translates it); opts.token puts the app in auth mode "token" (as
  * tokenApp). Besides backendApp's, the app has:
  *   shell      { argv, prelude }: the app's SQL shell (sqlite3, psql), fed on its stdin
  *   pdo        { dsn, user }: how the app's PHP connects with PDO
  */
-export function backendsForFile() {
-  const b = useBackends();
+export function backendsForFile({ underValgrind = false } = {}) {
+  const b = useBackends({}, { underValgrind });
   return {
     skip: b.skip,
     get pg() { return b.pg(); },
