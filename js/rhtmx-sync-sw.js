@@ -47,19 +47,16 @@ function userCacheName(user) { return SCHEME + 'u:' + encodeURIComponent(user ||
 /* ------------------------------------------------------------------ who is signed in */
 
 /* The user the pages said they show ('' when the app names none), kept in Cache Storage
- * because a worker's memory does not outlive it. */
-var userP = null;
+ * because a worker's memory does not outlive it, and read from there each time: while a new
+ * build installs or waits, pages tell it (js/rhtmx-sync.js askWorker), and the old worker,
+ * still answering, must see the same user. */
 function currentUser() {
-  if (!userP) {
-    userP = caches.open(STATE_CACHE).then(function (c) { return c.match(STATE_KEY); })
-      .then(function (r) { return r ? r.json() : {}; })
-      .then(function (s) { return typeof s.user === 'string' ? s.user : ''; })
-      .catch(function () { return ''; });
-  }
-  return userP;
+  return caches.open(STATE_CACHE).then(function (c) { return c.match(STATE_KEY); })
+    .then(function (r) { return r ? r.json() : {}; })
+    .then(function (s) { return typeof s.user === 'string' ? s.user : ''; })
+    .catch(function () { return ''; });
 }
 function setUser(user) {
-  userP = Promise.resolve(user);
   return caches.open(STATE_CACHE).then(function (c) {
     return c.put(STATE_KEY, new Response(JSON.stringify({ user: user }), { headers: { 'Content-Type': 'application/json' } }));
   });
@@ -231,12 +228,6 @@ self.addEventListener('message', function (event) {
   var port = event.ports && event.ports[0];
   var reply = function (v) { if (port) port.postMessage(v); };
   var work;
-  if (m.type === 'rhtmx-sync:skip-waiting') {
-    /* Asked again by a page that sees this worker waiting: the browser checks once more
-     * whether the old worker is done (docs/CLIENT.md, "Updates"). */
-    event.waitUntil(self.skipWaiting());
-    return;
-  }
   if (m.type === 'rhtmx-sync:page') {
     work = userChanged(String(m.user || ''), m.url).then(function () { return m.url ? keepPage(m.url, m.assets) : null; });
   }
