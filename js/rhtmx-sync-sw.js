@@ -33,6 +33,7 @@ var LIB_CACHE = SCHEME + 'lib';
 var STATE_CACHE = SCHEME + 'state';
 var STATE_KEY = BASE + '/sw-state';       /* a Cache Storage key, never a request */
 var NAV_TIMEOUT_MS = 3000;
+var INSTALL_FETCH_MS = 10000;
 var LAYOUT = 2;                           /* the IndexedDB layout this worker reads (js/rhtmx-sync.js LAYOUT) */
 var BATCH_CHANGES = 100;
 var BATCH_BYTES = 65536;
@@ -105,18 +106,28 @@ async function loggedOut(user) {
 
 /* ------------------------------------------------------------------ install, activate */
 
+/* fetch() given up after ms (rejects then): what install fetches may not wait longer than. */
+function fetchWithin(url, opts, ms) {
+  var ctl = new AbortController();
+  var timer = setTimeout(function () { ctl.abort(); }, ms);
+  return fetch(url, Object.assign({ signal: ctl.signal }, opts)).finally(function () { clearTimeout(timer); });
+}
+
 self.addEventListener('install', function (event) {
   event.waitUntil((async function () {
-    /* The library of this build, fresh from the server. */
+    /* The library of this build, fresh from the server. Each fetch here is given up after
+     * INSTALL_FETCH_MS (its body included): on a network that stalls, the worker installs
+     * without that copy (the first online page load keeps it) instead of holding the new
+     * build back until the browser fails the install, minutes later. */
     try {
-      var res = await fetch(LIBRARY, { cache: 'no-cache', credentials: 'same-origin' });
+      var res = await fetchWithin(LIBRARY, { cache: 'no-cache', credentials: 'same-origin' }, INSTALL_FETCH_MS);
       if (res.ok) await (await caches.open(LIB_CACHE)).put(LIBRARY, res);
-    } catch (err) { /* offline at install: the first online page load keeps it */ }
+    } catch (err) { /* offline at install, or too slow */ }
     if (PRECACHE.length) {
       var cache = await caches.open(userCacheName(await currentUser()));
       await Promise.all(PRECACHE.map(function (p) {
         var u = new URL(p, self.location.origin).href;
-        return fetch(u, { credentials: 'same-origin', cache: 'no-cache' }).then(function (r) {
+        return fetchWithin(u, { credentials: 'same-origin', cache: 'no-cache' }, INSTALL_FETCH_MS).then(function (r) {
           if (keepable(r)) return cache.put(pageKey(u), r);
         }).catch(function () {});
       }));

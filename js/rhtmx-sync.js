@@ -2504,16 +2504,19 @@
    * the old worker while it is being stopped starts it again, and the new one then waits
    * until a later navigation swaps them, stopping the old worker in the middle of answering
    * it (that page load hangs; tests/browser/offline-update, under load). So while a worker
-   * installs, the message waits for it, and goes to the new worker, never to the one it
-   * replaces (the caches they keep are the same). */
+   * installs, the message waits for it (15 s at most: its install gives each fetch 10 s),
+   * and goes to the new worker, never to the one it replaces (the caches they keep are the
+   * same). */
   async function askWorker(msg) {
     var reg = await navigator.serviceWorker.ready;
     var next = reg.installing;
     if (next) {
       await new Promise(function (resolve) {
-        var done = function () { if (next.state !== 'installing') { next.removeEventListener('statechange', done); resolve(); } };
-        next.addEventListener('statechange', done);
-        done();
+        var timer = setTimeout(finish, 15000);
+        function finish() { clearTimeout(timer); next.removeEventListener('statechange', check); resolve(); }
+        function check() { if (next.state !== 'installing') finish(); }
+        next.addEventListener('statechange', check);
+        check();
       });
     }
     var w = reg.waiting || reg.active || navigator.serviceWorker.controller;
