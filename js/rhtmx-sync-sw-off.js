@@ -3,10 +3,10 @@
  * of js/rhtmx-sync-sw.js while its environment has RHTMX_SYNC_SW=off (docs/CLIENT.md,
  * "Offline page loads"). A browser's update check (every navigation, and every page load of
  * the library) installs it in place of the worker it has. While it installs it deletes the
- * caches of rhtmx-sync; it takes over as soon as the browser lets it (at once, or, when
- * Chromium keeps it waiting behind the old worker, once the site's pages are closed),
- * deletes them again and unregisters itself. It handles no request. IndexedDB, and the
- * writes queued in it, are left alone.
+ * caches of rhtmx-sync; it takes over as soon as the old worker is idle (a page of the
+ * library that sees it waiting gives the old worker the event Chromium needs to notice that,
+ * js/rhtmx-sync.js offlineSetup), deletes them again and unregisters itself. It handles no
+ * request. IndexedDB, and the writes queued in it, are left alone.
  */
 'use strict';
 
@@ -25,9 +25,4 @@ self.addEventListener('install', function (event) {
 
 self.addEventListener('activate', function (event) {
   event.waitUntil(deleteCaches().then(function () { return self.registration.unregister(); }).catch(function () {}));
-});
-
-/* A page that sees it waiting asks again (as it asks js/rhtmx-sync-sw.js). */
-self.addEventListener('message', function (event) {
-  if (event.data && event.data.type === 'rhtmx-sync:skip-waiting') event.waitUntil(self.skipWaiting());
 });

@@ -33,6 +33,7 @@ var LIB_CACHE = SCHEME + 'lib';
 var STATE_CACHE = SCHEME + 'state';
 var STATE_KEY = BASE + '/sw-state';       /* a Cache Storage key, never a request */
 var NAV_TIMEOUT_MS = 3000;
+var INSTALL_FETCH_MS = 10000;
 var LAYOUT = 2;                           /* the IndexedDB layout this worker reads (js/rhtmx-sync.js LAYOUT) */
 var BATCH_CHANGES = 100;
 var BATCH_BYTES = 65536;
@@ -47,19 +48,16 @@ function userCacheName(user) { return SCHEME + 'u:' + encodeURIComponent(user ||
 /* ------------------------------------------------------------------ who is signed in */
 
 /* The user the pages said they show ('' when the app names none), kept in Cache Storage
- * because a worker's memory does not outlive it. */
-var userP = null;
+ * because a worker's memory does not outlive it, and read from there each time: while a new
+ * build installs or waits, pages tell it (js/rhtmx-sync.js askWorker), and the old worker,
+ * still answering, must see the same user. */
 function currentUser() {
-  if (!userP) {
-    userP = caches.open(STATE_CACHE).then(function (c) { return c.match(STATE_KEY); })
-      .then(function (r) { return r ? r.json() : {}; })
-      .then(function (s) { return typeof s.user === 'string' ? s.user : ''; })
-      .catch(function () { return ''; });
-  }
-  return userP;
+  return caches.open(STATE_CACHE).then(function (c) { return c.match(STATE_KEY); })
+    .then(function (r) { return r ? r.json() : {}; })
+    .then(function (s) { return typeof s.user === 'string' ? s.user : ''; })
+    .catch(function () { return ''; });
 }
 function setUser(user) {
-  userP = Promise.resolve(user);
   return caches.open(STATE_CACHE).then(function (c) {
     return c.put(STATE_KEY, new Response(JSON.stringify({ user: user }), { headers: { 'Content-Type': 'application/json' } }));
   });
@@ -108,18 +106,28 @@ async function loggedOut(user) {
 
 /* ------------------------------------------------------------------ install, activate */
 
+/* fetch() given up after ms (rejects then): what install fetches may not wait longer than. */
+function fetchWithin(url, opts, ms) {
+  var ctl = new AbortController();
+  var timer = setTimeout(function () { ctl.abort(); }, ms);
+  return fetch(url, Object.assign({ signal: ctl.signal }, opts)).finally(function () { clearTimeout(timer); });
+}
+
 self.addEventListener('install', function (event) {
   event.waitUntil((async function () {
-    /* The library of this build, fresh from the server. */
+    /* The library of this build, fresh from the server. Each fetch here is given up after
+     * INSTALL_FETCH_MS (its body included): on a network that stalls, the worker installs
+     * without that copy (the first online page load keeps it) instead of holding the new
+     * build back until the browser fails the install, minutes later. */
     try {
-      var res = await fetch(LIBRARY, { cache: 'no-cache', credentials: 'same-origin' });
+      var res = await fetchWithin(LIBRARY, { cache: 'no-cache', credentials: 'same-origin' }, INSTALL_FETCH_MS);
       if (res.ok) await (await caches.open(LIB_CACHE)).put(LIBRARY, res);
-    } catch (err) { /* offline at install: the first online page load keeps it */ }
+    } catch (err) { /* offline at install, or too slow */ }
     if (PRECACHE.length) {
       var cache = await caches.open(userCacheName(await currentUser()));
       await Promise.all(PRECACHE.map(function (p) {
         var u = new URL(p, self.location.origin).href;
-        return fetch(u, { credentials: 'same-origin', cache: 'no-cache' }).then(function (r) {
+        return fetchWithin(u, { credentials: 'same-origin', cache: 'no-cache' }, INSTALL_FETCH_MS).then(function (r) {
           if (keepable(r)) return cache.put(pageKey(u), r);
         }).catch(function () {});
       }));
@@ -231,12 +239,6 @@ self.addEventListener('message', function (event) {
   var port = event.ports && event.ports[0];
   var reply = function (v) { if (port) port.postMessage(v); };
   var work;
-  if (m.type === 'rhtmx-sync:skip-waiting') {
-    /* Asked again by a page that sees this worker waiting: the browser checks once more
-     * whether the old worker is done (docs/CLIENT.md, "Updates"). */
-    event.waitUntil(self.skipWaiting());
-    return;
-  }
   if (m.type === 'rhtmx-sync:page') {
     work = userChanged(String(m.user || ''), m.url).then(function () { return m.url ? keepPage(m.url, m.assets) : null; });
   }

@@ -2487,24 +2487,6 @@
     if (url.origin !== location.origin) { warn('data-sync-offline needs the sync server on the page\'s origin'); return; }
     if (offline.precache) url.searchParams.set('precache', offline.precache);
     var reg = await navigator.serviceWorker.register(url.href, { scope: offline.scope, updateViaCache: 'none' });
-    /* A new build takes over at once (it calls skipWaiting at install). Chromium was seen to
-     * leave it waiting behind the old worker all the same (in some runs of
-     * tests/browser/offline-update and offline-remove); each skipWaiting() makes it look
-     * again, so a worker seen waiting is asked every second, for up to a minute. */
-    var nudge = function (w) {
-      if (!w) return;
-      var tries = 0;
-      var timer = null;
-      var ask = function () {
-        if (w.state !== 'installed' || ++tries > 60) { if (timer) clearInterval(timer); timer = null; return; }
-        w.postMessage({ type: 'rhtmx-sync:skip-waiting' });
-        if (!timer) timer = setInterval(ask, 1000);
-      };
-      ask();
-      w.addEventListener('statechange', ask);
-    };
-    nudge(reg.waiting);
-    reg.addEventListener('updatefound', function () { nudge(reg.installing); });
     /* The browser checks for a new build on navigations too; asking here makes it certain. */
     if (navigator.onLine !== false) reg.update().catch(function () {});
     await navigator.serviceWorker.ready;
@@ -2516,17 +2498,34 @@
     await askWorker({ type: 'rhtmx-sync:page', user: offline.user, url: location.href, assets: assets });
   }
 
-  /* Posts a message to the active worker; resolves with its answer, or null after 2 s. */
-  function askWorker(msg) {
-    return navigator.serviceWorker.ready.then(function (reg) {
-      var w = reg.active || navigator.serviceWorker.controller;
-      if (!w) return null;
-      return new Promise(function (resolve) {
-        var ch = new MessageChannel();
-        var timer = setTimeout(function () { resolve(null); }, 2000);
-        ch.port1.onmessage = function (e) { clearTimeout(timer); resolve(e.data); };
-        w.postMessage(msg, [ch.port2]);
+  /* Posts a message to the newest worker of the registration; resolves with its answer, or
+   * null after 2 s. A new build takes over at once (it calls skipWaiting() at install), and
+   * Chromium swaps the workers once the old one has been stopped as idle; an event sent to
+   * the old worker while it is being stopped starts it again, and the new one then waits
+   * until a later navigation swaps them, stopping the old worker in the middle of answering
+   * it (that page load hangs; tests/browser/offline-update, under load). So while a worker
+   * installs, the message waits for it (15 s at most: its install gives each fetch 10 s),
+   * and goes to the new worker, never to the one it replaces (the caches they keep are the
+   * same). */
+  async function askWorker(msg) {
+    var reg = await navigator.serviceWorker.ready;
+    var next = reg.installing;
+    if (next) {
+      await new Promise(function (resolve) {
+        var timer = setTimeout(finish, 15000);
+        function finish() { clearTimeout(timer); next.removeEventListener('statechange', check); resolve(); }
+        function check() { if (next.state !== 'installing') finish(); }
+        next.addEventListener('statechange', check);
+        check();
       });
+    }
+    var w = reg.waiting || reg.active || navigator.serviceWorker.controller;
+    if (!w) return null;
+    return new Promise(function (resolve) {
+      var ch = new MessageChannel();
+      var timer = setTimeout(function () { resolve(null); }, 2000);
+      ch.port1.onmessage = function (e) { clearTimeout(timer); resolve(e.data); };
+      w.postMessage(msg, [ch.port2]);
     });
   }
 

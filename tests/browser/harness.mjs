@@ -217,13 +217,16 @@ export async function deleteTodo(page, title) {
   await page.locator('#todo-list li.todo', { has: page.locator('.title', { hasText: title }) }).locator('button.remove').click();
 }
 
-/* Records the requests a context makes to a path prefix: [{ url, method, page, at }]. */
+/* Records the requests a context makes to a path prefix: [{ url, method, page, worker, at }].
+ * A request the service worker makes itself (Background Sync, its install) has no page
+ * (Playwright's frame() throws for it): page null, worker true. */
 export function recordRequests(context, prefix) {
   const list = [];
   context.on('request', (req) => {
     const u = new URL(req.url());
     if (u.pathname.startsWith(prefix)) {
-      list.push({ url: req.url(), path: u.pathname, search: u.search, method: req.method(), page: req.frame()?.page(), at: Date.now(), headers: req.headers(), body: req.postData() });
+      const worker = !!req.serviceWorker();
+      list.push({ url: req.url(), path: u.pathname, search: u.search, method: req.method(), page: worker ? null : req.frame()?.page(), worker, at: Date.now(), headers: req.headers(), body: req.postData() });
     }
   });
   return list;

@@ -57,10 +57,11 @@ test('the kill switch (RHTMX_SYNC_SW=off) removes the worker, whatever the page 
     srv.halt();
     srv.resume(['--sw-off']);
     // The page still says data-sync-offline="true": the browser's update check gets the
-    // kill switch, which deletes the caches as it installs, and once it takes over (at once,
-    // or when Chromium keeps it waiting behind the old worker, once the site's pages are
-    // closed: the old worker, still active meanwhile, may keep pages again) deletes them
-    // again and unregisters itself.
+    // kill switch, which deletes the caches as it installs, and once it takes over (as soon
+    // as Chromium has stopped the old worker as idle; should an event restart the old worker
+    // meanwhile, docs/CLIENT.md "Updates", once the site's pages are closed: the old worker,
+    // still active meanwhile, may keep pages again) deletes them again and unregisters
+    // itself.
     await page.reload();
     await h.appReady(page);
     const gone = async (p) => { const l = await leftovers(p); return l.workers.length === 0 && l.caches.length === 0; };
