@@ -53,6 +53,7 @@
 
 #include "fcgi_pool.h"
 #include "log.h"
+#include "monotime.h"
 #include "parent.h"
 #include "runtime.h"
 
@@ -351,28 +352,21 @@ worker_main(void *arg)
 static int
 stop_threads(struct pool *p)
 {
-    struct timespec end, now;
+    struct timespec end = monotime_in_ms(STOP_GRACE_S * 1000L);
 
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    end.tv_sec += STOP_GRACE_S;
     while (p->nthreads > 0 || (p->acceptor_running && !p->acceptor_done)) {
         struct timespec ts;
         struct worker *w;
 
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
+        if (!monotime_before(monotime_now(), end))
             return -1;
         for (w = p->workers; w != NULL; w = w->next)
             if (w->in_accept)
                 pthread_kill(w->tid, SIGUSR2);
         if (p->acceptor_running && !p->acceptor_done)
             pthread_kill(p->acceptor, SIGUSR2);
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += STOP_POKE_MS * 1000L * 1000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        clock_gettime(CLOCK_REALTIME, &ts); /* the clock of p->cond */
+        ts = monotime_add_ms(ts, STOP_POKE_MS);
         pthread_cond_timedwait(&p->cond, &p->mu, &ts);
     }
     return 0;
