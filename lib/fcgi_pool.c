@@ -333,7 +333,7 @@ worker_main(void *arg)
         w->next->prev = w->prev;
     before = p->gone;
     join_before = p->have_gone;
-    p->gone = w->tid;
+    p->gone = pthread_self();
     p->have_gone = 1;
     p->nthreads--;
     pthread_cond_broadcast(&p->cond);
