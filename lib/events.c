@@ -42,6 +42,7 @@
 #include "events.h"
 #include "fcgi_record.h"
 #include "log.h"
+#include "monotime.h"
 #include "scope.h"
 #ifdef RHTMX_POSTGRES
 #include "pg_scope.h"
@@ -262,37 +263,11 @@ events_schemas(struct events_params *p, const struct schema *s)
 
 /* ------------------------------------------------------------------ output */
 
-static struct timespec
-now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t;
-}
-
-static struct timespec
-after(struct timespec t, long long ms)
-{
-    t.tv_sec += (time_t)(ms / 1000);
-    t.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
-static int
-before(struct timespec a, struct timespec b)
-{
-    return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
-}
-
 /* A small spread for timers and Retry-After: 0..n-1. Not for secrets. */
 static unsigned
 spread(unsigned n)
 {
-    struct timespec t = now();
+    struct timespec t = monotime_now();
     unsigned long x = (unsigned long)t.tv_nsec * 2654435761u ^ (unsigned long)t.tv_sec ^
                       (unsigned long)(size_t)&t;
     return n ? (unsigned)(x % n) : 0;
@@ -549,18 +524,18 @@ events_serve(struct hub *h, struct hangup *hu, struct streams *l, const struct e
         s->cursor = p->cursor;
     }
 
-    t = now();
-    end = after(t,
-                (long long)p->lifetime * 1000 - (long long)spread((unsigned)p->lifetime * 100 + 1));
+    t = monotime_now();
+    end = monotime_add_ms(t, (long long)p->lifetime * 1000 -
+                                 (long long)spread((unsigned)p->lifetime * 100 + 1));
     if (p->expires > 0) {
         /* A stream ends with its token; the reconnect then needs a fresh one. */
         long long left = (p->expires - (long long)time(NULL)) * 1000;
-        struct timespec x = after(t, left > 0 ? left : 0);
-        if (before(x, end))
+        struct timespec x = monotime_add_ms(t, left > 0 ? left : 0);
+        if (monotime_before(x, end))
             end = x;
     }
-    poll_end = after(t, (long long)p->poll_wait * 1000);
-    beat = after(t, (long long)p->heartbeat * 1000);
+    poll_end = monotime_add_ms(t, (long long)p->poll_wait * 1000);
+    beat = monotime_add_ms(t, (long long)p->heartbeat * 1000);
 
     if (s != &local) {
         /* The opening lines go out with the hand-over's flush. */
@@ -581,12 +556,12 @@ events_serve(struct hub *h, struct hangup *hu, struct streams *l, const struct e
         struct timespec deadline = beat;
         enum hub_next r;
 
-        if (before(end, deadline))
+        if (monotime_before(end, deadline))
             deadline = end;
-        if (p->poll && before(poll_end, deadline))
+        if (p->poll && monotime_before(poll_end, deadline))
             deadline = poll_end;
         r = hub_next(h, s, &b, EVENTS_CHUNK, &deadline, &v, &e);
-        t = now();
+        t = monotime_now();
         if (d.carry.len > 0 && direct_finish(&d) < 0)
             goto done;
         switch (r) {
@@ -597,19 +572,19 @@ events_serve(struct hub *h, struct hangup *hu, struct streams *l, const struct e
                 bye(&b, s->cursor);
             if (emit(req, &out, &b) < 0 || p->poll)
                 goto done;
-            beat = after(t, (long long)p->heartbeat * 1000);
+            beat = monotime_add_ms(t, (long long)p->heartbeat * 1000);
             break;
         case HUB_GONE: /* probe: a write fails if the peer is really gone */
         case HUB_TIMEOUT:
-            if (r == HUB_TIMEOUT && !before(t, end))
+            if (r == HUB_TIMEOUT && !monotime_before(t, end))
                 goto say_bye;
-            if (r == HUB_TIMEOUT && p->poll && !before(t, poll_end))
+            if (r == HUB_TIMEOUT && p->poll && !monotime_before(t, poll_end))
                 goto say_bye;
-            if (r == HUB_GONE || !before(t, beat)) {
+            if (r == HUB_GONE || !monotime_before(t, beat)) {
                 buf_adds(&b, ": keep-alive\n\n");
                 if (emit(req, &out, &b) < 0)
                     goto done;
-                beat = after(t, (long long)p->heartbeat * 1000);
+                beat = monotime_add_ms(t, (long long)p->heartbeat * 1000);
             }
             break;
         case HUB_STOP:
@@ -628,7 +603,7 @@ events_serve(struct hub *h, struct hangup *hu, struct streams *l, const struct e
             http_abort(req);
             goto done;
         }
-        if (!before(t, end))
+        if (!monotime_before(t, end))
             goto say_bye;
     }
 say_bye:

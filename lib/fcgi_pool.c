@@ -8,11 +8,24 @@
  * connection the web server keeps open (FCGI_KEEP_CONN) waits on that
  * connection for its next request instead and is not idle.
  *
- * Stopping: the signal thread (the caller's, under FastCGI) sets stopping and
- * interrupts every thread blocked in FCGX_Accept_r with SIGUSR2, whose handler
- * does nothing but makes accept() fail with EINTR (FCGI_FAIL_ACCEPT_ON_INTR).
- * It repeats that until no thread is left, since a signal that arrives just
- * before a thread enters accept() is lost.
+ * Stopping: the signal thread (the caller's, under FastCGI) sets stopping,
+ * wakes the threads waiting for the acceptor's queue, and interrupts every
+ * thread inside FCGX_Accept_r (blocked in accept(), or reading the next
+ * request of a kept connection) and the acceptor with SIGUSR2, whose handler
+ * does nothing but make the call fail with EINTR (FCGI_FAIL_ACCEPT_ON_INTR). It
+ * repeats that every STOP_POKE_MS until no thread is left, since a signal that
+ * arrives just before a thread enters accept() is lost. A signal, not the
+ * listening socket shut down or a pipe: the socket is shared with the web
+ * server's other processes of the program (a shutdown would end their accept
+ * too), and libfcgi's accept() waits on nothing else. A thread serving a
+ * request finishes it; if one is still at it STOP_GRACE_S after the signal, the
+ * process exits at once (_exit) rather than hang.
+ *
+ * Every thread is joinable and joined before fcgi_pool_run returns, so none
+ * still runs (or holds its stack and thread-local memory) when the program
+ * closes its endpoint and exits. A request thread that ends takes the place of
+ * gone, the one that ended before it, and joins that one once it has let go
+ * of mu; fcgi_pool_run joins the last one and the acceptor.
  *
  * Bursts: one acceptor thread does nothing but accept() and queue the new
  * connections; request threads take them from the queue and let libfcgi read
@@ -40,6 +53,7 @@
 
 #include "fcgi_pool.h"
 #include "log.h"
+#include "monotime.h"
 #include "parent.h"
 #include "runtime.h"
 
@@ -49,6 +63,8 @@
 #define STACK_SIZE (256 * 1024)
 #endif
 #define SEND_TIMEOUT_S 20 /* a web server that takes no bytes for this long is gone */
+#define STOP_POKE_MS 20   /* at stop, SIGUSR2 to the threads in accept this often */
+#define STOP_GRACE_S RUNTIME_STOP_GRACE_S
 
 struct worker {
     pthread_t tid;
@@ -69,6 +85,10 @@ static struct pool {
     pthread_attr_t attr;
     size_t nthreads, idle, max, spare;
     int stopping;
+    /* The request thread that ended last, not joined yet (have_gone): the
+     * next one to end joins it, fcgi_pool_run the last. */
+    pthread_t gone;
+    int have_gone;
     struct worker *workers;
     http_handler handler;
     void *ctx;
@@ -221,6 +241,8 @@ worker_main(void *arg)
     struct runtime_slot slot;
     FCGX_Request *r = &slot.r;
     int idle = 1; /* spawn() counted this thread as idle */
+    pthread_t before;
+    int join_before;
 
     memset(&slot, 0, sizeof(slot));
     FCGX_InitRequest(r, 0, FCGI_FAIL_ACCEPT_ON_INTR);
@@ -299,7 +321,8 @@ worker_main(void *arg)
         idle = 1;
         p->idle++;
     }
-    /* Leaving, with mu held. */
+    /* Leaving, with mu held: this thread becomes gone, and joins the one
+     * that was. */
     if (idle)
         p->idle--;
     if (w->prev != NULL)
@@ -308,6 +331,10 @@ worker_main(void *arg)
         p->workers = w->next;
     if (w->next != NULL)
         w->next->prev = w->prev;
+    before = p->gone;
+    join_before = p->have_gone;
+    p->gone = pthread_self();
+    p->have_gone = 1;
     p->nthreads--;
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->mu);
@@ -315,7 +342,34 @@ worker_main(void *arg)
     buf_free(&slot.out);
     buf_free(&slot.headers);
     free(w);
+    if (join_before)
+        pthread_join(before, NULL);
     return NULL;
+}
+
+/* Wait (under mu) until every thread has ended or STOP_GRACE_S has passed
+ * since the stop, interrupting those in accept. 0, or -1 when the time is up. */
+static int
+stop_threads(struct pool *p)
+{
+    struct timespec end = monotime_in_ms(STOP_GRACE_S * 1000L);
+
+    while (p->nthreads > 0 || (p->acceptor_running && !p->acceptor_done)) {
+        struct timespec ts;
+        struct worker *w;
+
+        if (!monotime_before(monotime_now(), end))
+            return -1;
+        for (w = p->workers; w != NULL; w = w->next)
+            if (w->in_accept)
+                pthread_kill(w->tid, SIGUSR2);
+        if (p->acceptor_running && !p->acceptor_done)
+            pthread_kill(p->acceptor, SIGUSR2);
+        clock_gettime(CLOCK_REALTIME, &ts); /* the clock of p->cond */
+        ts = monotime_add_ms(ts, STOP_POKE_MS);
+        pthread_cond_timedwait(&p->cond, &p->mu, &ts);
+    }
+    return 0;
 }
 
 int
@@ -342,7 +396,6 @@ fcgi_pool_run(http_handler handler, void *ctx, const struct runtime_opts *o)
      * loaded conflict resolver). */
     if (p->max > 1)
         pthread_attr_setstacksize(&p->attr, STACK_SIZE);
-    pthread_attr_setdetachstate(&p->attr, PTHREAD_CREATE_DETACHED);
     pthread_mutex_lock(&p->mu);
     /* One request at a time takes connections from the socket only when it
      * can serve them: the web server's other processes get the rest. */
@@ -365,22 +418,20 @@ fcgi_pool_run(http_handler handler, void *ctx, const struct runtime_opts *o)
     pthread_mutex_lock(&p->mu);
     p->stopping = 1;
     pthread_cond_broadcast(&p->queued);
-    while (p->nthreads > 0 || (p->acceptor_running && !p->acceptor_done)) {
-        struct timespec ts;
-        struct worker *w;
-        for (w = p->workers; w != NULL; w = w->next)
-            if (w->in_accept)
-                pthread_kill(w->tid, SIGUSR2);
-        if (p->acceptor_running && !p->acceptor_done)
-            pthread_kill(p->acceptor, SIGUSR2);
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 20 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&p->cond, &p->mu, &ts);
+    if (stop_threads(p) < 0) {
+        /* The threads use the caller's ctx: returning would free it under
+         * them. */
+        log_msg("%zu request(s) still running %d s after the stop signal: exiting", p->nthreads,
+                STOP_GRACE_S);
+        _exit(1);
     }
+    /* Joined under mu: no thread takes it again once it counted itself out. */
+    if (p->have_gone)
+        pthread_join(p->gone, NULL); /* after it, every request thread has ended */
+    p->have_gone = 0;
+    if (p->acceptor_running)
+        pthread_join(p->acceptor, NULL);
+    p->acceptor_running = 0;
     while (p->qlen > 0) { /* accepted, never answered: the web server sees them close */
         close(p->q[p->qhead]);
         p->qhead = (p->qhead + 1) % p->qcap;
@@ -389,6 +440,7 @@ fcgi_pool_run(http_handler handler, void *ctx, const struct runtime_opts *o)
     free(p->q);
     p->q = NULL;
     pthread_mutex_unlock(&p->mu);
+    pthread_attr_destroy(&p->attr);
     parent_unwatch();
     return 0;
 }

@@ -17,7 +17,9 @@
  *
  * The stop signals (runtime.h) are taken by the calling thread with sigwait:
  * on_stop tells the handlers to finish, nothing new is accepted, and
- * fcgi_pool_run returns once every handler has returned. Each request goes
+ * fcgi_pool_run returns once every handler has returned and every thread it
+ * started has been joined (a handler still running RUNTIME_STOP_GRACE_S after
+ * the signal ends the process instead). Each request goes
  * through runtime_serve(). runtime_run() is the one caller, under FastCGI.
  */
 #ifndef RHTMX_FCGI_POOL_H

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "monotime.h"
 #include "parent.h"
 
 /* Set by parent_watch(), read-only afterwards. */
@@ -27,16 +28,9 @@ static int stopping;        /* under mu */
 static int
 nap_ms(long ms)
 {
-    struct timespec until;
+    struct timespec until = monotime_in_ms(ms);
     int stop;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&mu);
     while (!stopping && pthread_cond_timedwait(&cond, &mu, &until) != ETIMEDOUT)
         ;

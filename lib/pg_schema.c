@@ -134,21 +134,44 @@ static const char migration_2[] =
     "INSERT INTO _rhtmx_sync_state (key, value) VALUES ('schema', 2)"
     "  ON CONFLICT (key) DO UPDATE SET value = excluded.value;";
 
+/* The one row of a check's query, or NULL (nothing to PQclear) when it failed
+ * or returned no row or several: a check that fails only answers no, so its
+ * error is not reported. */
+static PGresult *
+check_row(struct pg *p, const char *sql, int n, const char *const *params, const char *what)
+{
+    struct err e;
+    PGresult *res = pg_query(p, sql, n, params, what, &e);
+
+    if (res != NULL && PQntuples(res) != 1) {
+        PQclear(res);
+        res = NULL;
+    }
+    return res;
+}
+
+/* 1 when res (from check_row) holds true. Clears res. */
+static int
+check_true(PGresult *res)
+{
+    int yes = res != NULL && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+
+    PQclear(res);
+    return yes;
+}
+
 int
 pg_schema_ok(struct pg *p)
 {
     PGresult *res;
-    struct err e;
     int ok;
 
-    res = pg_query(p, "SELECT to_regclass('_rhtmx_sync_state') IS NOT NULL", 0, NULL, "check", &e);
-    ok = res != NULL && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    if (!ok)
+    if (!check_true(
+            check_row(p, "SELECT to_regclass('_rhtmx_sync_state') IS NOT NULL", 0, NULL, "check")))
         return 0;
-    res = pg_query(p, "SELECT value FROM _rhtmx_sync_state WHERE key = 'schema'", 0, NULL, "check",
-                   &e);
-    ok = res != NULL && PQntuples(res) == 1 && pg_int(res, 0, 0) >= PG_SCHEMA_VERSION;
+    res =
+        check_row(p, "SELECT value FROM _rhtmx_sync_state WHERE key = 'schema'", 0, NULL, "check");
+    ok = res != NULL && pg_int(res, 0, 0) >= PG_SCHEMA_VERSION;
     PQclear(res);
     return ok;
 }
@@ -293,7 +316,6 @@ pg_schema_cookie(struct pg *p, const struct config *c)
     struct buf names = {0};
     const char *params[1];
     PGresult *res;
-    struct err e;
     long long cookie = -1;
     size_t i;
 
@@ -311,7 +333,7 @@ pg_schema_cookie(struct pg *p, const struct config *c)
     }
     buf_adds(&names, "}");
     params[0] = names.p;
-    if ((res = pg_query(p, sql, 1, params, "check the tables", &e)) != NULL && PQntuples(res) == 1)
+    if ((res = check_row(p, sql, 1, params, "check the tables")) != NULL)
         cookie = pg_int(res, 0, 0);
     PQclear(res);
     buf_free(&names);
@@ -369,8 +391,6 @@ trigger_installed(struct pg *p, const struct table *t)
                               "  FROM _rhtmx_sync_tables t WHERE t.entity = $1";
     struct buf name = {0};
     const char *params[4];
-    PGresult *res;
-    struct err e;
     int ok;
 
     buf_printf(&name, "_rhtmx_sync_%s", t->en->name);
@@ -378,9 +398,7 @@ trigger_installed(struct pg *p, const struct table *t)
     params[1] = t->signature;
     params[2] = t->en->table;
     params[3] = name.p;
-    res = pg_query(p, sql, 4, params, "check the trigger", &e);
-    ok = res != NULL && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
+    ok = check_true(check_row(p, sql, 4, params, "check the trigger"));
     buf_free(&name);
     return ok;
 }

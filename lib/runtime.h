@@ -15,9 +15,12 @@
  *
  * Signals: SIGTERM, SIGINT, SIGHUP and SIGUSR1 (what web servers send to stop
  * FastCGI processes) start a graceful stop: on_stop tells long-running
- * handlers to finish, nothing new is accepted, and runtime_run returns once
- * the handlers have returned. Under CGI they only call on_stop (when given),
- * so a long answer ends on purpose. SIGPIPE is ignored: a peer that went away
+ * handlers to finish, nothing new is accepted, the requests being served are
+ * finished, and runtime_run returns once the handlers have returned and every
+ * thread the runtime started has been joined. A request still being served
+ * RUNTIME_STOP_GRACE_S after the signal ends the process at once (exit status
+ * 1), as a hung request does when the web server is gone (parent.h). Under CGI they only call
+ * on_stop (when given), so a long answer ends on purpose. SIGPIPE is ignored: a peer that went away
  * shows as a failed write.
  */
 #ifndef RHTMX_RUNTIME_H
@@ -30,6 +33,8 @@
 
 #include "buf.h"
 #include "http.h"
+
+#define RUNTIME_STOP_GRACE_S 10
 
 struct runtime_opts {
     size_t max_threads; /* 0: one request at a time; else this many threads at most */

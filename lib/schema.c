@@ -120,7 +120,7 @@ table_read(struct db *d, struct table *t, struct err *e)
     /* Its columns: cid, name, type, notnull, dflt_value, pk, hidden, in cid order.
      * table_xinfo rather than table_info: it lists generated columns too
      * (hidden 2 VIRTUAL, 3 STORED); hidden 1 is a virtual table's own. */
-    sql = sqlgen_table_xinfo(t->en->table);
+    sql = sqlgen_named(SQLGEN_TABLE_XINFO, t->en->table);
     st = db_prepare(d, sql, "read table_xinfo", e);
     sqlite3_free(sql);
     if (st == NULL)
@@ -168,7 +168,7 @@ key_indexes(struct db *d, const struct table *t, int want_unique, int *unique, i
     int rc = -1, step;
 
     *unique = *pk_index = 0;
-    sql = sqlgen_index_list(t->en->table);
+    sql = sqlgen_named(SQLGEN_INDEX_LIST, t->en->table);
     list = db_prepare(d, sql, "read index_list", e);
     sqlite3_free(sql);
     if (list == NULL)
@@ -182,7 +182,7 @@ key_indexes(struct db *d, const struct table *t, int want_unique, int *unique, i
             *pk_index = 1;
         if (!want_unique || sqlite3_column_int(list, 2) != 1 || sqlite3_column_int(list, 4) != 0)
             continue;
-        sql = sqlgen_index_info((const char *)sqlite3_column_text(list, 1));
+        sql = sqlgen_named(SQLGEN_INDEX_INFO, (const char *)sqlite3_column_text(list, 1));
         info = db_prepare(d, sql, "read index_info", e);
         sqlite3_free(sql);
         if (info == NULL)

@@ -306,7 +306,8 @@ expression(const struct entity *en, struct scope *s)
             buf_free(&text);
         return why;
     }
-    s->expr = sqlgen_scope_owner(en->owner_column); /* sqlite3_malloc'ed: copied below */
+    /* sqlite3_malloc'ed: copied below */
+    s->expr = sqlgen_named(SQLGEN_SCOPE_OWNER, en->owner_column);
     if (s->expr != NULL) {
         char *copy = strdup(s->expr);
         sqlite3_free(s->expr);
@@ -462,7 +463,7 @@ scope_install(struct db *d, const struct table *t, struct err *e)
         goto out;
     sqlite3_bind_text(st, 1, prefix.p, -1, SQLITE_STATIC);
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        one = sqlgen_drop_trigger((const char *)sqlite3_column_text(st, 0));
+        one = sqlgen_named(SQLGEN_DROP_TRIGGER, (const char *)sqlite3_column_text(st, 0));
         if (one != NULL)
             buf_adds(&sql, one);
         sqlite3_free(one);

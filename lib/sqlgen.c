@@ -38,24 +38,22 @@ key_name(const struct table *t)
     return t->cols[t->key].name;
 }
 
-char *
-sqlgen_table_xinfo(const char *table)
-{
+/* The statements built around one identifier: the "%w" in each is its name. */
+static const char *const named_sql[] = {
     /* The PRAGMA itself rather than SELECT ... FROM pragma_table_xinfo(?): a
      * third of the cost to prepare, and this runs at every CGI start. */
-    return sqlite3_mprintf("PRAGMA table_xinfo(\"%w\")", table);
-}
+    [SQLGEN_TABLE_XINFO] = "PRAGMA table_xinfo(\"%w\")",
+    [SQLGEN_INDEX_LIST] = "PRAGMA index_list(\"%w\")",
+    [SQLGEN_INDEX_INFO] = "PRAGMA index_info(\"%w\")",
+    [SQLGEN_SCOPE_OWNER] = "CAST(\"%w\" AS TEXT) = :user",
+    [SQLGEN_DROP_TRIGGER] = "DROP TRIGGER IF EXISTS \"%w\";\n",
+};
 
 char *
-sqlgen_index_list(const char *table)
+sqlgen_named(enum sqlgen_named id, const char *name)
 {
-    return sqlite3_mprintf("PRAGMA index_list(\"%w\")", table);
-}
-
-char *
-sqlgen_index_info(const char *index)
-{
-    return sqlite3_mprintf("PRAGMA index_info(\"%w\")", index);
+    assert((size_t)id < sizeof(named_sql) / sizeof(named_sql[0]));
+    return sqlite3_mprintf(named_sql[id], name);
 }
 
 char *
@@ -484,18 +482,6 @@ char *
 sqlgen_scope_source(const char *table, const char *expr)
 {
     return sqlite3_mprintf("(SELECT * FROM \"%w\" WHERE (\n%s\n))", table, expr);
-}
-
-char *
-sqlgen_scope_owner(const char *column)
-{
-    return sqlite3_mprintf("CAST(\"%w\" AS TEXT) = :user", column);
-}
-
-char *
-sqlgen_drop_trigger(const char *name)
-{
-    return sqlite3_mprintf("DROP TRIGGER IF EXISTS \"%w\";\n", name);
 }
 
 char *

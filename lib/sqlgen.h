@@ -21,10 +21,21 @@
 struct entity;
 struct table;
 
-/* PRAGMA table_xinfo / index_list / index_info of the table or index name. */
-char *sqlgen_table_xinfo(const char *table);
-char *sqlgen_index_list(const char *table);
-char *sqlgen_index_info(const char *index);
+/* The statements around one name (a table, an index, a column, a trigger),
+ * from one table in sqlgen.c:
+ *   TABLE_XINFO   PRAGMA table_xinfo of the table
+ *   INDEX_LIST    PRAGMA index_list of the table
+ *   INDEX_INFO    PRAGMA index_info of the index
+ *   SCOPE_OWNER   owner_column's scope expression: CAST("column" AS TEXT) = :user
+ *   DROP_TRIGGER  DROP TRIGGER IF EXISTS "trigger";\n (scope.c's old triggers) */
+enum sqlgen_named {
+    SQLGEN_TABLE_XINFO,
+    SQLGEN_INDEX_LIST,
+    SQLGEN_INDEX_INFO,
+    SQLGEN_SCOPE_OWNER,
+    SQLGEN_DROP_TRIGGER,
+};
+char *sqlgen_named(enum sqlgen_named id, const char *name);
 
 /* SELECT count(*) of t's table (rhtmx-sync status). */
 char *sqlgen_count_rows(const struct table *t);
@@ -61,9 +72,7 @@ char *sqlgen_pull(const struct table *t);
  * between parentheses on lines of its own; table and column names are quoted.
  *   scope_check    SELECT * FROM "table" WHERE (expr): what the authorizer sees
  *   scope_source   the same, parenthesised: the rows in scope, as a FROM item
- *   scope_owner    owner_column's expression: CAST("column" AS TEXT) = :user
  *   scope_triggers t's triggers on the tables its scope reads (t->scope->deps)
- *   drop_trigger   DROP TRIGGER "name"
  *   rowid_bounds   the smallest and largest rowid of t's table
  *   scope_bootstrap  a new view of every row in scope (scope.c: numbered from the
  *                  rowid when dense, else by row_number())
@@ -75,9 +84,7 @@ char *sqlgen_pull(const struct table *t);
  */
 char *sqlgen_scope_check(const char *table, const char *expr);
 char *sqlgen_scope_source(const char *table, const char *expr);
-char *sqlgen_scope_owner(const char *column);
 char *sqlgen_scope_triggers(const struct table *t);
-char *sqlgen_drop_trigger(const char *name);
 char *sqlgen_rowid_bounds(const struct table *t);
 char *sqlgen_scope_bootstrap(const struct table *t, int dense, long long lo);
 char *sqlgen_scope_diff(const struct table *t, int all);

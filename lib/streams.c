@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -576,6 +577,8 @@ streams_new(struct err *e)
 {
     struct streams *l = calloc(1, sizeof(*l));
     struct epoll_event ev;
+    sigset_t all, old;
+    int started;
 
     if (l == NULL) {
         err_set(e, 500, "internal", "out of memory");
@@ -591,8 +594,19 @@ streams_new(struct err *e)
     memset(&ev, 0, sizeof(ev));
     ev.events = EPOLLIN;
     ev.data.ptr = NULL;
-    if (epoll_ctl(l->ep, EPOLL_CTL_ADD, l->efd, &ev) < 0 ||
-        pthread_create(&l->thread, NULL, loop_main, l) != 0) {
+    if (epoll_ctl(l->ep, EPOLL_CTL_ADD, l->efd, &ev) < 0) {
+        err_set(e, 500, "internal", "epoll_ctl: %s", strerror(errno));
+        goto err;
+    }
+    /* Every signal blocked in the loop's thread: this runs before the runtime
+     * blocks the stop signals (runtime.h), and a SIGTERM the kernel handed to
+     * this thread would end the process at once instead of the graceful stop
+     * the thread in sigwait starts. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    started = pthread_create(&l->thread, NULL, loop_main, l) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!started) {
         err_set(e, 500, "internal", "cannot start the event stream loop");
         goto err;
     }

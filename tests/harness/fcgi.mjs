@@ -27,7 +27,10 @@ function nameValue(name, value) {
   return Buffer.concat([len(k.length), len(v.length), k, v]);
 }
 
-/** Start prog (a cgi-bin name) as a FastCGI application in dir; resolves { sock, stop() }. */
+/**
+ * Start prog (a cgi-bin name) as a FastCGI application in dir; resolves { sock, pid,
+ * exited (a promise of { code, signal } once the process ended), stop() }.
+ */
 export async function startFcgi(prog, dir, env = {}) {
   const first = path.join(dir, `${prog}.listen`), sock = path.join(dir, `${prog}.sock`);
   const srv = net.createServer();
@@ -37,9 +40,12 @@ export async function startFcgi(prog, dir, env = {}) {
   let stderr = '';
   const child = spawn(cmd, args, { stdio: [srv._handle.fd, 'ignore', 'pipe'], env: { ...process.env, ...env } });
   child.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   await new Promise((resolve) => srv.close(resolve));
   return {
     sock,
+    pid: child.pid,
+    exited,
     stderr: () => stderr,
     async stop() {
       await stopPid(child.pid);
@@ -54,8 +60,11 @@ export async function startFcgi(prog, dir, env = {}) {
  * resolves once the answer's END_REQUEST record arrived, with
  * { stdout (Buffer), conn (the socket, half-open allowed), ended (a promise
  * that resolves when the application closed or shut down its side) }.
+ * keepConn: set FCGI_KEEP_CONN (the application keeps the connection open for
+ * a next request, as nginx's fastcgi_keep_conn asks). onStdout(content, conn):
+ * called with each FCGI_STDOUT record's content as it arrives.
  */
-export function fcgiRequest(sockPath, params, body = Buffer.alloc(0)) {
+export function fcgiRequest(sockPath, params, body = Buffer.alloc(0), { keepConn = false, onStdout = null } = {}) {
   return new Promise((resolve, reject) => {
     const conn = net.connect({ path: sockPath, allowHalfOpen: true });
     const ended = new Promise((r) => conn.once('end', r));
@@ -69,13 +78,17 @@ export function fcgiRequest(sockPath, params, body = Buffer.alloc(0)) {
         if (buf.length < 8 + len + pad) break;
         const type = buf[1], content = buf.subarray(8, 8 + len);
         buf = buf.subarray(8 + len + pad);
-        if (type === STDOUT) out.push(content);
+        if (type === STDOUT) {
+          out.push(content);
+          if (onStdout) onStdout(content, conn);
+        }
         if (type === END_REQUEST) resolve({ stdout: Buffer.concat(out), conn, ended });
       }
     });
     conn.once('connect', () => {
       const p = Buffer.concat(Object.entries(params).map(([k, v]) => nameValue(k, String(v))));
-      const parts = [record(BEGIN_REQUEST, Buffer.from([0, 1, 0, 0, 0, 0, 0, 0])), record(PARAMS, p), record(PARAMS)];
+      const begin = Buffer.from([0, 1, keepConn ? 1 : 0, 0, 0, 0, 0, 0]); // role: responder
+      const parts = [record(BEGIN_REQUEST, begin), record(PARAMS, p), record(PARAMS)];
       for (let i = 0; i < body.length; i += 32768) parts.push(record(STDIN, body.subarray(i, i + 32768)));
       parts.push(record(STDIN));
       conn.write(Buffer.concat(parts));

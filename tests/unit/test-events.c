@@ -22,6 +22,7 @@
 #include "db.h"
 #include "hangup.h"
 #include "hub.h"
+#include "monotime.h"
 #include "watch.h"
 
 static char dir[64];
@@ -73,20 +74,6 @@ add_rows(const char *p, int n)
     exec_sql(p, sql);
 }
 
-static struct timespec
-in_ms(long ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
 /* Wait until the hub's head reaches v (the feeder saw the commit). */
 static int
 wait_head(struct hub *h, long long v)
@@ -129,18 +116,18 @@ test_filter(void)
         int want;
         int line;
     } cases[] = {
-        {&all, "todos", NULL, 1, __LINE__},      {&all, "x", "7", 1, __LINE__},
-        {&some, "todos", NULL, 1, __LINE__},     {&some, "notes", "1", 1, __LINE__},
-        {&some, "users", NULL, 0, __LINE__},     {&owned, "todos", "42", 1, __LINE__},
-        {&owned, "todos", "7", 0, __LINE__},     {&owned, "todos", NULL, 0, __LINE__},
-        {&owned, "notes", NULL, 1, __LINE__},    {&owned, "notes", "7", 1, __LINE__},
+        {&all, "todos", NULL, 1, __LINE__},   {&all, "x", "7", 1, __LINE__},
+        {&some, "todos", NULL, 1, __LINE__},  {&some, "notes", "1", 1, __LINE__},
+        {&some, "users", NULL, 0, __LINE__},  {&owned, "todos", "42", 1, __LINE__},
+        {&owned, "todos", "7", 0, __LINE__},  {&owned, "todos", NULL, 0, __LINE__},
+        {&owned, "notes", NULL, 1, __LINE__}, {&owned, "notes", "7", 1, __LINE__},
         {&owned, "users", "42", 0, __LINE__},
     };
     size_t i;
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-        CHECK_AT(cases[i].line, hub_filter_match(cases[i].f, cases[i].entity, cases[i].owner) ==
-                                    cases[i].want,
+        CHECK_AT(cases[i].line,
+                 hub_filter_match(cases[i].f, cases[i].entity, cases[i].owner) == cases[i].want,
                  "%s owned by %s", cases[i].entity, cases[i].owner ? cases[i].owner : "(none)");
 }
 
@@ -213,7 +200,7 @@ test_hub(void)
     s.cursor = 0;
     CHECK_INT(hub_join(h, &s, 10, &e), 0);
     for (rounds = 0, n = 0; rounds < 100 && s.cursor < head; rounds++) {
-        dl = in_ms(1000);
+        dl = monotime_in_ms(1000);
         CHECK_INT(hub_next(h, &s, &out, 60, &dl, &v, &e), HUB_EVENTS);
         n = ids(out.p, got, 64); /* out keeps growing: every id so far */
     }
@@ -229,13 +216,13 @@ test_hub(void)
 
     /* Waiting: nothing new until the deadline, then a commit from another thread. */
     buf_reset(&out);
-    dl = in_ms(30);
+    dl = monotime_in_ms(30);
     CHECK_INT(hub_next(h, &s, &out, 4096, &dl, &v, &e), HUB_TIMEOUT);
     c.path = path;
     c.n = 1;
     c.delay_ms = 100;
     pthread_create(&th, NULL, commit_later, &c);
-    dl = in_ms(4000);
+    dl = monotime_in_ms(4000);
     CHECK_INT(hub_next(h, &s, &out, 4096, &dl, &v, &e), HUB_EVENTS);
     pthread_join(th, NULL);
     CHECK_INT(ids(out.p, got, 64), 1);
@@ -249,7 +236,7 @@ test_hub(void)
     CHECK_INT(hub_join(h, &t, 10, &e), 0);
     buf_reset(&out);
     for (rounds = 0; rounds < 100 && t.cursor < head + 1; rounds++) {
-        dl = in_ms(1000);
+        dl = monotime_in_ms(1000);
         if (hub_next(h, &t, &out, 4096, &dl, &v, &e) != HUB_EVENTS)
             break;
     }
@@ -279,27 +266,27 @@ test_hub(void)
     memset(&t, 0, sizeof(t));
     t.cursor = 3;
     CHECK_INT(hub_join(h, &t, 10, &e), 0);
-    dl = in_ms(1000);
+    dl = monotime_in_ms(1000);
     CHECK_INT(hub_next(h, &t, &out, 4096, &dl, &v, &e), HUB_RESYNC);
     CHECK_INT(v, head + 2);
     hub_leave(h, &t);
 
     /* A hang-up wakes the waiting stream with HUB_GONE, once. */
     buf_reset(&out);
-    dl = in_ms(1000);
+    dl = monotime_in_ms(1000);
     CHECK_INT(hub_next(h, &s, &out, 4096, &dl, &v, &e), HUB_EVENTS); /* head + 2 */
     hub_gone(h, &s);
-    dl = in_ms(1000);
+    dl = monotime_in_ms(1000);
     CHECK_INT(hub_next(h, &s, &out, 4096, &dl, &v, &e), HUB_GONE);
-    dl = in_ms(20);
+    dl = monotime_in_ms(20);
     CHECK_INT(hub_next(h, &s, &out, 4096, &dl, &v, &e), HUB_TIMEOUT);
 
     /* The app's DDL writes no row of the log: a waiting stream hears HUB_SCHEMA
      * (its answer ends, and the reconnect says the new fingerprints), once. */
     exec_sql(path, "CREATE TABLE app_table (x);");
-    dl = in_ms(8000);
+    dl = monotime_in_ms(8000);
     CHECK_INT(hub_next(h, &s, &out, 4096, &dl, &v, &e), HUB_SCHEMA);
-    dl = in_ms(20);
+    dl = monotime_in_ms(20);
     CHECK_INT(hub_next(h, &s, &out, 4096, &dl, &v, &e), HUB_TIMEOUT);
 
     /* A backup restored over the database (sqlite3's .restore, in place): the head
@@ -322,14 +309,14 @@ test_hub(void)
         }
         sqlite3_close(src);
         sqlite3_close(dst);
-        dl = in_ms(8000);
+        dl = monotime_in_ms(8000);
         CHECK_INT(hub_next(h, &s, &out, 4096, &dl, &v, &e), HUB_RESYNC);
         CHECK_INT(v, 3);
     }
 
     /* Stop: the stream ends on purpose, and no new one joins. */
     hub_stop(h);
-    dl = in_ms(1000);
+    dl = monotime_in_ms(1000);
     CHECK_INT(hub_next(h, &s, &out, 4096, &dl, &v, &e), HUB_STOP);
     memset(&t, 0, sizeof(t));
     CHECK_INT(hub_join(h, &t, 10, &e), -1);
@@ -358,8 +345,7 @@ fake_deliver(void *ctx, const char *p, size_t n)
 
 /* Join s to h at cursor, delivering straight to the fake connection c. */
 static int
-fake_join(struct hub *h, struct hub_stream *s, struct fake_conn *c, long long cursor,
-          struct err *e)
+fake_join(struct hub *h, struct hub_stream *s, struct fake_conn *c, long long cursor, struct err *e)
 {
     memset(s, 0, sizeof(*s));
     s->cursor = cursor;
@@ -404,7 +390,7 @@ test_delivery(void)
         struct committer cm = {path, 2, 100};
         pthread_t th;
         pthread_create(&th, NULL, commit_later, &cm);
-        dl = in_ms(1500); /* long after the commit: the stream was not woken for it */
+        dl = monotime_in_ms(1500); /* long after the commit: the stream was not woken for it */
         CHECK_INT(hub_next(h, &s, &out, 4096, &dl, &v, &e), HUB_TIMEOUT);
         pthread_join(th, NULL);
         CHECK_INT(out.len, 0);
@@ -428,12 +414,13 @@ test_delivery(void)
         CHECK_INT(fake_join(h, &s, &c, head, &e), 0);
         pthread_create(&th, NULL, commit_later, &cm);
         buf_reset(&out);
-        dl = in_ms(4000);
+        dl = monotime_in_ms(4000);
         r = hub_next(h, &s, &out, 4096, &dl, &v, &e);
         pthread_join(th, NULL);
         CHECK_AT(cases[i].line, r == cases[i].want, "hub_next gave %d", r);
         CHECK_AT(cases[i].line, c.offers == 1, "%d offers", c.offers);
-        CHECK_AT(cases[i].line, (s.cursor == head + 1) == (cases[i].cursor_moves || cases[i].in_out),
+        CHECK_AT(cases[i].line,
+                 (s.cursor == head + 1) == (cases[i].cursor_moves || cases[i].in_out),
                  "cursor %lld", s.cursor);
         CHECK_AT(cases[i].line, (ids(out.p, got, 8) == 1) == cases[i].in_out, "out: %s",
                  out.p ? out.p : "");

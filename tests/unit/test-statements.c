@@ -80,7 +80,7 @@ generated_sql_quotes_with_sqlite_printf(const struct table *t)
     sql = sqlgen_row(t);
     CHECK_STR(sql, "SELECT \"id\", \"it's\" FROM \"odd \"\"t'\" WHERE \"id\" = ?1");
     sqlite3_free(sql);
-    sql = sqlgen_table_xinfo("a\"b");
+    sql = sqlgen_named(SQLGEN_TABLE_XINFO, "a\"b");
     CHECK_STR(sql, "PRAGMA table_xinfo(\"a\"\"b\")");
     sqlite3_free(sql);
     sql = sqlgen_count_rows(t);
