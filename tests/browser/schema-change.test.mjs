@@ -333,11 +333,12 @@ test('an entity removed from the config and the page: other rows and queued writ
     fs.writeFileSync(cfgPath, JSON.stringify({ ...cfg, entities: [...cfg.entities, { name: 'tags', table: 'tags', key: 'id' }] }, null, 2));
     await page.close();
     await ctx.setOffline(false);
-    // The page's pull of todos waits until its store was looked at (and the queue behind it).
+    // The page's pull of todos and its pushes wait until its store and queue were looked at
+    // (the queue is pushed as soon as the page starts, whether or not the pull ran first).
     let release;
     const held = new Promise((r) => { release = r; });
-    await ctx.route((url) => url.pathname === '/api/sync/todos', async (route) => {
-      if (route.request().method() === 'GET') await held;
+    await ctx.route((url) => url.pathname === '/api/sync/todos' || url.pathname === '/api/sync/notes', async (route) => {
+      await held;
       return route.continue();
     });
     one = await open('todos-tags.html', false);
