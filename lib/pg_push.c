@@ -35,7 +35,6 @@ struct pgpush {
     const struct table *t;
     const struct push_opts *o;
     const struct push_body *b;
-    long long now_ms;
     struct json_object *tmpmap; /* temporary id -> real key, for this batch */
     char *mkey;                 /* the client's key in _rhtmx_sync_mutations */
 };
@@ -527,33 +526,6 @@ store_row_visible(void *ctx, void *h, struct err *e)
     return pg_scope_row_visible(pp->p, pp->t, h, pp->o->scope, e);
 }
 
-/* Run change c (inside its savepoint) on PostgreSQL; see push_change_run. */
-static struct json_object *
-change_run(struct pgpush *pp, const struct push_change *c, struct err *e)
-{
-    const struct push_store s = {
-        .ctx = pp,
-        .t = pp->t,
-        .o = pp->o,
-        .client_id = pp->b->client_id,
-        .now_ms = pp->now_ms,
-        .tmp_lookup = tmp_lookup_cb,
-        .column_gone = column_gone,
-        .key_problem = key_problem,
-        .row_load = store_row_load,
-        .row_key = store_row_key,
-        .row_visible = store_row_visible,
-        .log_newest = log_newest,
-        .log_base = log_base,
-        .row_insert = row_insert,
-        .row_update = row_update,
-        .row_delete = row_delete,
-        .handle_free = free,
-    };
-
-    return push_change_run(&s, c, e);
-}
-
 /* ---- The batch ---- */
 
 /* A stored outcome of mutation c: *rec (new reference) and the version it was
@@ -610,58 +582,20 @@ mutation_put(void *ctx, const struct push_change *c, struct json_object *rec, lo
     return pg_exec(pp->p, sql, 5, params, "push: record the mutation", e);
 }
 
-/*
- * scope hook: after an applied change, the row (if it is still there) must be
- * in the caller's scope; otherwise *rec becomes a rejection, so the caller
- * rolls the change back (push.c's scope_after, for this store).
- */
+/* A step of a change's savepoint (struct push_store). */
 static int
-scope_after(struct pgpush *pp, const struct push_change *c, struct json_object **rec, struct err *e)
+savepoint(void *ctx, enum push_savepoint step, struct err *e)
 {
-    struct json_object *id = NULL, *applied = NULL, *row = NULL;
-    struct push_refusal r;
-    char *k = NULL;
-    int rc = 0;
+    static const struct {
+        const char *sql, *what;
+    } steps[] = {
+        [PUSH_SAVEPOINT_OPEN] = {"SAVEPOINT rhtmx_change", "push: savepoint"},
+        [PUSH_SAVEPOINT_ROLLBACK] = {"ROLLBACK TO SAVEPOINT rhtmx_change",
+                                     "push: roll back a rejected change"},
+        [PUSH_SAVEPOINT_RELEASE] = {"RELEASE SAVEPOINT rhtmx_change", "push: release"},
+    };
 
-    if (pp->t->scope == NULL || pp->o->scope == NULL ||
-        json_object_object_get_ex(*rec, "rejected", NULL) ||
-        !json_object_object_get_ex(*rec, "applied", &applied) ||
-        !json_object_get_boolean(applied) || !json_object_object_get_ex(*rec, "id", &id))
-        return 0;
-    if ((rc = row_load(pp, id, &row, &k, &r, e)) != 0)
-        return rc < 0 ? -1 : 0;
-    if (row != NULL && (rc = pg_scope_row_visible(pp->p, pp->t, k, pp->o->scope, e)) == 0) {
-        json_object_put(*rec);
-        *rec = push_rec_out_of_scope(c, pp->t);
-    }
-    json_object_put(row);
-    free(k);
-    return rc < 0 ? -1 : 0;
-}
-
-/* Run change c in a savepoint of its own, rolled back when it is rejected. */
-static struct json_object *
-change_in_savepoint(void *ctx, const struct push_change *c, struct err *e)
-{
-    struct pgpush *pp = ctx;
-    struct json_object *rec;
-
-    if (pg_exec(pp->p, "SAVEPOINT rhtmx_change", 0, NULL, "push: savepoint", e) < 0)
-        return NULL;
-    if ((rec = change_run(pp, c, e)) == NULL)
-        return NULL; /* the whole transaction is rolled back */
-    if (scope_after(pp, c, &rec, e) < 0)
-        goto err;
-    if (json_object_object_get_ex(rec, "rejected", NULL) &&
-        pg_exec(pp->p, "ROLLBACK TO SAVEPOINT rhtmx_change", 0, NULL,
-                "push: roll back a rejected change", e) < 0)
-        goto err;
-    if (pg_exec(pp->p, "RELEASE SAVEPOINT rhtmx_change", 0, NULL, "push: release", e) < 0)
-        goto err;
-    return rec;
-err:
-    json_object_put(rec);
-    return NULL;
+    return pg_exec(((struct pgpush *)ctx)->p, steps[step].sql, 0, NULL, steps[step].what, e);
 }
 
 /* The log's head for push_batch_changes: ctx is the struct pgpush. */
@@ -675,6 +609,25 @@ head_version(void *ctx, struct err *e)
     return head;
 }
 
+static const struct push_store pg_store = {
+    .tmp_lookup = tmp_lookup_cb,
+    .column_gone = column_gone,
+    .key_problem = key_problem,
+    .row_load = store_row_load,
+    .row_key = store_row_key,
+    .row_visible = store_row_visible,
+    .log_newest = log_newest,
+    .log_base = log_base,
+    .row_insert = row_insert,
+    .row_update = row_update,
+    .row_delete = row_delete,
+    .handle_free = free,
+    .mutation_get = mutation_get,
+    .mutation_put = mutation_put,
+    .head = head_version,
+    .savepoint = savepoint,
+};
+
 int
 pg_push_batch(struct pg *p, const struct table *t, const struct push_opts *o, const char *body,
               size_t n, struct buf *out, struct err *e)
@@ -682,8 +635,7 @@ pg_push_batch(struct pg *p, const struct table *t, const struct push_opts *o, co
     struct push_body b;
     struct pgpush pp;
     struct json_object **recs = NULL;
-    const struct push_batch_store s = {&pp, mutation_get, change_in_savepoint, head_version,
-                                       mutation_put};
+    struct push_run run = {&pg_store, &pp, t, o, &b, 0};
     long long version;
     int any_new = 0, rc = -1;
     const char *client[1];
@@ -695,7 +647,7 @@ pg_push_batch(struct pg *p, const struct table *t, const struct push_opts *o, co
     pp.t = t;
     pp.o = o;
     pp.b = &b;
-    pp.now_ms = o->now_ms > 0 ? o->now_ms : push_now_ms();
+    run.now_ms = o->now_ms > 0 ? o->now_ms : push_now_ms();
     pp.tmpmap = json_object_new_object();
     if ((pp.mkey = push_mutation_key(o, b.client_id)) == NULL) {
         err_set(e, 500, "internal", "out of memory");
@@ -720,7 +672,7 @@ pg_push_batch(struct pg *p, const struct table *t, const struct push_opts *o, co
     if (pg_exec(p, "SELECT pg_advisory_xact_lock(hashtext('rhtmx_sync_push'), hashtext($1))", 1,
                 client, "push: wait for the client's other batch", e) < 0)
         goto rollback;
-    if (push_batch_changes(&s, &b, pp.tmpmap, recs, &version, &any_new, e) < 0)
+    if (push_batch_changes(&run, pp.tmpmap, recs, &version, &any_new, e) < 0)
         goto rollback;
     if (pg_commit(p, e) < 0)
         goto rollback;

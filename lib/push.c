@@ -62,7 +62,6 @@ struct push {
     const struct table *t;
     const struct push_opts *o;
     const struct push_body *b;
-    long long now_ms;
     sqlite3_stmt *st[PS__COUNT];
     struct {
         char *sql;
@@ -813,11 +812,12 @@ push_same_as_row(struct json_object *fields, struct json_object *row)
 }
 
 struct json_object *
-push_change_run(const struct push_store *s, const struct push_change *c, struct err *e)
+push_change_run(const struct push_run *run, const struct push_change *c, struct err *e)
 {
-    const struct table *t = s->t;
+    const struct push_store *s = run->store;
+    const struct table *t = run->t;
     const char *tmp = NULL, *why;
-    const char *ocol = t->owner >= 0 && s->o->owner != NULL ? t->cols[t->owner].name : NULL;
+    const char *ocol = t->owner >= 0 && run->o->owner != NULL ? t->cols[t->owner].name : NULL;
     struct json_object *rec = NULL, *key = NULL, *fields = NULL;
     struct json_object *server = NULL, *base = NULL, *after = NULL, *stored = NULL;
     struct conflict_result res = {0};
@@ -829,7 +829,7 @@ push_change_run(const struct push_store *s, const struct push_change *c, struct 
     if ((rec = push_rec_writes_off(t, c)) != NULL)
         goto done;
     /* The key: the change's id, a temporary id, or the key inside data. */
-    if ((rec = push_change_key(t, c, s->tmp_lookup, s->ctx, &key, &tmp, &fatal, e)) != NULL)
+    if ((rec = push_change_key(t, c, s->tmp_lookup, run->ctx, &key, &tmp, &fatal, e)) != NULL)
         goto done;
     if (fatal)
         goto fatal;
@@ -837,19 +837,19 @@ push_change_run(const struct push_store *s, const struct push_change *c, struct 
         rec = push_rec_rejected(c, "bad_change", "%s", why);
         goto done;
     }
-    if ((rec = push_change_fields(t, c, s->column_gone, s->ctx, &fields)) != NULL)
+    if ((rec = push_change_fields(t, c, s->column_gone, run->ctx, &fields)) != NULL)
         goto done;
 
-    if (key != NULL && (rc = s->row_load(s->ctx, key, &server, &h, &r, e)) != 0) {
+    if (key != NULL && (rc = s->row_load(run->ctx, key, &server, &h, &r, e)) != 0) {
         if (rc < 0)
             goto fatal;
         goto refused;
     }
-    if ((rec = push_owner_refusal(t, c, ocol, s->o->owner, server, fields)) != NULL)
+    if ((rec = push_owner_refusal(t, c, ocol, run->o->owner, server, fields)) != NULL)
         goto done;
     /* scope hook: a row outside the caller's scope is not theirs to touch */
-    if (server != NULL && t->scope != NULL && s->o->scope != NULL && s->row_visible != NULL) {
-        if ((rc = s->row_visible(s->ctx, h, e)) < 0)
+    if (server != NULL && t->scope != NULL && run->o->scope != NULL && s->row_visible != NULL) {
+        if ((rc = s->row_visible(run->ctx, h, e)) < 0)
             goto fatal;
         if (rc == 0) {
             rec = push_rec_rejected(c, "forbidden", "this %s is outside your scope", t->en->name);
@@ -859,8 +859,8 @@ push_change_run(const struct push_store *s, const struct push_change *c, struct 
     if (server == NULL) {
         if (c->action == PUSH_CREATE) {
             if (ocol != NULL)
-                json_object_object_add(fields, ocol, json_object_new_string(s->o->owner));
-            rc = s->row_insert(s->ctx, key, fields, &stored, &r, e);
+                json_object_object_add(fields, ocol, json_object_new_string(run->o->owner));
+            rc = s->row_insert(run->ctx, key, fields, &stored, &r, e);
             if (rc < 0)
                 goto fatal;
             if (rc > 0)
@@ -878,13 +878,13 @@ push_change_run(const struct push_store *s, const struct push_change *c, struct 
     }
 
     /* The row exists (a create for an existing id updates it, see PUSH.md). */
-    stored = s->row_key(s->ctx, h, server);
-    if (s->log_newest(s->ctx, h, c->client_version, &nw, e) < 0)
+    stored = s->row_key(run->ctx, h, server);
+    if (s->log_newest(run->ctx, h, c->client_version, &nw, e) < 0)
         goto fatal;
     apply = !nw.found || (c->action != PUSH_DELETE && push_same_as_row(fields, server));
     if (!apply) {
         /* A conflict: the row changed on the server after the client's version. */
-        if (s->log_base(s->ctx, h, c->client_version, &base, e) < 0)
+        if (s->log_base(run->ctx, h, c->client_version, &base, e) < 0)
             goto fatal;
         /* Unless its entries after that version change nothing the client saw:
          * an UPDATE that wrote the values already there (every UPDATE logs), or
@@ -892,8 +892,8 @@ push_change_run(const struct push_store *s, const struct push_change *c, struct 
         apply = c->action != PUSH_DELETE && push_same_where_both(base, server);
     }
     if (apply) {
-        rc = c->action == PUSH_DELETE ? s->row_delete(s->ctx, h, stored, &r, e)
-                                      : s->row_update(s->ctx, h, stored, fields, &r, e);
+        rc = c->action == PUSH_DELETE ? s->row_delete(run->ctx, h, stored, &r, e)
+                                      : s->row_update(run->ctx, h, stored, fields, &r, e);
         if (rc < 0)
             goto fatal;
         if (rc > 0)
@@ -901,16 +901,16 @@ push_change_run(const struct push_store *s, const struct push_change *c, struct 
         rec = push_rec_new(stored, 1);
         goto done;
     }
-    if (push_conflict_decide(t, s->o, s->client_id, s->now_ms, c, stored, server, fields, base, &nw,
-                             &res, e) < 0)
+    if (push_conflict_decide(t, run->o, run->b->client_id, run->now_ms, c, stored, server, fields,
+                             base, &nw, &res, e) < 0)
         goto fatal;
-    rc = res.delete_row ? s->row_delete(s->ctx, h, stored, &r, e)
-                        : s->row_update(s->ctx, h, stored, res.write, &r, e);
+    rc = res.delete_row ? s->row_delete(run->ctx, h, stored, &r, e)
+                        : s->row_update(run->ctx, h, stored, res.write, &r, e);
     if (rc < 0)
         goto fatal;
     if (rc > 0)
         goto refused;
-    if (s->row_load(s->ctx, stored, &after, NULL, &r, e) != 0)
+    if (s->row_load(run->ctx, stored, &after, NULL, &r, e) != 0)
         goto fatal;
     rec = push_rec_conflict(t, c, stored, &res, after, nw.version);
     after = NULL;
@@ -969,33 +969,6 @@ static void
 store_handle_free(void *h)
 {
     sqlite3_value_free(h);
-}
-
-/* Run change c (inside its savepoint) on the SQLite store; see push_change_run. */
-static struct json_object *
-change_run(struct push *p, const struct push_change *c, struct err *e)
-{
-    const struct push_store s = {
-        .ctx = p,
-        .t = p->t,
-        .o = p->o,
-        .client_id = p->b->client_id,
-        .now_ms = p->now_ms,
-        .tmp_lookup = tmp_lookup_cb,
-        .column_gone = column_gone,
-        .key_problem = key_problem,
-        .row_load = store_row_load,
-        .row_key = store_row_key,
-        .row_visible = store_row_visible,
-        .log_newest = log_newest,
-        .log_base = log_base,
-        .row_insert = row_insert,
-        .row_update = row_update,
-        .row_delete = row_delete,
-        .handle_free = store_handle_free,
-    };
-
-    return push_change_run(&s, c, e);
 }
 
 /* ---- The batch ---- */
@@ -1111,56 +1084,56 @@ push_rec_out_of_scope(const struct push_change *c, const struct table *t)
                              t->en->name);
 }
 
-/* Run change i: its savepoint, the change, and the savepoint's end. */
 /*
  * scope hook: after an applied change, the row (if it is still there) must be
  * in the caller's scope; otherwise *rec becomes a rejection, so the caller
- * rolls the change back.
+ * rolls the change back. A key the store cannot read leaves *rec as it is.
  */
 static int
-scope_after(struct push *p, const struct push_change *c, struct json_object **rec, struct err *e)
+scope_after(const struct push_run *run, const struct push_change *c, struct json_object **rec,
+            struct err *e)
 {
+    const struct push_store *s = run->store;
     struct json_object *id = NULL, *applied = NULL, *row = NULL;
-    sqlite3_value *kval = NULL;
-    int rc = 0;
+    struct push_refusal r;
+    void *h = NULL;
+    int rc;
 
-    if (p->t->scope == NULL || p->o->scope == NULL ||
+    if (run->t->scope == NULL || run->o->scope == NULL || s->row_visible == NULL ||
         json_object_object_get_ex(*rec, "rejected", NULL) ||
         !json_object_object_get_ex(*rec, "applied", &applied) ||
         !json_object_get_boolean(applied) || !json_object_object_get_ex(*rec, "id", &id))
         return 0;
-    if (row_load(p, id, &row, &kval, e) < 0)
-        return -1;
-    if (row != NULL && (rc = scope_row_visible(p->d, p->t, kval, p->o->scope, e)) == 0) {
+    rc = s->row_load(run->ctx, id, &row, &h, &r, e);
+    if (rc == 0 && row != NULL && (rc = s->row_visible(run->ctx, h, e)) == 0) {
         json_object_put(*rec);
-        *rec = push_rec_out_of_scope(c, p->t);
+        *rec = push_rec_out_of_scope(c, run->t);
     }
     json_object_put(row);
-    sqlite3_value_free(kval);
+    s->handle_free(h);
     return rc < 0 ? -1 : 0;
 }
 
+/* Run change c in a savepoint of its own, rolled back when it is rejected: its
+ * record (new reference), or NULL with e set (the whole transaction is rolled
+ * back). */
 static struct json_object *
-change_in_savepoint(void *ctx, const struct push_change *c, struct err *e)
+change_in_savepoint(const struct push_run *run, const struct push_change *c, struct err *e)
 {
-    struct push *p = ctx;
+    const struct push_store *s = run->store;
     struct json_object *rec;
 
-    assert(p->savepoints == 0); /* one change at a time: savepoints never nest */
-    if (db_run(p->d, STMT_SAVEPOINT, "push: savepoint", e) < 0)
+    if (s->savepoint(run->ctx, PUSH_SAVEPOINT_OPEN, e) < 0)
         return NULL;
-    p->savepoints++;
-    rec = change_run(p, c, e);
-    if (rec == NULL)
-        return NULL; /* the whole transaction is rolled back */
-    if (scope_after(p, c, &rec, e) < 0)
+    if ((rec = push_change_run(run, c, e)) == NULL)
+        return NULL;
+    if (scope_after(run, c, &rec, e) < 0)
         goto err;
     if (json_object_object_get_ex(rec, "rejected", NULL) &&
-        db_run(p->d, STMT_ROLLBACK_TO, "push: roll back a rejected change", e) < 0)
+        s->savepoint(run->ctx, PUSH_SAVEPOINT_ROLLBACK, e) < 0)
         goto err;
-    if (db_run(p->d, STMT_RELEASE, "push: release", e) < 0)
+    if (s->savepoint(run->ctx, PUSH_SAVEPOINT_RELEASE, e) < 0)
         goto err;
-    p->savepoints--;
     return rec;
 err:
     json_object_put(rec);
@@ -1182,10 +1155,11 @@ push_batch_open(const struct table *t, const struct push_opts *o, const char *bo
 }
 
 int
-push_batch_changes(const struct push_batch_store *s, const struct push_body *b,
-                   struct json_object *tmpmap, struct json_object **recs, long long *version,
-                   int *any_new, struct err *e)
+push_batch_changes(const struct push_run *run, struct json_object *tmpmap,
+                   struct json_object **recs, long long *version, int *any_new, struct err *e)
 {
+    const struct push_store *s = run->store;
+    const struct push_body *b = run->b;
     unsigned char *fresh = calloc(b->n ? b->n : 1, 1);
     long long head, v = 0, replayed = -1;
     int rc = -1;
@@ -1198,23 +1172,23 @@ push_batch_changes(const struct push_batch_store *s, const struct push_body *b,
     }
     for (i = 0; i < b->n; i++) {
         const struct push_change *c = &b->changes[i];
-        if (s->mutation_get(s->ctx, c, &recs[i], &v, e) < 0)
+        if (s->mutation_get(run->ctx, c, &recs[i], &v, e) < 0)
             goto err;
         if (recs[i] != NULL) {
             if (v > replayed)
                 replayed = v;
         } else {
-            if ((recs[i] = s->change(s->ctx, c, e)) == NULL)
+            if ((recs[i] = change_in_savepoint(run, c, e)) == NULL)
                 goto err;
             fresh[i] = 1;
             *any_new = 1;
         }
         push_note_tmp(tmpmap, recs[i]);
     }
-    if ((head = s->head(s->ctx, e)) < 0)
+    if ((head = s->head(run->ctx, e)) < 0)
         goto err;
     for (i = 0; i < b->n; i++)
-        if (fresh[i] && s->mutation_put(s->ctx, &b->changes[i], recs[i], head, e) < 0)
+        if (fresh[i] && s->mutation_put(run->ctx, &b->changes[i], recs[i], head, e) < 0)
             goto err;
     /* A batch answered entirely from stored outcomes answers their version too. */
     *version = !*any_new && replayed >= 0 ? replayed : head;
@@ -1236,12 +1210,54 @@ push_batch_close(struct push_body *b, struct json_object **recs)
     push_body_free(b);
 }
 
+/* ---- The SQLite store's batch ---- */
+
 /* The log's head for push_batch_changes: ctx is the struct push. */
 static long long
 head_version(void *ctx, struct err *e)
 {
     return db_head(((struct push *)ctx)->d, e);
 }
+
+/* A step of a change's savepoint: one change at a time, so they never nest. */
+static int
+savepoint(void *ctx, enum push_savepoint step, struct err *e)
+{
+    static const struct {
+        enum db_stmt id;
+        const char *what;
+    } steps[] = {
+        [PUSH_SAVEPOINT_OPEN] = {STMT_SAVEPOINT, "push: savepoint"},
+        [PUSH_SAVEPOINT_ROLLBACK] = {STMT_ROLLBACK_TO, "push: roll back a rejected change"},
+        [PUSH_SAVEPOINT_RELEASE] = {STMT_RELEASE, "push: release"},
+    };
+    struct push *p = ctx;
+
+    assert(p->savepoints == (step == PUSH_SAVEPOINT_OPEN ? 0 : 1));
+    if (db_run(p->d, steps[step].id, steps[step].what, e) < 0)
+        return -1;
+    p->savepoints += step == PUSH_SAVEPOINT_OPEN ? 1 : step == PUSH_SAVEPOINT_RELEASE ? -1 : 0;
+    return 0;
+}
+
+static const struct push_store sqlite_store = {
+    .tmp_lookup = tmp_lookup_cb,
+    .column_gone = column_gone,
+    .key_problem = key_problem,
+    .row_load = store_row_load,
+    .row_key = store_row_key,
+    .row_visible = store_row_visible,
+    .log_newest = log_newest,
+    .log_base = log_base,
+    .row_insert = row_insert,
+    .row_update = row_update,
+    .row_delete = row_delete,
+    .handle_free = store_handle_free,
+    .mutation_get = mutation_get,
+    .mutation_put = mutation_put,
+    .head = head_version,
+    .savepoint = savepoint,
+};
 
 int
 push_batch(struct db *d, const struct table *t, const struct push_opts *o, const char *body,
@@ -1250,8 +1266,7 @@ push_batch(struct db *d, const struct table *t, const struct push_opts *o, const
     struct push_body b;
     struct push p;
     struct json_object **recs = NULL;
-    const struct push_batch_store s = {&p, mutation_get, change_in_savepoint, head_version,
-                                       mutation_put};
+    struct push_run run = {&sqlite_store, &p, t, o, &b, 0};
     long long version;
     int any_new = 0, rc = -1;
 
@@ -1262,7 +1277,7 @@ push_batch(struct db *d, const struct table *t, const struct push_opts *o, const
     p.t = t;
     p.o = o;
     p.b = &b;
-    p.now_ms = o->now_ms > 0 ? o->now_ms : push_now_ms();
+    run.now_ms = o->now_ms > 0 ? o->now_ms : push_now_ms();
     p.tmpmap = json_object_new_object();
     p.mkey = push_mutation_key(o, b.client_id);
     if (p.mkey == NULL) {
@@ -1277,7 +1292,7 @@ push_batch(struct db *d, const struct table *t, const struct push_opts *o, const
     /* Rows the app wrote since the last seal become merge bases first. */
     if (schema_unsealed(d, t) && schema_seal(d, t, e) < 0)
         goto rollback;
-    if (push_batch_changes(&s, &b, p.tmpmap, recs, &version, &any_new, e) < 0)
+    if (push_batch_changes(&run, p.tmpmap, recs, &version, &any_new, e) < 0)
         goto rollback;
     if (set_client(&p, NULL, e) < 0)
         goto rollback;

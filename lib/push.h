@@ -132,17 +132,21 @@ struct push_refusal {
     char reason[300];
 };
 /*
- * A store's rows and change log, as the decision flow of a change reaches them.
- * A row found is known by a handle h of the store's own (released by
- * handle_free) and by its key as JSON. Each write returns as struct
- * push_refusal says; each read 0, or -1 with e set.
+ * A store's rows, change log and stored outcomes, as the batch and the decision
+ * flow of a change reach them: one static const table of operations per backend
+ * (push.c's SQLite store, pg_push.c's PostgreSQL one), each called with the
+ * store's own batch (ctx, struct push_run). A row found is known by a handle h
+ * of the store's own (released by handle_free) and by its key as JSON. Each
+ * write returns as struct push_refusal says; each read 0, or -1 with e set.
  */
+struct push_body;
+/* The steps of one change's savepoint. */
+enum push_savepoint {
+    PUSH_SAVEPOINT_OPEN,     /* SAVEPOINT: the change starts */
+    PUSH_SAVEPOINT_ROLLBACK, /* ROLLBACK TO it: the change was rejected */
+    PUSH_SAVEPOINT_RELEASE,  /* RELEASE it: the change is done either way */
+};
 struct push_store {
-    void *ctx; /* the store's batch, passed to every callback */
-    const struct table *t;
-    const struct push_opts *o;
-    const char *client_id;
-    long long now_ms;
     push_tmp_fn tmp_lookup;
     push_gone_fn column_gone;
     /* Why key cannot be a key of t (static text), or NULL. */
@@ -170,10 +174,31 @@ struct push_store {
     int (*row_delete)(void *ctx, void *h, struct json_object *stored, struct push_refusal *r,
                       struct err *e);
     void (*handle_free)(void *h); /* h may be NULL */
+    /* The stored outcome of c: *rec (new reference) and the version it was
+     * answered with, or *rec = NULL when c is new. 0, or -1 with e set. */
+    int (*mutation_get)(void *ctx, const struct push_change *c, struct json_object **rec,
+                        long long *version, struct err *e);
+    /* Store c's outcome rec at version. 0, or -1 with e set. */
+    int (*mutation_put)(void *ctx, const struct push_change *c, struct json_object *rec,
+                        long long version, struct err *e);
+    /* The change log's head version, or -1 with e set. */
+    long long (*head)(void *ctx, struct err *e);
+    /* Run one step of a change's savepoint. 0, or -1 with e set. */
+    int (*savepoint)(void *ctx, enum push_savepoint step, struct err *e);
 };
-/* Run change c on store s (inside its savepoint): its outcome record (new
+/* One batch on a store: what every change of it is run with. All borrowed, for
+ * the batch's length. */
+struct push_run {
+    const struct push_store *store; /* the backend's operations */
+    void *ctx;                      /* the store's batch, passed to every operation */
+    const struct table *t;
+    const struct push_opts *o;
+    const struct push_body *b; /* the checked body (push_batch_open) */
+    long long now_ms;          /* when the push arrived, server clock */
+};
+/* Run change c on run's store (inside its savepoint): its outcome record (new
  * reference), or NULL with e set when the batch must stop. */
-struct json_object *push_change_run(const struct push_store *s, const struct push_change *c,
+struct json_object *push_change_run(const struct push_run *run, const struct push_change *c,
                                     struct err *e);
 /* A rejection when t takes no writes from clients (offline_writes false). */
 struct json_object *push_rec_writes_off(const struct table *t, const struct push_change *c);
@@ -214,35 +239,21 @@ int push_resolver_missing(const struct table *t, const struct push_opts *o, stru
 
 /*
  * The batch around the changes, the same on every store: the body checked, each
- * change run once (or answered from its stored outcome) in order, the new
- * outcomes stored at the log's head.
+ * change run once (or answered from its stored outcome) in order, each new one
+ * in a savepoint of its own and rolled back when rejected, the new outcomes
+ * stored at the log's head.
  */
-struct push_body;
-struct push_batch_store {
-    void *ctx; /* the store's batch, passed to every callback */
-    /* The stored outcome of c: *rec (new reference) and the version it was
-     * answered with, or *rec = NULL when c is new. 0, or -1 with e set. */
-    int (*mutation_get)(void *ctx, const struct push_change *c, struct json_object **rec,
-                        long long *version, struct err *e);
-    /* Run c in a savepoint of its own: its record (new reference), or NULL with e set. */
-    struct json_object *(*change)(void *ctx, const struct push_change *c, struct err *e);
-    /* The change log's head version, or -1 with e set. */
-    long long (*head)(void *ctx, struct err *e);
-    /* Store c's outcome rec at version. 0, or -1 with e set. */
-    int (*mutation_put)(void *ctx, const struct push_change *c, struct json_object *rec,
-                        long long version, struct err *e);
-};
 /* Parse body (n bytes) into b and check t can take a push: 0, or -1 with e set.
  * *recs: room for b->n records, all NULL (push_batch_close frees it); b is for
  * push_batch_close either way. */
 int push_batch_open(const struct table *t, const struct push_opts *o, const char *body, size_t n,
                     struct push_body *b, struct json_object ***recs, struct err *e);
-/* Run every change of b on s into recs[i] (new references), noting applied
- * temporary ids in tmpmap, and store the new outcomes. *version: the version to
- * answer with; *any_new: 1 if a change ran now. 0, or -1 with e set (roll back). */
-int push_batch_changes(const struct push_batch_store *s, const struct push_body *b,
-                       struct json_object *tmpmap, struct json_object **recs, long long *version,
-                       int *any_new, struct err *e);
+/* Run every change of run->b on run's store into recs[i] (new references),
+ * noting applied temporary ids in tmpmap, and store the new outcomes. *version:
+ * the version to answer with; *any_new: 1 if a change ran now. 0, or -1 with e
+ * set (roll back). */
+int push_batch_changes(const struct push_run *run, struct json_object *tmpmap,
+                       struct json_object **recs, long long *version, int *any_new, struct err *e);
 /* Free what push_batch_open gave (recs may be NULL). */
 void push_batch_close(struct push_body *b, struct json_object **recs);
 
