@@ -57,20 +57,17 @@ enum pstmt {
     PS__COUNT
 };
 
+/* The SQLite store's batch (the ctx of its operations). */
 struct push {
     struct db *d;
-    const struct table *t;
-    const struct push_opts *o;
-    const struct push_body *b;
+    const struct push_run *run; /* the batch it serves (borrowed) */
     sqlite3_stmt *st[PS__COUNT];
     struct {
         char *sql;
         sqlite3_stmt *st;
     } dyn[DYN_CACHE];
     size_t ndyn;
-    int savepoints;             /* open: 0 between changes, 1 inside one */
-    struct json_object *tmpmap; /* temporary id -> real key, for this batch */
-    char *mkey;                 /* the client's key in _rhtmx_sync_mutations */
+    int savepoints; /* open: 0 between changes, 1 inside one */
 };
 
 long long
@@ -108,9 +105,9 @@ ps(struct push *p, enum pstmt id, struct err *e)
     char *sql;
 
     if (p->st[id] == NULL) {
-        sql = id == PS_ROW      ? sqlgen_row(p->t)
-              : id == PS_DELETE ? sqlgen_delete(p->t)
-                                : sqlgen_last_key(p->t);
+        sql = id == PS_ROW      ? sqlgen_row(p->run->t)
+              : id == PS_DELETE ? sqlgen_delete(p->run->t)
+                                : sqlgen_last_key(p->run->t);
         p->st[id] = db_prepare(p->d, sql, "push: prepare", e);
         sqlite3_free(sql);
         if (p->st[id] == NULL)
@@ -164,8 +161,6 @@ push_close(struct push *p)
         sqlite3_finalize(p->dyn[i].st);
         free(p->dyn[i].sql);
     }
-    json_object_put(p->tmpmap);
-    free(p->mkey);
     memset(p, 0, sizeof(*p));
 }
 
@@ -184,20 +179,23 @@ set_client(struct push *p, const char *client_id, struct err *e)
 /* ---- Rows and the log ---- */
 
 /* The row with key `key` (JSON) as a new object of every column in *row, and
- * its key as stored in *kval (sqlite3_value_free), or *row = NULL if there is
- * none. -1 with e set on a database failure. */
+ * when h is not NULL its key as stored in *h (a sqlite3_value, handle_free), or
+ * *row = NULL if there is none. -1 with e set on a database failure; a key this
+ * store cannot read finds no row, so r is never used. */
 static int
-row_load(struct push *p, struct json_object *key, struct json_object **row, sqlite3_value **kval,
-         struct err *e)
+row_load(void *ctx, struct json_object *key, struct json_object **row, void **h,
+         struct push_refusal *r, struct err *e)
 {
-    const struct table *t = p->t;
+    struct push *p = ctx;
+    const struct table *t = p->run->t;
     sqlite3_stmt *st = ps(p, PS_ROW, e);
     size_t i;
     int rc;
 
+    (void)r;
     *row = NULL;
-    if (kval != NULL)
-        *kval = NULL;
+    if (h != NULL)
+        *h = NULL;
     if (st == NULL)
         return -1;
     sqljson_bind(st, 1, key, NULL);
@@ -207,8 +205,8 @@ row_load(struct push *p, struct json_object *key, struct json_object **row, sqli
         for (i = 0; i < t->ncols; i++)
             json_object_object_add(*row, t->cols[i].name,
                                    sqljson_value(sqlite3_column_value(st, (int)i)));
-        if (kval != NULL)
-            *kval = sqlite3_value_dup(sqlite3_column_value(st, (int)t->key));
+        if (h != NULL)
+            *h = sqlite3_value_dup(sqlite3_column_value(st, (int)t->key));
     }
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -230,10 +228,10 @@ log_newest(void *ctx, void *h, long long client_version, struct push_newest *out
     memset(out, 0, sizeof(*out));
     if (st == NULL)
         return -1;
-    sqlite3_bind_text(st, 1, p->t->en->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, p->run->t->en->name, -1, SQLITE_STATIC);
     sqlite3_bind_value(st, 2, kval);
     sqlite3_bind_int64(st, 3, client_version);
-    sqlite3_bind_text(st, 4, p->b->client_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, p->run->b.client_id, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         out->found = 1;
@@ -284,7 +282,7 @@ log_base(void *ctx, void *h, long long client_version, struct json_object **base
     *base = NULL;
     if (st == NULL)
         return -1;
-    sqlite3_bind_text(st, 1, p->t->en->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, p->run->t->en->name, -1, SQLITE_STATIC);
     sqlite3_bind_value(st, 2, kval);
     sqlite3_bind_int64(st, 3, client_version);
     rc = sqlite3_step(st);
@@ -384,7 +382,7 @@ next_key(struct push *p, struct json_object **key, struct push_refusal *r, struc
     if (full) {
         r->code = "bad_change";
         snprintf(r->reason, sizeof(r->reason), "%s has no integer key left to assign",
-                 p->t->en->name);
+                 p->run->t->en->name);
         return 1;
     }
     *key = json_object_new_int64(last < 0 ? 1 : last + 1);
@@ -398,7 +396,7 @@ row_insert(void *ctx, struct json_object *key, struct json_object *fields,
            struct json_object **newkey, struct push_refusal *r, struct err *e)
 {
     struct push *p = ctx;
-    const struct table *t = p->t;
+    const struct table *t = p->run->t;
     struct json_object *assigned = NULL;
     sqlite3_stmt *st;
     char *sql;
@@ -443,7 +441,7 @@ row_update(void *ctx, void *h, struct json_object *stored, struct json_object *f
 {
     struct push *p = ctx;
     sqlite3_value *kval = h;
-    const struct table *t = p->t;
+    const struct table *t = p->run->t;
     sqlite3_stmt *st;
     char *sql;
     int i, owned;
@@ -516,25 +514,20 @@ push_is_tmp(struct json_object *id)
            strncmp(json_object_get_string(id), TMP_PREFIX, sizeof(TMP_PREFIX) - 1) == 0;
 }
 
-/* The real key a temporary id was given, by this batch or an earlier one of
- * the same client: new reference in *key, or NULL if never created. */
+/* push_tmp_fn of the SQLite store: ctx is the struct push. */
 static int
-tmp_lookup(struct push *p, const char *tmp, struct json_object **key, struct err *e)
+tmp_lookup(void *ctx, const char *tmp, struct json_object **key, struct err *e)
 {
-    struct json_object *v;
+    struct push *p = ctx;
     sqlite3_stmt *st;
     int rc;
 
     *key = NULL;
-    if (json_object_object_get_ex(p->tmpmap, tmp, &v)) {
-        *key = json_object_get(v);
-        return 0;
-    }
     st = db_stmt(p->d, STMT_MUTATION_TMP, e);
     if (st == NULL)
         return -1;
-    sqlite3_bind_text(st, 1, p->mkey, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, p->t->en->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, p->run->mkey, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, p->run->t->en->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, tmp, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
@@ -545,11 +538,11 @@ tmp_lookup(struct push *p, const char *tmp, struct json_object **key, struct err
     return 0;
 }
 
-/* Why key cannot be a key of t, or NULL. */
+/* Why key cannot be a key of t, whose key column has affinity a (struct
+ * push_store's key_affinity), or NULL. */
 static const char *
-key_problem(const struct table *t, struct json_object *key)
+key_problem(const struct table *t, char a, struct json_object *key)
 {
-    char a = sqljson_affinity(t->cols[t->key].type);
 
     if (a == 'I' && !json_object_is_type(key, json_type_int))
         return t->assign_key ? "the id must be an integer (or, for a create, a temporary id "
@@ -561,9 +554,10 @@ key_problem(const struct table *t, struct json_object *key)
 }
 
 struct json_object *
-push_change_fields(const struct table *t, const struct push_change *c, push_gone_fn gone, void *ctx,
+push_change_fields(const struct push_run *run, const struct push_change *c,
                    struct json_object **fields)
 {
+    const struct table *t = run->t;
     char q[ERR_QUOTED];
     const char *why;
     long col;
@@ -573,7 +567,7 @@ push_change_fields(const struct table *t, const struct push_change *c, push_gone
         return NULL;
     json_object_object_foreach (c->data, f, v) {
         col = table_column(t, f);
-        if (col < 0 && gone(ctx, t, f))
+        if (col < 0 && run->store->column_gone(run->ctx, t, f))
             return push_rec_rejected(c, "schema_changed",
                                      "column '%s' is no longer in %s (the app changed its schema): "
                                      "nothing of this change was applied",
@@ -603,13 +597,6 @@ column_gone(void *ctx, const struct table *t, const char *col)
     return schema_column_gone(((struct push *)ctx)->d, t, col);
 }
 
-/* push_tmp_fn of the SQLite store: ctx is the struct push. */
-static int
-tmp_lookup_cb(void *ctx, const char *tmp, struct json_object **key, struct err *e)
-{
-    return tmp_lookup(ctx, tmp, key, e);
-}
-
 struct json_object *
 push_rec_writes_off(const struct table *t, const struct push_change *c)
 {
@@ -622,9 +609,10 @@ push_rec_writes_off(const struct table *t, const struct push_change *c)
 }
 
 struct json_object *
-push_change_key(const struct table *t, const struct push_change *c, push_tmp_fn lookup, void *ctx,
-                struct json_object **key, const char **tmp, int *fatal, struct err *e)
+push_change_key(const struct push_run *run, const struct push_change *c, struct json_object **key,
+                const char **tmp, int *fatal, struct err *e)
 {
+    const struct table *t = run->t;
     const char *keyname = t->cols[t->key].name;
     struct json_object *dk = NULL;
     char q[ERR_QUOTED];
@@ -640,7 +628,10 @@ push_change_key(const struct table *t, const struct push_change *c, push_tmp_fn 
             *tmp = json_object_get_string(c->id);
             return NULL;
         }
-        if (lookup(ctx, json_object_get_string(c->id), key, e) < 0) {
+        /* this batch's creates first, then the client's earlier batches' */
+        if (json_object_object_get_ex(run->tmpmap, json_object_get_string(c->id), &dk))
+            *key = json_object_get(dk);
+        else if (run->store->tmp_lookup(run->ctx, json_object_get_string(c->id), key, e) < 0) {
             *fatal = 1;
             return NULL;
         }
@@ -829,15 +820,15 @@ push_change_run(const struct push_run *run, const struct push_change *c, struct 
     if ((rec = push_rec_writes_off(t, c)) != NULL)
         goto done;
     /* The key: the change's id, a temporary id, or the key inside data. */
-    if ((rec = push_change_key(t, c, s->tmp_lookup, run->ctx, &key, &tmp, &fatal, e)) != NULL)
+    if ((rec = push_change_key(run, c, &key, &tmp, &fatal, e)) != NULL)
         goto done;
     if (fatal)
         goto fatal;
-    if (key != NULL && (why = s->key_problem(t, key)) != NULL) {
+    if (key != NULL && (why = key_problem(t, s->key_affinity(t->cols[t->key].type), key)) != NULL) {
         rec = push_rec_rejected(c, "bad_change", "%s", why);
         goto done;
     }
-    if ((rec = push_change_fields(t, c, s->column_gone, run->ctx, &fields)) != NULL)
+    if ((rec = push_change_fields(run, c, &fields)) != NULL)
         goto done;
 
     if (key != NULL && (rc = s->row_load(run->ctx, key, &server, &h, &r, e)) != 0) {
@@ -878,7 +869,7 @@ push_change_run(const struct push_run *run, const struct push_change *c, struct 
     }
 
     /* The row exists (a create for an existing id updates it, see PUSH.md). */
-    stored = s->row_key(run->ctx, h, server);
+    stored = json_object_get(json_object_object_get(server, t->cols[t->key].name));
     if (s->log_newest(run->ctx, h, c->client_version, &nw, e) < 0)
         goto fatal;
     apply = !nw.found || (c->action != PUSH_DELETE && push_same_as_row(fields, server));
@@ -901,7 +892,7 @@ push_change_run(const struct push_run *run, const struct push_change *c, struct 
         rec = push_rec_new(stored, 1);
         goto done;
     }
-    if (push_conflict_decide(t, run->o, run->b->client_id, run->now_ms, c, stored, server, fields,
+    if (push_conflict_decide(t, run->o, run->b.client_id, run->now_ms, c, stored, server, fields,
                              base, &nw, &res, e) < 0)
         goto fatal;
     rc = res.delete_row ? s->row_delete(run->ctx, h, stored, &r, e)
@@ -937,32 +928,11 @@ fatal:
 /* ---- The SQLite store: a row's handle is its stored key (sqlite3_value) ---- */
 
 static int
-store_row_load(void *ctx, struct json_object *key, struct json_object **row, void **h,
-               struct push_refusal *r, struct err *e)
-{
-    sqlite3_value *kval = NULL;
-    int rc = row_load(ctx, key, row, h != NULL ? &kval : NULL, e);
-
-    (void)r;
-    if (h != NULL)
-        *h = kval;
-    return rc < 0 ? -1 : 0;
-}
-
-static struct json_object *
-store_row_key(void *ctx, void *h, struct json_object *row)
-{
-    (void)ctx;
-    (void)row;
-    return sqljson_value(h);
-}
-
-static int
 store_row_visible(void *ctx, void *h, struct err *e)
 {
     struct push *p = ctx;
 
-    return scope_row_visible(p->d, p->t, h, p->o->scope, e);
+    return scope_row_visible(p->d, p->run->t, h, p->run->o->scope, e);
 }
 
 static void
@@ -988,11 +958,11 @@ mutation_get(void *ctx, const struct push_change *c, struct json_object **rec, l
     *rec = NULL;
     if (st == NULL)
         return -1;
-    sqlite3_bind_text(st, 1, p->mkey, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, p->run->mkey, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, c->mutation_id, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        if (strcmp((const char *)sqlite3_column_text(st, 0), p->t->en->name) != 0) {
+        if (strcmp((const char *)sqlite3_column_text(st, 0), p->run->t->en->name) != 0) {
             *rec = push_rec_rejected(c, "bad_change",
                                      "mutation_id '%s' was already used for entity '%s'",
                                      c->mutation_id, (const char *)sqlite3_column_text(st, 0));
@@ -1002,7 +972,7 @@ mutation_get(void *ctx, const struct push_change *c, struct json_object **rec, l
             *version = sqlite3_column_int64(st, 2);
             if (*rec == NULL)
                 err_set(e, 500, "database", "push: stored answer of %s/%s is unreadable: %s",
-                        p->b->client_id, c->mutation_id, perr.msg);
+                        p->run->b.client_id, c->mutation_id, perr.msg);
         }
     }
     sqlite3_reset(st);
@@ -1020,9 +990,9 @@ mutation_put(void *ctx, const struct push_change *c, struct json_object *rec, lo
 
     if (st == NULL)
         return -1;
-    sqlite3_bind_text(st, 1, p->mkey, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, p->run->mkey, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, c->mutation_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, p->t->en->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, p->run->t->en->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4,
                       json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN |
                                                               JSON_C_TO_STRING_NOSLASHESCAPE),
@@ -1141,25 +1111,34 @@ err:
 }
 
 int
-push_batch_open(const struct table *t, const struct push_opts *o, const char *body, size_t n,
-                struct push_body *b, struct json_object ***recs, struct err *e)
+push_batch_open(struct push_run *run, const struct push_store *store, void *ctx,
+                const struct table *t, const struct push_opts *o, const char *body, size_t n,
+                struct err *e)
 {
-    *recs = NULL;
-    if (push_body_parse(b, body, n, o->max_changes, e) < 0)
+    memset(run, 0, sizeof(*run));
+    run->store = store;
+    run->ctx = ctx;
+    run->t = t;
+    run->o = o;
+    if (push_body_parse(&run->b, body, n, o->max_changes, e) < 0)
         return -1;
     if (push_resolver_missing(t, o, e) < 0)
         return -1;
-    if ((*recs = calloc(b->n ? b->n : 1, sizeof(**recs))) == NULL)
+    run->now_ms = o->now_ms > 0 ? o->now_ms : push_now_ms();
+    run->tmpmap = json_object_new_object();
+    run->mkey = push_mutation_key(o, run->b.client_id);
+    run->recs = calloc(run->b.n ? run->b.n : 1, sizeof(*run->recs));
+    if (run->tmpmap == NULL || run->mkey == NULL || run->recs == NULL)
         return err_set(e, 500, "internal", "out of memory");
     return 0;
 }
 
 int
-push_batch_changes(const struct push_run *run, struct json_object *tmpmap,
-                   struct json_object **recs, long long *version, int *any_new, struct err *e)
+push_batch_changes(struct push_run *run, long long *version, int *any_new, struct err *e)
 {
     const struct push_store *s = run->store;
-    const struct push_body *b = run->b;
+    const struct push_body *b = &run->b;
+    struct json_object **recs = run->recs;
     unsigned char *fresh = calloc(b->n ? b->n : 1, 1);
     long long head, v = 0, replayed = -1;
     int rc = -1;
@@ -1183,7 +1162,7 @@ push_batch_changes(const struct push_run *run, struct json_object *tmpmap,
             fresh[i] = 1;
             *any_new = 1;
         }
-        push_note_tmp(tmpmap, recs[i]);
+        push_note_tmp(run->tmpmap, recs[i]);
     }
     if ((head = s->head(run->ctx, e)) < 0)
         goto err;
@@ -1199,15 +1178,18 @@ err:
 }
 
 void
-push_batch_close(struct push_body *b, struct json_object **recs)
+push_batch_close(struct push_run *run)
 {
     size_t i;
 
-    if (recs != NULL)
-        for (i = 0; i < b->n; i++)
-            json_object_put(recs[i]);
-    free(recs);
-    push_body_free(b);
+    if (run->recs != NULL)
+        for (i = 0; i < run->b.n; i++)
+            json_object_put(run->recs[i]);
+    free(run->recs);
+    json_object_put(run->tmpmap);
+    free(run->mkey);
+    push_body_free(&run->b);
+    memset(run, 0, sizeof(*run));
 }
 
 /* ---- The SQLite store's batch ---- */
@@ -1241,11 +1223,10 @@ savepoint(void *ctx, enum push_savepoint step, struct err *e)
 }
 
 static const struct push_store sqlite_store = {
-    .tmp_lookup = tmp_lookup_cb,
+    .tmp_lookup = tmp_lookup,
     .column_gone = column_gone,
-    .key_problem = key_problem,
-    .row_load = store_row_load,
-    .row_key = store_row_key,
+    .key_affinity = sqljson_affinity,
+    .row_load = row_load,
     .row_visible = store_row_visible,
     .log_newest = log_newest,
     .log_base = log_base,
@@ -1263,36 +1244,24 @@ int
 push_batch(struct db *d, const struct table *t, const struct push_opts *o, const char *body,
            size_t n, struct buf *out, struct err *e)
 {
-    struct push_body b;
+    struct push_run run;
     struct push p;
-    struct json_object **recs = NULL;
-    struct push_run run = {&sqlite_store, &p, t, o, &b, 0};
     long long version;
     int any_new = 0, rc = -1;
 
     memset(&p, 0, sizeof(p));
-    if (push_batch_open(t, o, body, n, &b, &recs, e) < 0)
-        goto out;
     p.d = d;
-    p.t = t;
-    p.o = o;
-    p.b = &b;
-    run.now_ms = o->now_ms > 0 ? o->now_ms : push_now_ms();
-    p.tmpmap = json_object_new_object();
-    p.mkey = push_mutation_key(o, b.client_id);
-    if (p.mkey == NULL) {
-        err_set(e, 500, "internal", "out of memory");
+    p.run = &run;
+    if (push_batch_open(&run, &sqlite_store, &p, t, o, body, n, e) < 0)
         goto out;
-    }
-
     if (db_begin_write(d, e) < 0)
         goto out;
-    if (set_client(&p, b.client_id, e) < 0)
+    if (set_client(&p, run.b.client_id, e) < 0)
         goto rollback;
     /* Rows the app wrote since the last seal become merge bases first. */
     if (schema_unsealed(d, t) && schema_seal(d, t, e) < 0)
         goto rollback;
-    if (push_batch_changes(&run, p.tmpmap, recs, &version, &any_new, e) < 0)
+    if (push_batch_changes(&run, &version, &any_new, e) < 0)
         goto rollback;
     if (set_client(&p, NULL, e) < 0)
         goto rollback;
@@ -1303,13 +1272,13 @@ push_batch(struct db *d, const struct table *t, const struct push_opts *o, const
     push_close(&p);            /* statements done before COMMIT */
     if (db_commit(d, e) < 0)
         goto rollback;
-    push_answer_write(recs, b.n, version, out);
+    push_answer_write(run.recs, run.b.n, version, out);
     rc = 0;
     goto out;
 rollback:
     db_rollback(d);
 out:
     push_close(&p);
-    push_batch_close(&b, recs);
+    push_batch_close(&run);
     return rc;
 }
