@@ -543,7 +543,6 @@ tmp_lookup(void *ctx, const char *tmp, struct json_object **key, struct err *e)
 static const char *
 key_problem(const struct table *t, char a, struct json_object *key)
 {
-
     if (a == 'I' && !json_object_is_type(key, json_type_int))
         return t->assign_key ? "the id must be an integer (or, for a create, a temporary id "
                                "\"" TMP_PREFIX "...\")"
@@ -614,7 +613,7 @@ push_change_key(const struct push_run *run, const struct push_change *c, struct 
 {
     const struct table *t = run->t;
     const char *keyname = t->cols[t->key].name;
-    struct json_object *dk = NULL;
+    struct json_object *dk = NULL, *made;
     char q[ERR_QUOTED];
     int has_dk = c->data != NULL && json_object_object_get_ex(c->data, keyname, &dk) && dk != NULL;
 
@@ -629,8 +628,8 @@ push_change_key(const struct push_run *run, const struct push_change *c, struct 
             return NULL;
         }
         /* this batch's creates first, then the client's earlier batches' */
-        if (json_object_object_get_ex(run->tmpmap, json_object_get_string(c->id), &dk))
-            *key = json_object_get(dk);
+        if (json_object_object_get_ex(run->tmpmap, json_object_get_string(c->id), &made))
+            *key = json_object_get(made);
         else if (run->store->tmp_lookup(run->ctx, json_object_get_string(c->id), key, e) < 0) {
             *fatal = 1;
             return NULL;
