@@ -13,23 +13,11 @@
 /* Columns of the page query before the row's own: key (JSON), action, version, client id. */
 #define PULL_FIXED 4
 
-/*
- * The newest change of each row after the cursor, in version order, with the
- * row read from the table in the same snapshot (SQLite's STMT_PULL and
- * schema_pull_sql, db.c explains them). $1 entity, $2 since, $3 limit,
- * $4 owner or NULL, $5 a first page (live rows only, as creates).
- */
+/* What a page reads from the log: the FROM and WHERE clauses over the log's
+ * entries (alias l) and the table's rows (alias r); parameters as page_sql's. */
 static void
-page_sql(struct buf *b, const struct table *t)
+log_from(struct buf *b, const struct table *t)
 {
-    size_t i;
-
-    buf_adds(b, "SELECT l.id_json, CASE WHEN $5::boolean THEN 'create' ELSE l.action END,"
-                " l.version, l.client_id");
-    for (i = 0; i < t->ncols; i++) {
-        buf_adds(b, ", r.");
-        pg_ident(b, t->cols[i].name);
-    }
     buf_adds(b, " FROM _rhtmx_sync_log AS l LEFT JOIN ");
     pg_ident(b, t->en->table);
     buf_adds(b, " AS r ON l.action <> 'delete' AND r.");
@@ -39,8 +27,36 @@ page_sql(struct buf *b, const struct table *t)
                 " AND ($4::text IS NULL OR l.owner = $4::text)"
                 " AND (NOT $5::boolean OR l.action <> 'delete')"
                 " AND NOT EXISTS (SELECT 1 FROM _rhtmx_sync_log AS m WHERE m.entity = l.entity"
-                " AND m.entity_id = l.entity_id AND m.version > l.version)"
-                " ORDER BY l.version LIMIT $3::bigint");
+                " AND m.entity_id = l.entity_id AND m.version > l.version)");
+}
+
+/*
+ * The newest change of each row after the cursor, in version order, with the
+ * row read from the table in the same snapshot (SQLite's STMT_PULL and
+ * schema_pull_sql, db.c explains them). $1 entity, $2 since, $3 limit,
+ * $4 owner or NULL, $5 a first page (live rows only, as creates). scoped: the
+ * entries and rows of the caller's view instead (pg_scope_pull_from: $4 the
+ * user, $6 the claims). The columns: PULL_FIXED, then every column of t.
+ */
+static void
+page_sql(struct buf *b, const struct table *t, int scoped)
+{
+    const char *a = scoped ? "v" : "l"; /* the view's entries, or the log's */
+    size_t i;
+
+    buf_printf(b,
+               "SELECT %s.id_json, CASE WHEN $5::boolean THEN 'create' ELSE %s.action END,"
+               " %s.version, %s.client_id",
+               a, a, a, a);
+    for (i = 0; i < t->ncols; i++) {
+        buf_adds(b, ", r.");
+        pg_ident(b, t->cols[i].name);
+    }
+    if (scoped)
+        pg_scope_pull_from(b, t);
+    else
+        log_from(b, t);
+    buf_printf(b, " ORDER BY %s.version LIMIT $3::bigint", a);
 }
 
 /* Flush b to out once it holds a good piece. -1 once out failed. */
@@ -119,10 +135,7 @@ pg_pull(struct pg *p, const struct table *t, const struct pull_args *a, const st
         e->version = head;
         goto err;
     }
-    if (scoped)
-        pg_scope_pull_sql(&sql, t);
-    else
-        page_sql(&sql, t);
+    page_sql(&sql, t, scoped);
     snprintf(since, sizeof(since), "%lld", a->since);
     snprintf(limit, sizeof(limit), "%lld", a->limit + 1);
     params[0] = a->entity;

@@ -27,17 +27,12 @@
 #include "push_body.h"
 #include "sqljson.h"
 
-#define TMP_PREFIX "tmp-"
 #define MAX_PARAMS 1100 /* a row's columns, plus the key */
 
+/* The PostgreSQL store's batch (the ctx of its operations). */
 struct pgpush {
     struct pg *p;
-    const struct table *t;
-    const struct push_opts *o;
-    const struct push_body *b;
-    long long now_ms;
-    struct json_object *tmpmap; /* temporary id -> real key, for this batch */
-    char *mkey;                 /* the client's key in _rhtmx_sync_mutations */
+    const struct push_run *run; /* the batch it serves (borrowed) */
 };
 
 /* ---- Values ---- */
@@ -214,14 +209,17 @@ write_run(struct pgpush *pp, const char *sql, struct params *ps, PGresult **out,
 /* ---- Rows and the log ---- */
 
 /* The row with key `key`, locked for this transaction: a new object of every
- * column in *row, and its key as the log writes it in *id (new string), or
- * *row = NULL if there is none. 1 with r set when key is no value of the key
- * column's type; -1 with e set on a database failure. */
+ * column in *row, and when h is not NULL its key as the log writes it in *h (a
+ * new string, handle_free), or *row = NULL if there is none. 1 with r set when
+ * key is no value of the key column's type; -1 with e set on a database
+ * failure. */
 static int
-row_load(struct pgpush *pp, struct json_object *key, struct json_object **row, char **id,
+row_load(void *ctx, struct json_object *key, struct json_object **row, void **h,
          struct push_refusal *r, struct err *e)
 {
-    const struct table *t = pp->t;
+    struct pgpush *pp = ctx;
+    const struct table *t = pp->run->t;
+    char *id = NULL;
     struct params ps = {0};
     struct buf sql = {0};
     PGresult *res = NULL;
@@ -229,8 +227,8 @@ row_load(struct pgpush *pp, struct json_object *key, struct json_object **row, c
     int rc;
 
     *row = NULL;
-    if (id != NULL)
-        *id = NULL;
+    if (h != NULL)
+        *h = NULL;
     buf_adds(&sql, "SELECT to_jsonb(r.*) ->> ");
     pg_literal(&sql, t->cols[t->key].name);
     for (i = 0; i < t->ncols; i++) {
@@ -246,9 +244,9 @@ row_load(struct pgpush *pp, struct json_object *key, struct json_object **row, c
     rc = write_run(pp, sql.p, &ps, &res, r, "push: read the row", e);
     if (rc == 0 && PQntuples(res) == 1) {
         *row = row_json(res, 0, 1, t);
-        if (id != NULL)
-            *id = strdup(PQgetvalue(res, 0, 0));
-        if (*row == NULL || (id != NULL && *id == NULL))
+        if (h != NULL)
+            *h = id = strdup(PQgetvalue(res, 0, 0));
+        if (*row == NULL || (h != NULL && id == NULL))
             rc = err_set(e, 500, "internal", "out of memory");
     }
     PQclear(res);
@@ -270,7 +268,7 @@ log_newest(void *ctx, void *h, long long client_version, struct push_newest *out
         "   AND (client_id IS NULL OR client_id <> $4)"
         " ORDER BY version DESC LIMIT 1";
     char cv[24];
-    const char *params[4] = {pp->t->en->name, id, cv, pp->b->client_id};
+    const char *params[4] = {pp->run->t->en->name, id, cv, pp->run->b.client_id};
     PGresult *res;
 
     memset(out, 0, sizeof(*out));
@@ -294,7 +292,7 @@ log_base(void *ctx, void *h, long long client_version, struct json_object **base
 {
     struct pgpush *pp = ctx;
     const char *id = h;
-    const struct table *t = pp->t;
+    const struct table *t = pp->run->t;
     char cv[24];
     const char *params[3] = {t->en->name, id, cv};
     struct buf sql = {0};
@@ -338,7 +336,7 @@ row_insert(void *ctx, struct json_object *key, struct json_object *fields,
            struct json_object **newkey, struct push_refusal *r, struct err *e)
 {
     struct pgpush *pp = ctx;
-    const struct table *t = pp->t;
+    const struct table *t = pp->run->t;
     struct params ps = {0};
     struct buf sql = {0};
     PGresult *res = NULL;
@@ -383,7 +381,7 @@ row_update(void *ctx, void *h, struct json_object *key, struct json_object *fiel
            struct push_refusal *r, struct err *e)
 {
     struct pgpush *pp = ctx;
-    const struct table *t = pp->t;
+    const struct table *t = pp->run->t;
     struct params ps = {0};
     struct buf sql = {0};
     int rc;
@@ -415,7 +413,7 @@ static int
 row_delete(void *ctx, void *h, struct json_object *key, struct push_refusal *r, struct err *e)
 {
     struct pgpush *pp = ctx;
-    const struct table *t = pp->t;
+    const struct table *t = pp->run->t;
     struct params ps = {0};
     struct buf sql = {0};
     int rc;
@@ -435,25 +433,20 @@ row_delete(void *ctx, void *h, struct json_object *key, struct push_refusal *r, 
 
 /* ---- One change ---- */
 
-/* The real key a temporary id was given, by this batch or an earlier one of
- * the same client: new reference in *key, or NULL if never created. */
+/* push_tmp_fn of the PostgreSQL store: ctx is the struct pgpush. */
 static int
-tmp_lookup(struct pgpush *pp, const char *tmp, struct json_object **key, struct err *e)
+tmp_lookup(void *ctx, const char *tmp, struct json_object **key, struct err *e)
 {
+    struct pgpush *pp = ctx;
     static const char sql[] =
         "SELECT (answer::jsonb -> 'id')::text FROM _rhtmx_sync_mutations"
         " WHERE client_id = $1 AND entity = $2 AND answer::jsonb ->> 'tmp' = $3"
         "   AND (answer::jsonb -> 'applied') = 'true'::jsonb LIMIT 1";
-    const char *params[3] = {pp->mkey, pp->t->en->name, tmp};
-    struct json_object *v;
+    const char *params[3] = {pp->run->mkey, pp->run->t->en->name, tmp};
     struct err ignored;
     PGresult *res;
 
     *key = NULL;
-    if (json_object_object_get_ex(pp->tmpmap, tmp, &v)) {
-        *key = json_object_get(v);
-        return 0;
-    }
     if ((res = pg_query(pp->p, sql, 3, params, "push: look up a temporary id", e)) == NULL)
         return -1;
     if (PQntuples(res) == 1)
@@ -462,23 +455,18 @@ tmp_lookup(struct pgpush *pp, const char *tmp, struct json_object **key, struct 
     return 0;
 }
 
-/* Why key cannot be a key of t, or NULL. */
-static const char *
-key_problem(const struct table *t, struct json_object *key)
+/* What a key column of PostgreSQL type `type` holds: 'I' an integer, 'T' a
+ * string, 0 anything else (struct push_store's key_affinity). */
+static char
+key_affinity(const char *type)
 {
-    const char *type = t->cols[t->key].type;
-    int integer = strcmp(type, "integer") == 0 || strcmp(type, "bigint") == 0 ||
-                  strcmp(type, "smallint") == 0;
-    int text = strcmp(type, "text") == 0 || strncmp(type, "character", 9) == 0 ||
-               strcmp(type, "uuid") == 0;
-
-    if (integer && !json_object_is_type(key, json_type_int))
-        return t->assign_key ? "the id must be an integer (or, for a create, a temporary id "
-                               "\"" TMP_PREFIX "...\")"
-                             : "the id must be an integer";
-    if (text && !json_object_is_type(key, json_type_string))
-        return "the id must be a string";
-    return NULL;
+    if (strcmp(type, "integer") == 0 || strcmp(type, "bigint") == 0 ||
+        strcmp(type, "smallint") == 0)
+        return 'I';
+    if (strcmp(type, "text") == 0 || strncmp(type, "character", 9) == 0 ||
+        strcmp(type, "uuid") == 0)
+        return 'T';
+    return 0;
 }
 
 /* push_gone_fn of the PostgreSQL store: ctx is the struct pgpush. */
@@ -488,35 +476,7 @@ column_gone(void *ctx, const struct table *t, const char *col)
     return pg_schema_column_gone(((struct pgpush *)ctx)->p, t, col);
 }
 
-/* push_tmp_fn of the PostgreSQL store: ctx is the struct pgpush. */
-static int
-tmp_lookup_cb(void *ctx, const char *tmp, struct json_object **key, struct err *e)
-{
-    return tmp_lookup(ctx, tmp, key, e);
-}
-
 /* ---- The store: a row's handle is its key's text (char *) ---- */
-
-static int
-store_row_load(void *ctx, struct json_object *key, struct json_object **row, void **h,
-               struct push_refusal *r, struct err *e)
-{
-    char *id = NULL;
-    int rc = row_load(ctx, key, row, h != NULL ? &id : NULL, r, e);
-
-    if (h != NULL)
-        *h = id;
-    return rc;
-}
-
-static struct json_object *
-store_row_key(void *ctx, void *h, struct json_object *row)
-{
-    const struct pgpush *pp = ctx;
-
-    (void)h;
-    return json_object_get(json_object_object_get(row, pp->t->cols[pp->t->key].name));
-}
 
 /* scope hook: 1 if row h (its key's text) is in the caller's scope, 0, -1. */
 static int
@@ -524,34 +484,7 @@ store_row_visible(void *ctx, void *h, struct err *e)
 {
     const struct pgpush *pp = ctx;
 
-    return pg_scope_row_visible(pp->p, pp->t, h, pp->o->scope, e);
-}
-
-/* Run change c (inside its savepoint) on PostgreSQL; see push_change_run. */
-static struct json_object *
-change_run(struct pgpush *pp, const struct push_change *c, struct err *e)
-{
-    const struct push_store s = {
-        .ctx = pp,
-        .t = pp->t,
-        .o = pp->o,
-        .client_id = pp->b->client_id,
-        .now_ms = pp->now_ms,
-        .tmp_lookup = tmp_lookup_cb,
-        .column_gone = column_gone,
-        .key_problem = key_problem,
-        .row_load = store_row_load,
-        .row_key = store_row_key,
-        .row_visible = store_row_visible,
-        .log_newest = log_newest,
-        .log_base = log_base,
-        .row_insert = row_insert,
-        .row_update = row_update,
-        .row_delete = row_delete,
-        .handle_free = free,
-    };
-
-    return push_change_run(&s, c, e);
+    return pg_scope_row_visible(pp->p, pp->run->t, h, pp->run->o->scope, e);
 }
 
 /* ---- The batch ---- */
@@ -566,7 +499,7 @@ mutation_get(void *ctx, const struct push_change *c, struct json_object **rec, l
     struct pgpush *pp = ctx;
     static const char sql[] = "SELECT entity, answer, version FROM _rhtmx_sync_mutations"
                               " WHERE client_id = $1 AND mutation_id = $2";
-    const char *params[2] = {pp->mkey, c->mutation_id};
+    const char *params[2] = {pp->run->mkey, c->mutation_id};
     PGresult *res;
     struct err perr;
     int rc = 0;
@@ -575,7 +508,7 @@ mutation_get(void *ctx, const struct push_change *c, struct json_object **rec, l
     if ((res = pg_query(pp->p, sql, 2, params, "push: look up a mutation", e)) == NULL)
         return -1;
     if (PQntuples(res) == 1) {
-        if (strcmp(PQgetvalue(res, 0, 0), pp->t->en->name) != 0) {
+        if (strcmp(PQgetvalue(res, 0, 0), pp->run->t->en->name) != 0) {
             *rec = push_rec_rejected(c, "bad_change",
                                      "mutation_id '%s' was already used for entity '%s'",
                                      c->mutation_id, PQgetvalue(res, 0, 0));
@@ -586,7 +519,7 @@ mutation_get(void *ctx, const struct push_change *c, struct json_object **rec, l
             *version = pg_int(res, 0, 2);
             if (*rec == NULL)
                 rc = err_set(e, 500, "database", "push: stored answer of %s/%s is unreadable: %s",
-                             pp->b->client_id, c->mutation_id, perr.msg);
+                             pp->run->b.client_id, c->mutation_id, perr.msg);
         }
     }
     PQclear(res);
@@ -601,7 +534,7 @@ mutation_put(void *ctx, const struct push_change *c, struct json_object *rec, lo
     static const char sql[] = "INSERT INTO _rhtmx_sync_mutations (client_id, mutation_id, entity,"
                               " answer, version) VALUES ($1, $2, $3, $4, $5::bigint)";
     char v[24];
-    const char *params[5] = {pp->mkey, c->mutation_id, pp->t->en->name,
+    const char *params[5] = {pp->run->mkey, c->mutation_id, pp->run->t->en->name,
                              json_object_to_json_string_ext(
                                  rec, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
                              v};
@@ -610,58 +543,20 @@ mutation_put(void *ctx, const struct push_change *c, struct json_object *rec, lo
     return pg_exec(pp->p, sql, 5, params, "push: record the mutation", e);
 }
 
-/*
- * scope hook: after an applied change, the row (if it is still there) must be
- * in the caller's scope; otherwise *rec becomes a rejection, so the caller
- * rolls the change back (push.c's scope_after, for this store).
- */
+/* A step of a change's savepoint (struct push_store). */
 static int
-scope_after(struct pgpush *pp, const struct push_change *c, struct json_object **rec, struct err *e)
+savepoint(void *ctx, enum push_savepoint step, struct err *e)
 {
-    struct json_object *id = NULL, *applied = NULL, *row = NULL;
-    struct push_refusal r;
-    char *k = NULL;
-    int rc = 0;
+    static const struct {
+        const char *sql, *what;
+    } steps[] = {
+        [PUSH_SAVEPOINT_OPEN] = {"SAVEPOINT rhtmx_change", "push: savepoint"},
+        [PUSH_SAVEPOINT_ROLLBACK] = {"ROLLBACK TO SAVEPOINT rhtmx_change",
+                                     "push: roll back a rejected change"},
+        [PUSH_SAVEPOINT_RELEASE] = {"RELEASE SAVEPOINT rhtmx_change", "push: release"},
+    };
 
-    if (pp->t->scope == NULL || pp->o->scope == NULL ||
-        json_object_object_get_ex(*rec, "rejected", NULL) ||
-        !json_object_object_get_ex(*rec, "applied", &applied) ||
-        !json_object_get_boolean(applied) || !json_object_object_get_ex(*rec, "id", &id))
-        return 0;
-    if ((rc = row_load(pp, id, &row, &k, &r, e)) != 0)
-        return rc < 0 ? -1 : 0;
-    if (row != NULL && (rc = pg_scope_row_visible(pp->p, pp->t, k, pp->o->scope, e)) == 0) {
-        json_object_put(*rec);
-        *rec = push_rec_out_of_scope(c, pp->t);
-    }
-    json_object_put(row);
-    free(k);
-    return rc < 0 ? -1 : 0;
-}
-
-/* Run change c in a savepoint of its own, rolled back when it is rejected. */
-static struct json_object *
-change_in_savepoint(void *ctx, const struct push_change *c, struct err *e)
-{
-    struct pgpush *pp = ctx;
-    struct json_object *rec;
-
-    if (pg_exec(pp->p, "SAVEPOINT rhtmx_change", 0, NULL, "push: savepoint", e) < 0)
-        return NULL;
-    if ((rec = change_run(pp, c, e)) == NULL)
-        return NULL; /* the whole transaction is rolled back */
-    if (scope_after(pp, c, &rec, e) < 0)
-        goto err;
-    if (json_object_object_get_ex(rec, "rejected", NULL) &&
-        pg_exec(pp->p, "ROLLBACK TO SAVEPOINT rhtmx_change", 0, NULL,
-                "push: roll back a rejected change", e) < 0)
-        goto err;
-    if (pg_exec(pp->p, "RELEASE SAVEPOINT rhtmx_change", 0, NULL, "push: release", e) < 0)
-        goto err;
-    return rec;
-err:
-    json_object_put(rec);
-    return NULL;
+    return pg_exec(((struct pgpush *)ctx)->p, steps[step].sql, 0, NULL, steps[step].what, e);
 }
 
 /* The log's head for push_batch_changes: ctx is the struct pgpush. */
@@ -675,38 +570,41 @@ head_version(void *ctx, struct err *e)
     return head;
 }
 
+static const struct push_store pg_store = {
+    .tmp_lookup = tmp_lookup,
+    .column_gone = column_gone,
+    .key_affinity = key_affinity,
+    .row_load = row_load,
+    .row_visible = store_row_visible,
+    .log_newest = log_newest,
+    .log_base = log_base,
+    .row_insert = row_insert,
+    .row_update = row_update,
+    .row_delete = row_delete,
+    .handle_free = free,
+    .mutation_get = mutation_get,
+    .mutation_put = mutation_put,
+    .head = head_version,
+    .savepoint = savepoint,
+};
+
 int
 pg_push_batch(struct pg *p, const struct table *t, const struct push_opts *o, const char *body,
               size_t n, struct buf *out, struct err *e)
 {
-    struct push_body b;
-    struct pgpush pp;
-    struct json_object **recs = NULL;
-    const struct push_batch_store s = {&pp, mutation_get, change_in_savepoint, head_version,
-                                       mutation_put};
+    struct push_run run;
+    struct pgpush pp = {p, &run};
     long long version;
     int any_new = 0, rc = -1;
     const char *client[1];
 
-    memset(&pp, 0, sizeof(pp));
-    if (push_batch_open(t, o, body, n, &b, &recs, e) < 0)
+    if (push_batch_open(&run, &pg_store, &pp, t, o, body, n, e) < 0)
         goto out;
-    pp.p = p;
-    pp.t = t;
-    pp.o = o;
-    pp.b = &b;
-    pp.now_ms = o->now_ms > 0 ? o->now_ms : push_now_ms();
-    pp.tmpmap = json_object_new_object();
-    if ((pp.mkey = push_mutation_key(o, b.client_id)) == NULL) {
-        err_set(e, 500, "internal", "out of memory");
-        goto out;
-    }
-
     if (pg_begin_write(p, e) < 0)
         goto out;
     /* The triggers stamp this on every entry the batch causes; it ends with
      * the transaction, so no other writer ever sees it. */
-    client[0] = b.client_id;
+    client[0] = run.b.client_id;
     if (pg_exec(p, "SELECT set_config('rhtmx_sync.client_id', $1, true)", 1, client,
                 "push: set the client id", e) < 0)
         goto rollback;
@@ -716,22 +614,20 @@ pg_push_batch(struct pg *p, const struct table *t, const struct push_opts *o, co
      * before each statement) instead of applying the batch again and failing
      * on _rhtmx_sync_mutations' key. The two-key form does not meet the
      * one-key locks of install and compaction. */
-    client[0] = pp.mkey;
+    client[0] = run.mkey;
     if (pg_exec(p, "SELECT pg_advisory_xact_lock(hashtext('rhtmx_sync_push'), hashtext($1))", 1,
                 client, "push: wait for the client's other batch", e) < 0)
         goto rollback;
-    if (push_batch_changes(&s, &b, pp.tmpmap, recs, &version, &any_new, e) < 0)
+    if (push_batch_changes(&run, &version, &any_new, e) < 0)
         goto rollback;
     if (pg_commit(p, e) < 0)
         goto rollback;
-    push_answer_write(recs, b.n, version, out);
+    push_answer_write(run.recs, run.b.n, version, out);
     rc = 0;
     goto out;
 rollback:
     pg_rollback(p);
 out:
-    json_object_put(pp.tmpmap);
-    free(pp.mkey);
-    push_batch_close(&b, recs);
+    push_batch_close(&run);
     return rc;
 }

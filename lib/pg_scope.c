@@ -517,8 +517,14 @@ run_counted(struct pg *p, const char *sql, int n, const char *const *params, lon
     return 0;
 }
 
-/* Every row in scope into view $1 as creates, versions from $2 + 1 in key
- * order ($3 user, $4 claims). */
+/*
+ * The two writes of a view, with the same first parameters: $1 the view's id,
+ * $2 the head, $3 the user, $4 its claims (jsonb); diff_sql also $5 the entity
+ * and $6 the version the view was checked at. The rows each one writes take
+ * versions from $2 + 1, in key order.
+ */
+
+/* Every row in scope into view $1 as creates. */
 static void
 bootstrap_sql(struct buf *b, const struct table *t)
 {
@@ -537,10 +543,9 @@ bootstrap_sql(struct buf *b, const struct table *t)
 }
 
 /*
- * The rows of view $1 whose visibility or content changed since version $3
- * ($2 entity, $4 head, $5 user, $6 claims): the keys with log entries since,
- * and (all) every row in scope and every row the view holds visible. Each one
- * written takes a version from $4 + 1, in key order.
+ * The rows of view $1 whose visibility or content changed since version $6:
+ * the keys with log entries since, and (all) every row in scope and every row
+ * the view holds visible.
  */
 static void
 diff_sql(struct buf *b, const struct table *t, int all)
@@ -550,27 +555,27 @@ diff_sql(struct buf *b, const struct table *t, int all)
     buf_adds(b, "INSERT INTO _rhtmx_sync_view (vid, entity_id, id_json, visible, action, version,"
                 " client_id) SELECT $1::bigint, c.k, c.j, c.v, CASE WHEN NOT c.v THEN 'delete'"
                 " WHEN c.was THEN 'update' ELSE 'create' END,"
-                " $4::bigint + row_number() OVER (ORDER BY c.k),"
-                " (SELECT l.client_id FROM _rhtmx_sync_log AS l WHERE l.entity = $2::text"
+                " $2::bigint + row_number() OVER (ORDER BY c.k),"
+                " (SELECT l.client_id FROM _rhtmx_sync_log AS l WHERE l.entity = $5::text"
                 " AND l.entity_id = c.k ORDER BY l.version DESC LIMIT 1)"
                 " FROM (SELECT k.k, k.j, EXISTS (SELECT 1 FROM ");
-    source_sql(b, t, t->scope->expr, 5, 6);
+    source_sql(b, t, t->scope->expr, 3, 4);
     buf_adds(b, " AS r WHERE r.");
     pg_ident(b, key);
     buf_printf(b, " = k.k::%s) AS v,", type);
     buf_adds(b, " coalesce((SELECT w.visible FROM _rhtmx_sync_view AS w WHERE w.vid = $1::bigint"
                 " AND w.entity_id = k.k), false) AS was,"
-                " EXISTS (SELECT 1 FROM _rhtmx_sync_log AS l WHERE l.entity = $2::text"
-                " AND l.entity_id = k.k AND l.version > $3::bigint) AS changed"
+                " EXISTS (SELECT 1 FROM _rhtmx_sync_log AS l WHERE l.entity = $5::text"
+                " AND l.entity_id = k.k AND l.version > $6::bigint) AS changed"
                 " FROM (SELECT DISTINCT entity_id AS k, id_json AS j FROM _rhtmx_sync_log"
-                " WHERE entity = $2::text AND version > $3::bigint");
+                " WHERE entity = $5::text AND version > $6::bigint");
     if (all) {
         buf_adds(b, " UNION SELECT to_jsonb(r.");
         pg_ident(b, key);
         buf_adds(b, ") #>> '{}', to_jsonb(r.");
         pg_ident(b, key);
         buf_adds(b, ")::text FROM ");
-        source_sql(b, t, t->scope->expr, 5, 6);
+        source_sql(b, t, t->scope->expr, 3, 4);
         buf_adds(b, " AS r UNION SELECT entity_id, id_json FROM _rhtmx_sync_view"
                     " WHERE vid = $1::bigint AND visible");
     }
@@ -588,10 +593,13 @@ reconcile_write(struct pg *p, const struct table *t, const struct scope_who *w, 
     struct viewer v;
     struct buf sql = {0};
     char vid[24], head_s[24], checked[24], born_s[24], now[24];
-    const char *params[6];
+    const char *params[2];
+    /* the parameters of bootstrap_sql and diff_sql, and of the view's record */
+    const char *view_params[6] = {vid, head_s, w->user, claims, t->en->name, checked};
+    const char *record_params[6] = {vid, t->scope->expr, claims, head_s, born_s, now};
     PGresult *res = NULL;
     long long head, horizon, n = 0;
-    int dep, rc = -1;
+    int dep, rebuild, rc = -1;
 
     /* The counter row first: the view's versions are handed out like any
      * writer's (pg_schema.h), and two pulls of one user take turns. */
@@ -615,34 +623,23 @@ reconcile_write(struct pg *p, const struct table *t, const struct scope_who *w, 
     snprintf(vid, sizeof(vid), "%lld", v.id);
     snprintf(head_s, sizeof(head_s), "%lld", head);
     snprintf(checked, sizeof(checked), "%lld", v.checked);
-    if (!v.found || !v.same || v.checked < horizon) {
-        /* New, built for another scope or other claims, or older than the
-         * horizon: start over; the user's devices resync (below born). */
-        params[0] = vid;
-        if (pg_exec(p, "DELETE FROM _rhtmx_sync_view WHERE vid = $1::bigint", 1, params,
+    /* New, built for another scope or other claims, or older than the
+     * horizon: start over; the user's devices resync (below born). */
+    rebuild = !v.found || !v.same || v.checked < horizon;
+    if (rebuild) {
+        if (pg_exec(p, "DELETE FROM _rhtmx_sync_view WHERE vid = $1::bigint", 1, view_params,
                     "scope: clear the view", e) < 0)
             goto out;
         bootstrap_sql(&sql, t);
-        params[0] = vid;
-        params[1] = head_s;
-        params[2] = w->user;
-        params[3] = claims;
-        if (run_counted(p, sql.p, 4, params, &n, e) < 0)
-            goto out;
-        v.born = head + n;
     } else {
         if ((dep = changed_after(p, t->en->name, v.checked, 0, e)) < 0)
             goto out;
         diff_sql(&sql, t, dep);
-        params[0] = vid;
-        params[1] = t->en->name;
-        params[2] = checked;
-        params[3] = head_s;
-        params[4] = w->user;
-        params[5] = claims;
-        if (run_counted(p, sql.p, 6, params, &n, e) < 0)
-            goto out;
     }
+    if (run_counted(p, sql.p, rebuild ? 4 : 6, view_params, &n, e) < 0)
+        goto out;
+    if (rebuild)
+        v.born = head + n;
     head += n;
     snprintf(head_s, sizeof(head_s), "%lld", head);
     if (n > 0) {
@@ -653,16 +650,10 @@ reconcile_write(struct pg *p, const struct table *t, const struct scope_who *w, 
     }
     snprintf(born_s, sizeof(born_s), "%lld", v.born);
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
-    params[0] = vid;
-    params[1] = t->scope->expr;
-    params[2] = claims;
-    params[3] = head_s;
-    params[4] = born_s;
-    params[5] = now;
     if (pg_exec(p,
                 "UPDATE _rhtmx_sync_viewers SET signature = $2, claims = $3, checked = $4::bigint,"
                 " born = $5::bigint, seen = $6::bigint WHERE id = $1::bigint",
-                6, params, "scope: record the view", e) < 0)
+                6, record_params, "scope: record the view", e) < 0)
         goto out;
     *born = v.born;
     rc = 0;
@@ -718,19 +709,12 @@ out:
 /* ------------------------------------------------------------------ reading */
 
 void
-pg_scope_pull_sql(struct buf *b, const struct table *t)
+pg_scope_pull_from(struct buf *b, const struct table *t)
 {
     const char *key = t->cols[t->key].name;
-    size_t i;
 
     /* A row the view holds visible but out of scope now is left out (the next
      * reconciliation sends its delete): never sent with its data. */
-    buf_adds(b, "SELECT v.id_json, CASE WHEN $5::boolean THEN 'create' ELSE v.action END,"
-                " v.version, v.client_id");
-    for (i = 0; i < t->ncols; i++) {
-        buf_adds(b, ", r.");
-        pg_ident(b, t->cols[i].name);
-    }
     buf_adds(b, " FROM _rhtmx_sync_view AS v LEFT JOIN ");
     source_sql(b, t, t->scope->expr, 4, 6);
     buf_adds(b, " AS r ON v.visible AND r.");
@@ -740,7 +724,7 @@ pg_scope_pull_sql(struct buf *b, const struct table *t)
                 " AND viewer = $4::text) AND v.version > $2::bigint"
                 " AND (NOT $5::boolean OR v.visible) AND (NOT v.visible OR r.");
     pg_ident(b, key);
-    buf_adds(b, " IS NOT NULL) ORDER BY v.version LIMIT $3::bigint");
+    buf_adds(b, " IS NOT NULL)");
 }
 
 int

@@ -64,9 +64,11 @@ int pg_scope_installed(struct pg *p, const struct table *t);
 int pg_scope_reconcile(struct pg *p, const struct table *t, const struct scope_who *w,
                        long long *born, struct err *e);
 
-/* The pull's page query over w's view: pg_pull's columns, with parameters
- * $1 entity, $2 since, $3 limit, $4 user, $5 first page, $6 claims (jsonb). */
-void pg_scope_pull_sql(struct buf *b, const struct table *t);
+/* What a pull's page reads from w's view, for pg_pull.c's page query: the
+ * FROM and WHERE clauses over the view's entries (alias v) and the rows in
+ * scope (alias r), with parameters $1 entity, $2 since, $4 user, $5 first
+ * page, $6 claims (jsonb). */
+void pg_scope_pull_from(struct buf *b, const struct table *t);
 
 /* 1 if the row with key text k (as the log writes it) is in w's scope now, 0
  * if not, -1 with e set. Runs in the caller's transaction. */

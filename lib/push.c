@@ -57,21 +57,17 @@ enum pstmt {
     PS__COUNT
 };
 
+/* The SQLite store's batch (the ctx of its operations). */
 struct push {
     struct db *d;
-    const struct table *t;
-    const struct push_opts *o;
-    const struct push_body *b;
-    long long now_ms;
+    const struct push_run *run; /* the batch it serves (borrowed) */
     sqlite3_stmt *st[PS__COUNT];
     struct {
         char *sql;
         sqlite3_stmt *st;
     } dyn[DYN_CACHE];
     size_t ndyn;
-    int savepoints;             /* open: 0 between changes, 1 inside one */
-    struct json_object *tmpmap; /* temporary id -> real key, for this batch */
-    char *mkey;                 /* the client's key in _rhtmx_sync_mutations */
+    int savepoints; /* open: 0 between changes, 1 inside one */
 };
 
 long long
@@ -109,9 +105,9 @@ ps(struct push *p, enum pstmt id, struct err *e)
     char *sql;
 
     if (p->st[id] == NULL) {
-        sql = id == PS_ROW      ? sqlgen_row(p->t)
-              : id == PS_DELETE ? sqlgen_delete(p->t)
-                                : sqlgen_last_key(p->t);
+        sql = id == PS_ROW      ? sqlgen_row(p->run->t)
+              : id == PS_DELETE ? sqlgen_delete(p->run->t)
+                                : sqlgen_last_key(p->run->t);
         p->st[id] = db_prepare(p->d, sql, "push: prepare", e);
         sqlite3_free(sql);
         if (p->st[id] == NULL)
@@ -165,8 +161,6 @@ push_close(struct push *p)
         sqlite3_finalize(p->dyn[i].st);
         free(p->dyn[i].sql);
     }
-    json_object_put(p->tmpmap);
-    free(p->mkey);
     memset(p, 0, sizeof(*p));
 }
 
@@ -185,20 +179,23 @@ set_client(struct push *p, const char *client_id, struct err *e)
 /* ---- Rows and the log ---- */
 
 /* The row with key `key` (JSON) as a new object of every column in *row, and
- * its key as stored in *kval (sqlite3_value_free), or *row = NULL if there is
- * none. -1 with e set on a database failure. */
+ * when h is not NULL its key as stored in *h (a sqlite3_value, handle_free), or
+ * *row = NULL if there is none. -1 with e set on a database failure; a key this
+ * store cannot read finds no row, so r is never used. */
 static int
-row_load(struct push *p, struct json_object *key, struct json_object **row, sqlite3_value **kval,
-         struct err *e)
+row_load(void *ctx, struct json_object *key, struct json_object **row, void **h,
+         struct push_refusal *r, struct err *e)
 {
-    const struct table *t = p->t;
+    struct push *p = ctx;
+    const struct table *t = p->run->t;
     sqlite3_stmt *st = ps(p, PS_ROW, e);
     size_t i;
     int rc;
 
+    (void)r;
     *row = NULL;
-    if (kval != NULL)
-        *kval = NULL;
+    if (h != NULL)
+        *h = NULL;
     if (st == NULL)
         return -1;
     sqljson_bind(st, 1, key, NULL);
@@ -208,8 +205,8 @@ row_load(struct push *p, struct json_object *key, struct json_object **row, sqli
         for (i = 0; i < t->ncols; i++)
             json_object_object_add(*row, t->cols[i].name,
                                    sqljson_value(sqlite3_column_value(st, (int)i)));
-        if (kval != NULL)
-            *kval = sqlite3_value_dup(sqlite3_column_value(st, (int)t->key));
+        if (h != NULL)
+            *h = sqlite3_value_dup(sqlite3_column_value(st, (int)t->key));
     }
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -231,10 +228,10 @@ log_newest(void *ctx, void *h, long long client_version, struct push_newest *out
     memset(out, 0, sizeof(*out));
     if (st == NULL)
         return -1;
-    sqlite3_bind_text(st, 1, p->t->en->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, p->run->t->en->name, -1, SQLITE_STATIC);
     sqlite3_bind_value(st, 2, kval);
     sqlite3_bind_int64(st, 3, client_version);
-    sqlite3_bind_text(st, 4, p->b->client_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, p->run->b.client_id, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         out->found = 1;
@@ -285,7 +282,7 @@ log_base(void *ctx, void *h, long long client_version, struct json_object **base
     *base = NULL;
     if (st == NULL)
         return -1;
-    sqlite3_bind_text(st, 1, p->t->en->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, p->run->t->en->name, -1, SQLITE_STATIC);
     sqlite3_bind_value(st, 2, kval);
     sqlite3_bind_int64(st, 3, client_version);
     rc = sqlite3_step(st);
@@ -385,7 +382,7 @@ next_key(struct push *p, struct json_object **key, struct push_refusal *r, struc
     if (full) {
         r->code = "bad_change";
         snprintf(r->reason, sizeof(r->reason), "%s has no integer key left to assign",
-                 p->t->en->name);
+                 p->run->t->en->name);
         return 1;
     }
     *key = json_object_new_int64(last < 0 ? 1 : last + 1);
@@ -399,7 +396,7 @@ row_insert(void *ctx, struct json_object *key, struct json_object *fields,
            struct json_object **newkey, struct push_refusal *r, struct err *e)
 {
     struct push *p = ctx;
-    const struct table *t = p->t;
+    const struct table *t = p->run->t;
     struct json_object *assigned = NULL;
     sqlite3_stmt *st;
     char *sql;
@@ -444,7 +441,7 @@ row_update(void *ctx, void *h, struct json_object *stored, struct json_object *f
 {
     struct push *p = ctx;
     sqlite3_value *kval = h;
-    const struct table *t = p->t;
+    const struct table *t = p->run->t;
     sqlite3_stmt *st;
     char *sql;
     int i, owned;
@@ -517,25 +514,20 @@ push_is_tmp(struct json_object *id)
            strncmp(json_object_get_string(id), TMP_PREFIX, sizeof(TMP_PREFIX) - 1) == 0;
 }
 
-/* The real key a temporary id was given, by this batch or an earlier one of
- * the same client: new reference in *key, or NULL if never created. */
+/* push_tmp_fn of the SQLite store: ctx is the struct push. */
 static int
-tmp_lookup(struct push *p, const char *tmp, struct json_object **key, struct err *e)
+tmp_lookup(void *ctx, const char *tmp, struct json_object **key, struct err *e)
 {
-    struct json_object *v;
+    struct push *p = ctx;
     sqlite3_stmt *st;
     int rc;
 
     *key = NULL;
-    if (json_object_object_get_ex(p->tmpmap, tmp, &v)) {
-        *key = json_object_get(v);
-        return 0;
-    }
     st = db_stmt(p->d, STMT_MUTATION_TMP, e);
     if (st == NULL)
         return -1;
-    sqlite3_bind_text(st, 1, p->mkey, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, p->t->en->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, p->run->mkey, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, p->run->t->en->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, tmp, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
@@ -546,12 +538,11 @@ tmp_lookup(struct push *p, const char *tmp, struct json_object **key, struct err
     return 0;
 }
 
-/* Why key cannot be a key of t, or NULL. */
+/* Why key cannot be a key of t, whose key column has affinity a (struct
+ * push_store's key_affinity), or NULL. */
 static const char *
-key_problem(const struct table *t, struct json_object *key)
+key_problem(const struct table *t, char a, struct json_object *key)
 {
-    char a = sqljson_affinity(t->cols[t->key].type);
-
     if (a == 'I' && !json_object_is_type(key, json_type_int))
         return t->assign_key ? "the id must be an integer (or, for a create, a temporary id "
                                "\"" TMP_PREFIX "...\")"
@@ -562,9 +553,10 @@ key_problem(const struct table *t, struct json_object *key)
 }
 
 struct json_object *
-push_change_fields(const struct table *t, const struct push_change *c, push_gone_fn gone, void *ctx,
+push_change_fields(const struct push_run *run, const struct push_change *c,
                    struct json_object **fields)
 {
+    const struct table *t = run->t;
     char q[ERR_QUOTED];
     const char *why;
     long col;
@@ -574,7 +566,7 @@ push_change_fields(const struct table *t, const struct push_change *c, push_gone
         return NULL;
     json_object_object_foreach (c->data, f, v) {
         col = table_column(t, f);
-        if (col < 0 && gone(ctx, t, f))
+        if (col < 0 && run->store->column_gone(run->ctx, t, f))
             return push_rec_rejected(c, "schema_changed",
                                      "column '%s' is no longer in %s (the app changed its schema): "
                                      "nothing of this change was applied",
@@ -604,13 +596,6 @@ column_gone(void *ctx, const struct table *t, const char *col)
     return schema_column_gone(((struct push *)ctx)->d, t, col);
 }
 
-/* push_tmp_fn of the SQLite store: ctx is the struct push. */
-static int
-tmp_lookup_cb(void *ctx, const char *tmp, struct json_object **key, struct err *e)
-{
-    return tmp_lookup(ctx, tmp, key, e);
-}
-
 struct json_object *
 push_rec_writes_off(const struct table *t, const struct push_change *c)
 {
@@ -623,11 +608,12 @@ push_rec_writes_off(const struct table *t, const struct push_change *c)
 }
 
 struct json_object *
-push_change_key(const struct table *t, const struct push_change *c, push_tmp_fn lookup, void *ctx,
-                struct json_object **key, const char **tmp, int *fatal, struct err *e)
+push_change_key(const struct push_run *run, const struct push_change *c, struct json_object **key,
+                const char **tmp, int *fatal, struct err *e)
 {
+    const struct table *t = run->t;
     const char *keyname = t->cols[t->key].name;
-    struct json_object *dk = NULL;
+    struct json_object *dk = NULL, *made;
     char q[ERR_QUOTED];
     int has_dk = c->data != NULL && json_object_object_get_ex(c->data, keyname, &dk) && dk != NULL;
 
@@ -641,7 +627,10 @@ push_change_key(const struct table *t, const struct push_change *c, push_tmp_fn 
             *tmp = json_object_get_string(c->id);
             return NULL;
         }
-        if (lookup(ctx, json_object_get_string(c->id), key, e) < 0) {
+        /* this batch's creates first, then the client's earlier batches' */
+        if (json_object_object_get_ex(run->tmpmap, json_object_get_string(c->id), &made))
+            *key = json_object_get(made);
+        else if (run->store->tmp_lookup(run->ctx, json_object_get_string(c->id), key, e) < 0) {
             *fatal = 1;
             return NULL;
         }
@@ -813,11 +802,12 @@ push_same_as_row(struct json_object *fields, struct json_object *row)
 }
 
 struct json_object *
-push_change_run(const struct push_store *s, const struct push_change *c, struct err *e)
+push_change_run(const struct push_run *run, const struct push_change *c, struct err *e)
 {
-    const struct table *t = s->t;
+    const struct push_store *s = run->store;
+    const struct table *t = run->t;
     const char *tmp = NULL, *why;
-    const char *ocol = t->owner >= 0 && s->o->owner != NULL ? t->cols[t->owner].name : NULL;
+    const char *ocol = t->owner >= 0 && run->o->owner != NULL ? t->cols[t->owner].name : NULL;
     struct json_object *rec = NULL, *key = NULL, *fields = NULL;
     struct json_object *server = NULL, *base = NULL, *after = NULL, *stored = NULL;
     struct conflict_result res = {0};
@@ -829,27 +819,27 @@ push_change_run(const struct push_store *s, const struct push_change *c, struct 
     if ((rec = push_rec_writes_off(t, c)) != NULL)
         goto done;
     /* The key: the change's id, a temporary id, or the key inside data. */
-    if ((rec = push_change_key(t, c, s->tmp_lookup, s->ctx, &key, &tmp, &fatal, e)) != NULL)
+    if ((rec = push_change_key(run, c, &key, &tmp, &fatal, e)) != NULL)
         goto done;
     if (fatal)
         goto fatal;
-    if (key != NULL && (why = s->key_problem(t, key)) != NULL) {
+    if (key != NULL && (why = key_problem(t, s->key_affinity(t->cols[t->key].type), key)) != NULL) {
         rec = push_rec_rejected(c, "bad_change", "%s", why);
         goto done;
     }
-    if ((rec = push_change_fields(t, c, s->column_gone, s->ctx, &fields)) != NULL)
+    if ((rec = push_change_fields(run, c, &fields)) != NULL)
         goto done;
 
-    if (key != NULL && (rc = s->row_load(s->ctx, key, &server, &h, &r, e)) != 0) {
+    if (key != NULL && (rc = s->row_load(run->ctx, key, &server, &h, &r, e)) != 0) {
         if (rc < 0)
             goto fatal;
         goto refused;
     }
-    if ((rec = push_owner_refusal(t, c, ocol, s->o->owner, server, fields)) != NULL)
+    if ((rec = push_owner_refusal(t, c, ocol, run->o->owner, server, fields)) != NULL)
         goto done;
     /* scope hook: a row outside the caller's scope is not theirs to touch */
-    if (server != NULL && t->scope != NULL && s->o->scope != NULL && s->row_visible != NULL) {
-        if ((rc = s->row_visible(s->ctx, h, e)) < 0)
+    if (server != NULL && t->scope != NULL && run->o->scope != NULL && s->row_visible != NULL) {
+        if ((rc = s->row_visible(run->ctx, h, e)) < 0)
             goto fatal;
         if (rc == 0) {
             rec = push_rec_rejected(c, "forbidden", "this %s is outside your scope", t->en->name);
@@ -859,8 +849,8 @@ push_change_run(const struct push_store *s, const struct push_change *c, struct 
     if (server == NULL) {
         if (c->action == PUSH_CREATE) {
             if (ocol != NULL)
-                json_object_object_add(fields, ocol, json_object_new_string(s->o->owner));
-            rc = s->row_insert(s->ctx, key, fields, &stored, &r, e);
+                json_object_object_add(fields, ocol, json_object_new_string(run->o->owner));
+            rc = s->row_insert(run->ctx, key, fields, &stored, &r, e);
             if (rc < 0)
                 goto fatal;
             if (rc > 0)
@@ -878,13 +868,13 @@ push_change_run(const struct push_store *s, const struct push_change *c, struct 
     }
 
     /* The row exists (a create for an existing id updates it, see PUSH.md). */
-    stored = s->row_key(s->ctx, h, server);
-    if (s->log_newest(s->ctx, h, c->client_version, &nw, e) < 0)
+    stored = json_object_get(json_object_object_get(server, t->cols[t->key].name));
+    if (s->log_newest(run->ctx, h, c->client_version, &nw, e) < 0)
         goto fatal;
     apply = !nw.found || (c->action != PUSH_DELETE && push_same_as_row(fields, server));
     if (!apply) {
         /* A conflict: the row changed on the server after the client's version. */
-        if (s->log_base(s->ctx, h, c->client_version, &base, e) < 0)
+        if (s->log_base(run->ctx, h, c->client_version, &base, e) < 0)
             goto fatal;
         /* Unless its entries after that version change nothing the client saw:
          * an UPDATE that wrote the values already there (every UPDATE logs), or
@@ -892,8 +882,8 @@ push_change_run(const struct push_store *s, const struct push_change *c, struct 
         apply = c->action != PUSH_DELETE && push_same_where_both(base, server);
     }
     if (apply) {
-        rc = c->action == PUSH_DELETE ? s->row_delete(s->ctx, h, stored, &r, e)
-                                      : s->row_update(s->ctx, h, stored, fields, &r, e);
+        rc = c->action == PUSH_DELETE ? s->row_delete(run->ctx, h, stored, &r, e)
+                                      : s->row_update(run->ctx, h, stored, fields, &r, e);
         if (rc < 0)
             goto fatal;
         if (rc > 0)
@@ -901,16 +891,16 @@ push_change_run(const struct push_store *s, const struct push_change *c, struct 
         rec = push_rec_new(stored, 1);
         goto done;
     }
-    if (push_conflict_decide(t, s->o, s->client_id, s->now_ms, c, stored, server, fields, base, &nw,
-                             &res, e) < 0)
+    if (push_conflict_decide(t, run->o, run->b.client_id, run->now_ms, c, stored, server, fields,
+                             base, &nw, &res, e) < 0)
         goto fatal;
-    rc = res.delete_row ? s->row_delete(s->ctx, h, stored, &r, e)
-                        : s->row_update(s->ctx, h, stored, res.write, &r, e);
+    rc = res.delete_row ? s->row_delete(run->ctx, h, stored, &r, e)
+                        : s->row_update(run->ctx, h, stored, res.write, &r, e);
     if (rc < 0)
         goto fatal;
     if (rc > 0)
         goto refused;
-    if (s->row_load(s->ctx, stored, &after, NULL, &r, e) != 0)
+    if (s->row_load(run->ctx, stored, &after, NULL, &r, e) != 0)
         goto fatal;
     rec = push_rec_conflict(t, c, stored, &res, after, nw.version);
     after = NULL;
@@ -937,65 +927,17 @@ fatal:
 /* ---- The SQLite store: a row's handle is its stored key (sqlite3_value) ---- */
 
 static int
-store_row_load(void *ctx, struct json_object *key, struct json_object **row, void **h,
-               struct push_refusal *r, struct err *e)
-{
-    sqlite3_value *kval = NULL;
-    int rc = row_load(ctx, key, row, h != NULL ? &kval : NULL, e);
-
-    (void)r;
-    if (h != NULL)
-        *h = kval;
-    return rc < 0 ? -1 : 0;
-}
-
-static struct json_object *
-store_row_key(void *ctx, void *h, struct json_object *row)
-{
-    (void)ctx;
-    (void)row;
-    return sqljson_value(h);
-}
-
-static int
 store_row_visible(void *ctx, void *h, struct err *e)
 {
     struct push *p = ctx;
 
-    return scope_row_visible(p->d, p->t, h, p->o->scope, e);
+    return scope_row_visible(p->d, p->run->t, h, p->run->o->scope, e);
 }
 
 static void
 store_handle_free(void *h)
 {
     sqlite3_value_free(h);
-}
-
-/* Run change c (inside its savepoint) on the SQLite store; see push_change_run. */
-static struct json_object *
-change_run(struct push *p, const struct push_change *c, struct err *e)
-{
-    const struct push_store s = {
-        .ctx = p,
-        .t = p->t,
-        .o = p->o,
-        .client_id = p->b->client_id,
-        .now_ms = p->now_ms,
-        .tmp_lookup = tmp_lookup_cb,
-        .column_gone = column_gone,
-        .key_problem = key_problem,
-        .row_load = store_row_load,
-        .row_key = store_row_key,
-        .row_visible = store_row_visible,
-        .log_newest = log_newest,
-        .log_base = log_base,
-        .row_insert = row_insert,
-        .row_update = row_update,
-        .row_delete = row_delete,
-        .handle_free = store_handle_free,
-    };
-
-    return push_change_run(&s, c, e);
 }
 
 /* ---- The batch ---- */
@@ -1015,11 +957,11 @@ mutation_get(void *ctx, const struct push_change *c, struct json_object **rec, l
     *rec = NULL;
     if (st == NULL)
         return -1;
-    sqlite3_bind_text(st, 1, p->mkey, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, p->run->mkey, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, c->mutation_id, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        if (strcmp((const char *)sqlite3_column_text(st, 0), p->t->en->name) != 0) {
+        if (strcmp((const char *)sqlite3_column_text(st, 0), p->run->t->en->name) != 0) {
             *rec = push_rec_rejected(c, "bad_change",
                                      "mutation_id '%s' was already used for entity '%s'",
                                      c->mutation_id, (const char *)sqlite3_column_text(st, 0));
@@ -1029,7 +971,7 @@ mutation_get(void *ctx, const struct push_change *c, struct json_object **rec, l
             *version = sqlite3_column_int64(st, 2);
             if (*rec == NULL)
                 err_set(e, 500, "database", "push: stored answer of %s/%s is unreadable: %s",
-                        p->b->client_id, c->mutation_id, perr.msg);
+                        p->run->b.client_id, c->mutation_id, perr.msg);
         }
     }
     sqlite3_reset(st);
@@ -1047,9 +989,9 @@ mutation_put(void *ctx, const struct push_change *c, struct json_object *rec, lo
 
     if (st == NULL)
         return -1;
-    sqlite3_bind_text(st, 1, p->mkey, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, p->run->mkey, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, c->mutation_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, p->t->en->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, p->run->t->en->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4,
                       json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN |
                                                               JSON_C_TO_STRING_NOSLASHESCAPE),
@@ -1111,56 +1053,56 @@ push_rec_out_of_scope(const struct push_change *c, const struct table *t)
                              t->en->name);
 }
 
-/* Run change i: its savepoint, the change, and the savepoint's end. */
 /*
  * scope hook: after an applied change, the row (if it is still there) must be
  * in the caller's scope; otherwise *rec becomes a rejection, so the caller
- * rolls the change back.
+ * rolls the change back. A key the store cannot read leaves *rec as it is.
  */
 static int
-scope_after(struct push *p, const struct push_change *c, struct json_object **rec, struct err *e)
+scope_after(const struct push_run *run, const struct push_change *c, struct json_object **rec,
+            struct err *e)
 {
+    const struct push_store *s = run->store;
     struct json_object *id = NULL, *applied = NULL, *row = NULL;
-    sqlite3_value *kval = NULL;
-    int rc = 0;
+    struct push_refusal r;
+    void *h = NULL;
+    int rc;
 
-    if (p->t->scope == NULL || p->o->scope == NULL ||
+    if (run->t->scope == NULL || run->o->scope == NULL || s->row_visible == NULL ||
         json_object_object_get_ex(*rec, "rejected", NULL) ||
         !json_object_object_get_ex(*rec, "applied", &applied) ||
         !json_object_get_boolean(applied) || !json_object_object_get_ex(*rec, "id", &id))
         return 0;
-    if (row_load(p, id, &row, &kval, e) < 0)
-        return -1;
-    if (row != NULL && (rc = scope_row_visible(p->d, p->t, kval, p->o->scope, e)) == 0) {
+    rc = s->row_load(run->ctx, id, &row, &h, &r, e);
+    if (rc == 0 && row != NULL && (rc = s->row_visible(run->ctx, h, e)) == 0) {
         json_object_put(*rec);
-        *rec = push_rec_out_of_scope(c, p->t);
+        *rec = push_rec_out_of_scope(c, run->t);
     }
     json_object_put(row);
-    sqlite3_value_free(kval);
+    s->handle_free(h);
     return rc < 0 ? -1 : 0;
 }
 
+/* Run change c in a savepoint of its own, rolled back when it is rejected: its
+ * record (new reference), or NULL with e set (the whole transaction is rolled
+ * back). */
 static struct json_object *
-change_in_savepoint(void *ctx, const struct push_change *c, struct err *e)
+change_in_savepoint(const struct push_run *run, const struct push_change *c, struct err *e)
 {
-    struct push *p = ctx;
+    const struct push_store *s = run->store;
     struct json_object *rec;
 
-    assert(p->savepoints == 0); /* one change at a time: savepoints never nest */
-    if (db_run(p->d, STMT_SAVEPOINT, "push: savepoint", e) < 0)
+    if (s->savepoint(run->ctx, PUSH_SAVEPOINT_OPEN, e) < 0)
         return NULL;
-    p->savepoints++;
-    rec = change_run(p, c, e);
-    if (rec == NULL)
-        return NULL; /* the whole transaction is rolled back */
-    if (scope_after(p, c, &rec, e) < 0)
+    if ((rec = push_change_run(run, c, e)) == NULL)
+        return NULL;
+    if (scope_after(run, c, &rec, e) < 0)
         goto err;
     if (json_object_object_get_ex(rec, "rejected", NULL) &&
-        db_run(p->d, STMT_ROLLBACK_TO, "push: roll back a rejected change", e) < 0)
+        s->savepoint(run->ctx, PUSH_SAVEPOINT_ROLLBACK, e) < 0)
         goto err;
-    if (db_run(p->d, STMT_RELEASE, "push: release", e) < 0)
+    if (s->savepoint(run->ctx, PUSH_SAVEPOINT_RELEASE, e) < 0)
         goto err;
-    p->savepoints--;
     return rec;
 err:
     json_object_put(rec);
@@ -1168,24 +1110,34 @@ err:
 }
 
 int
-push_batch_open(const struct table *t, const struct push_opts *o, const char *body, size_t n,
-                struct push_body *b, struct json_object ***recs, struct err *e)
+push_batch_open(struct push_run *run, const struct push_store *store, void *ctx,
+                const struct table *t, const struct push_opts *o, const char *body, size_t n,
+                struct err *e)
 {
-    *recs = NULL;
-    if (push_body_parse(b, body, n, o->max_changes, e) < 0)
+    memset(run, 0, sizeof(*run));
+    run->store = store;
+    run->ctx = ctx;
+    run->t = t;
+    run->o = o;
+    if (push_body_parse(&run->b, body, n, o->max_changes, e) < 0)
         return -1;
     if (push_resolver_missing(t, o, e) < 0)
         return -1;
-    if ((*recs = calloc(b->n ? b->n : 1, sizeof(**recs))) == NULL)
+    run->now_ms = o->now_ms > 0 ? o->now_ms : push_now_ms();
+    run->tmpmap = json_object_new_object();
+    run->mkey = push_mutation_key(o, run->b.client_id);
+    run->recs = calloc(run->b.n ? run->b.n : 1, sizeof(*run->recs));
+    if (run->tmpmap == NULL || run->mkey == NULL || run->recs == NULL)
         return err_set(e, 500, "internal", "out of memory");
     return 0;
 }
 
 int
-push_batch_changes(const struct push_batch_store *s, const struct push_body *b,
-                   struct json_object *tmpmap, struct json_object **recs, long long *version,
-                   int *any_new, struct err *e)
+push_batch_changes(struct push_run *run, long long *version, int *any_new, struct err *e)
 {
+    const struct push_store *s = run->store;
+    const struct push_body *b = &run->b;
+    struct json_object **recs = run->recs;
     unsigned char *fresh = calloc(b->n ? b->n : 1, 1);
     long long head, v = 0, replayed = -1;
     int rc = -1;
@@ -1198,23 +1150,23 @@ push_batch_changes(const struct push_batch_store *s, const struct push_body *b,
     }
     for (i = 0; i < b->n; i++) {
         const struct push_change *c = &b->changes[i];
-        if (s->mutation_get(s->ctx, c, &recs[i], &v, e) < 0)
+        if (s->mutation_get(run->ctx, c, &recs[i], &v, e) < 0)
             goto err;
         if (recs[i] != NULL) {
             if (v > replayed)
                 replayed = v;
         } else {
-            if ((recs[i] = s->change(s->ctx, c, e)) == NULL)
+            if ((recs[i] = change_in_savepoint(run, c, e)) == NULL)
                 goto err;
             fresh[i] = 1;
             *any_new = 1;
         }
-        push_note_tmp(tmpmap, recs[i]);
+        push_note_tmp(run->tmpmap, recs[i]);
     }
-    if ((head = s->head(s->ctx, e)) < 0)
+    if ((head = s->head(run->ctx, e)) < 0)
         goto err;
     for (i = 0; i < b->n; i++)
-        if (fresh[i] && s->mutation_put(s->ctx, &b->changes[i], recs[i], head, e) < 0)
+        if (fresh[i] && s->mutation_put(run->ctx, &b->changes[i], recs[i], head, e) < 0)
             goto err;
     /* A batch answered entirely from stored outcomes answers their version too. */
     *version = !*any_new && replayed >= 0 ? replayed : head;
@@ -1225,16 +1177,21 @@ err:
 }
 
 void
-push_batch_close(struct push_body *b, struct json_object **recs)
+push_batch_close(struct push_run *run)
 {
     size_t i;
 
-    if (recs != NULL)
-        for (i = 0; i < b->n; i++)
-            json_object_put(recs[i]);
-    free(recs);
-    push_body_free(b);
+    if (run->recs != NULL)
+        for (i = 0; i < run->b.n; i++)
+            json_object_put(run->recs[i]);
+    free(run->recs);
+    json_object_put(run->tmpmap);
+    free(run->mkey);
+    push_body_free(&run->b);
+    memset(run, 0, sizeof(*run));
 }
+
+/* ---- The SQLite store's batch ---- */
 
 /* The log's head for push_batch_changes: ctx is the struct push. */
 static long long
@@ -1243,41 +1200,67 @@ head_version(void *ctx, struct err *e)
     return db_head(((struct push *)ctx)->d, e);
 }
 
+/* A step of a change's savepoint: one change at a time, so they never nest. */
+static int
+savepoint(void *ctx, enum push_savepoint step, struct err *e)
+{
+    static const struct {
+        enum db_stmt id;
+        const char *what;
+    } steps[] = {
+        [PUSH_SAVEPOINT_OPEN] = {STMT_SAVEPOINT, "push: savepoint"},
+        [PUSH_SAVEPOINT_ROLLBACK] = {STMT_ROLLBACK_TO, "push: roll back a rejected change"},
+        [PUSH_SAVEPOINT_RELEASE] = {STMT_RELEASE, "push: release"},
+    };
+    struct push *p = ctx;
+
+    assert(p->savepoints == (step == PUSH_SAVEPOINT_OPEN ? 0 : 1));
+    if (db_run(p->d, steps[step].id, steps[step].what, e) < 0)
+        return -1;
+    p->savepoints += step == PUSH_SAVEPOINT_OPEN ? 1 : step == PUSH_SAVEPOINT_RELEASE ? -1 : 0;
+    return 0;
+}
+
+static const struct push_store sqlite_store = {
+    .tmp_lookup = tmp_lookup,
+    .column_gone = column_gone,
+    .key_affinity = sqljson_affinity,
+    .row_load = row_load,
+    .row_visible = store_row_visible,
+    .log_newest = log_newest,
+    .log_base = log_base,
+    .row_insert = row_insert,
+    .row_update = row_update,
+    .row_delete = row_delete,
+    .handle_free = store_handle_free,
+    .mutation_get = mutation_get,
+    .mutation_put = mutation_put,
+    .head = head_version,
+    .savepoint = savepoint,
+};
+
 int
 push_batch(struct db *d, const struct table *t, const struct push_opts *o, const char *body,
            size_t n, struct buf *out, struct err *e)
 {
-    struct push_body b;
+    struct push_run run;
     struct push p;
-    struct json_object **recs = NULL;
-    const struct push_batch_store s = {&p, mutation_get, change_in_savepoint, head_version,
-                                       mutation_put};
     long long version;
     int any_new = 0, rc = -1;
 
     memset(&p, 0, sizeof(p));
-    if (push_batch_open(t, o, body, n, &b, &recs, e) < 0)
-        goto out;
     p.d = d;
-    p.t = t;
-    p.o = o;
-    p.b = &b;
-    p.now_ms = o->now_ms > 0 ? o->now_ms : push_now_ms();
-    p.tmpmap = json_object_new_object();
-    p.mkey = push_mutation_key(o, b.client_id);
-    if (p.mkey == NULL) {
-        err_set(e, 500, "internal", "out of memory");
+    p.run = &run;
+    if (push_batch_open(&run, &sqlite_store, &p, t, o, body, n, e) < 0)
         goto out;
-    }
-
     if (db_begin_write(d, e) < 0)
         goto out;
-    if (set_client(&p, b.client_id, e) < 0)
+    if (set_client(&p, run.b.client_id, e) < 0)
         goto rollback;
     /* Rows the app wrote since the last seal become merge bases first. */
     if (schema_unsealed(d, t) && schema_seal(d, t, e) < 0)
         goto rollback;
-    if (push_batch_changes(&s, &b, p.tmpmap, recs, &version, &any_new, e) < 0)
+    if (push_batch_changes(&run, &version, &any_new, e) < 0)
         goto rollback;
     if (set_client(&p, NULL, e) < 0)
         goto rollback;
@@ -1288,13 +1271,13 @@ push_batch(struct db *d, const struct table *t, const struct push_opts *o, const
     push_close(&p);            /* statements done before COMMIT */
     if (db_commit(d, e) < 0)
         goto rollback;
-    push_answer_write(recs, b.n, version, out);
+    push_answer_write(run.recs, run.b.n, version, out);
     rc = 0;
     goto out;
 rollback:
     db_rollback(d);
 out:
     push_close(&p);
-    push_batch_close(&b, recs);
+    push_batch_close(&run);
     return rc;
 }
