@@ -214,8 +214,8 @@ write_run(struct pgpush *pp, const char *sql, struct params *ps, PGresult **out,
  * key is no value of the key column's type; -1 with e set on a database
  * failure. */
 static int
-row_load(void *ctx, struct json_object *key, struct json_object **row, void **h,
-         struct push_refusal *r, struct err *e)
+pg_store_row_load(void *ctx, struct json_object *key, struct json_object **row, void **h,
+                  struct push_refusal *r, struct err *e)
 {
     struct pgpush *pp = ctx;
     const struct table *t = pp->run->t;
@@ -258,7 +258,8 @@ row_load(void *ctx, struct json_object *key, struct json_object **row, void **h,
 /* The newest log entry of row id after client_version by anyone but the
  * pushing client (its own echoes are never a conflict): found = 0 if none. */
 static int
-log_newest(void *ctx, void *h, long long client_version, struct push_newest *out, struct err *e)
+pg_store_log_newest(void *ctx, void *h, long long client_version, struct push_newest *out,
+                    struct err *e)
 {
     struct pgpush *pp = ctx;
     const char *id = h;
@@ -288,7 +289,8 @@ log_newest(void *ctx, void *h, long long client_version, struct push_newest *out
  * client_version), read back through the table's row type so its values have
  * the server row's form; only the columns the entry holds. NULL when unknown. */
 static int
-log_base(void *ctx, void *h, long long client_version, struct json_object **base, struct err *e)
+pg_store_log_base(void *ctx, void *h, long long client_version, struct json_object **base,
+                  struct err *e)
 {
     struct pgpush *pp = ctx;
     const char *id = h;
@@ -332,8 +334,8 @@ log_base(void *ctx, void *h, long long client_version, struct json_object **base
 /* INSERT the row: key (NULL: the column's default assigns it) and fields.
  * *newkey: the key it got (new reference). 0, 1 refused (r), -1. */
 static int
-row_insert(void *ctx, struct json_object *key, struct json_object *fields,
-           struct json_object **newkey, struct push_refusal *r, struct err *e)
+pg_store_row_insert(void *ctx, struct json_object *key, struct json_object *fields,
+                    struct json_object **newkey, struct push_refusal *r, struct err *e)
 {
     struct pgpush *pp = ctx;
     const struct table *t = pp->run->t;
@@ -377,8 +379,8 @@ row_insert(void *ctx, struct json_object *key, struct json_object *fields,
 
 /* UPDATE the row with key `key` with fields (nothing to do when empty). */
 static int
-row_update(void *ctx, void *h, struct json_object *key, struct json_object *fields,
-           struct push_refusal *r, struct err *e)
+pg_store_row_update(void *ctx, void *h, struct json_object *key, struct json_object *fields,
+                    struct push_refusal *r, struct err *e)
 {
     struct pgpush *pp = ctx;
     const struct table *t = pp->run->t;
@@ -410,7 +412,8 @@ row_update(void *ctx, void *h, struct json_object *key, struct json_object *fiel
 }
 
 static int
-row_delete(void *ctx, void *h, struct json_object *key, struct push_refusal *r, struct err *e)
+pg_store_row_delete(void *ctx, void *h, struct json_object *key, struct push_refusal *r,
+                    struct err *e)
 {
     struct pgpush *pp = ctx;
     const struct table *t = pp->run->t;
@@ -435,7 +438,7 @@ row_delete(void *ctx, void *h, struct json_object *key, struct push_refusal *r, 
 
 /* push_tmp_fn of the PostgreSQL store: ctx is the struct pgpush. */
 static int
-tmp_lookup(void *ctx, const char *tmp, struct json_object **key, struct err *e)
+pg_store_tmp_lookup(void *ctx, const char *tmp, struct json_object **key, struct err *e)
 {
     struct pgpush *pp = ctx;
     static const char sql[] =
@@ -458,7 +461,7 @@ tmp_lookup(void *ctx, const char *tmp, struct json_object **key, struct err *e)
 /* What a key column of PostgreSQL type `type` holds: 'I' an integer, 'T' a
  * string, 0 anything else (struct push_store's key_affinity). */
 static char
-key_affinity(const char *type)
+pg_store_key_affinity(const char *type)
 {
     if (strcmp(type, "integer") == 0 || strcmp(type, "bigint") == 0 ||
         strcmp(type, "smallint") == 0)
@@ -471,7 +474,7 @@ key_affinity(const char *type)
 
 /* push_gone_fn of the PostgreSQL store: ctx is the struct pgpush. */
 static int
-column_gone(void *ctx, const struct table *t, const char *col)
+pg_store_column_gone(void *ctx, const struct table *t, const char *col)
 {
     return pg_schema_column_gone(((struct pgpush *)ctx)->p, t, col);
 }
@@ -480,7 +483,7 @@ column_gone(void *ctx, const struct table *t, const char *col)
 
 /* scope hook: 1 if row h (its key's text) is in the caller's scope, 0, -1. */
 static int
-store_row_visible(void *ctx, void *h, struct err *e)
+pg_store_row_visible(void *ctx, void *h, struct err *e)
 {
     const struct pgpush *pp = ctx;
 
@@ -493,8 +496,8 @@ store_row_visible(void *ctx, void *h, struct err *e)
  * answered with, or *rec = NULL when the mutation is new. A mutation id used
  * before for another entity gets a rejection (not stored). */
 static int
-mutation_get(void *ctx, const struct push_change *c, struct json_object **rec, long long *version,
-             struct err *e)
+pg_store_mutation_get(void *ctx, const struct push_change *c, struct json_object **rec,
+                      long long *version, struct err *e)
 {
     struct pgpush *pp = ctx;
     static const char sql[] = "SELECT entity, answer, version FROM _rhtmx_sync_mutations"
@@ -527,8 +530,8 @@ mutation_get(void *ctx, const struct push_change *c, struct json_object **rec, l
 }
 
 static int
-mutation_put(void *ctx, const struct push_change *c, struct json_object *rec, long long version,
-             struct err *e)
+pg_store_mutation_put(void *ctx, const struct push_change *c, struct json_object *rec,
+                      long long version, struct err *e)
 {
     struct pgpush *pp = ctx;
     static const char sql[] = "INSERT INTO _rhtmx_sync_mutations (client_id, mutation_id, entity,"
@@ -545,7 +548,7 @@ mutation_put(void *ctx, const struct push_change *c, struct json_object *rec, lo
 
 /* A step of a change's savepoint (struct push_store). */
 static int
-savepoint(void *ctx, enum push_savepoint step, struct err *e)
+pg_store_savepoint(void *ctx, enum push_savepoint step, struct err *e)
 {
     static const struct {
         const char *sql, *what;
@@ -561,7 +564,7 @@ savepoint(void *ctx, enum push_savepoint step, struct err *e)
 
 /* The log's head for push_batch_changes: ctx is the struct pgpush. */
 static long long
-head_version(void *ctx, struct err *e)
+pg_store_head_version(void *ctx, struct err *e)
 {
     long long head, horizon;
 
@@ -571,21 +574,21 @@ head_version(void *ctx, struct err *e)
 }
 
 static const struct push_store pg_store = {
-    .tmp_lookup = tmp_lookup,
-    .column_gone = column_gone,
-    .key_affinity = key_affinity,
-    .row_load = row_load,
-    .row_visible = store_row_visible,
-    .log_newest = log_newest,
-    .log_base = log_base,
-    .row_insert = row_insert,
-    .row_update = row_update,
-    .row_delete = row_delete,
+    .tmp_lookup = pg_store_tmp_lookup,
+    .column_gone = pg_store_column_gone,
+    .key_affinity = pg_store_key_affinity,
+    .row_load = pg_store_row_load,
+    .row_visible = pg_store_row_visible,
+    .log_newest = pg_store_log_newest,
+    .log_base = pg_store_log_base,
+    .row_insert = pg_store_row_insert,
+    .row_update = pg_store_row_update,
+    .row_delete = pg_store_row_delete,
     .handle_free = free,
-    .mutation_get = mutation_get,
-    .mutation_put = mutation_put,
-    .head = head_version,
-    .savepoint = savepoint,
+    .mutation_get = pg_store_mutation_get,
+    .mutation_put = pg_store_mutation_put,
+    .head = pg_store_head_version,
+    .savepoint = pg_store_savepoint,
 };
 
 int
