@@ -13,15 +13,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { runCgi, bin, assertSanitizerClean } from '../harness/rhtmx.mjs';
 import { startPostgres, pgSkipReason } from '../harness/postgres.mjs';
-import { BACKENDS, backendTokenApp } from '../harness/backends.mjs';
+import { BACKENDS, backendTokenApp, pgDdl } from '../harness/backends.mjs';
 
 const pgSkip = pgSkipReason() ?? false;
 let pg;
 before(async () => { if (!pgSkip) pg = await startPostgres(); });
 after(async () => { if (pg) await pg.stop(); });
 
-const SCHEMA = {
-  sqlite: `
+const SQLITE_SCHEMA = `
 CREATE TABLE lists (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE list_members (list_id INTEGER NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (list_id, user_id));
 CREATE TABLE todos (id INTEGER PRIMARY KEY, list_id INTEGER NOT NULL, title TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0);
@@ -29,17 +28,9 @@ CREATE TABLE notes (id INTEGER PRIMARY KEY, owner TEXT, body TEXT);
 INSERT INTO lists (id, name) VALUES (1, 'home'), (2, 'work'), (3, 'secret');
 INSERT INTO list_members VALUES (1, 'alice'), (1, 'bob'), (2, 'alice'), (3, 'carol');
 INSERT INTO todos (id, list_id, title) VALUES (10, 1, 'milk'), (11, 1, 'bread'), (20, 2, 'report'), (30, 3, 'gift');
-`,
-  postgres: `
-CREATE TABLE lists (id integer PRIMARY KEY, name text NOT NULL);
-CREATE TABLE list_members (list_id integer NOT NULL, user_id text NOT NULL, PRIMARY KEY (list_id, user_id));
-CREATE TABLE todos (id serial PRIMARY KEY, list_id integer NOT NULL, title text NOT NULL, done integer NOT NULL DEFAULT 0);
-CREATE TABLE notes (id integer PRIMARY KEY, owner text, body text);
-INSERT INTO lists (id, name) VALUES (1, 'home'), (2, 'work'), (3, 'secret');
-INSERT INTO list_members VALUES (1, 'alice'), (1, 'bob'), (2, 'alice'), (3, 'carol');
-INSERT INTO todos (id, list_id, title) VALUES (10, 1, 'milk'), (11, 1, 'bread'), (20, 2, 'report'), (30, 3, 'gift');
-`,
-};
+`;
+// The same tables on PostgreSQL (pgDdl: the keys are serials there; the rows' ids are given).
+const SCHEMA = { sqlite: SQLITE_SCHEMA, postgres: pgDdl(SQLITE_SCHEMA) };
 const MEMBER = 'list_id IN (SELECT list_id FROM list_members WHERE user_id = :user)';
 
 const pull = (app, user, since = 0, { entity = 'todos', token } = {}) => runCgi('sync-pull', {
